@@ -1,0 +1,403 @@
+"""Chunks → a persisted hybrid index (FAISS per dense embedder + bm25s), rebuilt incrementally.
+
+Layout of ``index/``: ``CURRENT`` names the live generation directory ``gen-*``; a build writes a
+complete new generation, fsyncs it and swaps ``CURRENT`` with an atomic rename, so a crash at
+any moment leaves the previous index loadable and readers never see half an index. A lock file
+keeps two builders from racing. The previous generation's vectors, keyed by embedder id and chunk
+hash, are the embedding cache: only new or changed text is embedded.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import lexical
+from .chunking import Chunk, approx_tokens, chunk_entries
+from .config import Config
+from .corpus import NoteError, decode_note, file_hash, find_notes, read_bytes
+from .embedding import get_embedder, slug
+from .notes import Entry, split_entries
+
+SCHEMA = 3
+SEGMENTER = "notes/v1"
+#: Above this many chunks the dense index is approximate (HNSW), below it exact.
+HNSW_THRESHOLD = 50_000
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+class IndexUnavailable(Exception):
+    """The index is missing, corrupt or unusable; the message says what to do."""
+
+
+@dataclass
+class Skip:
+    file: str
+    reason: str
+
+
+@dataclass
+class BuildReport:
+    notes: int = 0
+    entries: int = 0
+    chunks: int = 0
+    embedded: int = 0  # chunk vectors computed in this build (per embedder, summed)
+    reused: int = 0  # chunk vectors taken from the cache
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    skipped: list[Skip] = field(default_factory=list)
+    full_rebuild_reason: str | None = None
+    up_to_date: bool = False
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        if self.up_to_date:
+            return f"index is up to date ({self.notes} notes, {self.entries} entries, {self.chunks} chunks)"
+        parts = [f"indexed {self.notes} notes: {self.entries} entries, {self.chunks} chunks",
+                 f"embedded {self.embedded}, reused {self.reused}"]
+        for label, files in (("added", self.added), ("changed", self.changed), ("removed", self.removed)):
+            if files:
+                parts.append(f"{label} {len(files)}")
+        if self.skipped:
+            parts.append(f"skipped {len(self.skipped)}")
+        return "; ".join(parts) + f" in {self.seconds:.1f}s"
+
+
+def settings_of(config: Config) -> dict:
+    """What makes two indexes incompatible; any difference forces a full rebuild."""
+    return {"schema": SCHEMA, "segmenter": SEGMENTER, "lexical": lexical.TOKENIZER_ID,
+            "embedders": list(config.embedders), "chunk_tokens": config.chunk_tokens,
+            "chunk_overlap": config.chunk_overlap}
+
+
+# ---------------------------------------------------------------------------- storage helpers
+
+def _sha256_file(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fsync_tree(root: Path) -> None:
+    for path in [*sorted(root.rglob("*")), root]:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def current_generation(index_dir: Path) -> Path | None:
+    """The live generation directory, or None when nothing was built yet."""
+    try:
+        name = (index_dir / "CURRENT").read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    return index_dir / name if name else None
+
+
+@contextmanager
+def build_lock(index_dir: Path, wait: bool = True) -> Iterator[None]:
+    """One builder at a time; a second one waits (saying so) or fails with a clear message."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / ".lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not wait:
+                raise IndexUnavailable(f"another `rag index` is building {index_dir}; try again when it ends") from None
+            print(f"waiting for another `rag index` building {index_dir} …", file=sys.stderr)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def make_dense_index(vectors: np.ndarray):  # type: ignore[no-untyped-def]
+    """Exact inner product on small corpora; HNSW (approximate, fast) past ``HNSW_THRESHOLD``."""
+    import faiss
+
+    dim = vectors.shape[1]
+    if len(vectors) >= HNSW_THRESHOLD:
+        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        index.hnsw.efSearch = 128
+    else:
+        index = faiss.IndexFlatIP(dim)
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+# ---------------------------------------------------------------------------- the loaded index
+
+@dataclass
+class Index:
+    """A loaded generation: entries, chunks, one dense index per embedder, and BM25."""
+
+    root: Path
+    manifest: dict
+    entries: list[Entry]
+    chunks: list[Chunk]
+    tokens: list[list[str]]
+    vectors: dict[str, np.ndarray]
+    dense: dict[str, object]
+    bm25: object
+
+    @property
+    def entry_by_id(self) -> dict[str, Entry]:
+        return {e.id: e for e in self.entries}
+
+    @property
+    def generation(self) -> str:
+        return self.root.name
+
+    @classmethod
+    def load(cls, index_dir: Path) -> Index:
+        """Load the live generation, verifying every artefact's checksum against the manifest."""
+        import bm25s
+        import faiss
+
+        root = current_generation(index_dir)
+        if root is None or not (root / "manifest.json").exists():
+            raise IndexUnavailable(f"no index in {index_dir}: run `rag index` first")
+        try:
+            manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
+            for name, digest in manifest["checksums"].items():
+                if _sha256_file(root / name) != digest:
+                    raise IndexUnavailable(f"index file {name} is corrupt (checksum mismatch): "
+                                           "run `rag index` to rebuild")
+            entries = [Entry(**row) for row in _read_jsonl(root / "entries.jsonl")]
+            rows = _read_jsonl(root / "chunks.jsonl")
+            tokens = [row.pop("tokens") for row in rows]
+            chunks = [Chunk(**row) for row in rows]
+            vectors, dense = {}, {}
+            for spec in manifest["settings"]["embedders"]:
+                vectors[spec] = np.load(root / f"vectors-{slug(spec)}.npy")
+                dense[spec] = faiss.read_index(str(root / f"dense-{slug(spec)}.faiss"))
+            bm25 = bm25s.BM25.load(str(root / "bm25"), show_progress=False) if chunks else None
+        except IndexUnavailable:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+            raise IndexUnavailable(f"index in {index_dir} is unreadable ({exc.__class__.__name__}): "
+                              "run `rag index` to rebuild") from None
+        return cls(root, manifest, entries, chunks, tokens, vectors, dense, bm25)
+
+
+# ---------------------------------------------------------------------------- building
+
+def _previous(index_dir: Path) -> Index | None:
+    try:
+        return Index.load(index_dir)
+    except IndexUnavailable:
+        return None
+
+
+def _scan(config: Config, report: BuildReport) -> dict[str, tuple[str, bytes | None]]:
+    """rel → (content hash, bytes) for every readable note; unreadable ones go to ``skipped``."""
+    notes, passed_over = find_notes(config.corpus)
+    report.skipped.extend(Skip(f, r) for f, r in passed_over)
+    found: dict[str, tuple[str, bytes | None]] = {}
+    for note in notes:
+        try:
+            data = read_bytes(note, config.max_note_bytes)
+        except NoteError as exc:
+            report.skipped.append(Skip(note.rel, str(exc)))
+            continue
+        found[note.rel] = (file_hash(data), data)
+    return found
+
+
+def build_index(config: Config, progress: Progress | None = None, wait: bool = True) -> BuildReport:
+    """Build or update the index of ``config.corpus`` in ``config.index``."""
+    started = time.perf_counter()
+    if not config.corpus.is_dir():
+        raise IndexUnavailable(f"corpus folder {config.corpus} does not exist")
+    with build_lock(config.index, wait=wait):
+        report = BuildReport()
+        found = _scan(config, report)
+        prev = _previous(config.index)
+        settings = settings_of(config)
+        prev_notes: dict[str, dict] = {}
+        if prev is None:
+            if current_generation(config.index) is not None:
+                report.full_rebuild_reason = "previous index unreadable"
+        elif prev.manifest["settings"] != settings:
+            changed_keys = sorted(k for k in settings if prev.manifest["settings"].get(k) != settings[k])
+            report.full_rebuild_reason = f"index settings changed ({', '.join(changed_keys)})"
+        else:
+            prev_notes = prev.manifest["notes"]
+        if report.full_rebuild_reason:
+            print(f"{report.full_rebuild_reason}: rebuilding the whole index", file=sys.stderr)
+
+        # unreadable now but indexed before: keep what we had rather than lose it
+        keep = {s.file for s in report.skipped if s.file in prev_notes and (config.corpus / s.file).exists()}
+        for s in report.skipped:
+            if s.file in keep:
+                s.reason += "; keeping the previously indexed version"
+        unchanged = {f for f, (h, _) in found.items() if prev_notes.get(f, {}).get("sha256") == h}
+        report.added = sorted(f for f in found if f not in prev_notes)
+        report.changed = sorted(f for f in found if f in prev_notes and f not in unchanged)
+        report.removed = sorted(f for f in prev_notes if f not in found and f not in keep)
+        if prev is not None and not report.full_rebuild_reason and not (
+                report.added or report.changed or report.removed):
+            report.up_to_date = True
+            report.notes = len(prev_notes)
+            report.entries, report.chunks = len(prev.entries), len(prev.chunks)
+            report.seconds = time.perf_counter() - started
+            return report
+
+        embedders = [get_embedder(spec) for spec in config.embedders]
+        count = embedders[0].count_tokens if embedders else approx_tokens
+
+        entries: list[Entry] = []
+        chunks: list[Chunk] = []
+        tokens: list[list[str]] = []
+        notes_meta: dict[str, dict] = {}
+        reused_files = unchanged | keep
+        if prev is not None and reused_files:
+            for e in prev.entries:
+                if e.file in reused_files:
+                    entries.append(e)
+            for c, t in zip(prev.chunks, prev.tokens, strict=True):
+                if c.file in reused_files:
+                    chunks.append(c)
+                    tokens.append(t)
+            for f in reused_files:
+                notes_meta[f] = prev_notes[f]
+        for f in sorted(set(found) - reused_files):
+            sha, data = found[f]
+            try:
+                text = decode_note(data or b"")
+            except NoteError as exc:
+                report.skipped.append(Skip(f, str(exc)))
+                continue
+            note_entries = split_entries(text, f)
+            note_chunks = chunk_entries(note_entries, config.chunk_tokens, config.chunk_overlap, count)
+            entries.extend(note_entries)
+            chunks.extend(note_chunks)
+            tokens.extend(lexical.tokenize(c.embed_text) for c in note_chunks)
+            notes_meta[f] = {"sha256": sha, "entries": len(note_entries), "chunks": len(note_chunks)}
+        order = sorted(range(len(chunks)), key=lambda i: (chunks[i].file, chunks[i].line_start, i))
+        chunks = [chunks[i] for i in order]
+        tokens = [tokens[i] for i in order]
+        entries.sort(key=lambda e: (e.file, e.line_start))
+
+        vectors: dict[str, np.ndarray] = {}
+        embedder_ids: dict[str, str] = {}
+        for spec, embedder in zip(config.embedders, embedders, strict=True):
+            embedder_ids[spec] = embedder.id
+            cache: dict[str, np.ndarray] = {}
+            if prev is not None and prev.manifest.get("embedder_ids", {}).get(spec) == embedder.id \
+                    and spec in prev.vectors:
+                cache = {c.hash: v for c, v in zip(prev.chunks, prev.vectors[spec], strict=True)}
+            out = np.zeros((len(chunks), embedder.dim), np.float32)
+            todo = []
+            for i, c in enumerate(chunks):
+                if (v := cache.get(c.hash)) is not None:
+                    out[i] = v
+                    report.reused += 1
+                else:
+                    todo.append(i)
+            step = 16
+            for start in range(0, len(todo), step):
+                batch = todo[start:start + step]
+                out[batch] = embedder.embed_passages([chunks[i].embed_text for i in batch])
+                if progress:
+                    progress(f"embedding ({spec})", min(start + step, len(todo)), len(todo))
+            report.embedded += len(todo)
+            vectors[spec] = out
+
+        report.notes, report.entries, report.chunks = len(notes_meta), len(entries), len(chunks)
+        _write_generation(config, settings, embedder_ids, notes_meta, entries, chunks, tokens,
+                          vectors, report)
+        report.seconds = time.perf_counter() - started
+        return report
+
+
+def _write_generation(config: Config, settings: dict, embedder_ids: dict[str, str],
+                      notes_meta: dict[str, dict], entries: list[Entry], chunks: list[Chunk],
+                      tokens: list[list[str]], vectors: dict[str, np.ndarray],
+                      report: BuildReport) -> None:
+    import bm25s
+    import faiss
+
+    index_dir = config.index
+    gen = index_dir / f"gen-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    tmp = index_dir / (".tmp-" + gen.name)
+    tmp.mkdir(parents=True)
+    try:
+        _write_jsonl(tmp / "entries.jsonl", [asdict(e) for e in entries])
+        _write_jsonl(tmp / "chunks.jsonl", [{**asdict(c), "tokens": t} for c, t in zip(chunks, tokens, strict=True)])
+        for spec, vecs in vectors.items():
+            np.save(tmp / f"vectors-{slug(spec)}.npy", vecs)
+            faiss.write_index(make_dense_index(vecs), str(tmp / f"dense-{slug(spec)}.faiss"))
+        if chunks:
+            bm25 = bm25s.BM25()
+            bm25.index(tokens, show_progress=False)
+            bm25.save(str(tmp / "bm25"), show_progress=False)
+        checksums = {p.relative_to(tmp).as_posix(): _sha256_file(p)
+                     for p in sorted(tmp.rglob("*")) if p.is_file()}
+        manifest = {
+            "settings": settings,
+            "embedder_ids": embedder_ids,
+            "notes": notes_meta,
+            "skipped": [asdict(s) for s in report.skipped],
+            "counts": {"notes": len(notes_meta), "entries": len(entries), "chunks": len(chunks)},
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "corpus": str(config.corpus.resolve()),
+            "checksums": checksums,
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
+        _fsync_tree(tmp)
+        os.rename(tmp, gen)
+        pointer = index_dir / "CURRENT.tmp"
+        with open(pointer, "w", encoding="utf-8") as f:
+            f.write(gen.name + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(pointer, index_dir / "CURRENT")
+        dir_fd = os.open(index_dir, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _collect_garbage(index_dir, keep={gen.name})
+
+
+def _collect_garbage(index_dir: Path, keep: set[str]) -> None:
+    """Drop old generations and leftovers of crashed builds; the newest old one stays a while
+    for readers that are still loading it."""
+    gens = sorted((p for p in index_dir.glob("gen-*") if p.name not in keep), key=lambda p: p.stat().st_mtime)
+    for p in gens[:-1] + list(index_dir.glob(".tmp-gen-*")):
+        shutil.rmtree(p, ignore_errors=True)
