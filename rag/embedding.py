@@ -90,11 +90,14 @@ class SentenceTransformerEmbedder:
 
     def __init__(self, name_or_path: str, label: str | None = None) -> None:
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # "Loading weights" bars are noise on a CLI's stderr
         if os.path.isdir(name_or_path):
             os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local model never needs the hub
         self._model = SentenceTransformer(name_or_path, device="cpu")
-        self.dim = int(self._model.get_sentence_embedding_dimension())
+        dim_of = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dim = int(dim_of())
         self.id = f"st:{label or name_or_path}"
         prompts = getattr(self._model, "prompts", {}) or {}
         lowered = name_or_path.lower()
