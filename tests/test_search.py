@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,7 @@ def test_hybrid_finds_the_paper(real_retriever: Retriever, question: str, title_
     hits = real_retriever.search(question, k=5)
     assert title_part in hits[0].entry.title
     assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
-    assert all(a.score >= b.score for a, b in zip(hits, hits[1:], strict=False))
+    assert all(a.score >= b.score for a, b in pairwise(hits))
 
 
 def test_filters(real_retriever: Retriever) -> None:
