@@ -11,8 +11,6 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from langchain_text_splitters import RecursiveCharacterTextSplitter
-
 from .notes import Entry
 
 #: Paragraphs, lines, table-cell breaks, then sentence ends (Chinese first), then clauses.
@@ -51,6 +49,8 @@ def approx_tokens(text: str) -> int:
 def chunk_entry(entry: Entry, max_tokens: int, overlap: int,
                 count_tokens: Callable[[str], int]) -> list[Chunk]:
     """Split one entry; budgets the title's tokens so title + chunk fits ``max_tokens``."""
+    from langchain_text_splitters import RecursiveCharacterTextSplitter  # slow import: only when chunking
+
     budget = max(MIN_BODY_TOKENS, max_tokens - count_tokens(entry.title) - 2)
     splitter = RecursiveCharacterTextSplitter(
         chunk_size=budget,

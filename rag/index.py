@@ -2,27 +2,31 @@
 
 Layout of ``index/``: ``CURRENT`` names the live generation directory ``gen-*``; a build writes a
 complete new generation, fsyncs it and swaps ``CURRENT`` with an atomic rename, so a crash at
-any moment leaves the previous index loadable and readers never see half an index. A lock file
-keeps two builders from racing. The previous generation's vectors, keyed by embedder id and chunk
-hash, are the embedding cache: only new or changed text is embedded.
+any moment leaves the previous index loadable and readers never see half an index (long-running
+ones follow ``CURRENT`` through :class:`IndexHandle`). A lock file keeps two builders from racing.
+The previous generation's vectors, keyed by embedder id and chunk hash, are the embedding cache:
+only new or changed text is embedded, and a build with nothing to embed loads no model.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 
-from . import lexical
+from . import chunking, lexical, notes
 from .chunking import Chunk, approx_tokens, chunk_entries
 from .config import Config
 from .corpus import NoteError, decode_note, file_hash, find_notes, read_bytes
@@ -45,6 +49,7 @@ class IndexUnavailable(Exception):
 class Skip:
     file: str
     reason: str
+    sha256: str | None = None  # of the bytes judged, so an unchanged bad file is not retried
 
 
 @dataclass
@@ -76,17 +81,26 @@ class BuildReport:
 
 
 def settings_of(config: Config) -> dict:
-    """What makes two indexes incompatible; any difference forces a full rebuild."""
+    """What makes two indexes incompatible; any difference forces a full rebuild (cheap when only
+    the text pipeline changed: unchanged chunks keep their cached vectors)."""
     return {"schema": SCHEMA, "segmenter": SEGMENTER, "lexical": lexical.TOKENIZER_ID,
-            "embedders": list(config.embedders), "chunk_tokens": config.chunk_tokens,
-            "chunk_overlap": config.chunk_overlap}
+            "pipeline": _pipeline_fingerprint(), "embedders": list(config.embedders),
+            "chunk_tokens": config.chunk_tokens, "chunk_overlap": config.chunk_overlap}
+
+
+@cache
+def _pipeline_fingerprint() -> str:
+    """A hash of the code that turns notes into entries, chunks and tokens, so an index built by
+    an older splitting rule never passes for up to date (version ids alone are easy to forget)."""
+    digest = hashlib.sha256()
+    for module in (notes, chunking, lexical):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 # ---------------------------------------------------------------------------- storage helpers
 
 def _sha256_file(path: Path) -> str:
-    import hashlib
-
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -186,15 +200,8 @@ class Index:
         import bm25s
         import faiss
 
-        root = current_generation(index_dir)
-        if root is None or not (root / "manifest.json").exists():
-            raise IndexUnavailable(f"no index in {index_dir}: run `rag index` first")
+        root, manifest = read_manifest(index_dir)
         try:
-            manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
-            for name, digest in manifest["checksums"].items():
-                if _sha256_file(root / name) != digest:
-                    raise IndexUnavailable(f"index file {name} is corrupt (checksum mismatch): "
-                                           "run `rag index` to rebuild")
             entries = [Entry(**row) for row in _read_jsonl(root / "entries.jsonl")]
             rows = _read_jsonl(root / "chunks.jsonl")
             tokens = [row.pop("tokens") for row in rows]
@@ -204,108 +211,181 @@ class Index:
                 vectors[spec] = np.load(root / f"vectors-{slug(spec)}.npy")
                 dense[spec] = faiss.read_index(str(root / f"dense-{slug(spec)}.faiss"))
             bm25 = bm25s.BM25.load(str(root / "bm25"), show_progress=False) if chunks else None
-        except IndexUnavailable:
-            raise
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        except Exception as exc:  # whatever a damaged file makes a parser raise, loading must not crash
             raise IndexUnavailable(f"index in {index_dir} is unreadable ({exc.__class__.__name__}): "
-                              "run `rag index` to rebuild") from None
+                                   "run `rag index` to rebuild") from None
         return cls(root, manifest, entries, chunks, tokens, vectors, dense, bm25)
+
+
+def read_manifest(index_dir: Path) -> tuple[Path, dict]:
+    """The live generation and its manifest, after checking every file against its checksum.
+
+    Cheap next to a full load (no faiss, no BM25), which is what lets ``rag index`` say
+    "up to date" quickly.
+    """
+    root = current_generation(index_dir)
+    if root is None or not (root / "manifest.json").is_file():
+        raise IndexUnavailable(f"no index in {index_dir}: run `rag index` first")
+    try:
+        manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
+        missing = [key for key in ("settings", "notes", "skipped", "counts", "checksums") if key not in manifest]
+        if missing:
+            raise KeyError(", ".join(missing))
+        for name, digest in manifest["checksums"].items():
+            if _sha256_file(root / name) != digest:
+                raise IndexUnavailable(f"index file {name} is corrupt (checksum mismatch): "
+                                       "run `rag index` to rebuild")
+    except IndexUnavailable:
+        raise
+    except Exception as exc:  # a damaged manifest can fail in many ways; all mean "rebuild"
+        raise IndexUnavailable(f"index in {index_dir} is unreadable ({exc.__class__.__name__}): "
+                               "run `rag index` to rebuild") from None
+    return root, manifest
+
+
+class IndexHandle:
+    """The live index of a folder for long-running readers (the app, the watcher).
+
+    ``get()`` is cheap when nothing changed (one small read of ``CURRENT``) and reloads when a
+    build has swapped in a new generation; if that one fails to load, the old one keeps serving.
+    Safe to share between threads (the app's request handlers): one reload at a time.
+    """
+
+    def __init__(self, index_dir: Path) -> None:
+        self.index_dir = Path(index_dir)
+        self._index: Index | None = None
+        self._failed: tuple[str, IndexUnavailable] | None = None  # a generation that did not load
+        self._lock = threading.Lock()
+
+    @property
+    def generation(self) -> str | None:
+        return self._index.generation if self._index is not None else None
+
+    def get(self) -> Index:
+        live = current_generation(self.index_dir)
+        name = live.name if live is not None else None
+        if name is not None and name != self.generation:
+            with self._lock:
+                if name != self.generation and (self._failed is None or self._failed[0] != name):
+                    try:
+                        self._index = Index.load(self.index_dir)
+                        self._failed = None
+                    except IndexUnavailable as exc:
+                        self._failed = (name, exc)
+        if self._index is None:
+            raise self._failed[1] if self._failed else IndexUnavailable(
+                f"no index in {self.index_dir}: run `rag index` first")
+        return self._index
 
 
 # ---------------------------------------------------------------------------- building
 
-def _previous(index_dir: Path) -> Index | None:
-    try:
-        return Index.load(index_dir)
-    except IndexUnavailable:
-        return None
-
-
-def _scan(config: Config, report: BuildReport) -> dict[str, tuple[str, bytes | None]]:
-    """rel → (content hash, bytes) for every readable note; unreadable ones go to ``skipped``."""
+def _scan(config: Config, report: BuildReport, keep_if_indexed: set[str]) -> dict[str, tuple[str, bytes]]:
+    """rel → (content hash, bytes) for every readable note; the others go to ``skipped``."""
     notes, passed_over = find_notes(config.corpus)
     report.skipped.extend(Skip(f, r) for f, r in passed_over)
-    found: dict[str, tuple[str, bytes | None]] = {}
+    found: dict[str, tuple[str, bytes]] = {}
     for note in notes:
         try:
             data = read_bytes(note, config.max_note_bytes)
         except NoteError as exc:
             report.skipped.append(Skip(note.rel, str(exc)))
+            if exc.keep_previous:
+                keep_if_indexed.add(note.rel)
             continue
         found[note.rel] = (file_hash(data), data)
     return found
 
 
+def _previous_manifest(config: Config, report: BuildReport) -> dict | None:
+    """The live manifest if it is intact; a damaged index means a full rebuild, said once."""
+    if current_generation(config.index) is None:
+        return None
+    try:
+        return read_manifest(config.index)[1]
+    except IndexUnavailable as exc:
+        report.full_rebuild_reason = f"previous index unusable ({str(exc).split(':')[0]})"
+        return None
+
+
 def build_index(config: Config, progress: Progress | None = None, wait: bool = True) -> BuildReport:
-    """Build or update the index of ``config.corpus`` in ``config.index``."""
+    """Build or update the index of ``config.corpus`` in ``config.index``.
+
+    Only notes whose bytes changed are decoded, chunked and embedded; an unchanged bad file is
+    skipped again with its recorded reason. Models load only when there is text to chunk or embed.
+    """
     started = time.perf_counter()
     if not config.corpus.is_dir():
         raise IndexUnavailable(f"corpus folder {config.corpus} does not exist")
     with build_lock(config.index, wait=wait):
         report = BuildReport()
-        found = _scan(config, report)
-        prev = _previous(config.index)
+        keep_if_indexed: set[str] = set()
+        found = _scan(config, report, keep_if_indexed)
         settings = settings_of(config)
+        manifest = _previous_manifest(config, report)
         prev_notes: dict[str, dict] = {}
-        if prev is None:
-            if current_generation(config.index) is not None:
-                report.full_rebuild_reason = "previous index unreadable"
-        elif prev.manifest["settings"] != settings:
-            changed_keys = sorted(k for k in settings if prev.manifest["settings"].get(k) != settings[k])
+        prev_skips: dict[str, dict] = {}
+        if manifest is not None and manifest["settings"] != settings:
+            changed_keys = sorted(k for k in settings if manifest["settings"].get(k) != settings[k])
             report.full_rebuild_reason = f"index settings changed ({', '.join(changed_keys)})"
-        else:
-            prev_notes = prev.manifest["notes"]
+        elif manifest is not None:
+            prev_notes = manifest["notes"]
+            prev_skips = {s["file"]: s for s in manifest.get("skipped", []) if s.get("sha256")}
         if report.full_rebuild_reason:
             print(f"{report.full_rebuild_reason}: rebuilding the whole index", file=sys.stderr)
 
-        # unreadable now but indexed before: keep what we had rather than lose it
-        keep = {s.file for s in report.skipped if s.file in prev_notes and (config.corpus / s.file).exists()}
-        for s in report.skipped:
-            if s.file in keep:
-                s.reason += "; keeping the previously indexed version"
         unchanged = {f for f, (h, _) in found.items() if prev_notes.get(f, {}).get("sha256") == h}
-        report.added = sorted(f for f in found if f not in prev_notes)
-        report.changed = sorted(f for f in found if f in prev_notes and f not in unchanged)
-        report.removed = sorted(f for f in prev_notes if f not in found and f not in keep)
-        if prev is not None and not report.full_rebuild_reason and not (
-                report.added or report.changed or report.removed):
+        texts: dict[str, str] = {}
+        for f in sorted(set(found) - unchanged):
+            sha, data = found[f]
+            if (old := prev_skips.get(f)) is not None and old["sha256"] == sha:
+                report.skipped.append(Skip(f, old["reason"], sha))  # same bytes, same verdict
+                keep_if_indexed.add(f)
+                continue
+            try:
+                texts[f] = decode_note(data)
+            except NoteError as exc:
+                report.skipped.append(Skip(f, str(exc), sha))
+                if exc.keep_previous:
+                    keep_if_indexed.add(f)
+        # bad now but indexed before: keep what we had rather than lose it
+        keep = keep_if_indexed & set(prev_notes)
+        for s in report.skipped:
+            if s.file in keep and not s.reason.endswith(KEPT):
+                s.reason += KEPT
+        reused_files = unchanged | keep
+        report.added = sorted(f for f in texts if f not in prev_notes)
+        report.changed = sorted(f for f in texts if f in prev_notes)
+        report.removed = sorted(f for f in prev_notes if f not in reused_files and f not in texts)
+        same_skips = manifest is not None and sorted((s["file"], s["reason"]) for s in manifest["skipped"]) \
+            == sorted((s.file, s.reason) for s in report.skipped)
+        if manifest is not None and not (report.full_rebuild_reason or texts or report.removed) and same_skips:
             report.up_to_date = True
-            report.notes = len(prev_notes)
-            report.entries, report.chunks = len(prev.entries), len(prev.chunks)
+            counts = manifest["counts"]
+            report.notes, report.entries, report.chunks = counts["notes"], counts["entries"], counts["chunks"]
             report.seconds = time.perf_counter() - started
             return report
 
-        embedders = [get_embedder(spec) for spec in config.embedders]
-        count = embedders[0].count_tokens if embedders else approx_tokens
-
+        prev = _previous(config.index)  # also after a settings change: its vectors may still fit
+        count_tokens = _token_counter(config.embedders)
         entries: list[Entry] = []
         chunks: list[Chunk] = []
         tokens: list[list[str]] = []
-        notes_meta: dict[str, dict] = {}
-        reused_files = unchanged | keep
+        notes_meta: dict[str, dict] = {f: prev_notes[f] for f in reused_files}
         if prev is not None and reused_files:
-            for e in prev.entries:
-                if e.file in reused_files:
-                    entries.append(e)
+            entries.extend(e for e in prev.entries if e.file in reused_files)
             for c, t in zip(prev.chunks, prev.tokens, strict=True):
                 if c.file in reused_files:
                     chunks.append(c)
                     tokens.append(t)
-            for f in reused_files:
-                notes_meta[f] = prev_notes[f]
-        for f in sorted(set(found) - reused_files):
-            sha, data = found[f]
-            try:
-                text = decode_note(data or b"")
-            except NoteError as exc:
-                report.skipped.append(Skip(f, str(exc)))
-                continue
+        for f, text in sorted(texts.items()):
             note_entries = split_entries(text, f)
-            note_chunks = chunk_entries(note_entries, config.chunk_tokens, config.chunk_overlap, count)
+            note_chunks = chunk_entries(note_entries, config.chunk_tokens, config.chunk_overlap,
+                                        count_tokens)
             entries.extend(note_entries)
             chunks.extend(note_chunks)
             tokens.extend(lexical.tokenize(c.embed_text) for c in note_chunks)
-            notes_meta[f] = {"sha256": sha, "entries": len(note_entries), "chunks": len(note_chunks)}
+            notes_meta[f] = {"sha256": found[f][0], "entries": len(note_entries), "chunks": len(note_chunks)}
         order = sorted(range(len(chunks)), key=lambda i: (chunks[i].file, chunks[i].line_start, i))
         chunks = [chunks[i] for i in order]
         tokens = [tokens[i] for i in order]
@@ -313,34 +393,64 @@ def build_index(config: Config, progress: Progress | None = None, wait: bool = T
 
         vectors: dict[str, np.ndarray] = {}
         embedder_ids: dict[str, str] = {}
-        for spec, embedder in zip(config.embedders, embedders, strict=True):
-            embedder_ids[spec] = embedder.id
-            cache: dict[str, np.ndarray] = {}
-            if prev is not None and prev.manifest.get("embedder_ids", {}).get(spec) == embedder.id \
-                    and spec in prev.vectors:
-                cache = {c.hash: v for c, v in zip(prev.chunks, prev.vectors[spec], strict=True)}
-            out = np.zeros((len(chunks), embedder.dim), np.float32)
-            todo = []
-            for i, c in enumerate(chunks):
-                if (v := cache.get(c.hash)) is not None:
-                    out[i] = v
-                    report.reused += 1
-                else:
-                    todo.append(i)
-            step = 16
-            for start in range(0, len(todo), step):
-                batch = todo[start:start + step]
-                out[batch] = embedder.embed_passages([chunks[i].embed_text for i in batch])
-                if progress:
-                    progress(f"embedding ({spec})", min(start + step, len(todo)), len(todo))
-            report.embedded += len(todo)
-            vectors[spec] = out
+        for spec in config.embedders:
+            vectors[spec], embedder_ids[spec] = _embed(spec, chunks, prev, report, progress)
 
         report.notes, report.entries, report.chunks = len(notes_meta), len(entries), len(chunks)
         _write_generation(config, settings, embedder_ids, notes_meta, entries, chunks, tokens,
                           vectors, report)
         report.seconds = time.perf_counter() - started
         return report
+
+
+KEPT = "; keeping the previously indexed version"
+
+
+def _token_counter(specs: tuple[str, ...]) -> Callable[[str], int]:
+    """Chunks are sized in the first embedder's tokens (an estimate when lexical only); the model
+    loads on first use, so a build that only drops or reuses text loads none."""
+    if not specs:
+        return approx_tokens
+    return lambda text: get_embedder(specs[0]).count_tokens(text)
+
+
+def _embed(spec: str, chunks: list[Chunk], prev: Index | None, report: BuildReport,
+           progress: Progress | None) -> tuple[np.ndarray, str]:
+    """Vectors for ``chunks`` under one embedder: from the previous generation where the chunk
+    hash and embedder id match, computed otherwise. Returns (vectors, embedder id)."""
+    prev_id = prev.manifest.get("embedder_ids", {}).get(spec) if prev is not None else None
+    if prev_id is None or spec not in prev.vectors:
+        prev_id, cache = None, {}
+    else:
+        cache = {c.hash: v for c, v in zip(prev.chunks, prev.vectors[spec], strict=True)}
+    todo = [i for i, c in enumerate(chunks) if c.hash not in cache]
+    if not todo and prev_id is not None:  # nothing new: trust the recorded id, load no model
+        embedder_id, dim = prev_id, prev.vectors[spec].shape[1]
+    else:
+        embedder = get_embedder(spec)
+        embedder_id, dim = embedder.id, embedder.dim
+        if embedder_id != prev_id:  # another model or version: old vectors are incomparable
+            cache, todo = {}, list(range(len(chunks)))
+    out = np.zeros((len(chunks), dim), np.float32)
+    for i, c in enumerate(chunks):
+        if c.hash in cache:
+            out[i] = cache[c.hash]
+    report.reused += len(chunks) - len(todo)
+    step = 16
+    for start in range(0, len(todo), step):
+        batch = todo[start:start + step]
+        out[batch] = embedder.embed_passages([chunks[i].embed_text for i in batch])
+        if progress:
+            progress(f"embedding ({spec})", min(start + step, len(todo)), len(todo))
+    report.embedded += len(todo)
+    return out, embedder_id
+
+
+def _previous(index_dir: Path) -> Index | None:
+    try:
+        return Index.load(index_dir)
+    except IndexUnavailable:
+        return None
 
 
 def _write_generation(config: Config, settings: dict, embedder_ids: dict[str, str],
@@ -351,6 +461,7 @@ def _write_generation(config: Config, settings: dict, embedder_ids: dict[str, st
     import faiss
 
     index_dir = config.index
+    live = current_generation(index_dir)
     gen = index_dir / f"gen-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
     tmp = index_dir / (".tmp-" + gen.name)
     tmp.mkdir(parents=True)
@@ -392,12 +503,12 @@ def _write_generation(config: Config, settings: dict, embedder_ids: dict[str, st
             os.close(dir_fd)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    _collect_garbage(index_dir, keep={gen.name})
+    _collect_garbage(index_dir, keep={gen.name} | ({live.name} if live is not None else set()))
 
 
 def _collect_garbage(index_dir: Path, keep: set[str]) -> None:
-    """Drop old generations and leftovers of crashed builds; the newest old one stays a while
-    for readers that are still loading it."""
-    gens = sorted((p for p in index_dir.glob("gen-*") if p.name not in keep), key=lambda p: p.stat().st_mtime)
-    for p in gens[:-1] + list(index_dir.glob(".tmp-gen-*")):
-        shutil.rmtree(p, ignore_errors=True)
+    """Drop old generations and leftovers of crashed builds. The generation just replaced stays
+    until the next build, for readers that are still loading it."""
+    for p in [*index_dir.glob("gen-*"), *index_dir.glob(".tmp-gen-*")]:
+        if p.name not in keep:
+            shutil.rmtree(p, ignore_errors=True)
