@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +83,12 @@ def make_snippet(text: str, query_tokens: Sequence[str], width: int = SNIPPET_CH
     return ("…" if start > 0 else "") + snippet + ("…" if start + width < len(plain) else "")
 
 
+@lru_cache(maxsize=256)
+def query_vector(spec: str, question: str) -> np.ndarray:
+    """A question's embedding, shared by retrieval and the answer layer (one model call)."""
+    return get_embedder(spec).embed_query(question)
+
+
 class Retriever:
     """Searches one loaded index; models come from the shared cache, loaded once per process."""
 
@@ -122,7 +129,7 @@ class Retriever:
         index = self.index.dense[spec]
         if index.ntotal == 0:
             return []
-        query = get_embedder(spec).embed_query(question).reshape(1, -1).astype(np.float32)
+        query = query_vector(spec, question).reshape(1, -1).astype(np.float32)
         params = None
         if allowed is not None:
             ids = np.flatnonzero(allowed).astype(np.int64)

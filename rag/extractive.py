@@ -1,0 +1,113 @@
+"""The offline answerer: the best sentences of the retrieved entries, quoted with [n] citations.
+
+No model and no network: the entries are cut into sentences (Chinese 。！？； and English
+punctuation, table cells, bullets), each sentence is scored against the question by weighted
+query-term overlap plus the dense similarity of the chunk it sits in (vectors already in the
+index, so nothing is embedded per sentence and the answer stays fast), and the few best are
+written in source order. Deterministic for a given index and question.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from . import lexical, prompts
+from .notes import clean_inline
+from .retrieve import Hit
+
+MAX_SENTENCES = 3
+MAX_PER_ENTRY = 2
+MAX_SENTENCE_CHARS = 240
+MIN_SENTENCE_CHARS = 6
+#: A sentence joins the answer when it scores at least this share of the best one.
+KEEP_RATIO = 0.6
+#: Weight of the chunk's dense similarity against the lexical overlap (0..1 each).
+DENSE_WEIGHT = 0.6
+#: How many top entries are read.
+READ_ENTRIES = 4
+
+_SPLIT = re.compile(r"(?<=[。！？；!?;])|(?<=[.:：])\s+(?=[A-Z0-9\u4e00-\u9fff*])")
+_BULLET = re.compile(r"^(?:[-*+•]|\d{1,3}[.)、])\s+")
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s")
+_RULE = re.compile(r"^\s*(?:[-=*_]{3,}|\|?\s*:?-{3,}.*|`{3,}.*|~{3,}.*)$")
+_LABEL_ONLY = re.compile(r"^[^：:]{1,16}[：:]$")
+_URL = re.compile(r"https?://\S+")
+
+
+@dataclass(frozen=True)
+class Sentence:
+    n: int  # the source number of its entry
+    line: int  # 1-based line in the note
+    text: str
+
+
+def split_sentences(text: str, first_line: int = 1) -> list[tuple[int, str]]:
+    """(line, sentence) pairs of an entry's text: bullets, table cells and sentences apart."""
+    out: list[tuple[int, str]] = []
+    for offset, raw in enumerate(text.split("\n")):
+        line = raw.strip()
+        if not line or _HEADING.match(line) or _RULE.match(line):
+            continue
+        cells = [c for c in line.strip("|").split("|")] if line.startswith("|") else [line]
+        for cell in cells:
+            plain = clean_inline(_BULLET.sub("", cell.strip()))
+            for part in _SPLIT.split(plain):
+                part = part.strip()
+                bare = _URL.sub("", part).strip()  # "链接: https://…" says nothing to quote
+                if len(bare) < MIN_SENTENCE_CHARS or _LABEL_ONLY.match(bare):
+                    continue
+                if len(part) > MAX_SENTENCE_CHARS:
+                    part = part[:MAX_SENTENCE_CHARS].rstrip() + "…"
+                out.append((first_line + offset, part))
+    return out
+
+
+def term_overlap(tokens: set[str], weights: Mapping[str, float]) -> float:
+    """Share of the question's term weight that ``tokens`` contain (0..1)."""
+    total = sum(weights.values())
+    return sum(w for t, w in weights.items() if t in tokens) / total if total else 0.0
+
+
+def pick_sentences(hits: Sequence[Hit], weights: Mapping[str, float],
+                   line_similarity: Mapping[tuple[str, int], float]) -> list[Sentence]:
+    """The few best sentences of the top entries, in source order.
+
+    ``weights``: question term → importance; ``line_similarity``: (entry id, line) → dense
+    similarity (0..1) of the best chunk covering that line.
+    """
+    scored: list[tuple[float, int, int, Sentence]] = []
+    for n, hit in enumerate(hits[:READ_ENTRIES], start=1):
+        entry = hit.entry
+        title_tokens = set(lexical.tokenize(entry.title))
+        for line, text in split_sentences(entry.text, entry.line_start):
+            tokens = set(lexical.tokenize(text)) | title_tokens
+            score = term_overlap(tokens, weights) + DENSE_WEIGHT * line_similarity.get((entry.id, line), 0.0)
+            scored.append((score, n, line, Sentence(n, line, text)))
+    if not scored:
+        return []
+    scored.sort(key=lambda s: (-s[0], s[1], s[2]))
+    best = scored[0][0]
+    chosen: list[Sentence] = []
+    per_entry: dict[int, int] = {}
+    seen: set[str] = set()
+    for score, n, _, sentence in scored:
+        if len(chosen) >= MAX_SENTENCES or score < KEEP_RATIO * best:
+            break
+        if per_entry.get(n, 0) >= MAX_PER_ENTRY or sentence.text in seen:
+            continue
+        chosen.append(sentence)
+        per_entry[n] = per_entry.get(n, 0) + 1
+        seen.add(sentence.text)
+    return sorted(chosen, key=lambda s: (s.n, s.line))
+
+
+def write_answer(sentences: Sequence[Sentence], hits: Sequence[Hit], lang: str) -> str:
+    """The quoted sentences under their entry titles, each entry's group ending with its [n]."""
+    sep = "：" if lang == "zh" else ": "
+    lines = [prompts.EXTRACTIVE_LEAD[lang]]
+    for n in dict.fromkeys(s.n for s in sentences):
+        quoted = " ".join(s.text for s in sentences if s.n == n)
+        lines.append(f"- {hits[n - 1].entry.title}{sep}{quoted} [{n}]")
+    return "\n".join(lines)
