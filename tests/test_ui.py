@@ -33,7 +33,6 @@ from rag.ui import (
     model_text,
     parse_auth,
     parse_filters,
-    public_endpoint,
     query_terms,
     render_sources,
     safe_note_name,
@@ -112,7 +111,8 @@ def test_model_text_names_model_and_host_never_the_key() -> None:
     assert "qwen-plus" in text and "api.example.com/v1" in text
     assert "sk-secret" not in text and "bob" not in text
     assert "extractive" in model_text(Config())
-    assert public_endpoint(None) == "the OpenAI default endpoint"
+    assert LLMSettings().public_endpoint == "the default OpenAI endpoint"
+    assert LLMSettings(base_url="http://u:p@127.0.0.1:8000/v1").public_endpoint == "http://127.0.0.1:8000/v1"
 
 
 def test_parse_filters() -> None:
