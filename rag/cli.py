@@ -138,10 +138,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluation import run_eval
+    from .evaluation import EvalError, run_eval
 
-    run_eval(config_from(args), qa_path=Path(args.qa), out_dir=Path(args.out),
-             configs=args.config or None, judge=args.judge)
+    try:
+        run_eval(config_from(args), qa_path=Path(args.qa), out_dir=Path(args.out),
+                 configs=args.config or None, judge=args.judge)
+    except EvalError as exc:
+        raise UsageError(str(exc)) from None
     return 0
 
 
