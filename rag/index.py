@@ -163,7 +163,7 @@ def make_dense_index(vectors: np.ndarray):  # type: ignore[no-untyped-def]
     if len(vectors) >= HNSW_THRESHOLD:
         index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 80
-        index.hnsw.efSearch = 128
+        index.hnsw.efSearch = 256  # recall@10 vs exact ≥ 0.95 at 100k (bench.md)
     else:
         index = faiss.IndexFlatIP(dim)
     if len(vectors):
