@@ -45,8 +45,8 @@ from .config import Config
 from .corpus import decode_note, file_hash, find_notes, read_bytes
 from .embedding import get_embedder
 from .evaluation import Question, Span, hit_at, load_qa, percentiles, reciprocal_rank, relevance
-from .index import HNSW_THRESHOLD, BuildReport, Index, _write_generation, settings_of
-from .notes import Entry, _parse_heading, split_entries, split_lines
+from .index import HNSW_THRESHOLD, BuildReport, Index, settings_of, write_generation
+from .notes import Entry, parse_heading, split_entries, split_lines
 from .retrieve import Retriever, query_vector
 from .synth import SynthCorpus, generate
 
@@ -273,7 +273,7 @@ def make_new_note(corpus: Path) -> tuple[str, str]:
         if len("\n".join(lines[:e.line_start - 1])) >= median:
             cut = e.line_start - 1
             break
-    marked = [line + " (bench copy)" if _parse_heading(line) else line for line in lines[:cut]]
+    marked = [line + " (bench copy)" if parse_heading(line) else line for line in lines[:cut]]
     return f"zz_bench_new_{Path(seed_file).stem}.md", "\n".join(marked) + "\n"
 
 
@@ -458,7 +458,7 @@ def scale_build_worker(config: Config, source_corpus: Path, source_index: Path, 
     meta = {name: {"sha256": file_hash(text.encode("utf-8")), "entries": len(es), "chunks": len(cs)}
             for (name, text), es, cs in zip(notes, entries_by_note, chunks_by_note, strict=True)}
     ids = {spec: get_embedder(spec).id for spec in config.embedders}
-    _, write_s = timed(lambda: _write_generation(config, settings_of(config), ids, meta, entries, chunks,
+    _, write_s = timed(lambda: write_generation(config, settings_of(config), ids, meta, entries, chunks,
                                                  tokens, vectors, BuildReport()))
     stages = {"generate": gen_s, "segment": seg_s, "chunk": chunk_s, "tokenize (jieba)": tok_s,
               "write (bm25 + faiss + checksums + fsync)": write_s}

@@ -397,7 +397,7 @@ def build_index(config: Config, progress: Progress | None = None, wait: bool = T
             vectors[spec], embedder_ids[spec] = _embed(spec, chunks, prev, report, progress)
 
         report.notes, report.entries, report.chunks = len(notes_meta), len(entries), len(chunks)
-        _write_generation(config, settings, embedder_ids, notes_meta, entries, chunks, tokens,
+        write_generation(config, settings, embedder_ids, notes_meta, entries, chunks, tokens,
                           vectors, report)
         report.seconds = time.perf_counter() - started
         return report
@@ -453,7 +453,7 @@ def _previous(index_dir: Path) -> Index | None:
         return None
 
 
-def _write_generation(config: Config, settings: dict, embedder_ids: dict[str, str],
+def write_generation(config: Config, settings: dict, embedder_ids: dict[str, str],
                       notes_meta: dict[str, dict], entries: list[Entry], chunks: list[Chunk],
                       tokens: list[list[str]], vectors: dict[str, np.ndarray],
                       report: BuildReport) -> None:

@@ -133,7 +133,7 @@ def _front_matter(lines: list[str]) -> tuple[int, dict[str, str]]:
     return 0, {}
 
 
-def _parse_heading(line: str) -> tuple[int, str] | None:
+def parse_heading(line: str) -> tuple[int, str] | None:
     m = _HEADING.match(line)
     if not m:
         return None
@@ -153,7 +153,7 @@ def _shape(title: str) -> tuple[str, bool]:
     return symbols, bool(_NUMBERED.match(rest))
 
 
-def _normalized(title: str) -> str:
+def normalized_title(title: str) -> str:
     return re.sub(r"[\W\d_]+", "", clean_inline(title)).lower()
 
 
@@ -216,7 +216,7 @@ def _item_headings(headings: dict[int, tuple[int, str]], dated: set[int]) -> set
     best: tuple[int, int] | None = None
     chosen: list[int] = []
     for (level, _, _), members in groups.items():
-        distinct = len({_normalized(headings[i][1]) for i in members})
+        distinct = len({normalized_title(headings[i][1]) for i in members})
         if distinct < MIN_ITEMS or distinct / len(members) < MIN_DISTINCT_RATIO:
             continue
         key = (distinct, -level)
@@ -272,7 +272,7 @@ def split_entries(text: str, file: str) -> list[Entry]:
     fenced = _fence_mask(lines)
     headings: dict[int, tuple[int, str]] = {}
     for i in range(body_start, len(lines)):
-        if not fenced[i] and (h := _parse_heading(lines[i])):
+        if not fenced[i] and (h := parse_heading(lines[i])):
             headings[i] = h
     dated = {i: d for i, (_, t) in headings.items() if (d := _date_heading(t))}
     if len(dated) < 2:

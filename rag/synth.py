@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .corpus import decode_note, find_notes, read_bytes
-from .notes import _normalized, clean_inline, split_entries, split_lines
+from .notes import clean_inline, normalized_title, split_entries, split_lines
 
 #: Sentence ends, Chinese and Latin; a line break also ends a sentence.
 _SENTENCE_END = re.compile(r"(?<=[。！？；!?;])|(?<=\.)\s+")
@@ -68,7 +68,7 @@ def harvest(corpus: Path) -> tuple[list[Sentence], list[str]]:
                     part = part.strip()
                     if MIN_SENTENCE_CHARS <= len(part) <= MAX_SENTENCE_CHARS and re.search(r"\w{2}", part):
                         sentences.append(Sentence(part, note.rel, entry.line_start + offset))
-    return sentences, [t for t in titles if len(_normalized(t)) >= 4]
+    return sentences, [t for t in titles if len(normalized_title(t)) >= 4]
 
 
 def _title(rng: random.Random, titles: list[str]) -> str:
@@ -90,9 +90,9 @@ def generate(corpus: Path, n_entries: int, seed: int = 0, per_note: int = ENTRIE
         seen: set[str] = set()
         for i in range(first, min(first + per_note, n_entries)):
             title = _title(rng, titles)
-            while _normalized(title) in seen:  # the segmenter wants distinct item headings
+            while normalized_title(title) in seen:  # the segmenter wants distinct item headings
                 title = _title(rng, titles)
-            seen.add(_normalized(title))
+            seen.add(normalized_title(title))
             picked = tuple(rng.sample(sentences, rng.randint(*sentences_per_entry)))
             out.entries.append(SynthEntry(name, len(lines) + 1, title, picked))
             lines += [f"## {title}", f"[source](https://example.org/synth/{seed}/{i})",
