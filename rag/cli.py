@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from .config import Config
@@ -42,6 +43,9 @@ def config_from(args: argparse.Namespace) -> Config:
     config = Config.from_env().with_(corpus=args.corpus, index=args.index)
     if getattr(args, "embedders", None) is not None:
         config = config.with_(embedders=tuple(s for s in args.embedders.split(",") if s))
+    if args.llm_model or args.llm_base_url:  # the key stays in the environment: flags show in `ps`
+        config = config.with_(llm=replace(config.llm, model=args.llm_model or config.llm.model,
+                                          base_url=args.llm_base_url or config.llm.base_url))
     return config
 
 
@@ -168,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--corpus", type=Path, help="notes folder (default: $RAG_CORPUS, else ./corpus)")
     common.add_argument("--index", type=Path, help="index folder (default: $RAG_INDEX, else ./index)")
+    common.add_argument("--llm-model", help="chat model for answers (default: $RAG_LLM_MODEL; none: extractive)")
+    common.add_argument("--llm-base-url", help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL)")
     common.add_argument("--embedders", help="comma-separated dense embedders (default: $RAG_EMBEDDERS, "
                         "else e5-small-q4,use-m3; empty for lexical only)")
     query = argparse.ArgumentParser(add_help=False)

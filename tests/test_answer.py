@@ -349,3 +349,16 @@ def test_cli_ask_json_no_llm(make_corpus) -> None:  # type: ignore[no-untyped-de
             "snippet"} <= cites[0].keys()
     for c in cites:
         assert f"[{c['n']}]" in data["answer"]
+
+
+def test_llm_flags_override_the_environment(monkeypatch) -> None:
+    from rag.cli import build_parser, config_from
+
+    monkeypatch.setenv("RAG_LLM_MODEL", "env-model")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:1/v1")
+    args = build_parser().parse_args(["ask", "q", "--llm-model", "flag-model"])
+    llm = config_from(args).llm
+    assert (llm.model, llm.base_url) == ("flag-model", "http://127.0.0.1:1/v1")
+    args = build_parser().parse_args(["ask", "q", "--llm-base-url", "http://127.0.0.1:2/v1"])
+    llm = config_from(args).llm
+    assert (llm.model, llm.base_url) == ("env-model", "http://127.0.0.1:2/v1")
