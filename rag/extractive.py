@@ -25,6 +25,8 @@ MIN_SENTENCE_CHARS = 6
 KEEP_RATIO = 0.6
 #: Weight of the chunk's dense similarity against the lexical overlap (0..1 each).
 DENSE_WEIGHT = 0.6
+#: Share of the lexical score that the sentence's own words (not its entry's title) must earn.
+OWN_WEIGHT = 0.15
 #: How many top entries are read.
 READ_ENTRIES = 4
 
@@ -82,8 +84,11 @@ def pick_sentences(hits: Sequence[Hit], weights: Mapping[str, float],
         entry = hit.entry
         title_tokens = set(lexical.tokenize(entry.title))
         for line, text in split_sentences(entry.text, entry.line_start):
-            tokens = set(lexical.tokenize(text)) | title_tokens
-            score = term_overlap(tokens, weights) + DENSE_WEIGHT * line_similarity.get((entry.id, line), 0.0)
+            own = set(lexical.tokenize(text))
+            # the title says which paper; the sentence itself must carry the answer to win a tie
+            lexical_score = (1 - OWN_WEIGHT) * term_overlap(own | title_tokens, weights) \
+                + OWN_WEIGHT * term_overlap(own, weights)
+            score = lexical_score + DENSE_WEIGHT * line_similarity.get((entry.id, line), 0.0)
             scored.append((score, n, line, Sentence(n, line, text)))
     if not scored:
         return []
