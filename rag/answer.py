@@ -118,25 +118,9 @@ def truncate_tokens(text: str, limit: int) -> str:
 
 # ---------------------------------------------------------------------------- evidence
 
-_IDF: dict[int, tuple[Index, dict[str, float], int]] = {}
-
-
-def _idf(index: Index) -> tuple[dict[str, float], int]:
-    """Document frequencies of chunk tokens, once per loaded index (only the latest is kept)."""
-    cached = _IDF.get(id(index))
-    if cached is None or cached[0] is not index:
-        _IDF.clear()  # a reloaded index generation replaces the old one
-        df: dict[str, int] = {}
-        for tokens in index.tokens:
-            for t in set(tokens):
-                df[t] = df.get(t, 0) + 1
-        cached = _IDF[id(index)] = (index, {t: float(n) for t, n in df.items()}, len(index.tokens))
-    return cached[1], cached[2]
-
-
 def term_weights(question: str, index: Index) -> dict[str, float]:
     """Question terms weighted by rarity; a term the notes never use weighs the most."""
-    df, n = _idf(index)
+    df, n = index.doc_freq, len(index.tokens)
     return {t: math.log(1 + (n + 1) / (df.get(t, 0) + 0.5)) for t in dict.fromkeys(lexical.tokenize(question))}
 
 
@@ -153,7 +137,7 @@ def _is_name(word: str) -> bool:
     return sum(c.isupper() for c in word) >= 2 or any(c.isdigit() for c in word)
 
 
-def _mentioned(name: str, df: dict[str, float]) -> bool:
+def _mentioned(name: str, df: dict[str, int]) -> bool:
     """Whether the notes use a name; compounds (``GRPO-style``) count by their named parts."""
     parts = [p for p in re.split(r"[-./+]", name) if _is_name(p)] or [name]
 
@@ -192,9 +176,8 @@ def gather_evidence(question: str, hits: Sequence[Hit], retriever: Retriever) ->
         for line in range(c.line_start, c.line_end + 1):
             key = (c.entry_id, line)
             line_similarity[key] = max(line_similarity.get(key, 0.0), float(chunk_sim[k]))
-    df, _ = _idf(index)
     names = question_names(question)
-    missing = [n for n in names if not _mentioned(n, df)]
+    missing = [n for n in names if not _mentioned(n, index.doc_freq)]
     return Evidence(coverage, similarity, line_similarity, weights, names, missing)
 
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from . import lexical, prompts
-from .notes import clean_inline
+from .notes import clean_inline, parse_heading
 from .retrieve import Hit
 
 MAX_SENTENCES = 3
@@ -32,7 +32,6 @@ READ_ENTRIES = 4
 
 _SPLIT = re.compile(r"(?<=[。！？；!?;])|(?<=[.:：])\s+(?=[A-Z0-9\u4e00-\u9fff*])")
 _BULLET = re.compile(r"^(?:[-*+•]|\d{1,3}[.)、])\s+")
-_HEADING = re.compile(r"^\s{0,3}#{1,6}\s")
 _RULE = re.compile(r"^\s*(?:[-=*_]{3,}|\|?\s*:?-{3,}.*|`{3,}.*|~{3,}.*)$")
 _LABEL_ONLY = re.compile(r"^[^：:]{1,16}[：:]$")
 _URL = re.compile(r"https?://\S+")
@@ -50,7 +49,7 @@ def split_sentences(text: str, first_line: int = 1) -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
     for offset, raw in enumerate(text.split("\n")):
         line = raw.strip()
-        if not line or _HEADING.match(line) or _RULE.match(line):
+        if not line or parse_heading(line) or _RULE.match(line):
             continue
         cells = [c for c in line.strip("|").split("|")] if line.startswith("|") else [line]
         for cell in cells:

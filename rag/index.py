@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 import numpy as np
@@ -186,9 +186,18 @@ class Index:
     dense: dict[str, object]
     bm25: object
 
-    @property
+    @cached_property
     def entry_by_id(self) -> dict[str, Entry]:
         return {e.id: e for e in self.entries}
+
+    @cached_property
+    def doc_freq(self) -> dict[str, int]:
+        """In how many chunks each token occurs: rarity weights for the answer layer."""
+        df: dict[str, int] = {}
+        for tokens in self.tokens:
+            for t in set(tokens):
+                df[t] = df.get(t, 0) + 1
+        return df
 
     @property
     def generation(self) -> str:
