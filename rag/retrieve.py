@@ -1,39 +1,53 @@
-"""Hybrid retrieval: each retriever ranks chunks, rankings collapse to entries, RRF fuses them.
+"""Hybrid retrieval: a :class:`Query` → each retriever's chunk ranking → entry-level fusion → hits.
 
-Fusing at entry level (an entry ranks where its best chunk ranks) keeps a long entry with many
-chunks from crowding out short ones, and is what the user asked for: papers, not fragments.
+The result hands the answer layer everything it needs, so nothing downstream reaches back into
+the index: per entry its fused score, its rank and raw score in each retriever, and the raw
+similarity of each of its chunks to the question per embedder; plus the lexicon's rarity
+weights of the question's terms.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import os
-import re
-from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import lru_cache
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 
-from . import lexical
-from .config import Config
-from .embedding import get_embedder
-from .index import Index
+from .chunking import Chunk
+from .fusion import SourceScore, rrf
+from .models import Models
 from .notes import Entry
+from .query import Query, make_query
+from .retrievers import BM25, BM25Retriever, DenseRetriever, Retriever
+from .settings import RetrievalSettings
+from .store import Lexicon, LoadedIndex
+from .text import markdown_to_plain
 
-BM25 = "bm25"
 SNIPPET_CHARS = 220
+
+
+@dataclass(frozen=True)
+class ChunkMatch:
+    """One chunk of a hit's entry, with its raw similarity to the question per dense embedder."""
+
+    chunk: Chunk
+    similarity: Mapping[str, float]
 
 
 @dataclass(frozen=True)
 class Hit:
     rank: int
-    score: float
+    score: float  # fused
     entry: Entry
     snippet: str
     path: str  # the note's path as the user named the corpus (``corpus/001_….txt``)
     chunk_lines: tuple[int, int]  # the best chunk's own span, inside the entry's
+    sources: Mapping[str, SourceScore] = field(default_factory=dict)
+    chunks: tuple[ChunkMatch, ...] = ()
 
     def to_json(self) -> dict:
         e = self.entry
@@ -43,10 +57,37 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class RetrievalResult:
+    query: Query
+    hits: list[Hit]
+    lexicon: Lexicon
+
+    def term_weights(self) -> dict[str, float]:
+        """The question's distinct terms weighted by their rarity in the notes."""
+        return {t: self.lexicon.weight(t) for t in self.query.terms}
+
+
+@dataclass(frozen=True)
 class Filters:
     file_glob: str | None = None
     since: str | None = None  # ISO dates, inclusive
     until: str | None = None
+
+    @classmethod
+    def parse(cls, file: str | None = None, since: str | None = None, until: str | None = None) -> Filters:
+        """Validated filters from user text (CLI flags, app fields); ValueError says what is wrong."""
+        dates = []
+        for label, value in (("since", since), ("until", until)):
+            value = (value or "").strip()
+            if value:
+                try:
+                    value = date.fromisoformat(value).isoformat()
+                except ValueError:
+                    raise ValueError(f"{label} date {value!r} is not a date like 2026-02-07") from None
+            dates.append(value or None)
+        if dates[0] and dates[1] and dates[0] > dates[1]:
+            raise ValueError(f"since {dates[0]} is after until {dates[1]}")
+        return cls(file_glob=(file or "").strip() or None, since=dates[0], until=dates[1])
 
     @property
     def active(self) -> bool:
@@ -66,14 +107,11 @@ class Filters:
         return True
 
 
-def make_snippet(text: str, query_tokens: Sequence[str], width: int = SNIPPET_CHARS) -> str:
-    """Plain text around the first query word the chunk contains (or its start)."""
-    plain = re.sub(r"!\[[^\]]*\]\([^)]*\)", "", text)  # images say nothing
-    plain = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", plain)
-    plain = re.sub(r"<br\s*/?>|[#*`>|]+", " ", plain)
-    plain = re.sub(r"\s+", " ", plain).strip()
+def make_snippet(text: str, terms: Sequence[str], width: int = SNIPPET_CHARS) -> str:
+    """Plain text around the first question term the chunk contains (or its start)."""
+    plain = markdown_to_plain(text)
     lowered = plain.lower()
-    positions = [p for t in query_tokens if len(t) > 1 and (p := lowered.find(t)) >= 0]
+    positions = [p for t in terms if len(t) > 1 and (p := lowered.find(t)) >= 0]
     start = 0
     if positions and min(positions) > width // 2:
         cut = min(positions) - width // 4
@@ -83,107 +121,71 @@ def make_snippet(text: str, query_tokens: Sequence[str], width: int = SNIPPET_CH
     return ("…" if start > 0 else "") + snippet + ("…" if start + width < len(plain) else "")
 
 
-@lru_cache(maxsize=256)
-def query_vector(spec: str, question: str) -> np.ndarray:
-    """A question's embedding, shared by retrieval and the answer layer (one model call)."""
-    return get_embedder(spec).embed_query(question)
+class Searcher:
+    """Searches one loaded index with its retrievers; models come from the owner's :class:`Models`."""
 
-
-class Retriever:
-    """Searches one loaded index; models come from the shared cache, loaded once per process."""
-
-    def __init__(self, index: Index, config: Config) -> None:
+    def __init__(self, index: LoadedIndex, settings: RetrievalSettings, corpus: Path,
+                 models: Models | None = None, extra: Sequence[Retriever] = ()) -> None:
         self.index = index
-        self.config = config
-        self._entries = index.entry_by_id
-        self._chunk_entry = [self._entries[c.entry_id] for c in index.chunks]
+        self.settings = settings
+        self.corpus = corpus
+        self.models = models
+        self.retrievers: dict[str, Retriever] = {BM25: BM25Retriever(index.bm25)}
+        for name, dense in index.dense.items():
+            self.retrievers[name] = DenseRetriever(name, dense)
+        for retriever in extra:
+            self.retrievers[retriever.name] = retriever
 
     @property
     def sources(self) -> tuple[str, ...]:
-        """The retrievers this index can fuse: ``bm25`` and one per dense embedder."""
-        return (BM25, *self.index.dense)
+        """The retrievers this index can fuse: ``bm25``, one per dense embedder, and any extra."""
+        return tuple(self.retrievers)
+
+    def query(self, text: str, sources: Sequence[str] | None = None) -> Query:
+        """The question prepared for ``sources`` (default all): embedded only where a retriever needs it."""
+        wanted = [s for s in (sources or self.sources) if s in self.index.dense]
+        return make_query(text, self.models, wanted)
 
     def warm_up(self) -> None:
-        """Load models and tokenizer now so the first real query is as fast as the rest."""
+        """Load models and the tokenizer now so the first real query is as fast as the rest."""
         self.search("warm up 预热", k=1)
 
     def _allowed(self, filters: Filters) -> np.ndarray | None:
         if not filters.active:
             return None
-        return np.array([filters.allows(e) for e in self._chunk_entry], dtype=bool)
+        entry_ok = np.array([filters.allows(e) for e in self.index.entries], dtype=bool)
+        return entry_ok[self.index.chunk_entry] if len(self.index.chunks) else entry_ok[:0]
 
-    def _rank_bm25(self, tokens: list[str], n: int, allowed: np.ndarray | None) -> list[int]:
-        if self.index.bm25 is None or not tokens:
-            return []
-        scores = self.index.bm25.get_scores(tokens)
-        if allowed is not None:
-            scores = np.where(allowed, scores, -1.0)
-        n = min(n, len(scores))
-        top = np.argpartition(-scores, n - 1)[:n]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [int(i) for i in top if scores[i] > 0]
-
-    def _rank_dense(self, spec: str, question: str, n: int, allowed: np.ndarray | None) -> list[int]:
-        import faiss
-
-        index = self.index.dense[spec]
-        if index.ntotal == 0:
-            return []
-        query = query_vector(spec, question).reshape(1, -1).astype(np.float32)
-        params = None
-        if allowed is not None:
-            ids = np.flatnonzero(allowed).astype(np.int64)
-            if not len(ids):
-                return []
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(ids))
-        _, idx = index.search(query, min(n, index.ntotal), params=params)
-        return [int(i) for i in idx[0] if i >= 0]
-
-    def search(self, question: str, k: int = 10, filters: Filters | None = None,
-               sources: Sequence[str] | None = None) -> list[Hit]:
-        """Top ``k`` entries for ``question``; ``sources`` picks retrievers (default: all)."""
-        filters = filters or Filters()
+    def search(self, question: str | Query, k: int | None = None, filters: Filters | None = None,
+               sources: Sequence[str] | None = None) -> RetrievalResult:
+        """Top ``k`` entries; ``sources`` picks retrievers (default: all)."""
         sources = tuple(sources or self.sources)
-        allowed = self._allowed(filters)
-        tokens = lexical.tokenize(question)
-        n = max(self.config.candidates, k * 5)
-        weights = {BM25: self.config.bm25_weight}
-        rankings: dict[str, list[int]] = {}
-        for source in sources:
-            if source == BM25:
-                rankings[source] = self._rank_bm25(tokens, n, allowed)
-            elif source in self.index.dense:
-                rankings[source] = self._rank_dense(source, question, n, allowed)
-                weights[source] = self.config.dense_weight
-            else:
-                raise ValueError(f"unknown retriever {source!r}; this index has {', '.join(self.sources)}")
-
-        rrf_k = self.config.rrf_k
-        entry_score: dict[str, float] = {}
-        chunk_score: dict[int, float] = {}
-        for source, ranked in rankings.items():
-            w = weights[source]
-            seen: set[str] = set()
-            for rank, ci in enumerate(ranked, start=1):
-                chunk_score[ci] = chunk_score.get(ci, 0.0) + w / (rrf_k + rank)
-                eid = self.index.chunks[ci].entry_id
-                if eid not in seen:
-                    seen.add(eid)
-                    entry_score[eid] = entry_score.get(eid, 0.0) + w / (rrf_k + len(seen))
-        best_chunk: dict[str, int] = {}
-        for ci, score in chunk_score.items():
-            eid = self.index.chunks[ci].entry_id
-            if eid not in best_chunk or score > chunk_score[best_chunk[eid]]:
-                best_chunk[eid] = ci
-        ranked_entries = sorted(entry_score, key=lambda e: (-entry_score[e], e))[:k]
+        unknown = [s for s in sources if s not in self.retrievers]
+        if unknown:
+            raise ValueError(f"unknown retriever {unknown[0]!r}; this index has {', '.join(self.sources)}")
+        query = question if isinstance(question, Query) else self.query(question, sources)
+        k = k or self.settings.k
+        allowed = self._allowed(filters or Filters())
+        n = max(self.settings.candidates, k * 5)
+        rankings = [self.retrievers[s].rank(query, n, allowed) for s in sources]
+        weights = {s: self.settings.bm25_weight if s == BM25 else self.settings.dense_weight for s in sources}
+        fused = rrf(rankings, self.index.chunk_entry, weights, self.settings.rrf_k)[:k]
         hits = []
-        for rank, eid in enumerate(ranked_entries, start=1):
-            chunk = self.index.chunks[best_chunk[eid]]
-            entry = self._entries[eid]
-            hits.append(Hit(rank=rank, score=entry_score[eid], entry=entry,
-                            snippet=make_snippet(chunk.text, tokens), path=self.note_path(entry.file),
-                            chunk_lines=(chunk.line_start, chunk.line_end)))
-        return hits
+        for rank, item in enumerate(fused, start=1):
+            entry = self.index.entries[item.entry]
+            best = self.index.chunks[item.best_chunk]
+            hits.append(Hit(rank=rank, score=item.score, entry=entry,
+                            snippet=make_snippet(best.text, query.terms), path=self.note_path(entry.file),
+                            chunk_lines=(best.line_start, best.line_end), sources=item.sources,
+                            chunks=self._chunk_matches(entry, query)))
+        return RetrievalResult(query, hits, self.index.lexicon)
+
+    def _chunk_matches(self, entry: Entry, query: Query) -> tuple[ChunkMatch, ...]:
+        ids = np.array(self.index.entry_chunks.get(entry.id, []), dtype=np.int64)
+        sims = {name: self.index.dense[name].vectors(ids) @ vec for name, vec in query.vectors.items()
+                if name in self.index.dense and len(ids)}
+        return tuple(ChunkMatch(self.index.chunks[ci], {name: float(s[j]) for name, s in sims.items()})
+                     for j, ci in enumerate(ids.tolist()))
 
     def note_path(self, rel: str) -> str:
-        return os.path.normpath(Path(self.config.corpus) / rel)
+        return os.path.normpath(Path(self.corpus) / rel)

