@@ -1,17 +1,30 @@
-"""The ``rag`` command line: a thin layer over the importable stages (contract: docs/cli.md)."""
+"""The ``rag`` command line: a thin layer over :mod:`rag.service` (contract: shared/docs/cli.md).
+
+Everything a user can get wrong (a setting, a flag, a date, a batch file, a question) is turned
+into one line on stderr and exit code 2; nothing here prints a traceback or a secret.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from collections.abc import Iterator
-from dataclasses import replace
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NoReturn
 
-from .config import Config
-from .index import Index, IndexUnavailable, build_index
-from .retrieve import Filters, Hit, Retriever
+from .builder import BuildReport, Progress
+from .corpus import display_name
+from .models import EmbedderError, configure_process
+from .retrieve import Filters, Hit
+from .service import Notes, QuestionError, check_question
+from .settings import Settings, SettingsError, load_settings
+from .store import IndexUnavailable
+
+#: A build on a pipe (CI, nohup, a log) says how far it is at most this often.
+PROGRESS_EVERY_S = 5.0
 
 
 class UsageError(Exception):
@@ -19,42 +32,49 @@ class UsageError(Exception):
 
 
 def _print_json(obj: dict) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n")
     sys.stdout.flush()
 
 
-def read_batch(path: Path) -> Iterator[tuple[object, str]]:
-    """(id, question) per line of a JSONL file; a bad line is a usage error naming the line."""
+def read_batch(path: Path, max_chars: int) -> list[tuple[object, str]]:
+    """(id, question) per line of a JSONL file, all checked before any is run."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        data = path.read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-    for n, line in enumerate(lines, start=1):
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise UsageError(f"{path}:{line}: not UTF-8 text") from None
+    rows = []
+    for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
-            yield row.get("id", n), str(row["question"])
-        except (json.JSONDecodeError, KeyError, AttributeError):
+            rows.append((row.get("id", n), check_question(row["question"], max_chars)))
+        except QuestionError as exc:
+            raise UsageError(f"{path}:{n}: {exc}") from None
+        except (json.JSONDecodeError, KeyError, AttributeError, TypeError, RecursionError):
             raise UsageError(f'{path}:{n}: expected a JSON object with a "question"') from None
+    return rows
 
 
-def config_from(args: argparse.Namespace) -> Config:
-    config = Config.from_env().with_(corpus=args.corpus, index=args.index)
-    if getattr(args, "embedders", None) is not None:
-        config = config.with_(embedders=tuple(s for s in args.embedders.split(",") if s))
-    if args.llm_model or args.llm_base_url:  # the key stays in the environment: flags show in `ps`
-        config = config.with_(llm=replace(config.llm, model=args.llm_model or config.llm.model,
-                                          base_url=args.llm_base_url or config.llm.base_url))
-    return config
-
-
-def open_retriever(config: Config) -> Retriever:
-    return Retriever(Index.load(config.index), config)
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Defaults < rag.toml < environment < flags. The API key only ever comes from the environment."""
+    flags = {"index.corpus": args.corpus, "index.path": args.index, "index.embedders": args.embedders,
+             "llm.model": args.llm_model, "llm.base_url": args.llm_base_url}
+    if getattr(args, "host", None) or getattr(args, "port", None):
+        flags |= {"serve.host": args.host, "serve.port": args.port}
+    return load_settings(args.config, os.environ, flags)
 
 
 def filters_from(args: argparse.Namespace) -> Filters:
-    return Filters(file_glob=args.file, since=args.since, until=args.until)
+    try:
+        return Filters.parse(args.file, args.since, args.until)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def format_hit(hit: Hit) -> str:
@@ -63,130 +83,189 @@ def format_hit(hit: Hit) -> str:
     return f"{hit.rank:>2}. {e.title}  ({hit.score:.4f})\n    {meta}\n    {hit.snippet}"
 
 
-# ---------------------------------------------------------------------------- commands
+def report_lines(report: BuildReport) -> list[str]:
+    """Each skip (names escaped: a newline in a file name cannot fake a line), then the summary."""
+    return [f"skipped {display_name(s.path)}: {s.reason}" for s in report.skipped] + [report.summary()]
 
-def cmd_index(args: argparse.Namespace) -> int:
-    config = config_from(args)
-    if args.watch:
-        from .watch import watch_index
 
-        return watch_index(config)
-    progress = None
-    if sys.stderr.isatty():
+def progress_printer(tty: bool) -> Progress:
+    """A bar on a terminal; elsewhere a line every few seconds, so a long build is never silent."""
+    if tty:
         from tqdm import tqdm
 
         bars: dict[str, tqdm] = {}
 
-        def progress(stage: str, done: int, total: int) -> None:
-            bar = bars.get(stage) or bars.setdefault(stage, tqdm(total=total, desc=stage, unit="chunk"))
-            bar.n = done
-            bar.refresh()
+        def bar(stage: str, done: int, total: int) -> None:
+            b = bars.get(stage) or bars.setdefault(stage, tqdm(total=total, desc=stage, unit="chunk"))
+            b.n = done
+            b.refresh()
             if done >= total:
-                bar.close()
+                b.close()
 
-    report = build_index(config, progress=progress)
-    for skip in report.skipped:
-        print(f"skipped {skip.file}: {skip.reason}", file=sys.stderr)
-    print(report.summary(), file=sys.stderr)
+        return bar
+    last = [0.0]
+
+    def line(stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done >= total or now - last[0] >= PROGRESS_EVERY_S:
+            last[0] = now
+            print(f"{stage}: {done}/{total}", file=sys.stderr, flush=True)
+
+    return line
+
+
+# ---------------------------------------------------------------------------- commands
+
+def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
+    notes = Notes(settings)
+    if args.watch:
+        from .watch import watch_index
+
+        return watch_index(settings, notes.store, notes.models)
+    report = notes.build(progress=progress_printer(sys.stderr.isatty()))
+    for line in report_lines(report):
+        print(line, file=sys.stderr)
     return 0
 
 
-def cmd_search(args: argparse.Namespace) -> int:
-    config = config_from(args)
-    retriever = open_retriever(config)
-    filters = filters_from(args)
+def _questions(args: argparse.Namespace, settings: Settings) -> Iterator[tuple[object | None, str]]:
     if args.batch:
-        for qid, question in read_batch(Path(args.batch)):
-            hits = retriever.search(question, k=args.k, filters=filters)
-            _print_json({"id": qid, "question": question, "hits": [h.to_json() for h in hits]})
-        return 0
-    if not args.question:
+        yield from read_batch(Path(args.batch), settings.answer.max_question_chars)
+        return
+    if args.question is None:
         raise UsageError("give a QUESTION or --batch FILE.jsonl")
-    hits = retriever.search(args.question, k=args.k, filters=filters)
-    if args.json:
-        _print_json({"question": args.question, "hits": [h.to_json() for h in hits]})
-    else:
-        print("\n".join(format_hit(h) for h in hits) if hits else "no matching entries")
+    yield None, args.question
+
+
+def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    notes = Notes(settings)
+    filters = filters_from(args)
+    for qid, question in _questions(args, settings):
+        result = notes.search(question, k=args.k, filters=filters)
+        hits = [h.to_json() for h in result.hits]
+        if args.batch:
+            _print_json({"id": qid, "question": result.query.text, "hits": hits})
+        elif args.json:
+            _print_json({"question": result.query.text, "hits": hits})
+        else:
+            print("\n".join(format_hit(h) for h in result.hits) if result.hits else "no matching entries")
     return 0
 
 
-def cmd_ask(args: argparse.Namespace) -> int:
-    from .answer import answer_question, format_sources
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    from .answer import format_sources
 
-    config = config_from(args)
-    retriever = open_retriever(config)
+    notes = Notes(settings)
     filters = filters_from(args)
     use_llm = False if args.no_llm else None
-    if args.batch:
-        for qid, question in read_batch(Path(args.batch)):
-            result = answer_question(question, retriever, config, k=args.k, filters=filters, use_llm=use_llm)
-            _print_json({"id": qid, **result.to_json()})
-        return 0
-    if not args.question:
-        raise UsageError("give a QUESTION or --batch FILE.jsonl")
-    stream = sys.stdout.isatty() and not args.json
-
-    def on_token(text: str) -> None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-
-    result = answer_question(args.question, retriever, config, k=args.k, filters=filters,
-                             use_llm=use_llm, on_token=on_token if stream else None)
-    if args.json:
-        _print_json(result.to_json())
-        return 0
-    if result.notice:
-        print(result.notice, file=sys.stderr)
-    print(("\n" if stream else result.text + "\n") + format_sources(result))
+    stream = sys.stdout.isatty() and not args.json and not args.batch
+    for qid, question in _questions(args, settings):
+        answer = yield_to(notes.ask(question, k=args.k, filters=filters, use_llm=use_llm),
+                          _write if stream else None)
+        if args.batch:
+            _print_json({"id": qid, **answer.to_json()})
+        elif args.json:
+            _print_json(answer.to_json())
+        else:
+            if answer.notice:
+                print(answer.notice, file=sys.stderr)
+            print(("\n" if stream else answer.text + "\n") + format_sources(answer))
     return 0
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluation import EvalError, run_eval
+def _write(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def yield_to(gen, on_token: Callable[[str], None] | None):  # type: ignore[no-untyped-def]
+    """Drive a ``Generator[str, None, R]``: each delta to ``on_token``; returns R."""
+    while True:
+        try:
+            delta = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if on_token:
+            on_token(delta)
+
+
+def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    """The effective settings, after rag.toml, environment and flags; secrets only as (set)."""
+    public = settings.public()
+    if args.json:
+        _print_json(public)
+        return 0
+    for section, values in public.items():
+        print(f"[{section}]")
+        for name, value in values.items():
+            print(f"{name} = {json.dumps(value, ensure_ascii=False)}")
+        print()
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from .eval.runner import EvalError, run_eval
 
     try:
-        run_eval(config_from(args), qa_path=Path(args.qa), out_dir=Path(args.out),
-                 configs=args.config or None, judge=args.judge)
+        run_eval(settings, qa_path=Path(args.qa), out_dir=Path(args.out), configs=args.eval_config or None,
+                 judge=args.judge, split=args.split)
     except EvalError as exc:
         raise UsageError(str(exc)) from None
     return 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from .ui import serve
 
-    serve(config_from(args), host=args.host, port=args.port)
+    serve(settings)
     return 0
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from .bench import run_bench
 
-    run_bench(config_from(args), out=Path(args.out), scales=args.scale)
+    run_bench(settings, out=Path(args.out), scales=args.scale, compare=args.compare_embedders)
     return 0
 
 
 # ---------------------------------------------------------------------------- parser
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One line, like every other user error (argparse would print the usage block too)."""
+        self.exit(2, f"{self.prog}: {message}\n")
+
+
+def _k(value: str) -> int:
+    try:
+        k = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"-k takes a whole number, not {value!r}") from None
+    if not 1 <= k <= 200:
+        raise argparse.ArgumentTypeError("-k must be from 1 to 200")
+    return k
+
+
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
+    common.add_argument("--config", type=Path, help="settings file (default: ./rag.toml when present)")
     common.add_argument("--corpus", type=Path, help="notes folder (default: $RAG_CORPUS, else ./corpus)")
     common.add_argument("--index", type=Path, help="index folder (default: $RAG_INDEX, else ./index)")
     common.add_argument("--llm-model", help="chat model for answers (default: $RAG_LLM_MODEL; none: extractive)")
     common.add_argument("--llm-base-url", help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL)")
     common.add_argument("--embedders", help="comma-separated dense embedders (default: $RAG_EMBEDDERS, "
                         "else e5-small-q4,use-m3; empty for lexical only)")
-    query = argparse.ArgumentParser(add_help=False)
+    query = _Parser(add_help=False)
     query.add_argument("question", nargs="?")
-    query.add_argument("-k", type=int, default=10, help="number of entries (default 10)")
+    query.add_argument("-k", type=_k, help="number of entries (default: retrieval.k = 10; ask: answer.k = 6)")
     query.add_argument("--json", action="store_true", help="machine-readable output")
     query.add_argument("--batch", help="JSONL file of {id, question}, one JSON line out per line in")
     query.add_argument("--file", help="only notes whose path matches this glob")
     query.add_argument("--since", help="only entries dated on or after YYYY-MM-DD")
     query.add_argument("--until", help="only entries dated on or before YYYY-MM-DD")
 
-    parser = argparse.ArgumentParser(prog="rag", description="Search and ask your paper notes.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="rag", description="Search and ask your paper notes.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     p = sub.add_parser("index", parents=[common], help="build or update the index")
     p.add_argument("--watch", action="store_true", help="keep the index current while notes change")
     p.set_defaults(func=cmd_index)
@@ -194,11 +273,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_search)
     p = sub.add_parser("ask", parents=[common, query], help="a cited answer")
     p.add_argument("--no-llm", action="store_true", help="extractive answer from the notes, no model")
-    p.set_defaults(func=cmd_ask, k=6)
+    p.set_defaults(func=cmd_ask)
+    p = sub.add_parser("config", parents=[common], help="print the effective settings (never a secret)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_config)
     p = sub.add_parser("eval", parents=[common], help="the evaluation suite")
     p.add_argument("--qa", default="eval/qa.jsonl")
     p.add_argument("--out", default="eval/out")
-    p.add_argument("--config", action="append", help="configuration to compare (repeatable)")
+    p.add_argument("--retrievers", dest="eval_config", action="append",
+                   help="retrieval configuration to compare, e.g. hybrid, bm25, bm25+e5 (repeatable)")
+    p.add_argument("--split", choices=("tune", "report", "all"), default="all",
+                   help="which part of the canned set (default: all)")
     p.add_argument("--judge", action="store_true", help="LLM-as-judge (needs a configured endpoint)")
     p.set_defaults(func=cmd_eval)
     p = sub.add_parser("serve", parents=[common], help="the Gradio app")
@@ -208,19 +293,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", parents=[common], help="speed and scale benchmarks")
     p.add_argument("--out", default="eval/results/bench.json")
     p.add_argument("--scale", type=int, action="append", help="synthetic corpus size (repeatable)")
+    p.add_argument("--compare-embedders", action="append",
+                   help="an embedder list to build and time side by side (repeatable)")
     p.set_defaults(func=cmd_bench)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    configure_process()
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
-    except (UsageError, IndexUnavailable) as exc:
+        settings = settings_from(args)
+        return args.func(args, settings)
+    except (UsageError, SettingsError, IndexUnavailable, QuestionError, EmbedderError) as exc:
         print(f"rag: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `rag search … | head`
+        return 0
 
 
 if __name__ == "__main__":

@@ -82,13 +82,25 @@ class IndexSettings(_Section):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    @field_validator("embedders")
+    @classmethod
+    def _registered(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        """Registry names (``e5`` → ``e5-small-q4``), so one model has one name in the index."""
+        from .models import EmbedderError, canonical
+
+        try:
+            canon = tuple(canonical(name) for name in names)
+        except EmbedderError as exc:
+            raise ValueError(str(exc)) from None
+        if len(set(canon)) != len(canon):
+            raise ValueError("embedders lists a model twice")
+        return canon
+
     @model_validator(mode="after")
     def _overlap_fits(self) -> IndexSettings:
         if self.chunk_overlap >= self.chunk_tokens:
             raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_tokens "
                              f"({self.chunk_tokens})")
-        if len(set(self.embedders)) != len(self.embedders):
-            raise ValueError("embedders lists a name twice")
         return self
 
 

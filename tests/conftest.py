@@ -1,16 +1,28 @@
-"""Shared fixtures: the real notes indexed with the real default embedders, and tiny corpora."""
+"""Shared fixtures: the real notes indexed with the real default embedders, tiny corpora indexed with
+the model-free ``hash`` embedder (the fast tier), and a runner for the ``rag`` command.
+
+Test modules share what they need through these fixtures, never by importing each other.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from rag.config import Config
-from rag.index import Index, build_index
-from rag.retrieve import Retriever
+from rag.builder import build_index
+from rag.models import Models, configure_process
+from rag.retrieve import Searcher
+from rag.service import Notes
+from rag.settings import Settings
+from rag.store import open_store
+
+configure_process()  # what `rag` does at start-up, before any model library loads
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
@@ -19,29 +31,46 @@ QA = ROOT / "eval" / "qa.jsonl"
 #: content-hashed, so a stale or foreign index is rebuilt, never trusted.
 REAL_INDEX = ROOT / ".rag-test-index"
 
+RunRag = Callable[..., subprocess.CompletedProcess]
+
+
+def settings_for(corpus: Path, index: Path, embedders: tuple[str, ...] = ("hash",), **more: object) -> Settings:
+    return Settings().updated({"index.corpus": corpus, "index.path": index, "index.embedders": embedders, **more})
+
 
 @pytest.fixture(scope="session")
-def real_config() -> Config:
-    config = Config(corpus=CORPUS, index=REAL_INDEX)
-    build_index(config)
-    return config
+def models() -> Models:
+    """One set of loaded models for the whole test session, as one `rag serve` process has."""
+    return Models()
 
 
 @pytest.fixture(scope="session")
-def real_retriever(real_config: Config) -> Retriever:
-    retriever = Retriever(Index.load(real_config.index), real_config)
-    retriever.warm_up()
-    return retriever
+def real_settings(models: Models) -> Settings:
+    settings = settings_for(CORPUS, REAL_INDEX, embedders=Settings().index.embedders)
+    build_index(settings.index, open_store(settings), models)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def real_notes(real_settings: Settings, models: Models) -> Notes:
+    return Notes(real_settings, models)
+
+
+@pytest.fixture(scope="session")
+def real_searcher(real_notes: Notes) -> Searcher:
+    searcher = real_notes.searcher()
+    searcher.warm_up()
+    return searcher
 
 
 @pytest.fixture
-def make_corpus(tmp_path: Path) -> Callable[..., Config]:
-    """Write notes {name: text} into a fresh corpus; returns a config indexing it into tmp.
+def make_corpus(tmp_path: Path) -> Callable[..., Settings]:
+    """Write notes {name: text} into a fresh corpus; returns settings indexing it into tmp.
 
-    Uses the fast USE embedder alone unless told otherwise, so small tests stay quick.
+    Uses the model-free ``hash`` embedder unless told otherwise, so small tests stay fast.
     """
 
-    def make(notes: dict[str, str | bytes], embedders: tuple[str, ...] = ("use-m3",)) -> Config:
+    def make(notes: dict[str, str | bytes], embedders: tuple[str, ...] = ("hash",), **more: object) -> Settings:
         corpus = tmp_path / "corpus"
         if corpus.exists():
             shutil.rmtree(corpus)
@@ -53,6 +82,22 @@ def make_corpus(tmp_path: Path) -> Callable[..., Config]:
                 path.write_bytes(text)
             else:
                 path.write_text(text, encoding="utf-8")
-        return Config(corpus=corpus, index=tmp_path / "index", embedders=embedders)
+        return settings_for(corpus, tmp_path / "index", embedders, **more)
 
     return make
+
+
+@pytest.fixture
+def run_rag() -> RunRag:
+    """Run the real ``rag`` command: ``run_rag("search", "x", cwd=…, env={…}, settings=…)``."""
+
+    def run(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None, settings: Settings | None = None,
+            timeout: float = 600, stdin: str | None = None) -> subprocess.CompletedProcess:
+        full_env = {**os.environ, **(env or {})}
+        if settings is not None:
+            full_env |= {"RAG_CORPUS": str(settings.index.corpus), "RAG_INDEX": str(settings.index.path),
+                         "RAG_EMBEDDERS": ",".join(settings.index.embedders)}
+        return subprocess.run([sys.executable, "-m", "rag.cli", *args], cwd=cwd, env=full_env, capture_output=True,
+                              text=True, timeout=timeout, input=stdin)
+
+    return run

@@ -1,27 +1,22 @@
-"""Retrieval and the `rag search` contract on the real notes and real indexes."""
+"""Retrieval and the `rag search` contract, on the real notes with the real models (slow) and on tiny
+corpora with the model-free embedder (fast)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
-from rag.config import Config
-from rag.index import Index, build_index
+from rag.builder import build_index
 from rag.lexical import tokenize
-from rag.retrieve import Filters, Retriever
-from tests.conftest import CORPUS, ROOT
+from rag.models import Models
+from rag.retrieve import Filters, Searcher
+from rag.store import open_store
+from tests.conftest import CORPUS, RunRag
 
 HIT_KEYS = ["rank", "score", "file", "path", "title", "line_start", "line_end", "url", "date", "snippet"]
-
-
-def rag(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rag.cli", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
 
 
 def test_tokenizer_keeps_technical_terms_and_cuts_chinese() -> None:
@@ -31,37 +26,56 @@ def test_tokenizer_keeps_technical_terms_and_cuts_chinese() -> None:
     assert "的" not in tokenize("模型的能力")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("question, title_part", [
     ("which paper cut KV-cache memory by 80%?", "HySparse"),
     ("哪篇工作把 MoE 专家拆成原子专家?", "OmniMoE"),
     ("Whisper 的幻觉怎么用稀疏自编码器抑制", "AudioSAE"),
 ])
-def test_hybrid_finds_the_paper(real_retriever: Retriever, question: str, title_part: str) -> None:
-    hits = real_retriever.search(question, k=5)
+def test_hybrid_finds_the_paper(real_searcher: Searcher, question: str, title_part: str) -> None:
+    hits = real_searcher.search(question, k=5).hits
     assert title_part in hits[0].entry.title
     assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
     assert all(a.score >= b.score for a, b in pairwise(hits))
 
 
-def test_filters(real_retriever: Retriever) -> None:
-    hits = real_retriever.search("GRPO", k=10, filters=Filters(file_glob="001_*"))
+@pytest.mark.slow
+def test_hits_carry_per_retriever_standing_and_chunk_similarities(real_searcher: Searcher) -> None:
+    result = real_searcher.search("哪篇工作把 MoE 专家拆成原子专家?", k=3)
+    top = result.hits[0]
+    assert set(top.sources) == {"bm25", "e5-small-q4", "use-m3"}
+    assert all(s.rank >= 1 for s in top.sources.values())
+    assert top.sources["e5-small-q4"].score > 0.7  # a raw cosine, not a fused rank score
+    assert top.chunks and all(set(c.similarity) == {"e5-small-q4", "use-m3"} for c in top.chunks)
+    best = max(c.similarity["e5-small-q4"] for c in top.chunks)
+    assert best == pytest.approx(top.sources["e5-small-q4"].score, abs=1e-4)
+    assert result.query.tokens and set(result.query.vectors) == {"e5-small-q4", "use-m3"}
+    weights = result.term_weights()
+    assert weights["原子"] > weights["专家"]  # rarer in the notes, weighs more
+
+
+@pytest.mark.slow
+def test_filters(real_searcher: Searcher) -> None:
+    hits = real_searcher.search("GRPO", k=10, filters=Filters(file_glob="001_*")).hits
     assert hits and all(h.entry.file.startswith("001_") for h in hits)
-    hits = real_retriever.search("video generation", k=10, filters=Filters(since="2026-01-13", until="2026-01-21"))
+    hits = real_searcher.search("video generation", k=10, filters=Filters(since="2026-01-13", until="2026-01-21")).hits
     assert hits and all("2026-01-13" <= h.entry.date <= "2026-01-21" for h in hits)
-    assert real_retriever.search("GRPO", filters=Filters(file_glob="nope*")) == []
+    assert real_searcher.search("GRPO", filters=Filters(file_glob="nope*")).hits == []
 
 
-def test_single_retrievers_selectable(real_retriever: Retriever) -> None:
-    assert set(real_retriever.sources) == {"bm25", "e5-small-q4", "use-m3"}
-    for source in real_retriever.sources:
-        assert real_retriever.search("OmniMoE atomic experts", k=3, sources=(source,))
+@pytest.mark.slow
+def test_single_retrievers_selectable(real_searcher: Searcher) -> None:
+    assert set(real_searcher.sources) == {"bm25", "e5-small-q4", "use-m3"}
+    for source in real_searcher.sources:
+        assert real_searcher.search("OmniMoE atomic experts", k=3, sources=(source,)).hits
     with pytest.raises(ValueError):
-        real_retriever.search("x", sources=("nope",))
+        real_searcher.search("x", sources=("nope",))
 
 
-def test_search_json_shape(real_config: Config) -> None:
-    out = rag("search", "Seer 的分段 rollout 是怎么做的", "--json", "-k", "3",
-              "--corpus", str(CORPUS), "--index", str(real_config.index))
+@pytest.mark.slow
+def test_search_json_shape(real_settings, run_rag: RunRag) -> None:
+    out = run_rag("search", "Seer 的分段 rollout 是怎么做的", "--json", "-k", "3",
+                  "--corpus", str(CORPUS), "--index", str(real_settings.index.path))
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert list(data) == ["question", "hits"]
@@ -74,42 +88,44 @@ def test_search_json_shape(real_config: Config) -> None:
     assert Path(top["path"]) == CORPUS / top["file"]
 
 
-def test_search_batch_keeps_order_and_ids(real_config: Config, tmp_path: Path) -> None:
+def test_search_batch_keeps_order_and_ids(make_corpus, run_rag: RunRag, tmp_path: Path) -> None:
+    settings = make_corpus({"n.md": "## HySparse\nKV Cache 显存直降 80%\n\n## OmniMoE\n原子专家 路由\n"})
+    assert run_rag("index", settings=settings).returncode == 0
     batch = tmp_path / "q.jsonl"
     rows = [{"id": "b", "question": "HySparse KV Cache"}, {"id": 7, "question": "原子专家"}]
     batch.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
-    out = rag("search", "--batch", str(batch), "--json", "-k", "2",
-              "--corpus", str(CORPUS), "--index", str(real_config.index))
+    out = run_rag("search", "--batch", str(batch), "--json", "-k", "2", settings=settings)
     assert out.returncode == 0, out.stderr
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     assert [(x["id"], x["question"]) for x in lines] == [("b", "HySparse KV Cache"), (7, "原子专家")]
+    assert [x["hits"][0]["title"] for x in lines] == ["HySparse", "OmniMoE"]
     assert all(len(x["hits"]) == 2 and list(x["hits"][0]) == HIT_KEYS for x in lines)
 
 
-def test_missing_index_is_one_clear_line(tmp_path: Path) -> None:
-    out = rag("search", "anything", "--index", str(tmp_path / "none"), "--corpus", str(CORPUS))
+def test_missing_index_is_one_clear_line(tmp_path: Path, run_rag: RunRag) -> None:
+    out = run_rag("search", "anything", "--index", str(tmp_path / "none"), "--corpus", str(CORPUS))
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0 and "rag index" in out.stderr
 
 
-def test_settings_change_forces_full_rebuild(make_corpus, capsys) -> None:
-    config = make_corpus({"a.md": "## Alpha\nattention sinks in streaming\n\n## Beta\nspeculative decoding\n"})
-    first = build_index(config)
+def test_settings_change_forces_full_rebuild(make_corpus, models: Models) -> None:
+    settings = make_corpus({"a.md": "## Alpha\nattention sinks in streaming\n\n## Beta\nspeculative decoding\n"})
+    store = open_store(settings)
+    first = build_index(settings.index, store, models)
     assert first.added == ["a.md"] and first.full_rebuild_reason is None
-    assert build_index(config).up_to_date
-    changed = config.with_(chunk_tokens=128)
-    report = build_index(changed)
+    assert build_index(settings.index, store, models).up_to_date
+    changed = settings.updated({"index.chunk_tokens": 128})
+    report = build_index(changed.index, open_store(changed), models)
     assert report.full_rebuild_reason and "chunk_tokens" in report.full_rebuild_reason
-    assert "rebuilding the whole index" in capsys.readouterr().err
-    index = Index.load(changed.index)
-    assert index.manifest["settings"]["chunk_tokens"] == 128
-    hits = Retriever(index, changed).search("speculative decoding", k=1)
+    index = open_store(changed).load()
+    assert index.manifest.fingerprint["chunk_tokens"] == 128
+    hits = Searcher(index, changed.retrieval, changed.index.corpus, models).search("speculative decoding", k=1).hits
     assert hits[0].entry.title == "Beta"
 
 
-def test_lexical_only_index_works(make_corpus) -> None:
-    config = make_corpus({"n.md": "## KV\nKV cache 压缩\n\n## MoE\n原子专家 路由\n"}, embedders=())
-    build_index(config)
-    retriever = Retriever(Index.load(config.index), config)
-    assert retriever.sources == ("bm25",)
-    assert retriever.search("原子专家", k=1)[0].entry.title == "MoE"
+def test_lexical_only_index_works(make_corpus, models: Models) -> None:
+    settings = make_corpus({"n.md": "## KV\nKV cache 压缩\n\n## MoE\n原子专家 路由\n"}, embedders=())
+    build_index(settings.index, open_store(settings), models)
+    searcher = Searcher(open_store(settings).load(), settings.retrieval, settings.index.corpus, models)
+    assert searcher.sources == ("bm25",)
+    assert searcher.search("原子专家", k=1).hits[0].entry.title == "MoE"

@@ -1,0 +1,84 @@
+"""The notes as one object for the thin layers (CLI, app, MCP server): search, answer, rebuild.
+
+It owns what a long-running process shares between requests: the settings, the loaded models,
+the store and a live handle on its current generation (a rebuild by anyone is picked up on the
+next question), and one :class:`~rag.retrieve.Searcher` per generation. Input from users is
+checked here once (:func:`check_question`), so every layer refuses the same things the same way.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Generator
+
+from .answer import Answer, iter_answer
+from .builder import BuildReport, Progress, build_index
+from .models import Models
+from .retrieve import Filters, RetrievalResult, Searcher
+from .settings import Settings
+from .store import IndexHandle, LoadedIndex, open_store
+
+
+class QuestionError(ValueError):
+    """A question that cannot be searched; the message is one line for the user."""
+
+
+def check_question(text: object, max_chars: int) -> str:
+    """The question as clean text: a string, not blank, not too long, valid Unicode.
+
+    Bytes that were not UTF-8 (a shell passes them through as lone surrogates) become U+FFFD
+    rather than failing deep inside a tokenizer.
+    """
+    if not isinstance(text, str):
+        raise QuestionError("the question must be text")
+    clean = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace").replace("\x00", "").strip()
+    if not clean:
+        raise QuestionError("the question is empty")
+    if len(clean) > max_chars:
+        raise QuestionError(f"the question is {len(clean)} characters long; the limit is {max_chars} "
+                            "(answer.max_question_chars)")
+    return clean
+
+
+def check_k(k: object, limit: int = 200) -> int:
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= limit:
+        raise QuestionError(f"k must be a whole number from 1 to {limit}")
+    return k
+
+
+class Notes:
+    def __init__(self, settings: Settings, models: Models | None = None) -> None:
+        self.settings = settings
+        self.models = models or Models()
+        self.store = open_store(settings)
+        self.handle = IndexHandle(self.store)
+        self._searcher: Searcher | None = None
+        self._lock = threading.Lock()
+
+    def index(self) -> LoadedIndex:
+        return self.handle.get()
+
+    def searcher(self) -> Searcher:
+        """The searcher of the live generation (a new one after each rebuild)."""
+        with self._lock:
+            index = self.handle.get()
+            if self._searcher is None or self._searcher.index is not index:
+                self._searcher = Searcher(index, self.settings.retrieval, self.settings.index.corpus, self.models)
+            return self._searcher
+
+    def search(self, question: str, k: int | None = None, filters: Filters | None = None) -> RetrievalResult:
+        question = check_question(question, self.settings.answer.max_question_chars)
+        return self.searcher().search(question, k=check_k(k or self.settings.retrieval.k), filters=filters)
+
+    def ask(self, question: str, k: int | None = None, filters: Filters | None = None,
+            history: list[dict] | None = None, use_llm: bool | None = None) -> Generator[str, None, Answer]:
+        """Text deltas, then (as the generator's return value) the whole cited answer."""
+        question = check_question(question, self.settings.answer.max_question_chars)
+        k = check_k(k or self.settings.answer.k, 50)
+        return iter_answer(question, self.searcher(), self.settings, k=k, filters=filters, history=history,
+                           use_llm=use_llm)
+
+    def build(self, progress: Progress | None = None, wait: bool = True) -> BuildReport:
+        report = build_index(self.settings.index, self.store, self.models, progress=progress, wait=wait)
+        self.searcher()  # load the new generation now, not on the next question
+        return report
