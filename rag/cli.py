@@ -64,9 +64,9 @@ def read_batch(path: Path, max_chars: int) -> list[tuple[object, str]]:
 def settings_from(args: argparse.Namespace) -> Settings:
     """Defaults < rag.toml < environment < flags. The API key only ever comes from the environment."""
     flags = {"index.corpus": args.corpus, "index.path": args.index, "index.embedders": args.embedders,
-             "llm.model": args.llm_model, "llm.base_url": args.llm_base_url}
-    if getattr(args, "host", None) or getattr(args, "port", None):
-        flags |= {"serve.host": args.host, "serve.port": args.port}
+             "llm.model": args.llm_model, "llm.base_url": args.llm_base_url,
+             "serve.host": getattr(args, "host", None), "serve.port": getattr(args, "port", None),
+             "serve.mcp_port": getattr(args, "mcp_port", None)}
     return load_settings(args.config, os.environ, flags)
 
 
@@ -221,6 +221,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
+    from .mcp_server import serve_mcp
+
+    serve_mcp(Notes(settings), http=args.http, host=settings.serve.host, port=settings.serve.mcp_port)
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from .bench import run_bench
 
@@ -290,6 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("mcp", parents=[common], help="serve the notes to agents over MCP (stdio, or --http)")
+    p.add_argument("--http", action="store_true", help="streamable HTTP on --host (default 127.0.0.1) instead of stdio")
+    p.add_argument("--host")
+    p.add_argument("--port", dest="mcp_port", type=int, help="HTTP port (default: serve.mcp_port = 8765)")
+    p.set_defaults(func=cmd_mcp)
     p = sub.add_parser("bench", parents=[common], help="speed and scale benchmarks")
     p.add_argument("--out", default="eval/results/bench.json")
     p.add_argument("--scale", type=int, action="append", help="synthetic corpus size (repeatable)")

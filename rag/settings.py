@@ -197,6 +197,8 @@ class ServeSettings(_Section):
 
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=1, le=65535)
+    #: ``rag mcp --http`` listens here (on ``host``).
+    mcp_port: int = Field(8765, ge=1, le=65535)
     auth: SecretStr | None = Field(None, repr=False)
 
     @field_validator("auth")
@@ -267,6 +269,7 @@ ENVIRONMENT = {
     "GRADIO_SERVER_NAME": "serve.host",
     "GRADIO_SERVER_PORT": "serve.port",
     "RAG_AUTH": "serve.auth",
+    "RAG_MCP_PORT": "serve.mcp_port",
 }
 #: Settings that may only come from the environment: a file is easy to commit or share by mistake.
 SECRETS = ("llm.api_key", "serve.auth")
