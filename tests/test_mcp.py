@@ -76,7 +76,8 @@ def test_stdio_client_lists_and_calls_every_tool(indexed: Settings, run_rag: Run
             assert answer["mode"] == "extractive" and not answer["refused"]
             assert answer["citations"] and answer["citations"][0]["title"] == "OmniMoE"
             top = found["hits"][0]
-            entry = structured(await client.call_tool("get_entry", {"file": top["file"], "line_start": top["line_start"]}))
+            where = {"file": top["file"], "line_start": top["line_start"]}
+            entry = structured(await client.call_tool("get_entry", where))
             assert entry["title"] == "OmniMoE" and "原子专家" in entry["text"]
             listed = structured(await client.call_tool("list_notes", {}))
             assert {n["file"]: n["entries"] for n in listed["notes"]} == {"audio.md": 1, "moe.md": 3}
@@ -108,8 +109,9 @@ def test_stdout_carries_nothing_but_protocol(indexed: Settings) -> None:
         {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "search_notes",
                                                                         "arguments": {"query": 42}}},
     ]
-    proc = subprocess.run([sys.executable, "-m", "rag.cli", "mcp"], input="".join(json.dumps(r) + "\n" for r in requests),
-                          capture_output=True, text=True, cwd=ROOT, env=env_for(indexed), timeout=120)
+    wire = "".join(json.dumps(r) + "\n" for r in requests)
+    proc = subprocess.run([sys.executable, "-m", "rag.cli", "mcp"], input=wire, capture_output=True, text=True,
+                          cwd=ROOT, env=env_for(indexed), timeout=120)
     lines = [json.loads(line) for line in proc.stdout.splitlines()]  # fails on any non-JSON line
     assert all(m.get("jsonrpc") == "2.0" for m in lines)
     by_id = {m["id"]: m for m in lines if "id" in m}
