@@ -166,9 +166,9 @@ def _human(size: int) -> str:
 
 # ---------------------------------------------------------------------------- decoding
 
-#: Longest first: the UTF-32-LE mark begins with the UTF-16-LE one.
-_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
-         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+#: UTF-32 first: its little-endian mark begins with UTF-16's. (UTF-8's mark is handled with UTF-8.)
+_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
+         (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16"))
 #: Enough text to judge a script by; the whole note is still decoded strictly.
 _SAMPLE = 200_000
 _CJK = re.compile(f"[{CJK_CLASS}]")
@@ -248,7 +248,8 @@ _CHINESE_MARGIN = 0.05
 
 
 def decode_note(data: bytes) -> str:
-    """UTF-8, UTF-16/32 with a byte-order mark, else the legacy encoding whose reading is plausible.
+    """UTF-16/32 with a byte-order mark, UTF-8 (with or without), else the legacy encoding whose
+    reading is plausible.
 
     Detection by byte statistics alone is unreliable on short notes (a few GBK lines come out as
     cp949 or big5, Japanese and Korean bytes decode cleanly as GB18030 gibberish), so each
@@ -257,29 +258,28 @@ def decode_note(data: bytes) -> str:
     """
     if not data.strip():
         raise NoteError("empty file", keep_previous=False)
-    text = _decode_bom(data)
+    text = _decode_wide(data)
     if text is None:
         if b"\x00" in data[:8192]:
             raise NoteError("binary file (NUL bytes), not a text note")
         try:
-            text = data.decode("utf-8")
+            text = data.decode("utf-8-sig")
         except UnicodeDecodeError:
             text = _decode_legacy(data)
-    if "\x00" in text[:8192]:
+    elif "\x00" in text[:8192]:
         raise NoteError("binary file (NUL characters), not a text note")
     if not text.strip():
         raise NoteError("empty file", keep_previous=False)
     return text
 
 
-def _decode_bom(data: bytes) -> str | None:
-    """The text of a note that starts with a Unicode byte-order mark, else None."""
-    for bom, encoding in _BOMS:
+def _decode_wide(data: bytes) -> str | None:
+    """The text of a note that starts with a UTF-16 or UTF-32 byte-order mark, else None."""
+    for bom, name in _BOMS:
         if not data.startswith(bom):
             continue
-        name = encoding.upper().removesuffix("-SIG")
         try:
-            text = data.decode(encoding)
+            text = data.decode(name)
         except UnicodeDecodeError:
             raise NoteError(f"starts with a {name} byte-order mark but is not valid {name}") from None
         sample = text[:_SAMPLE]  # random bytes after a mark decode too, mostly to unassigned characters
