@@ -124,8 +124,9 @@ def chunk_entries(entries: Iterable[Entry], max_tokens: int, overlap: int,
 def _at_least(entries: list[Entry], max_tokens: int, count_tokens: Callable[[str], int], cap: int) -> int:
     """A lower bound on the chunks: none holds more than its budget of the text's tokens.
 
-    Skipped (0) when the text is too short to reach the cap even at one token per character and
-    the smallest budget, which spares ordinary notes a second tokenizer pass.
+    Skipped (0) when the text is too short to reach the cap at one token per character and the
+    smallest budget, which spares ordinary notes a second tokenizer pass; a tokenizer that spends
+    more than a token per character then only loses the early refusal, not the cap.
     """
     if sum(len(e.text) for e in entries) <= cap * MIN_BODY_TOKENS:
         return 0
