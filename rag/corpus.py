@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .notes import NOTE_SUFFIXES
+from .notes import NOTE_SUFFIXES, split_lines
 
 
 class NoteError(Exception):
@@ -121,3 +121,17 @@ def decode_note(data: bytes) -> str:
     if sum(ch.isprintable() or ch.isspace() for ch in detected) < 0.95 * len(detected):
         raise NoteError(f"not UTF-8; decoding as {best.encoding} gives mostly unprintable text")
     return detected
+
+
+def read_corpus(corpus: Path, max_bytes: int) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """Every note the indexer would read, as rel → text (lines numbered as the segmenter numbers
+    them), and (rel, reason) for the notes it would skip: for tools (eval, bench) that read the
+    corpus themselves, so a bad note is passed over for the same reason, not a traceback."""
+    notes, skipped = find_notes(corpus)
+    texts: dict[str, str] = {}
+    for note in notes:
+        try:
+            texts[note.rel] = "\n".join(split_lines(decode_note(read_bytes(note, max_bytes))))
+        except NoteError as exc:
+            skipped.append((note.rel, str(exc)))
+    return texts, skipped
