@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
+from contextlib import suppress
 from pathlib import Path
 
 from ..corpus import read_corpus
@@ -32,41 +33,57 @@ QUERIES = 200
 DEFAULT_QA = Path("eval/qa.jsonl")
 
 
-def embedder_sets(default: Sequence[str], compare: Sequence[Sequence[str]]) -> tuple[list[tuple[str, ...]], list[dict]]:
-    """The embedder sets to measure (the configured one first, duplicates dropped) and the ones
-    skipped because an embedder is unknown here, each with its one-line reason."""
+def parse_sets(compare: Sequence[str | Sequence[str]] | None) -> list[tuple[str, ...]]:
+    """Embedder sets as given: ``"e5-small-q4,use-m3"`` (the CLI's form) or a sequence of names."""
+    return [tuple(p.strip() for p in c.split(",") if p.strip()) if isinstance(c, str) else tuple(c)
+            for c in compare or ()]
+
+
+def registry_names(names: Sequence[str]) -> tuple[str, ...]:
+    """Names as the registry spells them (``e5`` → ``e5-small-q4``); EmbedderError for an unknown one."""
+    return tuple(resolve(name).name for name in names)
+
+
+def embedder_sets(default: Sequence[str],
+                  compare: Sequence[tuple[str, ...]]) -> tuple[list[tuple[str, ...]], list[dict]]:
+    """The embedder sets to measure, by registry name (the configured one first, duplicates
+    dropped), and the ones skipped because an embedder is unknown here, each with its reason."""
     chosen: list[tuple[str, ...]] = []
     skipped: list[dict] = []
-    for names in [tuple(default), *(tuple(c) for c in compare)]:
-        if names in chosen:
-            continue
+    for given in [tuple(default), *compare]:
         try:
-            for name in names:
-                resolve(name)
+            names = registry_names(given)
         except EmbedderError as exc:
-            log(f"embedders {','.join(names)}: skipped, {exc}")
-            skipped.append({"embedders": list(names), "reason": str(exc)})
+            log(f"embedders {','.join(given)}: skipped, {exc}")
+            skipped.append({"embedders": list(given), "reason": str(exc)})
             continue
-        chosen.append(names)
+        if names not in chosen:
+            chosen.append(names)
     return chosen, skipped
 
 
 def run_bench(settings: Settings, out: Path = Path("eval/results/bench.json"), scales: Sequence[int] | None = None,
-              *, compare: Sequence[Sequence[str]] = (), baselines: Sequence[str] = DEFAULT_BASELINES,
+              *, compare: Sequence[str | Sequence[str]] | None = None, baselines: Sequence[str] = DEFAULT_BASELINES,
               n_queries: int = QUERIES, qa_path: Path = DEFAULT_QA, split: str = "report") -> dict:
     """The whole benchmark; writes ``out`` (JSON) and the same path with ``.md`` after every part.
 
-    ``compare``: embedder sets measured side by side with ``settings.index.embedders`` on the real
-    notes (the first is the reference the others' build times are compared with); an unknown
-    embedder skips its set with one line. ``scales``: synthetic corpus sizes (default 10k, 100k).
+    ``compare``: embedder sets (``"e5-small-q4,use-m3"`` or a list of names) measured side by side
+    with ``settings.index.embedders`` on the real notes; the first is the reference the others'
+    build times are compared with; a set naming an unknown embedder is skipped with one line.
+    ``scales``: synthetic corpus sizes (default 10k, 100k).
     """
     scales = sorted(DEFAULT_SCALES if scales is None else scales)
     qa = load_split(qa_path, split)
     questions = qa.questions
-    sets, skipped = embedder_sets(settings.index.embedders, compare)
+    compare_sets = parse_sets(compare)
+    sets, skipped = embedder_sets(settings.index.embedders, compare_sets)
+    reference = None
+    if compare_sets:
+        with suppress(EmbedderError):
+            reference = registry_names(compare_sets[0])
     report: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine(), "qa": str(qa_path),
                     "split": qa.label, "questions": len(questions), "queries_timed": max(n_queries, len(questions)),
-                    "reference": list(compare[0]) if compare else None, "notes": [],
+                    "reference": list(reference) if reference else None, "notes": [],
                     "embedder_sets_skipped": skipped, "baseline": [], "scale": []}
     started = time.perf_counter()
 

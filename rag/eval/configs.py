@@ -50,17 +50,17 @@ def parse_config(name: str) -> tuple[str, ...] | None:
     return tuple(_source(p) for p in parts)
 
 
-def resolve_configs(requested: Sequence[str] | None,
-                    available: Sequence[str]) -> tuple[dict[str, tuple[str, ...]], list[tuple[str, str]]]:
+def resolve_configs(requested: Sequence[str] | None, available: Sequence[str],
+                    dense: Sequence[str] = ()) -> tuple[dict[str, tuple[str, ...]], list[tuple[str, str]]]:
     """(name → sources to run, [(name, why skipped)]) for the requested configurations or all.
 
-    With none requested, every named configuration is tried, plus one per dense retriever of
+    With none requested, every named configuration is tried, plus one per ``dense`` retriever of
     the index that no named configuration covers (a user's ``BAAI/bge-m3``).
     """
     names = list(dict.fromkeys(requested)) if requested else list(CONFIGS)
     if not requested:
         named = {s for sources in CONFIGS.values() if sources for s in sources}
-        names[-1:-1] = [s for s in available if s not in named]
+        names[-1:-1] = [s for s in dense if s not in named]
     everything = tuple(available)
     resolved = {name: parse_config(name) or everything for name in names}
     chosen: dict[str, tuple[str, ...]] = {}

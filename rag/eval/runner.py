@@ -10,6 +10,7 @@ and returns the metrics; :mod:`rag.eval.report` writes them out.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -33,7 +34,7 @@ from .metrics import (
     summarize_retrieval,
 )
 from .qa import EvalError, QASet, Question, Span, load_split, overlaps_any
-from .report import write_outputs
+from .report import summary_table, write_outputs
 from .stats import percentiles
 
 #: (stage, done, total), as the index builder reports progress.
@@ -123,16 +124,19 @@ def run_eval(settings: Settings, qa_path: Path, out_dir: Path, configs: Sequence
              judge: bool = False, split: str = "report", models: Models | None = None,
              progress: Progress | None = None) -> dict:
     """Run the configurations on the ``split`` of the canned set; write results, metrics, report
-    and plots to ``out_dir``; return the metrics (as written to ``metrics.json``).
+    and plots to ``out_dir``, print the summary table; return the metrics (as in ``metrics.json``).
 
-    Bad input (unreadable or malformed set, unknown split or configuration, gold files not in
-    the index) raises :class:`EvalError` before anything is written.
+    Progress goes to ``progress`` when given, else to a bar on stderr when it is a terminal. Bad
+    input (unreadable or malformed set, unknown split or configuration, gold files not in the
+    index) raises :class:`EvalError` before anything is written.
     """
+    from tqdm import tqdm
+
     qa = load_split(qa_path, split)
     index = open_store(settings).load()
     searcher = Searcher(index, settings.retrieval, settings.index.corpus, models or Models())
     check_gold_files(qa, index, settings.index.corpus)
-    chosen, skipped = resolve_configs(configs, searcher.sources)
+    chosen, skipped = resolve_configs(configs, searcher.sources, tuple(index.dense))
     if not chosen:
         raise EvalError("no configuration can run on this index: "
                         + "; ".join(f"{n}: {why}" for n, why in skipped)
@@ -144,22 +148,20 @@ def run_eval(settings: Settings, qa_path: Path, out_dir: Path, configs: Sequence
 
     questions = qa.questions
     total = len(questions) * (len(chosen) + (answer_config is not None) + judging)
-    done = 0
+    quiet = progress is not None or not sys.stderr.isatty()
+    with tqdm(total=total, desc="eval", unit="q", file=sys.stderr, disable=quiet) as bar:
 
-    def tick() -> None:
-        nonlocal done
-        done += 1
-        if progress:
-            progress("eval", done, total)
+        def tick() -> None:
+            bar.update()
+            if progress:
+                progress("eval", bar.n, total)
 
-    rows_by_config = evaluate_retrieval(searcher, questions, chosen, tick)
-    if answer_config:
-        evaluate_answers(searcher, settings, questions, rows_by_config[answer_config], tick)
-    if judging:
-        judge_result = judge_answers(llm_ask(settings.llm), str(settings.llm.model), index.entry_by_id,
-                                     rows_by_config[DEFAULT_CONFIG], tick)
-    else:
-        judge_result = _judge_skipped(judge, settings, answer_config)
+        rows_by_config = evaluate_retrieval(searcher, questions, chosen, tick)
+        if answer_config:
+            evaluate_answers(searcher, settings, questions, rows_by_config[answer_config], tick)
+        judge_result = (judge_answers(llm_ask(settings.llm), str(settings.llm.model), index.entry_by_id,
+                                      rows_by_config[DEFAULT_CONFIG], tick)
+                        if judging else _judge_skipped(judge, settings, answer_config))
 
     metrics = {
         "qa": str(qa_path), "split": qa.label, "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -177,4 +179,5 @@ def run_eval(settings: Settings, qa_path: Path, out_dir: Path, configs: Sequence
         "judge": judge_result,
     }
     write_outputs(out_dir, metrics, rows_by_config, index.entries)
+    print(summary_table(metrics))
     return metrics
