@@ -158,8 +158,9 @@ def test_new_note_is_new_text_of_median_size(texts: dict[str, str]) -> None:
 
 
 def test_unknown_embedder_sets_are_skipped_with_their_reason() -> None:
-    sets, skipped = embedder_sets(("hash",), [("hash",), ("e5-nonexistent", "hash"), ("hash", "use")])
-    assert sets == [("hash",), ("hash", "use")]
+    sets, skipped = embedder_sets(("hash",), [("hash",), ("e5-nonexistent", "hash"), ("hash", "use"),
+                                              ("hash", "use-m3")])
+    assert sets == [("hash",), ("hash", "use-m3")]  # registry names, so an alias is no second set
     assert [s["embedders"] for s in skipped] == [["e5-nonexistent", "hash"]]
     assert "unknown embedder 'e5-nonexistent'" in skipped[0]["reason"]
 

@@ -22,7 +22,7 @@ from ..eval.qa import Question
 from ..models import Models
 from ..settings import Settings
 from ..store import GenerationData, IndexStore, LoadedIndex, open_store
-from .harness import dir_size_mb, in_worker, log, peak_rss_mb, timed
+from .harness import dir_size_mb, in_worker, log, peak_rss_mb, rss_mb, timed
 from .proxy import ProxyEmbedder, ProxyModels
 from .search import index_loaded, measure_search
 from .synth import generate
@@ -83,9 +83,9 @@ def scale_build_worker(settings: Settings, texts: Mapping[str, str], source: Set
 
 def load_worker(settings: Settings) -> dict:
     """Only load the index (fresh process): the memory any reader of it needs at least."""
-    rss_before = peak_rss_mb()  # the interpreter and libraries, before any index data
+    before = rss_mb()  # the interpreter and libraries, before any index data
     index, seconds = timed(open_store(settings).load)
-    return {**index_loaded(index), "seconds": round(seconds, 2), "peak_rss_mb_before": rss_before,
+    return {**index_loaded(index), "seconds": round(seconds, 2), "rss_mb_before": before, "rss_mb": rss_mb(),
             "peak_rss_mb": peak_rss_mb()}
 
 
