@@ -154,14 +154,15 @@ def _scale_section(r: dict) -> list[str]:
                           if k.startswith("dense "))
         rows.append([f"{b['entries']:,}", f"{b['chunks']:,}", b["corpus_mb"], b["build_seconds_without_embedding"],
                      b["chunks_per_s_without_embedding"], s.get("extrapolated", {}).get("full_build_seconds_estimated"),
-                     b["peak_rss_mb"], b["index_size_mb"], ld["seconds"], ld["peak_rss_mb"], ld["rss_mb"] - ld["rss_mb_before"],
+                     b["peak_rss_mb"], b["index_size_mb"], ld["seconds"], ld["peak_rss_mb"],
+                     round(ld["rss_mb"] - ld["rss_mb_before"], 1),
                      _ms(q["search_ms"]), _ms(q["stages_ms"].get("bm25", {})), dense, q["peak_rss_mb"]])
     out.append(markdown_table(["entries", "chunks", "corpus MB", "build s (no embedding)", "chunks/s (no embedding)",
                                "full build s (estimated)", "build peak RSS MB", "index MB", "load s",
                                "load peak RSS MB", "RSS added by the load MB", "search p50 / p95", "bm25 p50 / p95",
                                "dense p50 / p95", "search peak RSS MB"], rows))
     for s in r["scale"]:
-        out.append(f"\nBuild stages at {s['build']['entries']:,} entries (s, from the builder's progress): "
+        out.append(f"\nBuild stages at {s['build']['entries']:,} entries (s; commit timed at the store): "
                    + ", ".join(f"{k} {v}" for k, v in s["build"]["stages_seconds"].items())
                    + "; query stages (p50 / p95 ms): "
                    + ", ".join(f"{k} {_ms(v)}" for k, v in s["search"]["stages_ms"].items()) + ".")
