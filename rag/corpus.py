@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .notes import NOTE_SUFFIXES
+from .notes import NOTE_SUFFIXES, split_lines
 from .text import CJK_CLASS
 
 
@@ -314,3 +314,17 @@ def _decode_legacy(data: bytes) -> str:
         return str(best)
     raise NoteError(f"not UTF-8, and no encoding reads as plausible text (closest: {best.encoding}); "
                     "save it as UTF-8")
+
+
+def read_corpus(corpus: Path, max_bytes: int) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """Every note the indexer would read, as rel → text (lines numbered as the segmenter numbers
+    them), and (rel, reason) for the notes it would skip: for tools (eval, bench) that read the
+    corpus themselves, so a bad note is passed over for the same reason, not a traceback."""
+    notes, skipped = find_notes(corpus)
+    texts: dict[str, str] = {}
+    for note in notes:
+        try:
+            texts[note.rel] = "\n".join(split_lines(decode_note(read_bytes(note, max_bytes))))
+        except NoteError as exc:
+            skipped.append((note.rel, str(exc)))
+    return texts, skipped
