@@ -289,8 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="eval/out")
     p.add_argument("--retrievers", dest="eval_config", action="append",
                    help="retrieval configuration to compare, e.g. hybrid, bm25, bm25+e5 (repeatable)")
-    p.add_argument("--split", choices=("tune", "report", "all"), default="all",
-                   help="which part of the canned set (default: all)")
+    p.add_argument("--split", choices=("tune", "report", "all"), default="report",
+                   help="which part of the canned set: thresholds are tuned on `tune`, quality is reported on "
+                   "`report` (the default)")
     p.add_argument("--judge", action="store_true", help="LLM-as-judge (needs a configured endpoint)")
     p.set_defaults(func=cmd_eval)
     p = sub.add_parser("serve", parents=[common], help="the Gradio app")
