@@ -103,7 +103,7 @@ def _first_error(log: IO[bytes]) -> str:
     """The child's first error line, the most specific one (llama.cpp logs ``0.00.003.658 E msg``)."""
     log.seek(0)
     lines = [line.strip() for line in log.read().decode("utf-8", "replace").splitlines() if line.strip()]
-    errors = [line.split(" E ", 1)[1].strip() for line in lines if " E " in line]
+    errors = [" ".join(line.split(" E ", 1)[1].split()) for line in lines if " E " in line]
     return (errors or lines[-1:] or ["the server exited without a message"])[0]
 
 
@@ -180,7 +180,7 @@ class LocalModelServer:
         while True:
             elapsed = time.monotonic() - started
             if self._process.poll() is not None:
-                raise LocalModelError(f"llama.cpp could not load {self.path.name}: {_first_error(log)}")
+                raise LocalModelError(f"llama.cpp could not serve {self.path.name}: {_first_error(log)}")
             if _health(port) == 200:
                 return
             if elapsed > self.load_timeout:

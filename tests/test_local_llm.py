@@ -104,7 +104,7 @@ def test_streams_a_chat_completion_in_several_deltas(served) -> None:
     (lambda tmp, model: tmp, "not a regular file"),
     (lambda tmp, model: (tmp / "notes.gguf", (tmp / "notes.gguf").write_text("# notes\n"))[0], "not a GGUF"),
     (lambda tmp, model: (tmp / "cut.gguf", (tmp / "cut.gguf").write_bytes(model.read_bytes()[:1000]))[0],
-     "llama.cpp could not load cut.gguf"),
+     "llama.cpp could not serve cut.gguf: read: string length"),
 ], ids=["missing", "directory", "not-gguf", "truncated"])
 def test_a_bad_model_file_is_one_line(tmp_path: Path, smollm2: Path, make, expected: str) -> None:
     server = LocalModelServer(make(tmp_path, smollm2), load_timeout=30)
