@@ -11,7 +11,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -153,15 +153,14 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
-    from .answer import format_sources
+    from .answer import collect, format_sources
 
     notes = Notes(settings)
     filters = filters_from(args)
     use_llm = False if args.no_llm else None
     stream = sys.stdout.isatty() and not args.json and not args.batch
     for qid, question in _questions(args, settings):
-        answer = yield_to(notes.ask(question, k=args.k, filters=filters, use_llm=use_llm),
-                          _write if stream else None)
+        answer = collect(notes.ask(question, k=args.k, filters=filters, use_llm=use_llm), _write if stream else None)
         if args.batch:
             _print_json({"id": qid, **answer.to_json()})
         elif args.json:
@@ -176,17 +175,6 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 def _write(text: str) -> None:
     sys.stdout.write(text)
     sys.stdout.flush()
-
-
-def yield_to(gen, on_token: Callable[[str], None] | None):  # type: ignore[no-untyped-def]
-    """Drive a ``Generator[str, None, R]``: each delta to ``on_token``; returns R."""
-    while True:
-        try:
-            delta = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        if on_token:
-            on_token(delta)
 
 
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:

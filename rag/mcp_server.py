@@ -14,12 +14,11 @@ import base64
 import binascii
 import hmac
 import sys
-from collections.abc import Generator
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .answer import Answer
+from .answer import collect
 from .retrieve import Filters
 from .service import Notes, QuestionError
 from .store import IndexUnavailable
@@ -100,14 +99,6 @@ def _fail(exc: Exception) -> Exception:
     return ToolError(str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__)
 
 
-def _finish(stream: Generator[str, None, Answer]) -> Answer:
-    while True:
-        try:
-            next(stream)
-        except StopIteration as done:
-            return done.value
-
-
 class NotesTools:
     """The four tools as plain methods (tested directly and through a real MCP client)."""
 
@@ -127,7 +118,7 @@ class NotesTools:
             raise _fail(ValueError("mode 'llm' needs a configured model (RAG_LLM_MODEL); use 'auto' or 'extractive'"))
         use_llm = {"auto": None, "llm": True, "extractive": False}[mode]
         try:
-            answer = _finish(self.notes.ask(question, k=k, use_llm=use_llm))
+            answer = collect(self.notes.ask(question, k=k, use_llm=use_llm))
         except (QuestionError, ValueError, IndexUnavailable) as exc:
             raise _fail(exc) from None
         return AnswerOut(**answer.to_json())

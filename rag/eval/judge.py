@@ -65,7 +65,7 @@ def judge_answers(ask: Ask, model: str, entries: Mapping[str, Entry], rows: Sequ
 
 def llm_ask(llm: LLMSettings) -> Ask:
     """An :data:`Ask` over the configured endpoint, through the answer layer's chat transport."""
-    from ..answer import LLMFailure, stream_chat
+    from ..llm import LLMFailure, stream_chat
 
     def ask(prompt: str) -> str | None:
         try:
