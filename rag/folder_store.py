@@ -253,7 +253,7 @@ class FolderStore(IndexStore):
     def lock(self, wait: bool = True) -> Iterator[None]:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self.path / ".lock", os.O_RDONLY | os.O_CREAT, 0o644)  # flock needs no write access
         except OSError as exc:
             raise IndexUnavailable(f"cannot use the index folder {self.path}: {exc.strerror or exc}") from None
         try:
@@ -335,12 +335,14 @@ class FolderStore(IndexStore):
 
     def _point_to(self, name: str) -> None:
         """The atomic switch: ``CURRENT`` names ``name``, durably."""
-        pointer = self.path / "CURRENT.tmp"
+        pointer, current = self.path / "CURRENT.tmp", self.path / "CURRENT"
+        if current.is_dir() and not current.is_symlink():  # a damaged pointer the rename cannot replace
+            shutil.rmtree(current)
         with open(pointer, "w", encoding="utf-8") as f:
             f.write(name + "\n")
             f.flush()
             os.fsync(f.fileno())
-        os.replace(pointer, self.path / "CURRENT")
+        os.replace(pointer, current)
         _fsync(self.path)
 
     def _collect_garbage(self, keep: set[str | None]) -> None:
