@@ -179,6 +179,8 @@ def _embed(name: str, chunks: list[Chunk], store: IndexStore, models: Models, pr
         matrix[batch] = embedder.embed_passages([chunks[i].embed_text for i in batch])  # type: ignore[union-attr]
         if cache is not None:
             cache.put([hashes[i] for i in batch], matrix[batch])
+            if start + BATCH >= len(todo):
+                cache.flush()  # a stage reported done is a stage saved
         if progress:
             progress(stage, min(start + BATCH, len(todo)), len(todo))
     if cache is not None:

@@ -1,9 +1,10 @@
 """`rag index --watch`: keep the index current while the user edits notes.
 
-A burst of saves makes one rebuild: changes are grouped until the notes have been quiet for
-``QUIET_MS`` (watchfiles' ``step``), or at most ``MAX_GROUP_MS`` of non-stop changes (its
-``debounce``). Changes made while a build runs are collected meanwhile and make one more build.
-Readers such as the app pick the new generation up through their IndexHandle.
+A burst of saves makes one rebuild: changes are collected until the notes have been quiet for
+``QUIET_MS``, or for at most ``MAX_GROUP_MS`` of non-stop changes. (watchfiles alone yields every
+~100 ms while an editor re-saves one file, since the set of changed paths stops growing.)
+Changes made while a build runs are collected meanwhile and make one more build. Readers such as
+the app pick the new generation up through their IndexHandle.
 """
 
 from __future__ import annotations
@@ -63,8 +64,17 @@ def watch_index(settings: Settings, store: IndexStore, models: Models, stop: thr
     try:
         rebuild(first=True)
         say(f"watching {settings.index.corpus} for note changes (Ctrl-C to stop)")
-        for _ in watch(corpus, watch_filter=lambda _change, path: is_note_change(Path(path), corpus, index),
-                       debounce=MAX_GROUP_MS, step=QUIET_MS, stop_event=stop, raise_interrupt=False):
+        pending_since: float | None = None
+        for changes in watch(corpus, watch_filter=lambda _change, path: is_note_change(Path(path), corpus, index),
+                             rust_timeout=QUIET_MS, yield_on_timeout=True, stop_event=stop, raise_interrupt=False):
+            now = time.monotonic()
+            if changes:  # more to come? wait for quiet, unless this has gone on for too long
+                pending_since = pending_since or now
+                if now - pending_since < MAX_GROUP_MS / 1000:
+                    continue
+            elif pending_since is None:  # quiet, and nothing to do
+                continue
+            pending_since = None
             rebuild()
     except KeyboardInterrupt:  # also mid-build: the previous generation stays live
         pass
@@ -73,11 +83,11 @@ def watch_index(settings: Settings, store: IndexStore, models: Models, stop: thr
 
 def _new_lines(report: BuildReport, reported: set[tuple[str, str]], quiet_if_up_to_date: bool) -> list[str]:
     """Each skip once (not again on every rebuild), then the build's one-line summary."""
-    from .corpus import display_name
-
     lines = []
     for skip in report.skipped:
         if (skip.path, skip.reason) not in reported:
+            from .corpus import display_name  # escapes a file name that could fake a line
+
             reported.add((skip.path, skip.reason))
             kept = " (the previously indexed version is kept)" if skip.kept else ""
             lines.append(f"skipped {display_name(skip.path)}: {skip.reason}{kept}")
