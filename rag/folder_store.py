@@ -360,9 +360,9 @@ class FolderStore(IndexStore):
         ids = {file_slug(i) for i in data.manifest.embedder_ids.values()}
         live = {c.hash for c in data.chunks}
         root = self.path / CACHE_DIR
-        for folder in root.iterdir() if root.is_dir() else ():
-            if folder.name not in ids:
-                shutil.rmtree(folder, ignore_errors=True)
-        for embedder_id in data.manifest.embedder_ids.values():
-            with suppress(IndexUnavailable):  # pruning is housekeeping; the commit already stands
+        with suppress(OSError, IndexUnavailable):  # housekeeping: the commit already stands
+            for folder in root.iterdir() if root.is_dir() else ():
+                if folder.name not in ids:
+                    shutil.rmtree(folder, ignore_errors=True)
+            for embedder_id in data.manifest.embedder_ids.values():
                 self.vector_cache(embedder_id).prune(live)

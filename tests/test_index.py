@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -20,8 +21,11 @@ from pathlib import Path
 import pytest
 
 from rag.builder import BuildReport, build_index
+from rag.chunking import approx_tokens, chunk_entries
+from rag.embedding import HashEmbedder
 from rag.folder_store import FolderStore
 from rag.models import Models
+from rag.notes import split_entries
 from rag.retrieve import Searcher
 from rag.settings import Settings
 from rag.store import IndexHandle, IndexUnavailable, open_store
@@ -244,33 +248,32 @@ def assert_intact(settings: Settings, models: Models, generation: str) -> None:
     assert top_file(settings, models, "Whisper HuBERT sparse autoencoders") == "audio.md"
 
 
-def test_kill_9_at_any_point_keeps_the_previous_index(make_corpus: MakeCorpus, models: Models) -> None:
+def test_kill_9_at_any_point_keeps_the_previous_index_and_the_embedding_work(make_corpus: MakeCorpus,
+                                                                            models: Models) -> None:
     settings = make_corpus(NOTES)
     build(settings, models)
-    generation = open_store(settings).current()
+    store = open_store(settings)
+    generation = store.current()
     big_corpus(settings.index.corpus)
-    # while starting up, in the middle of embedding, and once embedding is done (so while writing)
-    points = [lambda t, err: t > 0.3, lambda t, err: "embedding (hash): 64/128" in err,
-              lambda t, err: "embedding (hash): 128/128" in err]
-    for ready in points:
-        assert kill_when(start_build(settings, delay=0.1), ready)
-        assert_intact(settings, models, generation)
+    bulk = [c.hash for path in sorted(settings.index.corpus.glob("bulk*.md"))
+            for c in chunk_entries(split_entries(path.read_text(encoding="utf-8"), path.name), 256, 32, approx_tokens)]
+    cache = store.vector_cache(HashEmbedder().id)
+    assert len(bulk) == 128 and cache.get(bulk) == {}
+
+    assert kill_when(start_build(settings, delay=0.25), lambda t, err: t > 0.3)  # while starting up
+    assert_intact(settings, models, generation)
+    assert kill_when(start_build(settings, delay=0.25), lambda t, err: "embedding (hash): 96/128" in err)
+    assert_intact(settings, models, generation)
+    assert len(cache.get(bulk)) >= 64  # checkpointed: at most the last second of work is lost
+    embedded_all = re.compile(r"embedding \(hash\): (\d+)/\1\n")  # of what was left to embed
+    assert kill_when(start_build(settings, delay=0.25), lambda t, err: embedded_all.search(err) is not None)
+    assert_intact(settings, models, generation)  # killed while writing (or just before)
 
     report = build(settings, models)
     assert report.added == [f"bulk{n:02d}.md" for n in range(8)]
-    assert report.embedded == 0 and report.reused == 131  # the killed builds' embeddings were saved
-    live = open_store(settings).current()
-    leftovers = {p.name for p in settings.index.path.iterdir()} - {"CURRENT", ".lock", ".cache", live}
+    assert report.embedded == 0 and report.reused == 131  # the killed builds' embeddings were all saved
+    leftovers = {p.name for p in settings.index.path.iterdir()} - {"CURRENT", ".lock", ".cache", store.current()}
     assert leftovers <= {generation}  # at most the replaced generation, kept for slow readers
-
-
-def test_a_killed_build_resumes_its_embedding(make_corpus: MakeCorpus, models: Models) -> None:
-    settings = make_corpus(NOTES)
-    build(settings, models)
-    big_corpus(settings.index.corpus)
-    assert kill_when(start_build(settings, delay=0.25), lambda t, err: "embedding (hash): 96/128" in err)
-    report = build(settings, models)
-    assert report.chunks == 131 and report.reused >= 3 + 64 and report.embedded <= 128 - 64  # ≤ 1 s of work lost
 
 
 def test_a_failed_commit_loses_nothing(make_corpus: MakeCorpus, models: Models,
