@@ -156,7 +156,7 @@ def build_server(notes: Notes) -> Any:
     from mcp.server.mcpserver import MCPServer
 
     tools = NotesTools(notes)
-    server = MCPServer("notes-rag", instructions=(
+    server = MCPServer("notes-rag", log_level="WARNING", instructions=(
         "Search and ask the user's personal notes on AI papers (mostly Chinese with English terms). "
         "Use search_notes to find entries, ask_notes for a short answer citing entries as [n], get_entry "
         "for an entry's whole text, list_notes for what is indexed. " + DATA_NOTICE))

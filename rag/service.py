@@ -68,13 +68,13 @@ class Notes:
 
     def search(self, question: str, k: int | None = None, filters: Filters | None = None) -> RetrievalResult:
         question = check_question(question, self.settings.answer.max_question_chars)
-        return self.searcher().search(question, k=check_k(k or self.settings.retrieval.k), filters=filters)
+        return self.searcher().search(question, k=check_k(self.settings.retrieval.k if k is None else k), filters=filters)
 
     def ask(self, question: str, k: int | None = None, filters: Filters | None = None,
             history: list[dict] | None = None, use_llm: bool | None = None) -> Generator[str, None, Answer]:
         """Text deltas, then (as the generator's return value) the whole cited answer."""
         question = check_question(question, self.settings.answer.max_question_chars)
-        k = check_k(k or self.settings.answer.k, 50)
+        k = check_k(self.settings.answer.k if k is None else k, 50)
         return iter_answer(question, self.searcher(), self.settings, k=k, filters=filters, history=history,
                            use_llm=use_llm)
 

@@ -151,7 +151,7 @@ class LLMSettings(_Section):
     """Where the chat model lives; no ``model`` means offline (extractive) answers, no request at all."""
 
     model: str | None = None
-    base_url: str | None = None
+    base_url: str | None = Field(None, repr=False)  # may carry credentials: shown via public_endpoint
     api_key: SecretStr | None = Field(None, repr=False)
     #: Seconds to wait for each read from the endpoint, and for a whole answer.
     timeout: float = Field(60.0, gt=0)
@@ -331,7 +331,7 @@ def load_settings(config_file: Path | None = None, env: Mapping[str, str] | None
                 sources[f"{section}.{name}"] = str(path)
     for var, key in ENVIRONMENT.items():
         value = (env or {}).get(var)
-        if value is not None and (value.strip() or key.startswith("llm.")):
+        if value is not None and (value.strip() or key.startswith("llm.") or key == "index.embedders"):
             _set(data, key, value)
             sources[key] = var
     for key, value in (flags or {}).items():

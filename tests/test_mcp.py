@@ -109,15 +109,25 @@ def test_stdout_carries_nothing_but_protocol(indexed: Settings) -> None:
         {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "search_notes",
                                                                         "arguments": {"query": 42}}},
     ]
-    wire = "".join(json.dumps(r) + "\n" for r in requests)
-    proc = subprocess.run([sys.executable, "-m", "rag.cli", "mcp"], input=wire, capture_output=True, text=True,
-                          cwd=ROOT, env=env_for(indexed), timeout=120)
-    lines = [json.loads(line) for line in proc.stdout.splitlines()]  # fails on any non-JSON line
+    proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "mcp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env_for(indexed))
+    assert proc.stdin and proc.stdout
+    for request in requests:
+        proc.stdin.write(json.dumps(request) + "\n")
+    proc.stdin.flush()
+    lines = []
+    while len([m for m in lines if "id" in m]) < 3:  # a client keeps stdin open until its answers arrive
+        line = proc.stdout.readline()
+        assert line, "the server closed stdout before answering"
+        lines.append(json.loads(line))  # fails on any non-JSON line
+    proc.stdin.close()
+    stderr = proc.stderr.read() if proc.stderr else ""
+    assert proc.wait(timeout=60) == 0 and proc.stdout.read() == ""
     assert all(m.get("jsonrpc") == "2.0" for m in lines)
     by_id = {m["id"]: m for m in lines if "id" in m}
     assert by_id[2]["result"]["structuredContent"]["hits"][0]["title"] == "HySparse"
     assert by_id[3].get("error") or by_id[3]["result"]["isError"]
-    assert "Traceback" not in proc.stderr
+    assert "Traceback" not in stderr
 
 
 def test_missing_index_is_a_tool_error(make_corpus, tmp_path: Path) -> None:

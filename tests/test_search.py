@@ -127,5 +127,5 @@ def test_lexical_only_index_works(make_corpus, models: Models) -> None:
     settings = make_corpus({"n.md": "## KV\nKV cache 压缩\n\n## MoE\n原子专家 路由\n"}, embedders=())
     build_index(settings.index, open_store(settings), models)
     searcher = Searcher(open_store(settings).load(), settings.retrieval, settings.index.corpus, models)
-    assert searcher.sources == ("bm25",)
+    assert searcher.sources == ("bm25", "exact")
     assert searcher.search("原子专家", k=1).hits[0].entry.title == "MoE"

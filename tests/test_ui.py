@@ -119,10 +119,10 @@ def test_login_from_rag_auth(app_corpus: Settings, models: Models) -> None:
     launch(demo, app_corpus, prevent_thread_lock=True, quiet=True)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
-            assert http.get("/app_corpus").status_code == 401
+            assert http.get("/config").status_code == 401
             assert http.post("/login", data={"username": "ana", "password": "wrong"}).status_code == 400
             assert http.post("/login", data={"username": "ana", "password": "s3cret"}).status_code == 200
-            assert http.get("/app_corpus").status_code == 200
+            assert http.get("/config").status_code == 200
     finally:
         demo.close()
     assert app_corpus.updated({"serve.auth": "bo:pa:ss"}).serve.login == ("bo", "pa:ss")
