@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,6 +25,9 @@ from .chunking import Chunk
 from .dense import DenseIndex
 from .manifest import Manifest
 from .notes import Entry
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 
 class IndexUnavailable(Exception):
@@ -173,3 +177,15 @@ class IndexHandle:
             raise self._failed[1] if self._failed else IndexUnavailable(
                 f"no index in {self.store.location}: run `rag index` first")
         return self._index
+
+
+def open_store(settings: Settings) -> IndexStore:
+    """The store the settings name: a PostgreSQL DSN in ``index.store``, else the ``index.path`` folder."""
+    index = settings.index
+    if index.store:
+        from .pg_store import PgStore
+
+        return PgStore(index.store, index.hnsw_threshold, settings.retrieval.ef_search)
+    from .folder_store import FolderStore
+
+    return FolderStore(index.path, index.hnsw_threshold, settings.retrieval.ef_search)
