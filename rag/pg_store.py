@@ -43,7 +43,8 @@ ENTRY_COLUMNS = tuple(f.name for f in fields(Entry))
 CHUNK_COLUMNS = tuple(f.name for f in fields(Chunk))
 #: pgvector's HNSW graph: its defaults; recall@10 against exact search is measured in scripts/pg_bench.py.
 HNSW_M, HNSW_EF_CONSTRUCTION = 16, 64
-#: Seconds to wait for a pooled connection before checking that the server is there at all.
+#: Seconds to wait for a pooled connection before opening one of our own (which also says at once
+#: when the server is gone, instead of after the pool's timeout).
 QUICK_WAIT = 1.0
 
 
@@ -109,16 +110,17 @@ class PgStore(IndexStore):
                 self._pool = pool
         pool = self._pool
         try:
-            conn = pool.getconn(timeout=QUICK_WAIT)
-        except PoolTimeout:
-            self._connect().close()  # the server is gone: say so now rather than after the pool's timeout
-            with self._errors():
-                conn = pool.getconn()  # it is only busy
+            conn, pooled = pool.getconn(timeout=QUICK_WAIT), True
+        except PoolTimeout:  # busy, or reconnecting after an outage: a connection of our own (or why not)
+            conn, pooled = self._connect(), False
         try:
             with self._errors():
                 yield conn
         finally:
-            pool.putconn(conn)
+            if pooled:
+                pool.putconn(conn)
+            else:
+                conn.close()
 
     def close(self) -> None:
         with self._pool_lock:
