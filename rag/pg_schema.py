@@ -24,7 +24,7 @@ SCHEMA_VERSION = 1
 #: pg_advisory_lock keys: one builder per database; commits and garbage collection serialised.
 BUILD_LOCK = 0x7261_6762_7569_6C64  # "ragbuild"
 COMMIT_LOCK = 0x7261_6763_6F6D_6D74  # "ragcommt"
-TABLES = ("rag_current", "rag_generation_chunks", "rag_generation_entries", "rag_chunks", "rag_entries",
+TABLES = ("rag_current", "rag_lexicon", "rag_generation_chunks", "rag_generation_entries", "rag_chunks", "rag_entries",
           "rag_generations", "rag_vector_tables", "rag_schema")
 
 DDL = f"""
@@ -33,7 +33,8 @@ INSERT INTO rag_schema VALUES ({SCHEMA_VERSION});
 CREATE TABLE rag_generations (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     created timestamptz NOT NULL DEFAULT now(),
-    manifest jsonb NOT NULL);
+    manifest jsonb NOT NULL,
+    bm25 bytea);
 CREATE TABLE rag_current (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     generation bigint NOT NULL REFERENCES rag_generations (id));
@@ -53,6 +54,9 @@ CREATE TABLE rag_generation_chunks (
     position integer NOT NULL, key text NOT NULL, vkey text NOT NULL, PRIMARY KEY (generation, position));
 CREATE INDEX ON rag_generation_chunks (key);
 CREATE INDEX ON rag_generation_chunks (vkey, generation);
+CREATE TABLE rag_lexicon (
+    generation bigint NOT NULL REFERENCES rag_generations (id) ON DELETE CASCADE,
+    token text NOT NULL, df integer NOT NULL, PRIMARY KEY (generation, token));
 CREATE TABLE rag_vector_tables (
     id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY, embedder_id text NOT NULL UNIQUE,
     dim integer NOT NULL);

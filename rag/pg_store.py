@@ -5,20 +5,22 @@ A build writes its generation in one transaction (only rows the database lacks: 
 and a killed build leaves the previous generation serving. Readers hold a small connection pool
 and ask for the live generation's id once per question (:class:`~rag.store.IndexHandle`).
 
-Lexical search stays in memory: BM25 over our jieba-aware tokens, rebuilt from the stored tokens
-on load (Postgres full-text search cannot segment Chinese). Dense search below the HNSW threshold
+Lexical search stays in memory: BM25 over our jieba-aware tokens (Postgres full-text search cannot
+segment Chinese), built at commit and stored with the generation; the tokens themselves are kept
+per chunk for the next incremental build. Dense search below the HNSW threshold
 is exact over the vectors fetched into numpy (the same ranking as the folder store); at or above
 it, pgvector's HNSW index answers in the database.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import io
 import logging
 import sys
+import tempfile
 import threading
-from collections.abc import Callable, Iterator, Sequence
+import zipfile
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import astuple, fields, replace
 
@@ -33,7 +35,8 @@ from .dense import DenseIndex, ExactDense
 from .manifest import Manifest, ManifestError
 from .notes import Entry
 from .pg_dense import PgDense, vectors_ready
-from .pg_schema import BUILD_LOCK, COMMIT_LOCK, ensure_schema, unavailable, vector_table, version_problem
+from .pg_schema import BUILD_LOCK, ensure_schema, unavailable, vector_table, version_problem
+from .pg_write import check_shapes, collect_garbage, content_key, digest, pack_bm25, put_rows, put_vectors
 from .settings import check_dsn, mask_dsn
 from .store import GenerationData, IndexStore, IndexUnavailable, Lexicon, LoadedIndex, PreviousGeneration
 
@@ -41,19 +44,9 @@ from .store import GenerationData, IndexStore, IndexUnavailable, Lexicon, Loaded
 logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
 ENTRY_COLUMNS = tuple(f.name for f in fields(Entry))
 CHUNK_COLUMNS = tuple(f.name for f in fields(Chunk))
-#: pgvector's HNSW graph: its defaults; recall@10 against exact search is measured in scripts/pg_bench.py.
-HNSW_M, HNSW_EF_CONSTRUCTION = 16, 64
 #: Seconds to wait for a pooled connection before opening one of our own (which also says at once
 #: when the server is gone, instead of after the pool's timeout).
 QUICK_WAIT = 1.0
-
-
-def _key(values: Sequence[object]) -> str:
-    return hashlib.sha256(json.dumps(values, ensure_ascii=False).encode("utf-8")).hexdigest()
-
-
-def _digest(keys: Sequence[str]) -> str:
-    return hashlib.sha256("\n".join(keys).encode("ascii")).hexdigest()
 
 
 class PgStore(IndexStore):
@@ -161,20 +154,22 @@ class PgStore(IndexStore):
         with self._reader() as conn:
             return self._live(conn)[1]
 
-    def _read(self, conn: psycopg.Connection, generation: int, manifest: Manifest
+    def _read(self, conn: psycopg.Connection, generation: int, manifest: Manifest, with_tokens: bool
               ) -> tuple[list[Entry], list[Chunk], list[list[str]]]:
+        """Entries and chunks in order, checked against the manifest; tokens only for a builder."""
         cols = ", ".join(f"t.{c}" for c in ENTRY_COLUMNS)
         rows = conn.execute(f"SELECT t.key, {cols} FROM rag_generation_entries g JOIN rag_entries t ON t.key = g.key "
                             "WHERE g.generation = %s ORDER BY g.position", (generation,)).fetchall()
         entries = [Entry(*row[1:]) for row in rows]
         entry_keys = [row[0] for row in rows]
         cols = ", ".join(f"t.{c}" for c in CHUNK_COLUMNS)
-        rows = conn.execute(f"SELECT t.key, t.tokens, {cols} FROM rag_generation_chunks g JOIN rag_chunks t "
+        tokens_column = "t.tokens" if with_tokens else "NULL"
+        rows = conn.execute(f"SELECT t.key, {tokens_column}, {cols} FROM rag_generation_chunks g JOIN rag_chunks t "
                             "ON t.key = g.key WHERE g.generation = %s ORDER BY g.position", (generation,)).fetchall()
         chunks = [Chunk(*row[2:]) for row in rows]
-        tokens = [row[1] for row in rows]
-        if (manifest.checksums.get("rag_entries") != _digest(entry_keys)
-                or manifest.checksums.get("rag_chunks") != _digest([row[0] for row in rows])):
+        tokens = [row[1] for row in rows] if with_tokens else []
+        if (manifest.checksums.get("rag_entries") != digest(entry_keys)
+                or manifest.checksums.get("rag_chunks") != digest([row[0] for row in rows])):
             raise IndexUnavailable(f"index in {self.location} is damaged (rows missing): run `rag index` to rebuild")
         return entries, chunks, tokens
 
@@ -211,7 +206,11 @@ class PgStore(IndexStore):
     def load(self) -> LoadedIndex:
         with self._snapshot() as conn:
             generation, manifest = self._live(conn)
-            entries, chunks, tokens = self._read(conn, generation, manifest)
+            entries, chunks, _ = self._read(conn, generation, manifest, with_tokens=False)
+            lexicon = Lexicon(dict(conn.execute("SELECT token, df FROM rag_lexicon WHERE generation = %s",
+                                                (generation,)).fetchall()), len(chunks))
+            (blob,) = conn.cursor(binary=True).execute("SELECT bm25 FROM rag_generations WHERE id = %s",
+                                                       (generation,)).fetchone()
             dense: dict[str, DenseIndex] = {}
             for name, (table, dim) in self._tables(conn, manifest).items():
                 if len(chunks) >= self.hnsw_threshold:
@@ -219,7 +218,12 @@ class PgStore(IndexStore):
                                           self._spread(conn, table, generation), self.ef_search)
                 else:
                     dense[name] = ExactDense(self._matrix(conn, generation, table, dim, len(chunks)))
-        return LoadedIndex(str(generation), manifest, entries, chunks, Lexicon.of(tokens), _bm25(tokens), dense)
+        try:
+            bm25 = _unpack_bm25(blob)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            raise IndexUnavailable(f"the BM25 index in {self.location} is unreadable ({exc.__class__.__name__}): "
+                                   "run `rag index` to rebuild") from None
+        return LoadedIndex(str(generation), manifest, entries, chunks, lexicon, bm25, dense)
 
     def _spread(self, conn: psycopg.Connection, table: str, generation: int) -> float:
         """Rows in the table per row of this generation: how much an HNSW scan must over-fetch
@@ -233,7 +237,7 @@ class PgStore(IndexStore):
         try:
             with self._snapshot() as conn:
                 generation, manifest = self._live(conn)
-                entries, chunks, tokens = self._read(conn, generation, manifest)
+                entries, chunks, tokens = self._read(conn, generation, manifest, with_tokens=True)
                 vectors = {name: self._matrix(conn, generation, table, dim, len(chunks))
                            for name, (table, dim) in self._tables(conn, manifest).items()}
         except IndexUnavailable:
@@ -270,114 +274,44 @@ class PgStore(IndexStore):
                                        "grant them, or build as the tables' owner")
 
     def commit(self, data: GenerationData) -> str:
-        _check_shapes(data)
-        entry_keys = [_key(astuple(e)) for e in data.entries]
-        chunk_keys = [_key([*astuple(c), t]) for c, t in zip(data.chunks, data.tokens, strict=True)]
+        check_shapes(data)
+        entry_keys = [content_key(astuple(e)) for e in data.entries]
+        chunk_keys = [content_key([*astuple(c), t]) for c, t in zip(data.chunks, data.tokens, strict=True)]
         vkeys = [c.hash for c in data.chunks]
-        manifest = replace(data.manifest, checksums={"rag_entries": _digest(entry_keys),
-                                                     "rag_chunks": _digest(chunk_keys)})
+        manifest = replace(data.manifest, checksums={"rag_entries": digest(entry_keys),
+                                                     "rag_chunks": digest(chunk_keys)})
+        lexicon, bm25 = Lexicon.of(data.tokens), pack_bm25(data.tokens)  # before the transaction: slow
         with closing(self._connect()) as conn, self._errors():
             with conn.transaction():
                 ensure_schema(conn, self.location)  # also serialises commits (a transaction lock)
                 vectors_ready(conn)
                 (old,) = conn.execute("SELECT (SELECT generation FROM rag_current)").fetchone()
-                (generation,) = conn.execute("INSERT INTO rag_generations (manifest) VALUES (%s) RETURNING id",
-                                             (Jsonb(manifest.to_json()),)).fetchone()
-                _put_rows(conn, "entries", generation, entry_keys, None,
+                (generation,) = conn.execute("INSERT INTO rag_generations (manifest, bm25) VALUES (%s, %s) "
+                                             "RETURNING id", (Jsonb(manifest.to_json()), bm25)).fetchone()
+                with conn.cursor().copy("COPY rag_lexicon (generation, token, df) FROM STDIN") as copy:
+                    for token, df in lexicon.doc_freq.items():
+                        copy.write_row((generation, token, df))
+                put_rows(conn, "entries", generation, entry_keys, None,
                           lambda i: astuple(data.entries[i]), ENTRY_COLUMNS)
-                _put_rows(conn, "chunks", generation, chunk_keys, vkeys,
+                put_rows(conn, "chunks", generation, chunk_keys, vkeys,
                           lambda i: (*astuple(data.chunks[i]), data.tokens[i], vkeys[i]),
                           (*CHUNK_COLUMNS, "tokens", "vkey"))
                 for name, matrix in data.vectors.items():
-                    _put_vectors(conn, manifest.embedder_ids[name], matrix, vkeys,
+                    put_vectors(conn, manifest.embedder_ids[name], matrix, vkeys,
                                  approximate=len(data.chunks) >= self.hnsw_threshold)
                 conn.execute("INSERT INTO rag_current (generation) VALUES (%s) ON CONFLICT (singleton) "
                              "DO UPDATE SET generation = EXCLUDED.generation", (generation,))
             with conn.transaction():
-                _collect_garbage(conn, keep=[g for g in (generation, old) if g is not None])
+                collect_garbage(conn, keep=[g for g in (generation, old) if g is not None])
         return str(generation)
 
 
-def _check_shapes(data: GenerationData) -> None:
-    if len(data.tokens) != len(data.chunks):
-        raise ValueError("a generation needs one token list per chunk")
-    for name, matrix in data.vectors.items():
-        if matrix.ndim != 2 or len(matrix) != len(data.chunks) or name not in data.manifest.embedder_ids:
-            raise ValueError(f"vectors of {name} do not match the chunks or the manifest")
-
-
-def _put_rows(conn: psycopg.Connection, kind: str, generation: int, keys: list[str], vkeys: list[str] | None,
-              row: Callable[[int], tuple], columns: Sequence[str]) -> None:
-    """Membership rows for every position; content rows only for keys the database lacks."""
-    staged = f"rag_staged_{kind}"
-    conn.execute(f"CREATE TEMP TABLE {staged} (position integer, key text, vkey text) ON COMMIT DROP")
-    with conn.cursor().copy(f"COPY {staged} FROM STDIN") as copy:
-        for i, key in enumerate(keys):
-            copy.write_row((i, key, vkeys[i] if vkeys else None))
-    missing = {k for (k,) in conn.execute(f"SELECT DISTINCT s.key FROM {staged} s WHERE NOT EXISTS "
-                                          f"(SELECT 1 FROM rag_{kind} t WHERE t.key = s.key)")}
-    with conn.cursor().copy(f"COPY rag_{kind} (key, {', '.join(columns)}) FROM STDIN") as copy:
-        for i, key in enumerate(keys):
-            if key in missing:
-                missing.discard(key)
-                copy.write_row((key, *row(i)))
-    extra = ", vkey" if vkeys else ""
-    conn.execute(f"INSERT INTO rag_generation_{kind} (generation, position, key{extra}) "
-                 f"SELECT %s, position, key{extra} FROM {staged}", (generation,))
-
-
-def _put_vectors(conn: psycopg.Connection, embedder_id: str, matrix: np.ndarray, vkeys: list[str],
-                 approximate: bool) -> None:
-    dim = int(matrix.shape[1])
-    row = conn.execute("SELECT id, dim FROM rag_vector_tables WHERE embedder_id = %s", (embedder_id,)).fetchone()
-    if row is None:
-        row = conn.execute("INSERT INTO rag_vector_tables (embedder_id, dim) VALUES (%s, %s) RETURNING id, dim",
-                           (embedder_id, dim)).fetchone()
-        conn.execute(f"CREATE TABLE {vector_table(row[0])} (key text PRIMARY KEY, embedding vector({dim}) NOT NULL)")
-    if row[1] != dim:
-        raise ValueError(f"embedder {embedder_id} changed its dimension ({row[1]} → {dim})")
-    table, index = vector_table(row[0]), f"{vector_table(row[0])}_hnsw"
-    missing = {k for (k,) in conn.execute(f"SELECT DISTINCT s.vkey FROM rag_staged_chunks s WHERE NOT EXISTS "
-                                          f"(SELECT 1 FROM {table} t WHERE t.key = s.vkey)")}
-    (rows,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
-    if len(missing) > rows and conn.execute("SELECT to_regclass(%s)", (index,)).fetchone()[0] is not None:
-        conn.execute(f"DROP INDEX {index}")  # building the graph anew beats inserting most of it row by row
-    with conn.cursor().copy(f"COPY {table} (key, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy:
-        copy.set_types(["text", "vector"])
-        for i, key in enumerate(vkeys):
-            if key in missing:
-                missing.discard(key)
-                copy.write_row((key, np.asarray(matrix[i], dtype=np.float32)))
-    if approximate:
-        conn.execute("SET LOCAL maintenance_work_mem = '1GB'")  # 284 s → 77 s for the graph at 100k × 384
-        conn.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {table} USING hnsw (embedding vector_ip_ops) "
-                     f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})")
-
-
-def _collect_garbage(conn: psycopg.Connection, keep: list[int]) -> None:
-    """Drop generations but the live one and the one it replaced (readers may still be loading it),
-    then every row no generation uses."""
-    conn.execute("SELECT pg_advisory_xact_lock(%s)", (COMMIT_LOCK,))
-    conn.execute("DELETE FROM rag_generations WHERE NOT (id = ANY(%s))", (keep,))
-    for kind in ("entries", "chunks"):
-        conn.execute(f"DELETE FROM rag_{kind} t WHERE NOT EXISTS "
-                     f"(SELECT 1 FROM rag_generation_{kind} g WHERE g.key = t.key)")
-    used = {v for (v,) in conn.execute("SELECT DISTINCT e.value FROM rag_generations, "
-                                       "jsonb_each_text(manifest -> 'embedder_ids') e")}
-    for table_id, embedder_id in conn.execute("SELECT id, embedder_id FROM rag_vector_tables").fetchall():
-        if embedder_id in used:
-            conn.execute(f"DELETE FROM {vector_table(table_id)} t WHERE NOT EXISTS "
-                         "(SELECT 1 FROM rag_generation_chunks g WHERE g.vkey = t.key)")
-        else:
-            conn.execute(f"DROP TABLE {vector_table(table_id)}")
-            conn.execute("DELETE FROM rag_vector_tables WHERE id = %s", (table_id,))
-
-
-def _bm25(tokens: list[list[str]]) -> object | None:
-    if not tokens:
+def _unpack_bm25(blob: bytes | None) -> object | None:
+    if blob is None:
         return None
     import bm25s
 
-    bm25 = bm25s.BM25()
-    bm25.index(tokens, show_progress=False)
-    return bm25
+    with tempfile.TemporaryDirectory(prefix="rag-bm25-") as tmp:
+        with zipfile.ZipFile(io.BytesIO(blob)) as zf:
+            zf.extractall(tmp)
+        return bm25s.BM25.load(tmp, show_progress=False)

@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import bm25s
 import numpy as np
 import psycopg
 import pytest
@@ -99,8 +100,12 @@ def test_commit_then_load_gives_back_what_was_committed(pg_dsn: str) -> None:
     for row in range(0, len(data.chunks), 3):
         query = data.vectors["hash"][row]
         np.testing.assert_array_equal(dense.search(query, 5)[0], exact.search(query, 5)[0])
-    scores = index.bm25.get_scores(["注意力", "topic1"])
-    assert scores.shape == (len(data.chunks),) and scores.max() > 0
+    fresh = bm25s.BM25()
+    fresh.index(data.tokens, show_progress=False)
+    for query in (["注意力", "topic1"], ["kv-cache", "bench3", "unknown"]):
+        scores = index.bm25.get_scores(query)
+        assert scores.max() > 0
+        np.testing.assert_array_equal(scores, fresh.get_scores(query))  # the stored BM25 is the one we'd build
     store.close()
 
 
@@ -202,12 +207,12 @@ KILLED_COMMITTER = """
     import sys, time
     import rag.pg_store as pg
     from tests.pg_server import make_generation
-    write = pg._put_vectors
+    write = pg.put_vectors
     def write_then_hang(*args, **kwargs):
         write(*args, **kwargs)
         print("mid-commit", flush=True)
         time.sleep(120)
-    pg._put_vectors = write_then_hang
+    pg.put_vectors = write_then_hang
     pg.PgStore(sys.argv[1]).commit(make_generation(2, entries=30))
 """
 
