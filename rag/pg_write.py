@@ -17,8 +17,8 @@ import psycopg
 from .pg_schema import COMMIT_LOCK, vector_table
 from .store import GenerationData
 
-#: pgvector's HNSW graph: its defaults; recall@10 against exact search is measured in scripts/pg_bench.py.
-HNSW_M, HNSW_EF_CONSTRUCTION = 16, 64
+#: pgvector's HNSW graph, as FAISS's (rag.dense): same recall for the same ef_search (scripts/pg_bench.py).
+HNSW_M, HNSW_EF_CONSTRUCTION = 32, 80
 
 
 def content_key(values: Sequence[object]) -> str:

@@ -91,6 +91,7 @@ def reader(dsn: str, threshold: int, queries: np.ndarray, k: int, threads: int, 
     store = PgStore(dsn, hnsw_threshold=threshold, pool_size=threads)
     index, load_s = timed(store.load)
     dense = index.dense[EMBEDDER]
+    dense.ef_search = 256
     latencies: list[float] = []
     found: list[np.ndarray] = [np.zeros(0)] * len(queries)
 
@@ -107,13 +108,17 @@ def reader(dsn: str, threshold: int, queries: np.ndarray, k: int, threads: int, 
     for w in workers:
         w.join()
     wall = time.perf_counter() - start
+    sweep = {}
+    for ef in (64, 256, 1000):  # recall against exact search, one query at a time
+        dense.ef_search = ef
+        sweep[ef] = [dense.search(q, k)[0].tolist() for q in queries[:200]]
     bm25_start = time.perf_counter()
     for q in range(20):
         index.bm25.get_scores([f"w{q}", f"w{q + 100}", "w5000"])
     out.put({"dense": type(dense).__name__, "load_s": load_s, "rss_mb": resource.getrusage(
         resource.RUSAGE_SELF).ru_maxrss // 1024, "search": percentiles(latencies),
         "queries_per_s": round(len(queries) / wall, 1), "bm25_ms": round((time.perf_counter() - bm25_start) * 50, 2),
-        "found": [f.tolist() for f in found]})
+        "found": [f.tolist() for f in found], "sweep": sweep})
     store.close()
 
 
@@ -132,6 +137,18 @@ def recall(found: list[list[int]], vectors: np.ndarray, queries: np.ndarray, k: 
     return round(float(np.mean([len(set(f) & set(e.tolist())) / k for f, e in zip(found, exact, strict=True)])), 4)
 
 
+def faiss_recall(vectors: np.ndarray, queries: np.ndarray, k: int) -> dict:
+    """The folder store's HNSW (same M and efConstruction) on the same vectors, for comparison."""
+    from rag.dense import HnswDense
+
+    index, build_s = timed(HnswDense.build, vectors)
+    out: dict = {"build_s": build_s}
+    for ef in (64, 256, 1000):
+        index.index.hnsw.efSearch = ef
+        out[ef] = recall([index.search(q, k)[0].tolist() for q in queries], vectors, queries, k)
+    return out
+
+
 def run(dsn: str, n_chunks: int, dim: int, n_queries: int, k: int, threads: int) -> dict:
     data, synth_s = timed(synthetic, n_chunks, dim)
     rng = np.random.default_rng(1)
@@ -144,10 +161,14 @@ def run(dsn: str, n_chunks: int, dim: int, n_queries: int, k: int, threads: int)
     _, report["commit_full_copy_s"] = timed(exact_store.commit, data)
     report["exact_reader"] = in_process(dsn, n_chunks + 1, queries, k, threads)
     report["exact_reader"]["recall@10"] = recall(report["exact_reader"].pop("found"), vectors, queries, k)
+    report["exact_reader"].pop("sweep")
     hnsw_store = PgStore(dsn, hnsw_threshold=hnsw_threshold)
     _, report["commit_unchanged_plus_hnsw_build_s"] = timed(hnsw_store.commit, data)
     report["hnsw_reader"] = in_process(dsn, hnsw_threshold, queries, k, threads)
     report["hnsw_reader"]["recall@10"] = recall(report["hnsw_reader"].pop("found"), vectors, queries, k)
+    report["hnsw_reader"]["recall@10_by_ef_search"] = {
+        ef: recall(found, vectors, queries[:200], k) for ef, found in report["hnsw_reader"].pop("sweep").items()}
+    report["faiss_recall@10_by_ef_search"] = faiss_recall(vectors, queries[:200], k)
     changed = edited(data, 0.01, 2)
     _, report["commit_1pct_changed_hnsw_s"] = timed(hnsw_store.commit, changed)
     _, report["previous_s"] = timed(hnsw_store.previous)
