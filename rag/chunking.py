@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from .corpus import NoteError
 from .notes import Entry
 
 #: Paragraphs, lines, table-cell breaks, then sentence ends (Chinese first), then clauses.
@@ -46,16 +47,42 @@ def approx_tokens(text: str) -> int:
     return cjk + int(len(text[cjk:].split()) * 1.3) if cjk < len(text) else cjk
 
 
+class TooManyChunks(NoteError):
+    """A note that would make more chunks than the cap: one pasted dump must not cost hours of
+    embedding. ``at_least``: the count is a lower bound, found before splitting anything."""
+
+    def __init__(self, chunks: int, cap: int, at_least: bool = False) -> None:
+        super().__init__(f"would make {'at least ' if at_least else ''}{chunks} chunks, over the cap of {cap} "
+                         "(setting index.max_chunks_per_note)")
+        self.chunks, self.cap, self.at_least = chunks, cap, at_least
+
+
+def own_tokens(count_tokens: Callable[[str], int]) -> Callable[[str], int]:
+    """``count_tokens`` without what it charges every call (special tokens, a prompt prefix).
+
+    The splitter measures each piece and each separator on its own; e5 charges 5 tokens for ""
+    so every join cost 5 phantom tokens, and text with no separators came out in 25-character chunks.
+    A non-empty piece is at least one token (e5 also charges 5 for "a": its "" has a stray "▁").
+    """
+    fixed = count_tokens("")
+    return lambda text: max(1, count_tokens(text) - fixed) if text else 0
+
+
+def _budget(entry: Entry, max_tokens: int, count_tokens: Callable[[str], int]) -> int:
+    """Tokens left for the text once the title (and the fixed cost, counted once) is in."""
+    return max(MIN_BODY_TOKENS, max_tokens - count_tokens(entry.title) - 2)
+
+
 def chunk_entry(entry: Entry, max_tokens: int, overlap: int,
                 count_tokens: Callable[[str], int]) -> list[Chunk]:
     """Split one entry; budgets the title's tokens so title + chunk fits ``max_tokens``."""
     from langchain_text_splitters import RecursiveCharacterTextSplitter  # slow import: only when chunking
 
-    budget = max(MIN_BODY_TOKENS, max_tokens - count_tokens(entry.title) - 2)
+    budget = _budget(entry, max_tokens, count_tokens)
     splitter = RecursiveCharacterTextSplitter(
         chunk_size=budget,
         chunk_overlap=min(overlap, budget // 4),
-        length_function=count_tokens,
+        length_function=own_tokens(count_tokens),
         separators=SEPARATORS,
         keep_separator="end",
         add_start_index=True,
@@ -77,5 +104,31 @@ def chunk_entry(entry: Entry, max_tokens: int, overlap: int,
 
 
 def chunk_entries(entries: Iterable[Entry], max_tokens: int, overlap: int,
-                  count_tokens: Callable[[str], int]) -> list[Chunk]:
-    return [c for e in entries for c in chunk_entry(e, max_tokens, overlap, count_tokens)]
+                  count_tokens: Callable[[str], int], max_chunks: int | None = None) -> list[Chunk]:
+    """Chunks of one note's entries; over ``max_chunks`` raises ``TooManyChunks`` (a ``NoteError``).
+
+    A note far over the cap is refused from a lower bound before any splitting, so a 5 MB dump
+    costs one tokenizer pass, not minutes of splitting.
+    """
+    entries = list(entries)
+    if max_chunks is not None:
+        at_least = _at_least(entries, max_tokens, count_tokens, max_chunks)
+        if at_least > max_chunks:
+            raise TooManyChunks(at_least, max_chunks, at_least=True)
+    chunks = [c for e in entries for c in chunk_entry(e, max_tokens, overlap, count_tokens)]
+    if max_chunks is not None and len(chunks) > max_chunks:
+        raise TooManyChunks(len(chunks), max_chunks)
+    return chunks
+
+
+def _at_least(entries: list[Entry], max_tokens: int, count_tokens: Callable[[str], int], cap: int) -> int:
+    """A lower bound on the chunks: none holds more than its budget of the text's tokens.
+
+    Skipped (0) when the text is too short to reach the cap at one token per character and the
+    smallest budget, which spares ordinary notes a second tokenizer pass; a tokenizer that spends
+    more than a token per character then only loses the early refusal, not the cap.
+    """
+    if sum(len(e.text) for e in entries) <= cap * MIN_BODY_TOKENS:
+        return 0
+    own = own_tokens(count_tokens)
+    return sum(-(-own(e.text) // _budget(e, max_tokens, count_tokens)) for e in entries)

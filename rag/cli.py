@@ -11,7 +11,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -64,9 +64,9 @@ def read_batch(path: Path, max_chars: int) -> list[tuple[object, str]]:
 def settings_from(args: argparse.Namespace) -> Settings:
     """Defaults < rag.toml < environment < flags. The API key only ever comes from the environment."""
     flags = {"index.corpus": args.corpus, "index.path": args.index, "index.embedders": args.embedders,
-             "llm.model": args.llm_model, "llm.base_url": args.llm_base_url}
-    if getattr(args, "host", None) or getattr(args, "port", None):
-        flags |= {"serve.host": args.host, "serve.port": args.port}
+             "llm.model": args.llm_model, "llm.base_url": args.llm_base_url,
+             "serve.host": getattr(args, "host", None), "serve.port": getattr(args, "port", None),
+             "serve.mcp_port": getattr(args, "mcp_port", None)}
     return load_settings(args.config, os.environ, flags)
 
 
@@ -153,15 +153,14 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
-    from .answer import format_sources
+    from .answer import collect, format_sources
 
     notes = Notes(settings)
     filters = filters_from(args)
     use_llm = False if args.no_llm else None
     stream = sys.stdout.isatty() and not args.json and not args.batch
     for qid, question in _questions(args, settings):
-        answer = yield_to(notes.ask(question, k=args.k, filters=filters, use_llm=use_llm),
-                          _write if stream else None)
+        answer = collect(notes.ask(question, k=args.k, filters=filters, use_llm=use_llm), _write if stream else None)
         if args.batch:
             _print_json({"id": qid, **answer.to_json()})
         elif args.json:
@@ -176,17 +175,6 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 def _write(text: str) -> None:
     sys.stdout.write(text)
     sys.stdout.flush()
-
-
-def yield_to(gen, on_token: Callable[[str], None] | None):  # type: ignore[no-untyped-def]
-    """Drive a ``Generator[str, None, R]``: each delta to ``on_token``; returns R."""
-    while True:
-        try:
-            delta = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        if on_token:
-            on_token(delta)
 
 
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
@@ -218,6 +206,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from .ui import serve
 
     serve(settings)
+    return 0
+
+
+def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
+    from .mcp_server import serve_mcp
+
+    serve_mcp(Notes(settings), http=args.http, host=settings.serve.host, port=settings.serve.mcp_port)
     return 0
 
 
@@ -282,14 +277,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="eval/out")
     p.add_argument("--retrievers", dest="eval_config", action="append",
                    help="retrieval configuration to compare, e.g. hybrid, bm25, bm25+e5 (repeatable)")
-    p.add_argument("--split", choices=("tune", "report", "all"), default="all",
-                   help="which part of the canned set (default: all)")
+    p.add_argument("--split", choices=("tune", "report", "all"), default="report",
+                   help="which part of the canned set: thresholds are tuned on `tune`, quality is reported on "
+                   "`report` (the default)")
     p.add_argument("--judge", action="store_true", help="LLM-as-judge (needs a configured endpoint)")
     p.set_defaults(func=cmd_eval)
     p = sub.add_parser("serve", parents=[common], help="the Gradio app")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("mcp", parents=[common], help="serve the notes to agents over MCP (stdio, or --http)")
+    p.add_argument("--http", action="store_true", help="streamable HTTP on --host (default 127.0.0.1) instead of stdio")
+    p.add_argument("--host")
+    p.add_argument("--port", dest="mcp_port", type=int, help="HTTP port (default: serve.mcp_port = 8765)")
+    p.set_defaults(func=cmd_mcp)
     p = sub.add_parser("bench", parents=[common], help="speed and scale benchmarks")
     p.add_argument("--out", default="eval/results/bench.json")
     p.add_argument("--scale", type=int, action="append", help="synthetic corpus size (repeatable)")

@@ -4,16 +4,19 @@ No model and no network: the entries are cut into sentences (Chinese 。！？�
 punctuation, table cells, bullets), each sentence is scored against the question by weighted
 query-term overlap plus the dense similarity of the chunk it sits in (vectors already in the
 index, so nothing is embedded per sentence and the answer stays fast), and the few best are
-written in source order. Deterministic for a given index and question.
+written in source order. Deterministic for a given index and question. A note's own bracketed
+numbers (``[21]``) are neutralised in the quotes, so every ``[n]`` of the answer is a citation.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from . import lexical, prompts
+from .citations import neutralise
+from .evidence import Evidence, term_overlap
 from .notes import clean_inline, parse_heading
 from .retrieve import Hit
 
@@ -65,19 +68,13 @@ def split_sentences(text: str, first_line: int = 1) -> list[tuple[int, str]]:
     return out
 
 
-def term_overlap(tokens: set[str], weights: Mapping[str, float]) -> float:
-    """Share of the question's term weight that ``tokens`` contain (0..1)."""
-    total = sum(weights.values())
-    return sum(w for t, w in weights.items() if t in tokens) / total if total else 0.0
-
-
-def pick_sentences(hits: Sequence[Hit], weights: Mapping[str, float],
-                   line_similarity: Mapping[tuple[str, int], float]) -> list[Sentence]:
+def pick_sentences(hits: Sequence[Hit], evidence: Evidence) -> list[Sentence]:
     """The few best sentences of the top entries, in source order.
 
-    ``weights``: question term → importance; ``line_similarity``: (entry id, line) → dense
-    similarity (0..1) of the best chunk covering that line.
+    Scored by the evidence's question-term weights and the dense similarity (0..1) of the
+    best chunk covering the sentence's line.
     """
+    weights, line_similarity = evidence.weights, evidence.line_similarity
     scored: list[tuple[float, int, int, Sentence]] = []
     for n, hit in enumerate(hits[:READ_ENTRIES], start=1):
         entry = hit.entry
@@ -113,5 +110,13 @@ def write_answer(sentences: Sequence[Sentence], hits: Sequence[Hit], lang: str) 
     lines = [prompts.EXTRACTIVE_LEAD[lang]]
     for n in dict.fromkeys(s.n for s in sentences):
         quoted = " ".join(s.text for s in sentences if s.n == n)
-        lines.append(f"- {hits[n - 1].entry.title}{sep}{quoted} [{n}]")
+        lines.append(f"- {neutralise(hits[n - 1].entry.title + sep + quoted)} [{n}]")
     return "\n".join(lines)
+
+
+def extractive_answer(hits: Sequence[Hit], evidence: Evidence, lang: str) -> tuple[str, list[int]] | None:
+    """The quoted answer and the source numbers it cites; None when no entry has a usable sentence."""
+    sentences = pick_sentences(hits, evidence)
+    if not sentences:
+        return None
+    return write_answer(sentences, hits, lang), sorted({s.n for s in sentences})

@@ -1,10 +1,20 @@
-"""Every text the answer layer sends to a model or shows as canned wording, kept as data.
+"""Every text sent to a model (answers, follow-up rewrites, the eval judge) or shown as canned wording.
 
 Keeping prompts here (not inline in code) lets them be reviewed and tuned without touching the
-logic, and lets tests assert on exactly what the model was told.
+logic, and lets tests assert on exactly what the model was told. :func:`build_messages` fills
+them: note-derived fields (title, location, url, text) are fenced so no note can close the data
+block or forge a source, and a note's own ``[21]`` cannot pass for a citation.
 """
 
 from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+
+from .citations import neutralise
+from .retrieve import Hit
+from .tokens import count_tokens, truncate_tokens
 
 #: The system prompt: sources are data, citations are mandatory, refusals use a fixed sentence
 #: so the answer layer can recognise them.
@@ -60,14 +70,75 @@ REFUSAL = {"zh": "笔记里似乎没有涉及这个问题。最接近的条目�
 #: Shown when no entry matched at all (empty index or filters excluding everything).
 NO_ENTRIES = {"zh": "笔记里没有找到相关条目。", "en": "No entry in your notes matches this question."}
 
+#: Instead of an answer to a question that is empty or too long (a pasted document is not a question).
+NO_QUESTION = {"zh": "请输入一个问题。", "en": "Please ask a question."}
+TOO_LONG = {"zh": "这个问题太长了（{chars} 个字符，上限 {limit}）。请缩短后再问。",
+            "en": "This question is too long ({chars} characters; the limit is {limit}). Please shorten it."}
+TOO_LONG_NOTICE = "question is {chars} characters, over the limit of {limit}; nothing was searched"
+
+#: When a streamed answer passes ``answer.max_answer_chars``.
+ANSWER_CUT = " …"
+ANSWER_CUT_NOTICE = "the answer was cut at {limit} characters"
+
 #: One line for the user when the model could not answer; never includes the key or server text.
 FALLBACK = "; answering from the notes instead (extractive)"
 FAILURES = {
+    "disabled": "no LLM model is configured",
     "timeout": "LLM endpoint timed out after {timeout:g} s",
+    "deadline": "LLM answer took longer than {deadline:g} s",
     "unreachable": "LLM endpoint unreachable at {base_url}",
     "auth": "LLM endpoint rejected the API key (HTTP {status})",
     "rate": "LLM endpoint is rate-limiting requests (HTTP 429)",
     "server": "LLM endpoint failed (HTTP {status})",
     "status": "LLM endpoint refused the request (HTTP {status}; check the model name)",
+    "not_stream": "LLM endpoint sent no completion stream (is it an OpenAI-compatible chat endpoint?)",
+    "empty": "LLM endpoint sent an empty answer",
     "other": "LLM endpoint returned an unusable reply",
 }
+
+#: The eval judge (RAGAS-style faithfulness and relevance), in the question's language.
+JUDGE_PROMPTS = {
+    "zh": ("你是严格的评审。根据给定的笔记摘录，评估回答。\n问题：{question}\n\n笔记摘录：\n{context}\n\n"
+           "回答：\n{answer}\n\n请只输出一个 JSON 对象："
+           '{{"faithfulness": 0到1之间的数（回答中的每个论断是否都有摘录支持）, '
+           '"relevance": 0到1之间的数（回答是否切题地回答了问题）}}'),
+    "en": ("You are a strict grader. Judge the answer against the note excerpts.\nQuestion: {question}\n\n"
+           "Note excerpts:\n{context}\n\nAnswer:\n{answer}\n\nReply with one JSON object only: "
+           '{{"faithfulness": a number from 0 to 1 (is every claim supported by the excerpts), '
+           '"relevance": a number from 0 to 1 (does it answer the question)}}'),
+}
+
+_TAG = re.compile(r"<(?=\s*/?\s*sources?\b)", re.I)
+#: Below this many tokens left in the budget, no further source is started.
+MIN_SOURCE_TOKENS = 100
+
+
+def fence_text(text: str) -> str:
+    """Note text as data: it cannot open or close a ``<source>`` tag, and ``[21]`` is no citation."""
+    return _TAG.sub("‹", neutralise(text))
+
+
+def fence_attribute(value: str) -> str:
+    """A note-derived attribute value: one line, quotes and angle brackets escaped."""
+    return html.escape(" ".join(neutralise(value).split()), quote=True)
+
+
+def build_messages(question: str, hits: Sequence[Hit], lang: str, budget: int,
+                   max_source_tokens: int) -> tuple[list[dict], int]:
+    """The chat messages and how many sources fit the token budget (sources 1..n, long ones cut)."""
+    parts: list[str] = []
+    used = 0
+    for n, hit in enumerate(hits, start=1):
+        left = budget - used
+        if left < MIN_SOURCE_TOKENS:
+            break
+        e = hit.entry
+        text = truncate_tokens(fence_text(e.text), min(left, max_source_tokens))
+        used += count_tokens(text)
+        parts.append(SOURCE.format(n=n, title=fence_attribute(e.title),
+                                   location=fence_attribute(f"{hit.path}:{e.line_start}-{e.line_end}"),
+                                   url=fence_attribute(e.url or ""), text=text))
+    language = LANGUAGE_NAMES[lang]
+    system = SYSTEM.format(language=language, not_covered=NOT_COVERED[lang])
+    user = USER.format(sources="\n\n".join(parts), language=language, question=question)
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}], len(parts)

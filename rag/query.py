@@ -23,6 +23,8 @@ class Query:
     lang: str
     tokens: tuple[str, ...]
     vectors: Mapping[str, np.ndarray] = field(default_factory=dict)
+    #: What the question names exactly (numbers with units, names, ids), as index tokens.
+    exact: tuple[str, ...] = ()
 
     @property
     def terms(self) -> tuple[str, ...]:
@@ -33,4 +35,5 @@ class Query:
 def make_query(text: str, models: Models | None = None, embedders: Iterable[str] = ()) -> Query:
     """Tokens always; a vector for each named embedder (loaded through ``models``)."""
     vectors = {name: models.embedder(name).embed_query(text) for name in embedders} if models else {}
-    return Query(text=text, lang=language(text), tokens=tuple(lexical.tokenize(text)), vectors=vectors)
+    return Query(text=text, lang=language(text), tokens=tuple(lexical.tokenize(text)), vectors=vectors,
+                 exact=tuple(lexical.exact_terms(text)))

@@ -22,7 +22,7 @@ from .fusion import SourceScore, rrf
 from .models import Models
 from .notes import Entry
 from .query import Query, make_query
-from .retrievers import BM25, BM25Retriever, DenseRetriever, Retriever
+from .retrievers import BM25, EXACT, BM25Retriever, DenseRetriever, ExactRetriever, Retriever
 from .settings import RetrievalSettings
 from .store import Lexicon, LoadedIndex
 from .text import markdown_to_plain
@@ -133,6 +133,8 @@ class Searcher:
         self.retrievers: dict[str, Retriever] = {BM25: BM25Retriever(index.bm25)}
         for name, dense in index.dense.items():
             self.retrievers[name] = DenseRetriever(name, dense)
+        if settings.exact_weight > 0:
+            self.retrievers[EXACT] = ExactRetriever(index.bm25)
         for retriever in extra:
             self.retrievers[retriever.name] = retriever
 
@@ -168,8 +170,13 @@ class Searcher:
         allowed = self._allowed(filters or Filters())
         n = max(self.settings.candidates, k * 5)
         rankings = [self.retrievers[s].rank(query, n, allowed) for s in sources]
-        weights = {s: self.settings.bm25_weight if s == BM25 else self.settings.dense_weight for s in sources}
-        fused = rrf(rankings, self.index.chunk_entry, weights, self.settings.rrf_k)[:k]
+        fused = rrf(rankings, self.index.chunk_entry, self._weights(sources), self.settings.rrf_k)
+        if self.settings.section_weight < 1:
+            for item in fused:
+                if self.index.entries[item.entry].kind == "section":
+                    item.score *= self.settings.section_weight
+            fused.sort(key=lambda f: (-f.score, f.entry))
+        fused = fused[:k]
         hits = []
         for rank, item in enumerate(fused, start=1):
             entry = self.index.entries[item.entry]
@@ -179,6 +186,10 @@ class Searcher:
                             chunk_lines=(best.line_start, best.line_end), sources=item.sources,
                             chunks=self._chunk_matches(entry, query)))
         return RetrievalResult(query, hits, self.index.lexicon)
+
+    def _weights(self, sources: Sequence[str]) -> dict[str, float]:
+        special = {BM25: self.settings.bm25_weight, EXACT: self.settings.exact_weight}
+        return {s: special.get(s, self.settings.dense_weight) for s in sources}
 
     def _chunk_matches(self, entry: Entry, query: Query) -> tuple[ChunkMatch, ...]:
         ids = np.array(self.index.entry_chunks.get(entry.id, []), dtype=np.int64)

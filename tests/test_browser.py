@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_ui import REAL_NOTE, config, indexed, seed_index, served  # noqa: F401 - fixtures shared with the API tests
+from tests.conftest import REAL_NOTE
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -21,6 +21,7 @@ Wombat-Cache 把 KV-cache 切成立方体块并量化，长上下文推理时显
 """
 
 pytestmark = [
+    pytest.mark.slow,
     pytest.mark.browser,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium at /usr/bin/chromium "
                        "(apt-get install chromium chromium-driver; test.sh does it)"),
@@ -28,7 +29,7 @@ pytestmark = [
 
 
 @pytest.fixture
-def page(served: str) -> Iterator:  # noqa: F811 - the fixture imported above
+def page(served: str) -> Iterator:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

@@ -1,207 +1,46 @@
-"""The app's logic (cards, highlighting, uploads, status) and the launched app through gradio_client."""
+"""The app's state and events on real indexes, and the launched app through gradio_client."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
+from rag.builder import build_index
 
-from rag.answer import Answer, Citation
-from rag.config import Config, LLMSettings
-from rag.index import Index, build_index
-from rag.notes import Entry
-from rag.retrieve import Hit
-from rag.ui import (
-    NotesApp,
-    UploadError,
-    add_note,
-    build_app,
-    chat_history,
-    format_answer,
-    highlight,
-    index_status,
-    launch,
-    model_text,
-    parse_auth,
-    parse_filters,
-    query_terms,
-    render_sources,
-    safe_note_name,
-)
-
-CORPUS = Path(__file__).resolve().parent.parent / "corpus"
-REAL_NOTE = "001_662f7359960ed917.txt"  # holds OmniMoE, the "atomic experts" paper
-QUOKKA = """# Reading log
-
-## Quokka-Attention: Marsupial Sparse Attention for Long Context
-
-- 链接: https://example.org/quokka
-- 2026-03-02
-
-Quokka-Attention 把注意力头按袋鼠跳跃的步长稀疏化，在 1M token 上下文里把显存降低了 37%。
-"""
+from rag.models import Models
+from rag.render import index_status
+from rag.service import Notes
+from rag.settings import Settings, SettingsError
+from rag.store import open_store
+from rag.ui import NotesApp, build_app, launch
+from rag.uploads import add_note
+from tests.conftest import QUOKKA, REAL_NOTE, free_port
 
 
-def make_hit(**changes: object) -> Hit:
-    entry = Entry(file="001_a.txt", title="OmniMoE: Atomic Experts", line_start=42, line_end=68,
-                  url="https://huggingface.co/papers/2602.05711", date="2026-02-09",
-                  text="OmniMoE 把 MoE 专家拆成原子专家 (atomic experts).\n<b>bold</b>")
-    entry = Entry(**{**entry.__dict__, **changes})
-    return Hit(rank=1, score=0.05, entry=entry, snippet="OmniMoE 把 MoE 专家拆成原子专家 <script>x</script>",
-               path="corpus/001_a.txt", chunk_lines=(42, 60))
+def make_app(settings: Settings, models: Models) -> NotesApp:
+    return NotesApp(Notes(settings, models))
 
 
-# ---------------------------------------------------------------------------- rendering
-
-def test_highlight_escapes_html_and_marks_terms() -> None:
-    out = highlight("<img src=x onerror=alert(1)> MoE 与 amoeba 原子专家", ["moe", "原子专家"])
-    assert "<img" not in out and "&lt;img src=x" in out
-    assert "<mark>MoE</mark>" in out and "<mark>原子专家</mark>" in out
-    assert "amoeba" in out and "a<mark>" not in out  # Latin terms match whole words only
-
-
-def test_query_terms_skip_stopwords_and_single_letters() -> None:
-    terms = query_terms("Which paper cut KV-cache memory by 80%?")
-    assert "kv-cache" in terms and "memory" in terms
-    assert "which" not in terms and "paper" not in terms
-    assert terms.index("kv-cache") < terms.index("kv")  # longest first, so the whole term wins
-
-
-def test_source_card_shows_title_location_date_link_snippet_and_preview() -> None:
-    html = render_sources([Citation(1, make_hit())], "MoE 原子专家")
-    assert 'id="rag-src-1"' in html and "[1]" in html
-    assert "001_a.txt:42–68" in html and "2026-02-09" in html
-    assert 'href="https://huggingface.co/papers/2602.05711"' in html
-    assert "<mark>原子专家</mark>" in html
-    assert "<details" in html and "&lt;b&gt;bold&lt;/b&gt;" in html  # whole entry, escaped
-    assert "<script>" not in html and "&lt;script&gt;" in html
-
-
-def test_source_card_never_links_a_script_url() -> None:
-    html = render_sources([Citation(2, make_hit(url="javascript:alert(1)", date=None))], "x")
-    assert "javascript:" not in html and "href=" not in html
-    assert "[2]" in html
-
-
-def test_empty_sources_and_chat_footer_round_trip() -> None:
-    assert "appear here" in render_sources([], "")
-    answer = Answer("q", "OmniMoE 把专家拆成原子专家 [1]。", [Citation(1, make_hit())], "extractive", refused=False,
-                    notice="LLM endpoint unreachable; this is an extractive answer")
-    message = format_answer(answer)
-    assert "[1] 001_a.txt:42" in message and "⚠️ LLM endpoint unreachable" in message
-    history = chat_history([{"role": "user", "content": "q"}, {"role": "assistant", "content": message},
-                            {"role": "assistant", "content": [{"type": "text", "text": "part"}]}])
-    assert history[1]["content"].startswith("OmniMoE") and "001_a.txt:42" not in history[1]["content"]
-    assert history[2] == {"role": "assistant", "content": "part"}
-
-
-def test_model_text_names_model_and_host_never_the_key() -> None:
-    config = Config(llm=LLMSettings(base_url="https://bob:sk-secret@api.example.com/v1?key=sk-secret",
-                                    api_key="sk-secret", model="qwen-plus"))
-    text = model_text(config)
-    assert "qwen-plus" in text and "api.example.com/v1" in text
-    assert "sk-secret" not in text and "bob" not in text
-    assert "extractive" in model_text(Config())
-    assert LLMSettings().public_endpoint == "the default OpenAI endpoint"
-    assert LLMSettings(base_url="http://u:p@127.0.0.1:8000/v1").public_endpoint == "http://127.0.0.1:8000/v1"
-
-
-def test_parse_filters() -> None:
-    f = parse_filters("All notes", " 2026-02-01 ", "")
-    assert f.file_glob is None and f.since == "2026-02-01" and f.until is None
-    assert parse_filters("00*.txt", None, None).file_glob == "00*.txt"
-    with pytest.raises(ValueError, match="not a date"):
-        parse_filters(None, "last week", None)
-
-
-# ---------------------------------------------------------------------------- uploads
-
-@pytest.mark.parametrize(("name", "safe"), [
-    ("notes.md", "notes.md"),
-    ("../../etc/cron.d/evil.md", "evil.md"),
-    ("C:\\Users\\me\\读书笔记 2026.txt", "读书笔记 2026.txt"),
-    ("..hidden.md", "hidden.md"),
-    ("a<b>|c.MD", "a_b__c.MD"),
-])
-def test_safe_note_name(name: str, safe: str) -> None:
-    assert safe_note_name(name) == safe
-
-
-@pytest.mark.parametrize("name", ["run.sh", "notes.md.exe", "../", ".md", "<>.md"])
-def test_safe_note_name_rejects(name: str) -> None:
-    with pytest.raises(UploadError):
-        safe_note_name(name)
-
-
-def test_add_note_checks_and_never_overwrites(tmp_path: Path) -> None:
-    assert add_note(tmp_path, "../x/new.md", "# 新笔记\n内容".encode(), 1000) == "new.md"
-    assert (tmp_path / "new.md").read_text(encoding="utf-8") == "# 新笔记\n内容"
-    assert not (tmp_path.parent / "x").exists()
-    with pytest.raises(UploadError, match="already in the corpus"):
-        add_note(tmp_path, "new.md", b"other", 1000)
-    with pytest.raises(UploadError, match="over the"):
-        add_note(tmp_path, "big.md", b"x" * 1001, 1000)
-    with pytest.raises(UploadError, match="binary"):
-        add_note(tmp_path, "bin.md", b"\x00\x01\x02abc", 1000)
-    with pytest.raises(UploadError, match="empty"):
-        add_note(tmp_path, "blank.txt", b"  \n", 1000)
-    # a GBK note is stored as UTF-8, so every later reader sees the same text
-    assert add_note(tmp_path, "gbk.txt", "稀疏自动编码器分析音频模型".encode("gbk"), 1000) == "gbk.txt"
-    assert (tmp_path / "gbk.txt").read_text(encoding="utf-8") == "稀疏自动编码器分析音频模型"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["gbk.txt", "new.md"]
-
-
-def test_add_files_takes_the_good_and_explains_the_rest(config: Config, tmp_path: Path) -> None:
+def test_add_files_takes_the_good_and_explains_the_rest(app_corpus: Settings, models: Models, tmp_path: Path) -> None:
     uploads = tmp_path / "uploads"
     uploads.mkdir()
     (uploads / "good.md").write_text("## 新论文\n\n内容", encoding="utf-8")
     (uploads / "quokka.md").write_text("again", encoding="utf-8")  # the corpus has one already
     (uploads / "photo.png").write_bytes(b"\x89PNG")
     (uploads / "huge.txt").write_bytes(b"x" * 2000)
-    app = NotesApp(config.with_(max_note_bytes=1000))
+    app = make_app(app_corpus.updated({"index.max_note_bytes": 1000}), models)
     added, problems = app.add_files([uploads / n for n in ("good.md", "quokka.md", "photo.png", "huge.txt")])
-    assert added == ["good.md"] and (config.corpus / "good.md").is_file()
+    assert added == ["good.md"] and (app_corpus.index.corpus / "good.md").is_file()
     assert len(problems) == 3 and all(p.startswith("- ⚠️ ") for p in problems)
     assert "already in the corpus" in problems[0] and ".md and .txt" in problems[1] and "cap" in problems[2]
-    assert (config.corpus / "quokka.md").read_text(encoding="utf-8") == QUOKKA
-
-
-# ---------------------------------------------------------------------------- the app
-
-@pytest.fixture(scope="session")
-def seed_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real note indexed once per run; tests copy this index instead of embedding it again.
-
-    A fixed folder, so the browser tests (which import these fixtures) find it built.
-    """
-    root = tmp_path_factory.getbasetemp() / "ui-seed"
-    (root / "corpus").mkdir(parents=True, exist_ok=True)
-    shutil.copy(CORPUS / REAL_NOTE, root / "corpus" / REAL_NOTE)
-    build_index(Config(corpus=root / "corpus", index=root / "index", embedders=("use-m3",)))
-    return root / "index"
-
-
-@pytest.fixture
-def config(make_corpus: Callable[..., Config]) -> Config:
-    """A corpus of one real note and one made-up one, not yet indexed."""
-    return make_corpus({REAL_NOTE: (CORPUS / REAL_NOTE).read_bytes(), "quokka.md": QUOKKA})
-
-
-@pytest.fixture
-def indexed(config: Config, seed_index: Path) -> Config:
-    """``config`` with its index built (only the made-up note is new to the copied seed)."""
-    shutil.copytree(seed_index, config.index)
-    build_index(config)
-    return config
+    assert (app_corpus.index.corpus / "quokka.md").read_text(encoding="utf-8") == QUOKKA
 
 
 def last_turn(app: NotesApp, question: str, history: list[dict] | None = None, **settings: object) -> tuple:
@@ -212,19 +51,19 @@ def last_turn(app: NotesApp, question: str, history: list[dict] | None = None, *
     return out
 
 
-def test_status_and_chat_without_index_say_how_to_build_it(config: Config) -> None:
-    app = NotesApp(config)
+def test_status_and_chat_without_index_say_how_to_build_it(app_corpus: Settings, models: Models) -> None:
+    app = make_app(app_corpus, models)
     assert "No index yet" in app.status() and "Rebuild" in app.status()
     _, messages, _ = last_turn(app, "What is OmniMoE?")
     assert messages[-1]["role"] == "assistant" and "Rebuild index" in messages[-1]["content"]
     assert "Traceback" not in messages[-1]["content"]
 
 
-def test_chat_answers_with_citations_and_new_index_without_restart(indexed: Config) -> None:
-    config = indexed
-    app = NotesApp(config)
+def test_chat_answers_with_citations_and_new_index_without_restart(app_indexed: Settings, models: Models) -> None:
+    app_corpus = app_indexed
+    app = make_app(app_corpus, models)
     status = app.status()
-    assert "**Notes:** 2 " in status and "use-m3" in status and "Last build" in status
+    assert "**Notes:** 2 " in status and "`hash`" in status and "Last build" in status
     assert app.note_choices() == ["All notes", REAL_NOTE, "quokka.md"]
 
     _, messages, sources = last_turn(app, "哪篇工作把 MoE 专家拆成原子专家?")
@@ -239,38 +78,20 @@ def test_chat_answers_with_citations_and_new_index_without_restart(indexed: Conf
     assert "not a date" in messages[-1]["content"]
 
     # a note added later is found by the same app after a rebuild
-    assert add_note(config.corpus, "wombat.md", "## Wombat-Cache\n\nWombat-Cache 把 KV-cache 压缩到立方体。\n".encode(),
-                    config.max_note_bytes) == "wombat.md"
-    assert "3" in app.build().summary()
+    wombat = "## Wombat-Cache\n\nWombat-Cache 把 KV-cache 压缩到立方体。\n".encode()
+    assert add_note(app_corpus.index.corpus, "wombat.md", wombat, app_corpus.index.max_note_bytes) == "wombat.md"
+    report = app.build()
+    assert report.added == ["wombat.md"] and report.notes == 3
     _, messages, sources = last_turn(app, "Wombat-Cache 是什么?")
     assert "wombat.md" in sources and "[1]" in messages[-1]["content"]
 
 
-def test_index_status_lists_skipped_files(indexed: Config) -> None:
-    config = indexed
-    (config.corpus / "broken.txt").write_bytes(b"\x00\x00binary")
-    build_index(config)
-    status = index_status(Index.load(config.index))
+def test_index_status_lists_skipped_files(app_indexed: Settings, models: Models) -> None:
+    app_corpus = app_indexed
+    (app_corpus.index.corpus / "broken.txt").write_bytes(b"\x00\x00binary")
+    build_index(app_corpus.index, open_store(app_corpus), models)
+    status = index_status(open_store(app_corpus).load())
     assert "Skipped files (1)" in status and "`broken.txt`: binary file" in status
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def served(indexed: Config) -> Iterator[str]:
-    """The real app on a free loopback port; yields its URL."""
-    config = indexed
-    demo = build_app(config)
-    port = free_port()
-    launch(demo, config, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
 
 
 def test_gradio_client_chat_and_ask_api(served: str) -> None:
@@ -291,41 +112,43 @@ def test_gradio_client_chat_and_ask_api(served: str) -> None:
     assert result["citations"][0]["file"] == "quokka.md"
 
 
-def test_login_from_rag_auth(config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RAG_AUTH", "ana:s3cret")
-    demo = build_app(config)  # no index yet: the page still comes up, offering to build it
+def test_login_from_rag_auth(app_corpus: Settings, models: Models) -> None:
     port = free_port()
-    launch(demo, config, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
+    app_corpus = app_corpus.updated({"serve.port": port, "serve.auth": "ana:s3cret"})
+    demo = build_app(make_app(app_corpus, models))  # no index yet: the page still comes up, offering to build it
+    launch(demo, app_corpus, prevent_thread_lock=True, quiet=True)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
-            assert http.get("/config").status_code == 401
+            assert http.get("/app_corpus").status_code == 401
             assert http.post("/login", data={"username": "ana", "password": "wrong"}).status_code == 400
             assert http.post("/login", data={"username": "ana", "password": "s3cret"}).status_code == 200
-            assert http.get("/config").status_code == 200
+            assert http.get("/app_corpus").status_code == 200
     finally:
         demo.close()
-    assert parse_auth("bo:pa:ss") == ("bo", "pa:ss") and parse_auth("") is None
+    assert app_corpus.updated({"serve.auth": "bo:pa:ss"}).serve.login == ("bo", "pa:ss")
     for bad in ("no-colon", ":pw", "user:"):
-        with pytest.raises(ValueError, match="user:password"):
-            parse_auth(bad)
+        with pytest.raises(SettingsError, match="user:password"):
+            app_corpus.updated({"serve.auth": bad})
 
 
-def test_llm_endpoint_down_gives_extractive_answer_with_notice(indexed: Config) -> None:
+def test_llm_endpoint_down_gives_extractive_answer_with_notice(app_indexed: Settings, models: Models) -> None:
     down = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
-    app = NotesApp(indexed.with_(llm=LLMSettings(base_url=down, api_key="sk-hidden", model="m", timeout=5)))
+    app = make_app(app_indexed.updated({"llm.base_url": down, "llm.api_key": "sk-hidden", "llm.model": "m",
+                                    "llm.timeout": 5}), models)
     _, messages, sources = last_turn(app, "What is Quokka-Attention?", mode="LLM")
     text = messages[-1]["content"]
     assert "⚠️" in text and "[1]" in text and "quokka.md" in sources
     assert "sk-hidden" not in text and "Traceback" not in text
 
 
-def test_llm_answer_streams_and_follow_up_uses_the_chat(indexed: Config) -> None:
+def test_llm_answer_streams_and_follow_up_uses_the_chat(app_indexed: Settings, models: Models) -> None:
     from tests.fake_openai import FakeOpenAI, Reply
 
     first = "OmniMoE 把 MoE 专家拆成向量级的原子专家 [1]。"
     with FakeOpenAI([Reply(first, chunks=["OmniMoE 把 MoE ", "专家拆成向量级的", "原子专家 [1]。"]),
                      Reply("OmniMoE 相比 PEER 的推理加速"), Reply("比 PEER 快 10.9 倍 [1]。")]) as server:
-        app = NotesApp(indexed.with_(llm=LLMSettings(base_url=server.base_url, api_key="sk-test", model="fake")))
+        app = make_app(app_indexed.updated({"llm.base_url": server.base_url, "llm.api_key": "sk-test",
+                                        "llm.model": "fake"}), models)
         settings = {"k": 4, "mode": "LLM", "file": "All notes", "since": "", "until": ""}
         turns = list(app.respond("哪篇工作把 MoE 专家拆成原子专家?", None, **settings))
         shown = [messages[-1]["content"] for _, messages, _ in turns]
@@ -339,30 +162,31 @@ def test_llm_answer_streams_and_follow_up_uses_the_chat(indexed: Config) -> None
         assert "原子专家" in rewrite and "它快了多少" in rewrite and "📎" not in rewrite  # history, no footer
 
 
-def test_app_py_builds_the_missing_index_then_serves_on_loopback(make_corpus: Callable[..., Config]) -> None:
-    config = make_corpus({"quokka.md": QUOKKA})
+@pytest.mark.slow
+def test_app_py_builds_the_missing_index_then_serves_on_loopback(make_corpus: Callable[..., Settings]) -> None:
+    app_corpus = make_corpus({"quokka.md": QUOKKA})
     port = free_port()
-    env = {**os.environ, "RAG_CORPUS": str(config.corpus), "RAG_INDEX": str(config.index),
+    env = {**os.environ, "RAG_CORPUS": str(app_corpus.index.corpus), "RAG_INDEX": str(app_corpus.index.path),
            "RAG_EMBEDDERS": "use-m3", "GRADIO_SERVER_PORT": str(port)}
     env.pop("GRADIO_SERVER_NAME", None)
     env.pop("RAG_AUTH", None)
     root = Path(__file__).resolve().parent.parent
-    log = config.corpus.parent / "app.log"
+    log = app_corpus.index.corpus.parent / "app.log"
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "app.py"], cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 300  # a generous bound on a loaded machine, not a speed claim
         while time.monotonic() < deadline and proc.poll() is None:
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/config", timeout=5).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{port}/app_corpus", timeout=5).status_code == 200:
                     break
             except httpx.TransportError:
                 time.sleep(1)
         else:
             pytest.fail(f"app.py did not come up:\n{log.read_text()}")
         text = log.read_text()
-        assert "building it from" in text and "indexed 1 notes" in text
-        assert f"127.0.0.1:{port}" in text and (config.index / "CURRENT").is_file()
+        assert "building it from" in text and "app_indexed 1 notes" in text
+        assert f"127.0.0.1:{port}" in text and (app_corpus.index.path / "CURRENT").is_file()
     finally:
         proc.terminate()
         proc.wait(timeout=30)

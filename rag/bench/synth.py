@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .corpus import decode_note, find_notes, read_bytes
-from .notes import clean_inline, normalized_title, split_entries, split_lines
+from ..extractive import split_sentences
+from ..notes import normalized_title, split_entries
 
-#: Sentence ends, Chinese and Latin; a line break also ends a sentence.
-_SENTENCE_END = re.compile(r"(?<=[。！？；!?;])|(?<=\.)\s+")
-_MARKUP = re.compile(r"^[\s#>*+|\-\d.)、]+|[|#]|https?://\S+")
 MIN_SENTENCE_CHARS = 12
 MAX_SENTENCE_CHARS = 200
 ENTRIES_PER_NOTE = 1000
+_WORDISH = re.compile(r"\w{2}")
 
 
 @dataclass(frozen=True)
@@ -52,46 +51,58 @@ class SynthCorpus:
         for name, text in self.notes.items():
             (directory / name).write_text(text, encoding="utf-8")
 
+    def by_title(self) -> dict[str, SynthEntry]:
+        """Each entry under the title the segmenter gives it (what a chunk's embed text starts with)."""
+        origin = {(e.file, e.line_start): e for e in self.entries}
+        out: dict[str, SynthEntry] = {}
+        for name, text in self.notes.items():
+            for entry in split_entries(text, name):
+                if (name, entry.line_start) in origin:
+                    out.setdefault(entry.title, origin[(name, entry.line_start)])
+        return out
 
-def harvest(corpus: Path) -> tuple[list[Sentence], list[str]]:
-    """The real notes' sentences (markup stripped, with their source line) and entry titles."""
+
+def harvest(texts: Mapping[str, str]) -> tuple[list[Sentence], list[str]]:
+    """The real notes' sentences (as the extractive answerer cuts them, with their line) and titles."""
     sentences: list[Sentence] = []
     titles: list[str] = []
-    notes, _ = find_notes(corpus)
-    for note in notes:
-        text = decode_note(read_bytes(note, 1 << 30))
-        for entry in split_entries(text, note.rel):
+    for rel, text in texts.items():
+        for entry in split_entries(text, rel):
             titles.append(entry.title)
-            for offset, line in enumerate(split_lines(entry.text)):
-                plain = _MARKUP.sub(" ", clean_inline(line)).strip()
-                for part in _SENTENCE_END.split(plain):
-                    part = part.strip()
-                    if MIN_SENTENCE_CHARS <= len(part) <= MAX_SENTENCE_CHARS and re.search(r"\w{2}", part):
-                        sentences.append(Sentence(part, note.rel, entry.line_start + offset))
+            sentences += [Sentence(part, rel, line) for line, part in split_sentences(entry.text, entry.line_start)
+                          if MIN_SENTENCE_CHARS <= len(part) <= MAX_SENTENCE_CHARS and _WORDISH.search(part)]
     return sentences, [t for t in titles if len(normalized_title(t)) >= 4]
 
 
 def _title(rng: random.Random, titles: list[str]) -> str:
+    """The head of one real title and the tail of another, cut at random points (a few hundred
+    real titles give millions of distinct splices)."""
     a, b = rng.sample(titles, 2)
-    return f"{a[: max(8, len(a) // 2)].strip()} × {b[len(b) // 2:].strip()}"
+    head = rng.randint(max(4, len(a) // 3), max(4, 2 * len(a) // 3))
+    tail = rng.randint(len(b) // 3, 2 * len(b) // 3)
+    return f"{a[:head].strip()} × {b[tail:].strip()}"
 
 
-def generate(corpus: Path, n_entries: int, seed: int = 0, per_note: int = ENTRIES_PER_NOTE,
+def generate(texts: Mapping[str, str], n_entries: int, seed: int = 0, per_note: int = ENTRIES_PER_NOTE,
              sentences_per_entry: tuple[int, int] = (2, 4)) -> SynthCorpus:
-    """``n_entries`` entries in notes of ``per_note`` entries each, from ``corpus``'s sentences."""
-    sentences, titles = harvest(corpus)
+    """``n_entries`` entries with distinct titles, in notes of ``per_note`` entries each, recombined
+    from the sentences and titles of ``texts`` (rel → note text, see :func:`rag.corpus.read_corpus`)."""
+    sentences, titles = harvest(texts)
     if len(sentences) < 10 or len(titles) < 2:
-        raise ValueError(f"{corpus} has too little text to recombine")
+        raise ValueError("the corpus has too little text to recombine")
     rng = random.Random(seed)
     out = SynthCorpus(seed=seed)
+    seen: set[str] = set()
     for first in range(0, n_entries, per_note):
         name = f"synth_{seed}_{first // per_note:05d}.md"
         lines: list[str] = []
-        seen: set[str] = set()
         for i in range(first, min(first + per_note, n_entries)):
-            title = _title(rng, titles)
-            while normalized_title(title) in seen:  # the segmenter wants distinct item headings
+            for _ in range(1000):  # distinct titles: the segmenter wants them, and proxies find entries by them
                 title = _title(rng, titles)
+                if normalized_title(title) not in seen:
+                    break
+            else:
+                raise ValueError(f"the corpus has too few titles for {n_entries} distinct ones")
             seen.add(normalized_title(title))
             picked = tuple(rng.sample(sentences, rng.randint(*sentences_per_entry)))
             out.entries.append(SynthEntry(name, len(lines) + 1, title, picked))

@@ -1,0 +1,124 @@
+"""`rag bench`: speed and scale, measured side by side in one run (written to eval/results/bench.*).
+
+Parts, each in fresh processes (:mod:`rag.bench.harness`): the real notes per embedder set
+(:mod:`rag.bench.notes`), LangChain's default recipe on the same notes (:mod:`rag.bench.baseline`),
+and synthetic corpora at scale (:mod:`rag.bench.scale`). The JSON and the Markdown report are
+rewritten after every part, so an interrupted run still leaves what it measured.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from contextlib import suppress
+from pathlib import Path
+
+from ..corpus import read_corpus
+from ..eval.qa import load_split
+from ..models import EmbedderError, resolve
+from ..settings import Settings
+from .baseline import bench_baseline
+from .harness import log, machine
+from .notes import bench_notes
+from .report import baseline_ratios, check_targets, render_markdown
+from .scale import EMBED_SAMPLE, bench_scale, extrapolate
+
+DEFAULT_SCALES = (10_000, 100_000)
+#: MiniLM (English only) is a second, optional baseline: ``baselines=("e5-small-q4", "minilm")``.
+DEFAULT_BASELINES = ("e5-small-q4",)
+QUERIES = 200
+DEFAULT_QA = Path("eval/qa.jsonl")
+
+
+def parse_sets(compare: Sequence[str | Sequence[str]] | None) -> list[tuple[str, ...]]:
+    """Embedder sets as given: ``"e5-small-q4,use-m3"`` (the CLI's form) or a sequence of names."""
+    return [tuple(p.strip() for p in c.split(",") if p.strip()) if isinstance(c, str) else tuple(c)
+            for c in compare or ()]
+
+
+def registry_names(names: Sequence[str]) -> tuple[str, ...]:
+    """Names as the registry spells them (``e5`` → ``e5-small-q4``); EmbedderError for an unknown one."""
+    return tuple(resolve(name).name for name in names)
+
+
+def embedder_sets(default: Sequence[str],
+                  compare: Sequence[tuple[str, ...]]) -> tuple[list[tuple[str, ...]], list[dict]]:
+    """The embedder sets to measure, by registry name (the configured one first, duplicates
+    dropped), and the ones skipped because an embedder is unknown here, each with its reason."""
+    chosen: list[tuple[str, ...]] = []
+    skipped: list[dict] = []
+    for given in [tuple(default), *compare]:
+        try:
+            names = registry_names(given)
+        except EmbedderError as exc:
+            log(f"embedders {','.join(given)}: skipped, {exc}")
+            skipped.append({"embedders": list(given), "reason": str(exc)})
+            continue
+        if names not in chosen:
+            chosen.append(names)
+    return chosen, skipped
+
+
+def run_bench(settings: Settings, out: Path = Path("eval/results/bench.json"), scales: Sequence[int] | None = None,
+              *, compare: Sequence[str | Sequence[str]] | None = None, baselines: Sequence[str] = DEFAULT_BASELINES,
+              n_queries: int = QUERIES, qa_path: Path = DEFAULT_QA, split: str = "report") -> dict:
+    """The whole benchmark; writes ``out`` (JSON) and the same path with ``.md`` after every part.
+
+    ``compare``: embedder sets (``"e5-small-q4,use-m3"`` or a list of names) measured side by side
+    with ``settings.index.embedders`` on the real notes; the first is the reference the others'
+    build times are compared with; a set naming an unknown embedder is skipped with one line.
+    ``scales``: synthetic corpus sizes (default 10k, 100k).
+    """
+    scales = sorted(DEFAULT_SCALES if scales is None else scales)
+    qa = load_split(qa_path, split)
+    questions = qa.questions
+    compare_sets = parse_sets(compare)
+    sets, skipped = embedder_sets(settings.index.embedders, compare_sets)
+    reference = None
+    if compare_sets:
+        with suppress(EmbedderError):
+            reference = registry_names(compare_sets[0])
+    report: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine(), "qa": str(qa_path),
+                    "split": qa.label, "questions": len(questions), "queries_timed": max(n_queries, len(questions)),
+                    "reference": list(reference) if reference else None, "notes": [],
+                    "embedder_sets_skipped": skipped, "baseline": [], "scale": []}
+    started = time.perf_counter()
+
+    def save() -> None:
+        report["comparison"] = baseline_ratios(report)
+        report["targets"] = check_targets(report)
+        report["total_seconds"] = round(time.perf_counter() - started, 1)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        out.with_suffix(".md").write_text(render_markdown(report), encoding="utf-8")
+
+    work = Path(tempfile.mkdtemp(prefix="rag-bench-"))
+    try:
+        runs = []
+        for names in sets:
+            runs.append(bench_notes(settings, names, work, questions, n_queries))
+            report["notes"].append(runs[-1].result)
+            save()
+        main = runs[0]
+        for name in baselines:
+            report["baseline"].append(bench_baseline(name, settings.index.corpus, settings.index.max_note_bytes,
+                                                     main.new_note, work, questions))
+            save()
+        texts, _ = read_corpus(settings.index.corpus, settings.index.max_note_bytes)
+        sample: dict | None = None
+        for i, n in enumerate(scales):
+            result = bench_scale(main.settings, work, texts, n, questions, n_queries, EMBED_SAMPLE if i == 0 else 0)
+            sample = sample or result["search"].get("embedding_sample")
+            if sample:
+                result["extrapolated"] = extrapolate(result["build"], sample)
+            report["scale"].append(result)
+            save()
+        report["machine"]["load_average_at_end"] = machine()["load_average_at_start"]
+        save()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    log(f"wrote {out} and {out.with_suffix('.md')} in {report['total_seconds']:.0f}s")
+    return report

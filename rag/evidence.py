@@ -1,0 +1,128 @@
+"""The coverage gate: do the retrieved entries plausibly answer the question, or is it "best of nothing"?
+
+Fused RRF scores are ranks, not relevance, so they cannot tell a match from the least bad of
+unrelated entries. :class:`Evidence` gathers what can, all from the :class:`RetrievalResult`
+(nothing is re-read from the index or re-embedded): the share of the question's rarity-weighted
+terms that the top entries contain, the best raw dense similarity per embedder, and the named
+things in the question that the notes never mention. Extractive answers reuse its term weights
+and per-line similarity.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import lexical
+from .models import resolve
+from .retrieve import RetrievalResult
+from .settings import AnswerSettings
+from .store import Lexicon
+
+_NAME = re.compile(r"(?<![\w-])[A-Za-z][\w%+.-]*")
+_NAME_PARTS = re.compile(r"[-./+]")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """How well the retrieved entries match the question, beyond their fused rank."""
+
+    coverage: float  # share of the question's term weight found in the top entries (0..1)
+    similarity: dict[str, float]  # best raw dense similarity of a top-entry chunk, per embedder
+    line_similarity: dict[tuple[str, int], float]  # (entry id, line) → normalised chunk similarity
+    weights: dict[str, float]  # question term → rarity weight
+    names: list[str] = field(default_factory=list)  # named things in the question (TabPFN, ROME)
+    missing_names: list[str] = field(default_factory=list)  # those the notes never mention
+
+
+def term_overlap(tokens: set[str], weights: Mapping[str, float]) -> float:
+    """Share of the question's term weight that ``tokens`` contain (0..1)."""
+    total = sum(weights.values())
+    return sum(w for t, w in weights.items() if t in tokens) / total if total else 0.0
+
+
+def _is_name(word: str) -> bool:
+    return sum(c.isupper() for c in word) >= 2 or any(c.isdigit() for c in word)
+
+
+def question_names(question: str) -> list[str]:
+    """Named things: words with two capitals or a digit (MEMIT, TabPFN, Qwen2.5), not "English"."""
+    words = (m.group(0).rstrip(".-") for m in _NAME.finditer(question))
+    return list(dict.fromkeys(w for w in words if _is_name(w)))
+
+
+def mentioned(name: str, lexicon: Lexicon) -> bool:
+    """Whether the notes use a name; compounds (``GRPO-style``) count by their named parts."""
+    parts = [p for p in _NAME_PARTS.split(name) if _is_name(p)] or [name]
+
+    def known(part: str) -> bool:  # the whole word, not its pieces: "Min-K%" is not "min"
+        words = (lexical.tokenize(p)[:1] for p in (part, part.rstrip("sS")))  # GPUs → gpu
+        return any(not w or lexicon.knows(w[0]) for w in words)  # a bare stopword is no name
+
+    return all(known(p) for p in parts)
+
+
+def _line_similarity(result: RetrievalResult) -> dict[tuple[str, int], float]:
+    """Each line of each hit's chunks → its best chunk's similarity, min-max normalised over all
+    the hits' chunks per embedder and averaged over embedders (0..1)."""
+    matches = [m for hit in result.hits for m in hit.chunks]
+    if not matches:
+        return {}
+    embedders = list(dict.fromkeys(name for m in matches for name in m.similarity))
+    chunk_sim = np.zeros(len(matches), dtype=np.float32)
+    for name in embedders:
+        cos = np.array([m.similarity.get(name, 0.0) for m in matches], dtype=np.float32)
+        spread = float(cos.max() - cos.min())
+        chunk_sim += (cos - cos.min()) / spread if spread > 0 else np.ones_like(cos)
+    if embedders:
+        chunk_sim /= len(embedders)
+    lines: dict[tuple[str, int], float] = {}
+    for m, sim in zip(matches, chunk_sim.tolist(), strict=True):
+        for line in range(m.chunk.line_start, m.chunk.line_end + 1):
+            key = (m.chunk.entry_id, line)
+            lines[key] = max(lines.get(key, 0.0), sim)
+    return lines
+
+
+def gather_evidence(result: RetrievalResult, top_entries: int) -> Evidence:
+    """Term coverage and dense similarity of the ``top_entries`` best hits, plus per-line similarity."""
+    weights = result.term_weights()
+    top = result.hits[:top_entries]
+    tokens = {t for hit in top for m in hit.chunks for t in lexical.tokenize(m.chunk.embed_text)}
+    tokens |= {t for hit in top for t in lexical.tokenize(hit.entry.title)}
+    similarity: dict[str, float] = {}
+    for m in (m for hit in top for m in hit.chunks):
+        for name, sim in m.similarity.items():
+            similarity[name] = max(similarity.get(name, sim), sim)
+    names = question_names(result.query.text)
+    missing = [n for n in names if not mentioned(n, result.lexicon)]
+    return Evidence(term_overlap(tokens, weights), similarity, _line_similarity(result), weights, names, missing)
+
+
+def similarity_thresholds(embedders: Iterable[str]) -> dict[str, float | None]:
+    """Each embedder's calibrated "this chunk alone covers it" similarity (None: it never vouches)."""
+    return {name: resolve(name).min_similarity for name in embedders}
+
+
+def is_covered(evidence: Evidence, settings: AnswerSettings,
+               thresholds: Mapping[str, float | None] | None = None) -> bool:
+    """Do the top entries plausibly answer the question?
+
+    A question is refused only when both signals are low: its distinctive terms are absent
+    (coverage below ``settings.min_coverage``) *and* no chunk is semantically close (no embedder
+    at or above its threshold; ``thresholds`` default to the registry's calibrations, and an
+    embedder without one never vouches). Before both, the sharpest signal: a question about
+    named things (TabPFN, MEMIT) most of which the notes never mention anywhere is not covered,
+    however close some chunk looks.
+    """
+    if evidence.names and 2 * len(evidence.missing_names) >= len(evidence.names):
+        return False
+    if evidence.coverage >= settings.min_coverage:
+        return True
+    if thresholds is None:
+        thresholds = similarity_thresholds(evidence.similarity)
+    return any((limit := thresholds.get(name)) is not None and sim >= limit
+               for name, sim in evidence.similarity.items())

@@ -1,0 +1,48 @@
+"""The committed canned set: every gold span is an entry of the segmenter, and the set has the
+shape and split the README describes (no model, no index)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rag.corpus import read_corpus
+from rag.eval.qa import SPLITS, load_qa
+from rag.notes import split_entries
+
+ROOT = Path(__file__).resolve().parent.parent
+QA = ROOT / "eval" / "qa.jsonl"
+
+
+@pytest.fixture(scope="module")
+def questions() -> list:
+    return load_qa(QA)
+
+
+def test_gold_spans_are_entries_of_the_segmenter(questions: list) -> None:
+    texts, skipped = read_corpus(ROOT / "corpus", 1 << 30)
+    assert not skipped
+    spans = {rel: {(e.line_start, e.line_end) for e in split_entries(text, rel)} for rel, text in texts.items()}
+    wrong = [f"{q.id}: {g.file}:{g.line_start}-{g.line_end}" for q in questions for g in q.gold
+             if (g.line_start, g.line_end) not in spans.get(g.file, set())]
+    assert not wrong, f"{len(wrong)} gold spans are not entries: {wrong[:5]}"
+
+
+def test_canned_set_shape(questions: list) -> None:
+    assert len(questions) >= 60
+    assert {q.type for q in questions} <= {"which-paper", "factoid", "explain", "cross-entry", "uncovered"}
+    assert {q.lang for q in questions} <= {"zh", "en", "mixed"}
+    assert sum(not q.covered for q in questions) >= 5
+    assert all(q.covered == (q.type != "uncovered") for q in questions)
+    assert all(len(q.gold) >= 2 for q in questions if q.type == "cross-entry")
+
+
+def test_both_splits_can_tune_and_report_refusals(questions: list) -> None:
+    if not any(q.split for q in questions):
+        pytest.skip("eval/qa.jsonl has no tune/report split yet")
+    for split in SPLITS:
+        part = [q for q in questions if q.split == split]
+        assert sum(q.covered for q in part) >= 20, split
+        assert sum(not q.covered for q in part) >= 3, split
+        assert {q.lang for q in part} == {"zh", "en", "mixed"}, split

@@ -1,0 +1,147 @@
+"""The coverage gate and extractive scoring on tiny synthetic retrieval results (fast: no index, no model)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from rag import lexical
+from rag.chunking import Chunk
+from rag.citations import cited_numbers
+from rag.evidence import gather_evidence, is_covered, question_names, similarity_thresholds
+from rag.extractive import extractive_answer, pick_sentences
+from rag.notes import Entry
+from rag.query import Query
+from rag.retrieve import ChunkMatch, Hit, RetrievalResult
+from rag.settings import AnswerSettings
+from rag.store import Lexicon
+
+ANSWER = AnswerSettings()
+
+
+def make_hit(rank: int, title: str, lines: list[str], sims: list[dict[str, float]] | None = None,
+             file: str = "notes.md") -> Hit:
+    """An entry starting at line 10*rank whose lines are its chunks (one chunk per line)."""
+    start = 10 * rank
+    entry = Entry(file, title, start, start + len(lines), None, None, f"## {title}\n" + "\n".join(lines))
+    sims = sims or [{} for _ in lines]
+    chunks = tuple(ChunkMatch(Chunk(entry.id, file, start + 1 + i, start + 1 + i, line, title), sim)
+                   for i, (line, sim) in enumerate(zip(lines, sims, strict=True)))
+    return Hit(rank, 1 / (60 + rank), entry, lines[0], file, (start + 1, start + 1), chunks=chunks)
+
+
+def make_result(question: str, hits: list[Hit], extra_docs: int = 20) -> RetrievalResult:
+    """The lexicon counts each hit chunk as one document, plus ``extra_docs`` unrelated ones."""
+    docs = [lexical.tokenize(m.chunk.embed_text) for h in hits for m in h.chunks]
+    docs += [["filler", f"word{i}"] for i in range(extra_docs)]
+    tokens = tuple(lexical.tokenize(question))
+    return RetrievalResult(Query(question, "en", tokens), hits, Lexicon.of(docs))
+
+
+OMNI = make_hit(1, "OmniMoE: atomic experts", [
+    "OmniMoE splits experts into vector-level atomic experts.",
+    "Inference latency is 10.9x lower than the PEER baseline [21].",
+], [{"e5-small-q4": 0.80, "use-m3": 0.30}, {"e5-small-q4": 0.86, "use-m3": 0.45}])
+SAE = make_hit(2, "AudioSAE: sparse autoencoders for Whisper", [
+    "Steering SAE features reduced false speech detections by 70%.",
+], [{"e5-small-q4": 0.70, "use-m3": 0.20}])
+HOURGLASS = make_hit(3, "Hourglass FFN", [
+    "The hidden size shrinks then expands; saved parameters go to attention.",
+], [{"e5-small-q4": 0.60, "use-m3": 0.10}])
+
+
+def test_coverage_is_rarity_weighted_share_of_question_terms() -> None:
+    result = make_result("OmniMoE latency PEER hospitals", [OMNI, SAE, HOURGLASS])
+    evidence = gather_evidence(result, ANSWER.evidence_entries)
+    weights = result.term_weights()
+    assert evidence.weights == weights and set(weights) == {"omnimoe", "latency", "peer", "hospitals"}
+    expected = (weights["omnimoe"] + weights["latency"] + weights["peer"]) / sum(weights.values())
+    assert math.isclose(evidence.coverage, expected)
+    assert weights["hospitals"] > weights["omnimoe"]  # a term the notes never use weighs the most
+
+
+def test_only_the_top_entries_count_for_coverage_but_titles_do() -> None:
+    result = make_result("Hourglass attention parameters", [OMNI, SAE, HOURGLASS])
+    assert gather_evidence(result, 3).coverage == 1.0
+    assert gather_evidence(result, 2).coverage == 0.0
+    titled = make_result("Whisper", [SAE])  # only in the title
+    assert gather_evidence(titled, 1).coverage == 1.0
+
+
+def test_best_similarity_per_embedder_from_top_entries() -> None:
+    result = make_result("atomic experts", [OMNI, SAE, HOURGLASS])
+    assert gather_evidence(result, 3).similarity == {"e5-small-q4": pytest.approx(0.86), "use-m3": pytest.approx(0.45)}
+    assert gather_evidence(make_result("x", [SAE, HOURGLASS]), 3).similarity == {
+        "e5-small-q4": pytest.approx(0.70), "use-m3": pytest.approx(0.20)}
+
+
+def test_line_similarity_is_normalised_per_embedder_and_averaged() -> None:
+    result = make_result("atomic experts", [OMNI, SAE, HOURGLASS])
+    lines = gather_evidence(result, 3).line_similarity
+    # e5: 0.60..0.86, use: 0.10..0.45 → the best chunk is 1.0 on both, the worst 0.0 on both
+    assert lines[(OMNI.entry.id, 12)] == pytest.approx(1.0)
+    assert lines[(HOURGLASS.entry.id, 31)] == pytest.approx(0.0)
+    e5, use = (0.80 - 0.60) / 0.26, (0.30 - 0.10) / 0.35
+    assert lines[(OMNI.entry.id, 11)] == pytest.approx((e5 + use) / 2, rel=1e-5)
+    assert gather_evidence(make_result("q", [make_hit(1, "T", ["one line here"])]), 3).line_similarity == {
+        ("notes.md:10-11", 11): 0.0}  # no embedder at all: lexical scoring alone
+
+
+def test_gate_thresholds_come_from_the_registry() -> None:
+    assert similarity_thresholds(["e5", "use-m3", "hash", "BAAI/bge-m3"]) == {
+        "e5": 0.815, "use-m3": 0.4, "hash": None, "BAAI/bge-m3": None}
+    unrelated = "hospitals federated learning"  # coverage 0
+    near = make_hit(1, "T", ["unrelated text"], [{"e5-small-q4": 0.82}])
+    far = make_hit(1, "T", ["unrelated text"], [{"e5-small-q4": 0.81}])
+    assert is_covered(gather_evidence(make_result(unrelated, [near]), 3), ANSWER)
+    assert not is_covered(gather_evidence(make_result(unrelated, [far]), 3), ANSWER)
+
+
+def test_an_uncalibrated_embedder_never_vouches_unless_given_a_threshold() -> None:
+    hit = make_hit(1, "T", ["unrelated text"], [{"BAAI/bge-m3": 0.99}])
+    evidence = gather_evidence(make_result("hospitals federated learning", [hit]), 3)
+    assert not is_covered(evidence, ANSWER)
+    assert is_covered(evidence, ANSWER, {"BAAI/bge-m3": 0.9})
+    assert not is_covered(evidence, ANSWER, {"BAAI/bge-m3": None})
+
+
+def test_min_coverage_setting_decides() -> None:
+    lexical_only = make_hit(1, OMNI.entry.title, [m.chunk.text for m in OMNI.chunks])
+    evidence = gather_evidence(make_result("OmniMoE hospitals federated learning", [lexical_only]), 3)
+    assert 0 < evidence.coverage < 0.5 and evidence.similarity == {}
+    assert is_covered(evidence, ANSWER.model_copy(update={"min_coverage": evidence.coverage}))
+    assert not is_covered(evidence, ANSWER.model_copy(update={"min_coverage": evidence.coverage + 0.01}))
+
+
+def test_named_things_the_notes_never_mention_are_not_covered() -> None:
+    assert question_names("Does TabPFN beat MEMIT or Qwen2.5 in English?") == ["TabPFN", "MEMIT", "Qwen2.5"]
+    result = make_result("How does MEMIT compare with OmniMoE on PEER latency?", [OMNI])
+    evidence = gather_evidence(result, 3)
+    assert evidence.names == ["MEMIT", "OmniMoE", "PEER"] and evidence.missing_names == ["MEMIT"]
+    assert is_covered(evidence, ANSWER)
+    result = make_result("Do ROME and MEMIT edit OmniMoE experts?", [OMNI])
+    evidence = gather_evidence(result, 3)
+    assert evidence.missing_names == ["ROME", "MEMIT"] and not is_covered(evidence, ANSWER)
+    compound = gather_evidence(make_result("OmniMoE-style GPUs", [OMNI]), 3)
+    assert compound.missing_names == ["GPUs"]  # OmniMoE-style counts by its named part
+
+
+def test_extractive_scores_sentences_and_neutralises_note_brackets() -> None:
+    result = make_result("How much lower is OmniMoE latency than PEER?", [OMNI, SAE, HOURGLASS])
+    evidence = gather_evidence(result, 3)
+    sentences = pick_sentences(result.hits, evidence)
+    assert (sentences[0].n, sentences[0].line) == (1, 12)
+    text, cited = extractive_answer(result.hits, evidence, "en") or ("", [])
+    assert text.startswith("From your notes:\n- OmniMoE: atomic experts: ")
+    assert "10.9x lower" in text and "［21］" in text and "[21]" not in text
+    assert cited == [1] and cited_numbers(text) == cited  # every [n] in the answer is a citation
+
+
+def test_extractive_is_deterministic_and_empty_without_sentences() -> None:
+    result = make_result("Whisper false speech detections", [SAE, OMNI])
+    evidence = gather_evidence(result, 3)
+    assert extractive_answer(result.hits, evidence, "zh") == extractive_answer(result.hits, evidence, "zh")
+    assert extractive_answer(result.hits, evidence, "zh")[0].startswith("笔记中提到：\n- AudioSAE")  # type: ignore[index]
+    bare = make_hit(1, "T", ["---"])
+    assert extractive_answer([bare], gather_evidence(make_result("x", [bare]), 3), "en") is None
