@@ -12,9 +12,11 @@ understate HNSW recall). Prints one JSON report.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import resource
+import shutil
 import sys
 import tempfile
 import threading
@@ -196,14 +198,17 @@ def main() -> None:
         return
     from tests.pg_server import PgCluster
 
-    cluster = PgCluster(Path(tempfile.mkdtemp(prefix="rag-pg-bench-")))
-    cluster.init()
-    cluster.start()
+    root = Path(tempfile.mkdtemp(prefix="rag-pg-bench-"))
+    cluster = PgCluster(root)
     try:
+        cluster.init()
+        cluster.start()
         dsn = cluster.dsn(cluster.new_database())
         print(json.dumps(run(dsn, args.chunks, args.dim, args.queries, 10, args.threads), indent=1))
     finally:
-        cluster.stop("fast")
+        with contextlib.suppress(RuntimeError):  # never started
+            cluster.stop("fast")
+        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
