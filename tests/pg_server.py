@@ -53,6 +53,13 @@ class PgCluster:
     def init(self) -> None:
         if self.os_user:
             shutil.chown(self.root, self.os_user)
+            probe = subprocess.run(["runuser", "-u", self.os_user, "--", "test", "-x", str(self.bin / "initdb")],
+                                   check=False)
+            if probe.returncode:  # the virtualenv sits where nobody cannot reach (under /root): use a copy
+                site, copy = self.bin.parent.parent.parent, self.root / "pgserver-copy"
+                shutil.copytree(site / "pgserver" / "pginstall", copy / "pgserver" / "pginstall", symlinks=True)
+                shutil.copytree(site / "pgserver.libs", copy / "pgserver.libs")  # the binaries' RPATH
+                self.bin = copy / "pgserver" / "pginstall" / "bin"
         pwfile = self.root / "pw"
         pwfile.write_text(SUPERUSER_PASSWORD + "\n")
         if self.os_user:
