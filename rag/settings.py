@@ -55,6 +55,37 @@ def parse_size(value: object) -> int:
     return int(float(m.group(1)) * _UNITS[(m.group(2) or "").lower()])
 
 
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def check_dsn(dsn: str) -> None:
+    """Raise ValueError (a message without the DSN) unless ``dsn`` is a usable PostgreSQL URL."""
+    try:
+        parts = urlsplit(dsn)
+        _ = parts.port  # raises on a bad port
+    except ValueError:
+        raise ValueError("is not a valid PostgreSQL DSN (check the port)") from None
+    if parts.scheme not in POSTGRES_SCHEMES or not parts.hostname or not parts.path.strip("/"):
+        raise ValueError("must be a PostgreSQL DSN such as postgresql://user@host:5432/notes")
+
+
+def dsn_has_password(dsn: str) -> bool:
+    try:
+        parts = urlsplit(dsn)
+    except ValueError:
+        return False
+    return parts.password is not None or "password=" in parts.query
+
+
+def mask_dsn(dsn: str) -> str:
+    """The DSN as safe to show: ``postgresql://ann:s3cret@db:5432/notes?…`` → ``postgresql://ann:***@db:5432/notes``."""
+    parts = urlsplit(dsn)
+    user = parts.username or ""
+    secret = ":***" if dsn_has_password(dsn) else ""
+    login = f"{user}{secret}@" if user or secret else ""
+    return f"{parts.scheme}://{login}{parts.hostname}:{parts.port or 5432}{parts.path}"
+
+
 class IndexSettings(_Section):
     """What is indexed and how; any change here that alters chunks or vectors forces a rebuild."""
 
@@ -69,6 +100,9 @@ class IndexSettings(_Section):
     max_chunks_per_note: int = Field(2000, ge=1)
     #: From this many chunks on, dense search is approximate (HNSW) rather than exact.
     hnsw_threshold: int = Field(50_000, ge=1)
+    #: A PostgreSQL DSN (``postgresql://user@host:5432/notes``): the index lives in that database
+    #: (pgvector) instead of the ``path`` folder. Hidden from ``repr``: it may carry a password.
+    store: str | None = Field(None, repr=False)
 
     @field_validator("max_note_bytes", mode="before")
     @classmethod
@@ -95,6 +129,19 @@ class IndexSettings(_Section):
         if len(set(canon)) != len(canon):
             raise ValueError("embedders lists a model twice")
         return canon
+
+    @field_validator("store", mode="before")
+    @classmethod
+    def _blank_store(cls, value: object) -> object:
+        return value.strip() or None if isinstance(value, str) else value
+
+    @field_validator("store")
+    @classmethod
+    def _dsn(cls, value: str | None) -> str | None:
+        """A PostgreSQL URL; the message never repeats it (it may carry a password)."""
+        if value is not None:
+            check_dsn(value)
+        return value
 
     @model_validator(mode="after")
     def _overlap_fits(self) -> IndexSettings:
@@ -247,6 +294,8 @@ class Settings(_Section):
         data["serve"]["auth"] = "(set)" if self.serve.auth else None
         if self.llm.base_url:
             data["llm"]["base_url"] = self.llm.public_endpoint
+        if self.index.store:
+            data["index"]["store"] = mask_dsn(self.index.store)
         return data
 
 
@@ -254,6 +303,7 @@ class Settings(_Section):
 ENVIRONMENT = {
     "RAG_CORPUS": "index.corpus",
     "RAG_INDEX": "index.path",
+    "RAG_STORE": "index.store",
     "RAG_EMBEDDERS": "index.embedders",
     "RAG_CHUNK_TOKENS": "index.chunk_tokens",
     "RAG_CHUNK_OVERLAP": "index.chunk_overlap",
@@ -315,6 +365,9 @@ def _read_file(path: Path) -> dict[str, dict[str, object]]:
         for name in values:
             if f"{section}.{name}" in SECRETS:
                 raise SettingsError(f"{path}: {section}.{name} is a secret; set it in the environment instead")
+            if f"{section}.{name}" == "index.store" and dsn_has_password(str(values[name])):
+                raise SettingsError(f"{path}: index.store carries a password; keep it out of the file "
+                                    "(PGPASSWORD or ~/.pgpass, or RAG_STORE in the environment)")
     return raw
 
 

@@ -212,7 +212,12 @@ class IndexHandle:
 
 
 def open_store(settings: Settings) -> IndexStore:
-    """The store the settings name: for now always a folder (a PostgreSQL DSN will pick that backend)."""
+    """The store the settings name: a PostgreSQL DSN in ``index.store``, else the ``index.path`` folder."""
+    index = settings.index
+    if index.store:
+        from .pg_store import PgStore
+
+        return PgStore(index.store, index.hnsw_threshold, settings.retrieval.ef_search)
     from .folder_store import FolderStore
 
-    return FolderStore(settings.index.path, settings.index.hnsw_threshold, settings.retrieval.ef_search)
+    return FolderStore(index.path, index.hnsw_threshold, settings.retrieval.ef_search)
