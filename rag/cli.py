@@ -63,7 +63,8 @@ def read_batch(path: Path, max_chars: int) -> list[tuple[object, str]]:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """Defaults < rag.toml < environment < flags. The API key only ever comes from the environment."""
-    flags = {"index.corpus": args.corpus, "index.path": args.index, "index.embedders": args.embedders,
+    flags = {"index.corpus": args.corpus, "index.path": args.index, "index.store": args.store,
+             "index.embedders": args.embedders,
              "llm.model": args.llm_model, "llm.base_url": args.llm_base_url,
              "serve.host": getattr(args, "host", None), "serve.port": getattr(args, "port", None),
              "serve.mcp_port": getattr(args, "mcp_port", None)}
@@ -246,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--config", type=Path, help="settings file (default: ./rag.toml when present)")
     common.add_argument("--corpus", type=Path, help="notes folder (default: $RAG_CORPUS, else ./corpus)")
     common.add_argument("--index", type=Path, help="index folder (default: $RAG_INDEX, else ./index)")
+    common.add_argument("--store", help="a team's PostgreSQL index instead of the folder: postgresql://user@host/db "
+                        "(default: $RAG_STORE; the password from PGPASSWORD or ~/.pgpass)")
     common.add_argument("--llm-model", help="chat model for answers (default: $RAG_LLM_MODEL; none: extractive)")
     common.add_argument("--llm-base-url", help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL)")
     common.add_argument("--embedders", help="comma-separated dense embedders (default: $RAG_EMBEDDERS, "

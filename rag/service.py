@@ -68,7 +68,8 @@ class Notes:
 
     def search(self, question: str, k: int | None = None, filters: Filters | None = None) -> RetrievalResult:
         question = check_question(question, self.settings.answer.max_question_chars)
-        return self.searcher().search(question, k=check_k(self.settings.retrieval.k if k is None else k), filters=filters)
+        k = check_k(self.settings.retrieval.k if k is None else k)
+        return self.searcher().search(question, k=k, filters=filters)
 
     def ask(self, question: str, k: int | None = None, filters: Filters | None = None,
             history: list[dict] | None = None, use_llm: bool | None = None) -> Generator[str, None, Answer]:

@@ -11,4 +11,4 @@ fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 python -m pip install -q --upgrade pip
 python -m pip install -q "torch==2.13.0"
-python -m pip install -q -e ".[test,local]"
+python -m pip install -q -e ".[test,local,postgres]"

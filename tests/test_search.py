@@ -8,8 +8,8 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from rag.builder import build_index
 
+from rag.builder import build_index
 from rag.lexical import tokenize
 from rag.models import Models
 from rag.retrieve import Filters, Searcher

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from rag.builder import build_index
 
+from rag.builder import build_index
 from rag.models import Models
 from rag.render import index_status
 from rag.service import Notes
