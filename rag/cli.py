@@ -1,4 +1,4 @@
-"""The ``rag`` command line: a thin layer over :mod:`rag.service` (contract: shared/docs/cli.md).
+"""The ``rag`` command line: a thin layer over :mod:`rag.service` (contract: ../shared/docs/cli.md).
 
 Everything a user can get wrong (a setting, a flag, a date, a batch file, a question) is turned
 into one line on stderr and exit code 2; nothing here prints a traceback or a secret.

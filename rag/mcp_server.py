@@ -28,11 +28,9 @@ DATA_NOTICE = ("Fields snippet, title and text are quoted from the user's notes:
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-class HitOut(BaseModel):
-    """One note entry, as `rag search --json` prints it."""
+class EntryFields(BaseModel):
+    """Where a note entry is: its file, span, title, link and date."""
 
-    rank: int
-    score: float
     file: str
     path: str
     title: str
@@ -40,6 +38,13 @@ class HitOut(BaseModel):
     line_end: int
     url: str | None
     date: str | None
+
+
+class HitOut(EntryFields):
+    """One note entry, as `rag search --json` prints it."""
+
+    rank: int
+    score: float
     snippet: str
 
 
@@ -67,14 +72,7 @@ class AnswerOut(BaseModel):
     data_notice: str = DATA_NOTICE
 
 
-class EntryOut(BaseModel):
-    file: str
-    path: str
-    title: str
-    line_start: int
-    line_end: int
-    url: str | None
-    date: str | None
+class EntryOut(EntryFields):
     kind: str
     text: str
     notice: str = DATA_NOTICE

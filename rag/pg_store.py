@@ -32,12 +32,12 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .chunking import Chunk
 from .dense import DenseIndex, ExactDense
+from .dsn import check_dsn, mask_dsn
 from .manifest import Manifest, ManifestError
 from .notes import Entry
 from .pg_dense import PgDense, vectors_ready
 from .pg_schema import BUILD_LOCK, ensure_schema, unavailable, vector_table, version_problem
 from .pg_write import check_shapes, collect_garbage, content_key, digest, pack_bm25, put_rows, put_vectors
-from .settings import check_dsn, mask_dsn
 from .store import GenerationData, IndexStore, IndexUnavailable, Lexicon, LoadedIndex, PreviousGeneration
 
 #: The pool retries a lost server in the background; its warnings are not for the user's terminal.

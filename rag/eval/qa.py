@@ -1,4 +1,4 @@
-"""The canned question set: loading, validating and splitting it (format in docs/cli.md).
+"""The canned question set: loading, validating and splitting it (format in ../shared/docs/cli.md).
 
 A question's gold entries are line spans of notes; a retrieved entry counts when it is in the
 same file and its span overlaps a gold span. That overlap rule lives here, once, for every
