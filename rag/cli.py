@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import NoReturn
 
 from .builder import BuildReport, Progress
-from .corpus import display_name
 from .models import EmbedderError, configure_process
 from .retrieve import Filters, Hit
 from .service import Notes, QuestionError, check_question
@@ -86,7 +85,7 @@ def format_hit(hit: Hit) -> str:
 
 def report_lines(report: BuildReport) -> list[str]:
     """Each skip (names escaped: a newline in a file name cannot fake a line), then the summary."""
-    return [f"skipped {display_name(s.path)}: {s.reason}" for s in report.skipped] + [report.summary()]
+    return [f"skipped {s.describe()}" for s in report.skipped] + [report.summary()]
 
 
 def progress_printer(tty: bool) -> Progress:

@@ -29,6 +29,17 @@ class Skip:
     kept: bool = False
     sha256: str | None = None  # of the bytes judged, so an unchanged bad file is not retried
 
+    @property
+    def note(self) -> str:
+        """The reason, and what became of the version indexed before."""
+        return self.reason + ("; the previously indexed version is kept" if self.kept else "")
+
+    def describe(self) -> str:
+        """One line for people: the name escaped (a newline in it cannot fake a line), the reason."""
+        from .corpus import display_name
+
+        return f"{display_name(self.path)}: {self.note}"
+
 
 @dataclass(frozen=True)
 class NoteRecord:

@@ -176,8 +176,7 @@ def index_status(index: LoadedIndex | None, problem: str | None = None) -> str:
 
 
 def skip_line(skip: Skip) -> str:
-    kept = " (the previously indexed version is kept)" if skip.kept else ""
-    return f"- `{html.escape(display_name(skip.path))}`: {html.escape(skip.reason)}{kept}"
+    return f"- `{html.escape(display_name(skip.path))}`: {html.escape(skip.note)}"
 
 
 def report_text(report: BuildReport) -> str:

@@ -86,11 +86,8 @@ def _new_lines(report: BuildReport, reported: set[tuple[str, str]], quiet_if_up_
     lines = []
     for skip in report.skipped:
         if (skip.path, skip.reason) not in reported:
-            from .corpus import display_name  # escapes a file name that could fake a line
-
             reported.add((skip.path, skip.reason))
-            kept = " (the previously indexed version is kept)" if skip.kept else ""
-            lines.append(f"skipped {display_name(skip.path)}: {skip.reason}{kept}")
+            lines.append(f"skipped {skip.describe()}")
     if not (report.up_to_date and quiet_if_up_to_date):
         lines.append(report.summary())
     return lines
