@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -188,6 +189,17 @@ def _embed(name: str, chunks: list[Chunk], store: IndexStore, models: Models, pr
     return _Vectors(matrix, embedder_id, len(todo), len(chunks) - len(todo))
 
 
+def _embed_all(names: tuple[str, ...], chunks: list[Chunk], store: IndexStore, models: Models,
+               prev: PreviousGeneration | None, progress: Progress | None) -> dict[str, _Vectors]:
+    """Every embedder at once, one thread each: the models run native code that releases the GIL,
+    each on one core, so two embedders on two cores take the time of the slower one, not the sum."""
+    if len(names) < 2:
+        return {name: _embed(name, chunks, store, models, prev, progress) for name in names}
+    with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="embed") as pool:
+        futures = {name: pool.submit(_embed, name, chunks, store, models, prev, progress) for name in names}
+        return {name: future.result() for name, future in futures.items()}
+
+
 def build_index(settings: IndexSettings, store: IndexStore, models: Models, progress: Progress | None = None,
                 wait: bool = True) -> BuildReport:
     """Build or update the index of ``settings.corpus`` in ``store``; IndexUnavailable (one line) when
@@ -211,7 +223,7 @@ def build_index(settings: IndexSettings, store: IndexStore, models: Models, prog
             plan = plan_build(scan, None, fingerprint, "previous index unusable (its data did not load)")
         plan, fresh = _segment(plan, settings, models)
         texts = _assemble(plan, fresh, prev)
-        vectors = {name: _embed(name, texts.chunks, store, models, prev, progress) for name in settings.embedders}
+        vectors = _embed_all(settings.embedders, texts.chunks, store, models, prev, progress)
 
         records = {p: prev.manifest.notes[p] for p in plan.reuse} if prev is not None else {}
         for path, t in fresh.items():

