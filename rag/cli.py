@@ -52,13 +52,17 @@ def read_batch(path: Path, max_chars: int) -> list[tuple[object, str]]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = json.loads(line, parse_constant=_not_json)  # NaN as an id could not be echoed as JSON
             rows.append((row.get("id", n), check_question(row["question"], max_chars)))
         except QuestionError as exc:
             raise UsageError(f"{path}:{n}: {exc}") from None
-        except (json.JSONDecodeError, KeyError, AttributeError, TypeError, RecursionError):
+        except (ValueError, KeyError, AttributeError, TypeError, RecursionError):
             raise UsageError(f'{path}:{n}: expected a JSON object with a "question"') from None
     return rows
+
+
+def _not_json(constant: str) -> NoReturn:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
