@@ -21,7 +21,6 @@ from rag.render import render_sources
 from rag.service import Notes
 from rag.settings import Settings
 from rag.store import open_store
-from rag.ui import NotesApp, build_app
 from tests.battery import Run, assert_citations_hold
 from tests.conftest import settings_for
 from tests.fake_openai import FakeOpenAI, Reply
@@ -103,14 +102,6 @@ def test_source_cards_hold_no_markup_from_the_note(name: str, notes: Notes) -> N
             assert not attr.startswith("on") and attr != "style", (tag, attr)
             if attr == "href":
                 assert value is not None and re.match(r"https?://", value) and '"' not in value, value
-
-
-@pytest.mark.slow  # builds the Gradio page
-def test_chat_bubbles_are_sanitised_by_the_page(notes: Notes) -> None:
-    """Answers quote note text into the chat's markdown: the Chatbot must keep sanitising HTML."""
-    demo = build_app(NotesApp(notes))
-    chatbots = [c for c in demo.config["components"] if c.get("type") == "chatbot"]
-    assert chatbots and all(c["props"].get("sanitize_html", True) for c in chatbots)
 
 
 @pytest.fixture(scope="module")
