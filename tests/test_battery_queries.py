@@ -210,6 +210,22 @@ def test_unreadable_batch_is_one_line(where: str, rag_main: RagMain, env: dict[s
     assert_one_line_error(rag_main("ask", "--batch", str(path), env=env), "cannot read")
 
 
+@pytest.mark.parametrize("name", REFUSED)
+def test_unusable_question_is_one_line_tool_error_over_mcp(name: str, env: dict[str, str], models: Models) -> None:
+    """The same refusals reach an agent as one-line tool errors, before any search (a 200 KB question)."""
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    from rag.mcp_server import NotesTools
+    from rag.service import Notes
+
+    tools = NotesTools(Notes(settings_for(Path(env["RAG_CORPUS"]), Path(env["RAG_INDEX"])), models))
+    question, message = REFUSED[name]
+    for call in (tools.search_notes, tools.ask_notes):
+        with pytest.raises(ToolError) as caught:
+            call(question)
+        assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
 # ---------------------------------------------------------------------------- the real command line
 
 @pytest.mark.slow
