@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -16,7 +17,11 @@ from pathlib import Path
 import pytest
 
 from rag.corpus import display_name
+from rag.models import Models
+from rag.render import index_status, report_text
+from rag.service import Notes
 from tests.battery import PROGRESS, Run, assert_no_traceback
+from tests.conftest import settings_for
 
 RagMain = Callable[..., Run]
 GOOD = "# Good\n\n## Kangaroo-Net: hopping transformers\n\nKangaroo-Net hops over tokens.\n"
@@ -148,3 +153,27 @@ def test_hostile_note_never_stops_the_build(probe: str, rag_main: RagMain, tmp_p
     if expected == "indexed":
         found = json.loads(rag_main("search", "Wombat-Former", "--json", "--file", name, env=env).out)["hits"]
         assert found, f"{name!r} was not indexed"
+
+
+@pytest.mark.parametrize("name", ["x.md: ok\nindexed 99 notes: all fine\x1b[2K.md", "a\rindexed 99 notes.md",
+                                  "tick` [click](javascript:alert(1)) `.md", "<img src=x onerror=alert(1)>.md"])
+def test_a_bad_file_named_to_fake_lines_is_escaped_everywhere(name: str, rag_main: RagMain, tmp_path: Path,
+                                                             models: Models) -> None:
+    """A file name cannot fake a line or markup in `rag index`'s output nor in the app's Index tab."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "good.md").write_text(GOOD, encoding="utf-8")
+    (corpus / name).write_bytes(b"\x00binary")
+    env = {"RAG_CORPUS": str(corpus), "RAG_INDEX": str(tmp_path / "index"), "RAG_EMBEDDERS": "hash"}
+    run = rag_main("index", env=env)
+    assert run.code == 0
+    skips = [line for line in run.err.split("\n") if line.startswith("skipped ")]
+    assert skips == [f"skipped {display_name(name)}: binary file (NUL bytes), not a text note"]
+    assert not any(line.startswith("indexed 99") for line in run.err.splitlines())
+    notes = Notes(settings_for(corpus, tmp_path / "index"), models)
+    for shown in (report_text(notes.build()), index_status(notes.index())):
+        line = next(x for x in shown.split("\n") if "binary file" in x)
+        span = re.match(r"- (`+) ?(.*?) ?\1: binary file", line)  # one code span holds the whole name
+        assert span and max(map(len, re.findall("`+", span[2])), default=0) < len(span[1]), line
+        assert "<img" not in line and "\r" not in line and "\x1b" not in line, line
+        assert not any(x.startswith("indexed 99") for x in shown.split("\n"))
