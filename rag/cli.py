@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -24,6 +25,8 @@ from .store import IndexUnavailable
 
 #: A build on a pipe (CI, nohup, a log) says how far it is at most this often.
 PROGRESS_EVERY_S = 5.0
+#: Characters a terminal acts on (ESC sequences, carriage return, backspace, bidi overrides).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 class UsageError(Exception):
@@ -51,13 +54,17 @@ def read_batch(path: Path, max_chars: int) -> list[tuple[object, str]]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = json.loads(line, parse_constant=_not_json)  # NaN as an id could not be echoed as JSON
             rows.append((row.get("id", n), check_question(row["question"], max_chars)))
         except QuestionError as exc:
             raise UsageError(f"{path}:{n}: {exc}") from None
-        except (json.JSONDecodeError, KeyError, AttributeError, TypeError, RecursionError):
+        except (ValueError, KeyError, AttributeError, TypeError, RecursionError):
             raise UsageError(f'{path}:{n}: expected a JSON object with a "question"') from None
     return rows
+
+
+def _not_json(constant: str) -> NoReturn:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -77,10 +84,16 @@ def filters_from(args: argparse.Namespace) -> Filters:
         raise UsageError(str(exc)) from None
 
 
+def terminal_text(text: str) -> str:
+    """Note text as a terminal shows it: a note's control characters are printed escaped, so a
+    note can neither drive the terminal (clear it, retitle it) nor overwrite a line."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 def format_hit(hit: Hit) -> str:
     e = hit.entry
     meta = " · ".join(x for x in (f"{hit.path}:{e.line_start}-{e.line_end}", e.date, e.url) if x)
-    return f"{hit.rank:>2}. {e.title}  ({hit.score:.4f})\n    {meta}\n    {hit.snippet}"
+    return terminal_text(f"{hit.rank:>2}. {e.title}  ({hit.score:.4f})\n    {meta}\n    {hit.snippet}")
 
 
 def report_lines(report: BuildReport) -> list[str]:
@@ -168,12 +181,12 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         else:
             if answer.notice:
                 print(answer.notice, file=sys.stderr)
-            print(("\n" if stream else answer.text + "\n") + format_sources(answer))
+            print(terminal_text(("\n" if stream else answer.text + "\n") + format_sources(answer)))
     return 0
 
 
 def _write(text: str) -> None:
-    sys.stdout.write(text)
+    sys.stdout.write(terminal_text(text))
     sys.stdout.flush()
 
 

@@ -72,7 +72,8 @@ def find_notes(corpus: Path) -> tuple[list[NoteFile], list[tuple[str, str]]]:
 
     Symlinks are followed only when they stay inside the corpus; hidden files and folders
     (``.obsidian``, ``.git``) are not notes. A passed-over file whose name is not UTF-8 is
-    reported under its :func:`display_name`, so every reported name can be written as JSON.
+    reported with U+FFFD for each byte that is not, so every reported name can be written as JSON
+    and shown through :func:`display_name` once (a ``\\xNN`` here would be escaped a second time).
     """
     root = corpus.resolve()
     notes: list[NoteFile] = []
@@ -85,7 +86,8 @@ def find_notes(corpus: Path) -> tuple[list[NoteFile], list[tuple[str, str]]]:
             path = Path(dirpath) / name
             rel = path.relative_to(root).as_posix()
             if not _is_utf8(rel):
-                skipped.append((display_name(rel), "file name is not valid UTF-8: rename the file to index it"))
+                shown = rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                skipped.append((shown, "file name is not valid UTF-8: rename the file to index it"))
             elif (reason := _not_a_note(path, root)) is not None:
                 skipped.append((rel, reason))
             else:

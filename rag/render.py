@@ -175,8 +175,16 @@ def index_status(index: LoadedIndex | None, problem: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def code_span(text: str) -> str:
+    """``text`` as one Markdown code span, whatever backticks it holds (a file name with a backtick
+    would otherwise close the span and turn the rest of its name into Markdown, a link say)."""
+    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
 def skip_line(skip: Skip) -> str:
-    return f"- `{html.escape(display_name(skip.path))}`: {html.escape(skip.note)}"
+    return f"- {code_span(html.escape(display_name(skip.path)))}: {html.escape(skip.note)}"
 
 
 def report_text(report: BuildReport) -> str:

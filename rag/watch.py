@@ -44,9 +44,11 @@ def is_note_change(path: Path, corpus: Path, index: Path) -> bool:
 
 def watch_index(settings: Settings, store: IndexStore, models: Models, stop: threading.Event | None = None,
                 say: Callable[[str], None] = _say) -> int:
-    """Build once, then after every burst of note changes, until Ctrl-C, SIGTERM or ``stop`` (exit 0)."""
-    from watchfiles import watch
+    """Build once, then after every burst of note changes, until Ctrl-C, SIGTERM or ``stop`` (exit 0).
 
+    A corpus folder that vanishes is said once and waited for; when it is back it is indexed and
+    watched again.
+    """
     corpus, index = settings.index.corpus.resolve(), settings.index.path.resolve()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops it as cleanly as Ctrl-C
@@ -63,22 +65,43 @@ def watch_index(settings: Settings, store: IndexStore, models: Models, stop: thr
 
     try:
         rebuild(first=True)
-        say(f"watching {settings.index.corpus} for note changes (Ctrl-C to stop)")
-        pending_since: float | None = None
-        for changes in watch(corpus, watch_filter=lambda _change, path: is_note_change(Path(path), corpus, index),
-                             rust_timeout=QUIET_MS, yield_on_timeout=True, stop_event=stop, raise_interrupt=False):
-            now = time.monotonic()
-            if changes:  # more to come? wait for quiet, unless this has gone on for too long
-                pending_since = pending_since or now
-                if now - pending_since < MAX_GROUP_MS / 1000:
-                    continue
-            elif pending_since is None:  # quiet, and nothing to do
-                continue
-            pending_since = None
+        while not (stop is not None and stop.is_set()):
+            if corpus.is_dir():
+                say(f"watching {settings.index.corpus} for note changes (Ctrl-C to stop)")
+                _follow(corpus, index, stop, rebuild)
+                if corpus.is_dir():  # the watch ended because it was told to stop
+                    break
+                say(f"the notes folder {settings.index.corpus} is gone; waiting for it to come back")
+            while not corpus.is_dir():
+                if stop is not None and stop.wait(1):
+                    return 0
+                if stop is None:
+                    time.sleep(1)
             rebuild()
     except KeyboardInterrupt:  # also mid-build: the previous generation stays live
         pass
     return 0
+
+
+def _follow(corpus: Path, index: Path, stop: threading.Event | None, rebuild: Callable[[], None]) -> None:
+    """Rebuild after each burst of note changes, until ``stop`` or until the corpus folder vanishes
+    (a folder deleted under the watch would never report a change again)."""
+    from watchfiles import watch
+
+    pending_since: float | None = None
+    for changes in watch(corpus, watch_filter=lambda _change, path: is_note_change(Path(path), corpus, index),
+                         rust_timeout=QUIET_MS, yield_on_timeout=True, stop_event=stop, raise_interrupt=False):
+        if not corpus.is_dir():
+            return
+        now = time.monotonic()
+        if changes:  # more to come? wait for quiet, unless this has gone on for too long
+            pending_since = pending_since or now
+            if now - pending_since < MAX_GROUP_MS / 1000:
+                continue
+        elif pending_since is None:  # quiet, and nothing to do
+            continue
+        pending_since = None
+        rebuild()
 
 
 def _new_lines(report: BuildReport, reported: set[tuple[str, str]], quiet_if_up_to_date: bool) -> list[str]:

@@ -15,14 +15,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from rag.builder import build_index
 
+from rag.builder import build_index
 from rag.models import Models, configure_process
 from rag.retrieve import Searcher
 from rag.service import Notes
 from rag.settings import Settings
 from rag.store import open_store
 from rag.ui import NotesApp, build_app, launch
+from tests.battery import OWN_VARIABLES, Run
 from tests.smollm2 import fetch_smollm2
 
 configure_process()  # what `rag` does at start-up, before any model library loads
@@ -113,6 +114,37 @@ def run_rag() -> RunRag:
                          "RAG_EMBEDDERS": ",".join(settings.index.embedders)}
         return subprocess.run([sys.executable, "-m", "rag.cli", *args], cwd=cwd, env=full_env, capture_output=True,
                               text=True, timeout=timeout, input=stdin)
+
+    return run
+
+
+@pytest.fixture
+def rag_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+             ) -> Callable[..., Run]:
+    """``rag`` in this process (the fast tier's CLI runner): ``rag_main("search", "x", env={…})``.
+
+    The environment holds only the given ``rag`` variables; the working directory is an empty
+    folder (no stray rag.toml). An exception escaping ``main`` fails the test, as a traceback would.
+    """
+    from rag.cli import main
+
+    workdir = tmp_path / "cwd"
+    workdir.mkdir(exist_ok=True)
+    monkeypatch.chdir(workdir)
+    for name in [n for n in os.environ if OWN_VARIABLES.match(n)]:
+        monkeypatch.delenv(name)
+
+    def run(*argv: str, env: dict[str, str] | None = None) -> Run:
+        with monkeypatch.context() as m:
+            for name, value in (env or {}).items():
+                m.setenv(name, value)
+            capsys.readouterr()
+            try:
+                code = main(list(argv))
+            except SystemExit as done:  # argparse's way out (a bad flag): exit code 2 and its line
+                code = int(done.code or 0)
+            out, err = capsys.readouterr()
+        return Run(code, out, err)
 
     return run
 

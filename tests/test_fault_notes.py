@@ -134,8 +134,9 @@ def test_non_utf8_file_name_is_passed_over_escaped(corpus: Path) -> None:
         f.write(NOTE.encode())
     notes, skipped = find_notes(corpus)
     assert [n.rel for n in notes] == ["good.md"]
-    assert skipped == [("caf\\xe9.md", "file name is not valid UTF-8: rename the file to index it"),
-                       ("dir\\xff/inner.md", "file name is not valid UTF-8: rename the file to index it")]
+    assert skipped == [("caf\ufffd.md", "file name is not valid UTF-8: rename the file to index it"),
+                       ("dir\ufffd/inner.md", "file name is not valid UTF-8: rename the file to index it")]
+    assert [display_name(name) for name, _ in skipped] == ["caf\ufffd.md", "dir\ufffd/inner.md"]  # escaped once
     json.dumps(skipped, ensure_ascii=False).encode("utf-8")  # what the manifest writer does
 
 

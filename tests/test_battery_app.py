@@ -1,0 +1,210 @@
+"""Fault battery, app API and load: the launched Gradio app through gradio_client and plain HTTP.
+Bad inputs to /ask and /chat come back as one-line messages; with no model configured nothing
+reaches the (listening) endpoint; 20 clients asking during a rebuild all get answers; with
+RAG_AUTH every API route needs the login. Slow tier: real servers on loopback."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from rag.builder import build_index
+from rag.models import Models
+from rag.service import Notes
+from rag.settings import Settings
+from rag.store import open_store
+from rag.ui import MODE_EXTRACTIVE, MODE_LLM, NotesApp, build_app, launch
+from tests.battery import assert_citations_hold
+from tests.conftest import QUOKKA, free_port, settings_for
+from tests.fake_openai import FakeOpenAI, Reply
+
+pytestmark = pytest.mark.slow
+KEY = "sk-APP-BATTERY-91d2"
+QUESTION = "Quokka-Attention 把显存降低了多少?"
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[FakeOpenAI]:
+    """Listening at OPENAI_BASE_URL while no model is configured: it must receive nothing."""
+    with FakeOpenAI(default=Reply("leaked [1]")) as fake:
+        yield fake
+    assert fake.requests == [], [r.path for r in fake.requests]
+
+
+@pytest.fixture(scope="module")
+def app_settings(tmp_path_factory: pytest.TempPathFactory, models: Models, endpoint: FakeOpenAI) -> Settings:
+    root = tmp_path_factory.mktemp("app")
+    (root / "corpus").mkdir()
+    (root / "corpus" / "quokka.md").write_text(QUOKKA, encoding="utf-8")
+    for i in range(30):
+        (root / "corpus" / f"n{i:02d}.md").write_text(f"# N{i}\n\n## Paper {i}\n\nQuokka trick {i}.\n",
+                                                      encoding="utf-8")
+    settings = settings_for(root / "corpus", root / "index", **{"llm.base_url": endpoint.base_url,
+                                                                "llm.api_key": KEY})
+    build_index(settings.index, open_store(settings), models)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def url(app_settings: Settings, models: Models) -> Iterator[str]:
+    port = free_port()
+    settings = app_settings.updated({"serve.port": port})
+    demo = build_app(NotesApp(Notes(settings, models)))
+    launch(demo, settings, prevent_thread_lock=True, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(url: str):  # type: ignore[no-untyped-def]
+    from gradio_client import Client
+
+    return Client(url, verbose=False, download_files=False)
+
+
+BAD_ASK = {
+    "empty": (("", 6, None), "the question is empty"),
+    "spaces": (("  \n\t ", 6, None), "the question is empty"),
+    "null": ((None, 6, None), "the question must be text"),
+    "NUL": (("\x00\x00", 6, True), "the question is empty"),
+    "200 KB": (("长" * 200_000, 6, True), "the limit is 2000"),
+    "k zero": ((QUESTION, 0, None), "k must be a whole number"),
+    "k negative": ((QUESTION, -1, None), "k must be a whole number"),
+    "k huge": ((QUESTION, 10**9, None), "k must be a whole number"),
+    "k text": ((QUESTION, "six", None), "k must be a whole number"),
+    "k float": ((QUESTION, 2.5, None), "k must be a whole number"),
+    "question a list": ((["a", "b"], 6, None), "the question must be text"),
+    "question a dict": (({"q": 1}, 6, None), "the question must be text"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_ASK)
+def test_bad_ask_is_a_one_line_error(name: str, client) -> None:  # type: ignore[no-untyped-def]
+    args, message = BAD_ASK[name]
+    reply = json.loads(client.predict(*args, api_name="/ask"))
+    assert list(reply) == ["error"] and message in reply["error"] and "\n" not in reply["error"]
+
+
+@pytest.mark.parametrize("use_llm", [True, None, False, "yes"])
+def test_ask_forcing_llm_mode_without_a_model_sends_nothing(use_llm: object, client) -> None:  # type: ignore[no-untyped-def]
+    """Issue 16 bug 2: ``Client(url).predict(question, 6, True, api_name='/ask')`` sent the notes and the key."""
+    answer = json.loads(client.predict(QUESTION, 6, use_llm, api_name="/ask"))
+    assert answer["mode"] == "extractive" and KEY not in json.dumps(answer)
+    assert_citations_hold(answer)
+
+
+BAD_CHAT = {
+    "empty": ("", 6, MODE_LLM, "All notes", "", ""),
+    "200 KB": ("x" * 200_000, 6, MODE_EXTRACTIVE, "All notes", "", ""),
+    "bad since": (QUESTION, 6, MODE_EXTRACTIVE, "All notes", "yesterday", ""),
+    "bad until": (QUESTION, 6, MODE_EXTRACTIVE, "All notes", "", "2026-02-30"),
+    "glob": (QUESTION, 6, MODE_EXTRACTIVE, "[", "", ""),
+    "LLM without a model": (QUESTION, 6, MODE_LLM, "All notes", "", ""),
+}
+
+
+@pytest.mark.parametrize("name", BAD_CHAT)
+def test_clumsy_chat_gets_a_message_not_an_error(name: str, client) -> None:  # type: ignore[no-untyped-def]
+    question, k, mode, file, since, until = BAD_CHAT[name]
+    textbox, messages, _ = client.predict(question, [], k, mode, file, since, until, api_name="/chat")
+    assert textbox == ""
+    if not question:
+        assert messages == []
+        return
+    reply = messages[-1]["content"]
+    text = reply if isinstance(reply, str) else json.dumps(reply, ensure_ascii=False)
+    assert "Something went wrong" not in text and "Traceback" not in text
+    if name.startswith("bad") or name == "200 KB":
+        assert "⚠️" in text
+
+
+def test_malformed_payloads_leave_the_server_serving(client) -> None:  # type: ignore[no-untyped-def]
+    """Gradio refuses what its components cannot take (the client gets an error); the app keeps going."""
+    for args in [(QUESTION, "not a chat", 6, MODE_LLM, None, None, None),
+                 (QUESTION, [{"role": "user"}], 6, MODE_LLM, None, None, None),
+                 (QUESTION, [], None, MODE_LLM, None, None, None),
+                 (QUESTION, [], 6, "Turbo", None, None, None)]:
+        with pytest.raises(Exception):  # noqa: B017 - gradio_client's AppError, whatever its wording
+            client.predict(*args, api_name="/chat")
+    assert json.loads(client.predict(QUESTION, 3, None, api_name="/ask"))["citations"]
+
+
+def test_twenty_clients_during_a_rebuild(url: str, app_settings: Settings) -> None:
+    from gradio_client import Client
+
+    corpus = app_settings.index.corpus
+    for i in range(30):  # something to rebuild
+        (corpus / f"n{i:02d}.md").write_text(f"# N{i}\n\n## Paper {i} v2\n\nQuokka trick {i}, revised.\n",
+                                             encoding="utf-8")
+    errors: list[str] = []
+    rebuilt = threading.Event()
+
+    def rebuild() -> None:
+        Client(url, verbose=False).predict(api_name="/rebuild")
+        rebuilt.set()
+
+    def ask(i: int) -> dict:
+        return json.loads(Client(url, verbose=False, download_files=False).predict(
+            f"Quokka trick {i % 30}", 3, None, api_name="/ask"))
+
+    builder = threading.Thread(target=rebuild)
+    builder.start()
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(ask, range(20)))
+    builder.join(120)
+    assert rebuilt.is_set()
+    for answer in answers:
+        if "error" in answer or not answer["citations"]:
+            errors.append(str(answer)[:200])
+        else:
+            assert_citations_hold(answer)
+    assert errors == []
+
+
+ROUTES = [("GET", "/config"), ("GET", "/gradio_api/info"), ("POST", "/gradio_api/call/ask"),
+          ("POST", "/gradio_api/call/chat"), ("POST", "/gradio_api/call/rebuild"), ("POST", "/gradio_api/queue/join"),
+          ("GET", "/gradio_api/queue/data?session_hash=x"), ("POST", "/gradio_api/upload"),
+          ("GET", "/gradio_api/file=/etc/passwd"), ("POST", "/gradio_api/run/ask"), ("POST", "/gradio_api/api/ask"),
+          ("GET", "/gradio_api/call/ask/x")]
+
+
+@pytest.fixture(scope="module")
+def guarded(app_settings: Settings, models: Models) -> Iterator[str]:
+    port = free_port()
+    settings = app_settings.updated({"serve.port": port, "serve.auth": "ana:s3cret"})
+    demo = build_app(NotesApp(Notes(settings, models)))
+    launch(demo, settings, prevent_thread_lock=True, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        demo.close()
+
+
+@pytest.mark.parametrize("method, route", ROUTES)
+def test_every_api_route_needs_the_login(method: str, route: str, guarded: str) -> None:
+    with httpx.Client(base_url=guarded, timeout=10) as http:
+        assert http.request(method, route, json={"data": [QUESTION, 6, True]}).status_code in (401, 403)
+        assert http.post("/login", data={"username": "ana", "password": "wrong"}).status_code == 400
+        assert http.request(method, route, json={"data": [QUESTION, 6, True]}).status_code in (401, 403)
+
+
+def test_the_login_opens_the_api(guarded: str) -> None:
+    from gradio_client import Client
+
+    answer = json.loads(Client(guarded, auth=("ana", "s3cret"), verbose=False).predict(QUESTION, 3, True,
+                                                                                       api_name="/ask"))
+    assert answer["mode"] == "extractive" and answer["citations"]
+
+
+def test_chat_bubbles_keep_html_sanitised(app_settings: Settings, models: Models) -> None:
+    demo = build_app(NotesApp(Notes(app_settings, models)))
+    chatbots = [c for c in demo.config["components"] if c.get("type") == "chatbot"]
+    assert chatbots and all(c["props"].get("sanitize_html", True) for c in chatbots)
+
