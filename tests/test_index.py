@@ -248,6 +248,7 @@ def assert_intact(settings: Settings, models: Models, generation: str) -> None:
     assert top_file(settings, models, "Whisper HuBERT sparse autoencoders") == "audio.md"
 
 
+@pytest.mark.slow
 def test_kill_9_at_any_point_keeps_the_previous_index_and_the_embedding_work(make_corpus: MakeCorpus,
                                                                             models: Models) -> None:
     settings = make_corpus(NOTES)
@@ -353,6 +354,7 @@ def test_second_builder_waits_or_fails_clearly(make_corpus: MakeCorpus, models: 
     assert store.manifest().counts.notes == 2
 
 
+@pytest.mark.slow
 def test_readers_keep_serving_and_switch_after_rebuild(make_corpus: MakeCorpus, models: Models) -> None:
     settings = make_corpus(NOTES)
     build(settings, models)
@@ -430,6 +432,7 @@ def wait_for(condition: Callable[[], bool], what: str, seconds: float = 60) -> N
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_watch_rebuilds_once_per_burst_and_follows_changes(make_corpus: MakeCorpus, models: Models) -> None:
     settings = make_corpus(NOTES)
     corpus, store, lines, stop = settings.index.corpus, open_store(settings), [], threading.Event()

@@ -61,6 +61,7 @@ def indexed(make_corpus, run_rag: RunRag) -> Settings:
     return settings
 
 
+@pytest.mark.slow
 def test_stdio_client_lists_and_calls_every_tool(indexed: Settings, run_rag: RunRag, tmp_path: Path) -> None:
     cli = json.loads(run_rag("search", "原子专家", "--json", "-k", "3", settings=indexed).stdout)
 
@@ -158,6 +159,7 @@ def wait_for(port: int, proc: subprocess.Popen, seconds: float = 60) -> None:
     raise AssertionError("MCP HTTP server did not start")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("auth", [None, "ada:s3cret:pw"])
 def test_http_transport_on_loopback(indexed: Settings, auth: str | None) -> None:
     port = free_port()

@@ -94,6 +94,7 @@ def test_index_status_lists_skipped_files(app_indexed: Settings, models: Models)
     assert "Skipped files (1)" in status and "`broken.txt`: binary file" in status
 
 
+@pytest.mark.slow
 def test_gradio_client_chat_and_ask_api(served: str) -> None:
     from gradio_client import Client
 
