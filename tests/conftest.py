@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -169,17 +170,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def served(app_indexed: Settings, models: Models) -> Iterator[str]:
-    """The real app on a free loopback port; yields its URL."""
+@contextmanager
+def serving(settings: Settings, models: Models) -> Iterator[str]:
+    """The real app for ``settings`` on a free loopback port, for as long as the block runs; its URL."""
     port = free_port()
-    app_corpus = app_indexed.updated({"serve.port": port})
-    demo = build_app(NotesApp(Notes(app_corpus, models)))
-    launch(demo, app_corpus, prevent_thread_lock=True, quiet=True)
+    settings = settings.updated({"serve.port": port})
+    demo = build_app(NotesApp(Notes(settings, models)))
+    launch(demo, settings, prevent_thread_lock=True, quiet=True)
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:
         demo.close()
+
+
+@pytest.fixture
+def served(app_indexed: Settings, models: Models) -> Iterator[str]:
+    with serving(app_indexed, models) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -18,9 +18,9 @@ from rag.models import Models
 from rag.service import Notes
 from rag.settings import Settings
 from rag.store import open_store
-from rag.ui import MODE_EXTRACTIVE, MODE_LLM, NotesApp, build_app, launch
+from rag.ui import MODE_EXTRACTIVE, MODE_LLM, NotesApp, build_app
 from tests.battery import assert_citations_hold
-from tests.conftest import QUOKKA, free_port, settings_for
+from tests.conftest import QUOKKA, serving, settings_for
 from tests.fake_openai import FakeOpenAI, Reply
 
 pytestmark = pytest.mark.slow
@@ -52,14 +52,8 @@ def app_settings(tmp_path_factory: pytest.TempPathFactory, models: Models, endpo
 
 @pytest.fixture(scope="module")
 def url(app_settings: Settings, models: Models) -> Iterator[str]:
-    port = free_port()
-    settings = app_settings.updated({"serve.port": port})
-    demo = build_app(NotesApp(Notes(settings, models)))
-    launch(demo, settings, prevent_thread_lock=True, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
+    with serving(app_settings, models) as address:
+        yield address
 
 
 @pytest.fixture(scope="module")
@@ -177,14 +171,8 @@ ROUTES = [("GET", "/config"), ("GET", "/gradio_api/info"), ("POST", "/gradio_api
 
 @pytest.fixture(scope="module")
 def guarded(app_settings: Settings, models: Models) -> Iterator[str]:
-    port = free_port()
-    settings = app_settings.updated({"serve.port": port, "serve.auth": "ana:s3cret"})
-    demo = build_app(NotesApp(Notes(settings, models)))
-    launch(demo, settings, prevent_thread_lock=True, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        demo.close()
+    with serving(app_settings.updated({"serve.auth": "ana:s3cret"}), models) as address:
+        yield address.rstrip("/")
 
 
 @pytest.mark.parametrize("method, route", ROUTES)
