@@ -56,7 +56,8 @@ def question_names(question: str) -> list[str]:
 
 def mentioned(name: str, lexicon: Lexicon) -> bool:
     """Whether the notes use a name; compounds (``GRPO-style``) count by their named parts."""
-    parts = [p for p in _NAME_PARTS.split(name) if _is_name(p)] or [name]
+    # a part counts when it is a name itself: "GRPO-style" by GRPO, but "Mamba-2" only whole
+    parts = [p for p in _NAME_PARTS.split(name) if _is_name(p) and any(c.isalpha() for c in p)] or [name]
 
     def known(part: str) -> bool:  # the whole word, not its pieces: "Min-K%" is not "min"
         words = (lexical.tokenize(p)[:1] for p in (part, part.rstrip("sS")))  # GPUs → gpu

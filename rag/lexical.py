@@ -25,7 +25,7 @@ _TOKEN = re.compile(
 _PARTS = re.compile(r"[-._+/]")
 _PERCENT = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?:%|percent\b|per cent\b)", re.I)
 _TIMES = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?:×|[xX](?![A-Za-z0-9])|倍|-?fold\b)")
-_WORD = re.compile(r"[A-Za-z0-9][\w.+%×/-]*")
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+%×/-]*")
 _ARXIV = re.compile(r"^\d{4}\.\d{4,5}(?:v\d+)?$")
 
 STOPWORDS = frozenset(
@@ -51,6 +51,11 @@ def normalize(text: str) -> str:
     """Full-width forms folded (NFKC), numbers with a unit written one way."""
     text = unicodedata.normalize("NFKC", text)
     return _TIMES.sub(r"\1×", _PERCENT.sub(r"\1%", text))
+
+
+def segment(text: str) -> list[str]:
+    """Chinese text cut into jieba's words (precise mode: no overlapping sub-words)."""
+    return _jieba().lcut(text)
 
 
 def tokenize(text: str) -> list[str]:

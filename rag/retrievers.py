@@ -13,7 +13,9 @@ from typing import Protocol
 import numpy as np
 
 from .dense import DenseIndex
+from .glossary import Glossary
 from .query import Query
+from .store import Lexicon
 
 BM25 = "bm25"
 EXACT = "exact"
@@ -42,15 +44,16 @@ def _empty(name: str) -> Ranking:
 
 
 class BM25Retriever:
-    """BM25 over all the question's tokens."""
+    """BM25 over all the question's tokens, plus their glossary translations when given one."""
 
     name = BM25
 
-    def __init__(self, bm25: object | None) -> None:
+    def __init__(self, bm25: object | None, glossary: Glossary | None = None) -> None:
         self.bm25 = bm25
+        self.glossary = glossary
 
     def _tokens(self, query: Query) -> tuple[str, ...]:
-        return query.tokens
+        return query.tokens + self.glossary.expand(query.tokens) if self.glossary else query.tokens
 
     def rank(self, query: Query, n: int, allowed: np.ndarray | None = None) -> Ranking:
         tokens = self._tokens(query)
@@ -75,8 +78,16 @@ class ExactRetriever(BM25Retriever):
 
     name = EXACT
 
+    def __init__(self, bm25: object | None, lexicon: Lexicon, max_share: float = 1.0) -> None:
+        super().__init__(bm25)
+        self.lexicon = lexicon
+        self.max_share = max_share
+
     def _tokens(self, query: Query) -> tuple[str, ...]:
-        return query.exact
+        """The exact terms rare enough to single an entry out: "RL" or "LLM", in a tenth of the
+        notes, would only push every entry that mentions them."""
+        limit = self.max_share * self.lexicon.n_chunks
+        return tuple(t for t in query.exact if self.lexicon.doc_freq.get(t, 0) <= limit)
 
 
 class DenseRetriever:

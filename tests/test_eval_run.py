@@ -121,10 +121,11 @@ def test_bad_input_is_one_error_and_writes_nothing(tiny: Settings, models: Model
 
 
 def test_hybrid_beats_single_retrievers(real_searcher: Searcher) -> None:
-    """The spine's reason to exist: fusing BM25 and the dense retrievers beats each alone."""
+    """The spine's reason to exist: fusing BM25, the dense and the exact-match retrievers beats each
+    alone by a clear margin on the whole canned set (0.95 against 0.86 for BM25 when written)."""
     questions = load_split(QA, "all").questions
     singles = {s: (s,) for s in real_searcher.sources}
     rows = evaluate_retrieval(real_searcher, questions, {"hybrid": real_searcher.sources, **singles})
     mrr = {name: summarize_retrieval(r)["mrr@10"] for name, r in rows.items()}
     for source in singles:
-        assert mrr["hybrid"] >= mrr[source] + 0.02, mrr
+        assert mrr["hybrid"] >= mrr[source] + 0.05, mrr

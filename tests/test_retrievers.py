@@ -1,0 +1,49 @@
+"""What the lexical retrievers send to BM25, with a recording stand-in for the index (fast)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rag import lexical
+from rag.glossary import Glossary
+from rag.query import make_query
+from rag.retrievers import BM25Retriever, ExactRetriever
+from rag.store import Lexicon
+
+
+class RecordingBM25:
+    """Scores chunk 0 by how many of the asked tokens it holds; remembers what was asked."""
+
+    def __init__(self, chunks: list[list[str]]) -> None:
+        self.chunks = chunks
+        self.asked: list[str] = []
+
+    def get_scores(self, tokens: list[str]) -> np.ndarray:
+        self.asked = tokens
+        return np.array([float(sum(t in c for t in tokens)) for c in self.chunks])
+
+
+def test_exact_terms_keep_units_and_do_not_swallow_chinese() -> None:
+    assert lexical.exact_terms("压到 20 倍和 40×压缩比下") == ["20×", "40×"]
+    assert lexical.exact_terms("cut KV-cache memory by 80 %") == ["kv-cache", "kv", "cache", "80%"]
+
+
+def test_exact_retriever_leaves_out_terms_too_common_to_single_an_entry_out() -> None:
+    chunks = [["rl", "hysparse", "80%"]] + [["rl", f"w{i}"] for i in range(19)]
+    bm25 = RecordingBM25(chunks)
+    query = make_query("Which RL paper, HySparse, saves 80%?")
+    ranking = ExactRetriever(bm25, Lexicon.of(chunks), max_share=0.1).rank(query, 5)
+    assert bm25.asked == ["hysparse", "80%"] and ranking.ids.tolist() == [0]
+    ExactRetriever(bm25, Lexicon.of(chunks), max_share=1.0).rank(query, 5)
+    assert bm25.asked == ["rl", "hysparse", "80%"]
+
+
+def test_bm25_adds_the_glossary_translations_of_the_question() -> None:
+    bm25 = RecordingBM25([["稀疏", "自动", "编码器"]])
+    glossary = Glossary.mine(["稀疏自动编码器（SAE）"])
+    query = make_query("SAE for speech")
+    BM25Retriever(bm25, glossary).rank(query, 5)
+    assert bm25.asked[:len(query.tokens)] == list(query.tokens)
+    assert bm25.asked[len(query.tokens):] == list(glossary.expand(query.tokens)) and "编码器" in bm25.asked
+    BM25Retriever(bm25).rank(query, 5)
+    assert bm25.asked == list(query.tokens)
