@@ -98,7 +98,8 @@ def index_env(index: IndexSettings) -> dict[str, str]:
         section, _, name = key.partition(".")
         if section == "index" and name not in ("corpus", "path"):
             value = getattr(index, name)
-            env[var] = ",".join(value) if isinstance(value, tuple) else str(value)
+            if value is not None:
+                env[var] = ",".join(value) if isinstance(value, tuple) else str(value)
     return env
 
 
