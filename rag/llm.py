@@ -99,3 +99,20 @@ def stream_chat(messages: list[dict], llm: LLMSettings, max_tokens: int) -> Gene
         raise _failure(exc, llm) from None
     if not text:
         raise LLMFailure(prompts.FAILURES["empty" if chunks else "not_stream"] + prompts.FALLBACK)
+
+
+def list_models(llm: LLMSettings, timeout: float) -> list[str]:
+    """The model ids the endpoint offers (``GET /v1/models``), or [] when it cannot say.
+
+    Only asked with a model configured (no request otherwise, like :func:`stream_chat`); a
+    failure of any kind is an empty list, since the configured model still works without it.
+    """
+    if not llm.enabled:
+        return []
+    import openai
+
+    try:
+        client = _client(llm.model_copy(update={"timeout": timeout}))
+        return sorted({m.id for m in client.models.list().data if isinstance(getattr(m, "id", None), str)})
+    except (openai.OpenAIError, json.JSONDecodeError, UnicodeDecodeError, TypeError, AttributeError):
+        return []
