@@ -18,6 +18,8 @@ from .settings import Settings
 
 #: How long the app waits for a remote endpoint's model list at page load.
 LIST_TIMEOUT_S = 3.0
+#: A local model reads at least this much note text, however small its context.
+MIN_SOURCE_BUDGET = 200
 
 
 class AnswerModel:
@@ -42,7 +44,12 @@ class AnswerModel:
     @property
     def ready(self) -> bool:
         """True unless a local model still has to be loaded."""
-        return self._server is None or self._server.pid is not None
+        return self._server is None or self.pid is not None
+
+    @property
+    def pid(self) -> int | None:
+        """The local server's process id while it runs (tests check it is gone after close)."""
+        return self._server.pid if self._server else None
 
     @property
     def label(self) -> str | None:
@@ -51,9 +58,14 @@ class AnswerModel:
 
     @property
     def source_budget(self) -> int:
-        """Tokens of note text the model reads: a local model on a CPU reads prompts slowly."""
+        """Tokens (cl100k) of note text the model reads: a local model on a CPU reads prompts slowly,
+        and its whole prompt must fit ``llm.context`` in *its* tokens, which may be twice as many
+        for Chinese (else llama.cpp answers HTTP 400)."""
         answer = self.settings.answer
-        return answer.local_source_token_budget if self.local else answer.source_token_budget
+        if not self.local:
+            return answer.source_token_budget
+        fits = (self.settings.llm.context - answer.max_answer_tokens) // 2
+        return max(MIN_SOURCE_BUDGET, min(answer.local_source_token_budget, fits))
 
     def _loading(self, line: str) -> None:
         self.status = line

@@ -68,8 +68,12 @@ def _content(chunk: object) -> str | None:
     return content if isinstance(content, str) else ""
 
 
-def stream_chat(messages: list[dict], llm: LLMSettings, max_tokens: int) -> Generator[str, None, None]:
+def stream_chat(messages: list[dict], llm: LLMSettings, max_tokens: int,
+                timings: dict | None = None) -> Generator[str, None, None]:
     """Text deltas of a streamed chat completion; every way it can fail raises LLMFailure.
+
+    ``timings`` receives the server's own speed report when it sends one (llama.cpp's last chunk
+    has ``prompt_per_second``, ``predicted_per_second``, …), for `rag bench`.
 
     Failures include a 200 reply that is no completion stream (an HTML page, plain JSON,
     ``choices: null``), a stream with no text, and a stream still going at ``llm.deadline``.
@@ -88,6 +92,8 @@ def stream_chat(messages: list[dict], llm: LLMSettings, max_tokens: int) -> Gene
             for chunk in stream:
                 if time.monotonic() > deadline:
                     raise LLMFailure(prompts.FAILURES["deadline"].format(deadline=llm.deadline) + prompts.FALLBACK)
+                if timings is not None and isinstance(extra := getattr(chunk, "model_extra", None), dict):
+                    timings.update(extra.get("timings") if isinstance(extra.get("timings"), dict) else {})
                 content = _content(chunk)
                 if content is None:
                     continue
