@@ -16,7 +16,7 @@ from rag.service import Notes
 from rag.settings import Settings
 from rag.ui import MODE_LLM, NotesApp
 from tests.conftest import RunRag, free_port
-from tests.fake_openai import FakeOpenAI
+from tests.fake_openai import FakeOpenAI, Reply
 
 
 def test_a_remote_model_is_used_as_configured_and_lists_what_the_endpoint_offers() -> None:
@@ -76,3 +76,13 @@ def test_a_missing_model_file_is_a_warning_in_the_app(bad_local: Settings) -> No
         assert '"error": "model file not found' in app.ask("Quokka attention")
         with pytest.raises(LocalModelError):
             notes.ask("Quokka attention")
+
+
+def test_the_model_chosen_in_the_app_is_the_one_asked(app_indexed: Settings) -> None:
+    with FakeOpenAI(default=Reply("Quokka-Attention cuts memory by 37% [1].")) as server:
+        settings = app_indexed.updated({"llm.model": server.model, "llm.base_url": server.base_url})
+        app = NotesApp(Notes(settings))
+        assert app.model_choices() == [server.model]
+        turns = list(app.respond("Quokka attention memory", [], 3, MODE_LLM, None, None, None, "other-model"))
+    assert "[1]" in turns[-1][1][-1]["content"]
+    assert [r.body.get("model") for r in server.requests if r.path.endswith("/chat/completions")] == ["other-model"]
