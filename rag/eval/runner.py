@@ -111,10 +111,19 @@ def evaluate_answers(searcher: Searcher, settings: Settings, questions: Sequence
 
 
 def spread(questions: Sequence[Question], limit: int | None) -> list[Question]:
-    """``limit`` questions evenly spread over ``questions`` (in order), or all of them."""
+    """``limit`` questions (or all): an even spread over the covered ones and one over the uncovered,
+    in their share of the set but at least one, so a subset still measures refusals."""
     if limit is None or limit >= len(questions):
         return list(questions)
-    return [questions[i * len(questions) // limit] for i in range(limit)]
+    uncovered = [q for q in questions if not q.covered]
+    n_uncovered = min(len(uncovered), max(int(limit > 1), round(limit * len(uncovered) / len(questions))))
+    keep = {q.id for q in _even([q for q in questions if q.covered], limit - n_uncovered)}
+    keep |= {q.id for q in _even(uncovered, n_uncovered)}
+    return [q for q in questions if q.id in keep]
+
+
+def _even(items: Sequence[Question], n: int) -> list[Question]:
+    return [items[i * len(items) // n] for i in range(n)] if n < len(items) else list(items)
 
 
 def check_gold_files(qa: QASet, index: LoadedIndex, corpus: Path) -> None:
