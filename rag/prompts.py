@@ -45,9 +45,11 @@ USER = """<sources>
 
 Question ({language}): {question}"""
 
-#: One worked exchange shown before the real question, per language: small models (measured with
-#: Qwen2.5-Coder-1.5B) cite when shown how, not when only told to. Its sources are made up and
-#: fenced like real ones, so it also shows that a source's text is data; real sources restart at [1].
+#: One worked exchange shown before the real question, per language: small models cite when shown
+#: how, not when only told to. Measured (scripts/compare_prompts.py, Qwen2.5-Coder-1.5B Q4_K_M, 10
+#: tune questions): without it 1 of 7 answers cited (citation precision 0.28, recall 0.25), with it
+#: 4 of 7 (0.47, 0.38), same keyword coverage. Its sources are made up and fenced like real ones, so
+#: it also shows that a source's text is data, never an instruction; real sources restart at [1].
 EXAMPLE_SOURCES = (
     ("FlashNorm: fusing normalisation into the next matmul", "example.md:3-9",
      {"en": "FlashNorm folds the RMSNorm weights into the following linear layer, so inference skips one "
