@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from .builder import BuildReport, Progress
+from .local_llm import LocalModelError
 from .models import EmbedderError, configure_process
 from .retrieve import Filters, Hit
 from .service import Notes, QuestionError, check_question
@@ -166,9 +167,14 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    with Notes(settings) as notes:  # a local model's server stops with it
+        _ask(args, settings, notes)
+    return 0
+
+
+def _ask(args: argparse.Namespace, settings: Settings, notes: Notes) -> None:
     from .answer import collect, format_sources
 
-    notes = Notes(settings)
     filters = filters_from(args)
     use_llm = False if args.no_llm else None
     stream = sys.stdout.isatty() and not args.json and not args.batch
@@ -182,7 +188,6 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
             if answer.notice:
                 print(answer.notice, file=sys.stderr)
             print(terminal_text(("\n" if stream else answer.text + "\n") + format_sources(answer)))
-    return 0
 
 
 def _write(text: str) -> None:
@@ -209,7 +214,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         run_eval(settings, qa_path=Path(args.qa), out_dir=Path(args.out), configs=args.eval_config or None,
-                 judge=args.judge, split=args.split)
+                 judge=args.judge, split=args.split, limit=args.limit)
     except EvalError as exc:
         raise UsageError(str(exc)) from None
     return 0
@@ -225,7 +230,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
     from .mcp_server import serve_mcp
 
-    serve_mcp(Notes(settings), http=args.http, host=settings.serve.host, port=settings.serve.mcp_port)
+    with Notes(settings) as notes:
+        serve_mcp(notes, http=args.http, host=settings.serve.host, port=settings.serve.mcp_port)
     return 0
 
 
@@ -252,6 +258,12 @@ def _k(value: str) -> int:
     if not 1 <= k <= 200:
         raise argparse.ArgumentTypeError("-k must be from 1 to 200")
     return k
+
+
+def _limit(value: str) -> int:
+    if not value.strip().isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"--limit takes a whole number from 1, not {value!r}")
+    return int(value)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -296,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which part of the canned set: thresholds are tuned on `tune`, quality is reported on "
                    "`report` (the default)")
     p.add_argument("--judge", action="store_true", help="LLM-as-judge (needs a configured endpoint)")
+    p.add_argument("--limit", type=_limit,
+                   help="only N questions of the split, evenly spread over it (for a slow local model)")
     p.set_defaults(func=cmd_eval)
     p = sub.add_parser("serve", parents=[common], help="the Gradio app")
     p.add_argument("--host")
@@ -321,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = settings_from(args)
         return args.func(args, settings)
-    except (UsageError, SettingsError, IndexUnavailable, QuestionError, EmbedderError) as exc:
+    except (UsageError, SettingsError, IndexUnavailable, QuestionError, EmbedderError, LocalModelError) as exc:
         print(f"rag: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

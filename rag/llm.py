@@ -68,8 +68,12 @@ def _content(chunk: object) -> str | None:
     return content if isinstance(content, str) else ""
 
 
-def stream_chat(messages: list[dict], llm: LLMSettings, max_tokens: int) -> Generator[str, None, None]:
+def stream_chat(messages: list[dict], llm: LLMSettings, max_tokens: int,
+                timings: dict | None = None) -> Generator[str, None, None]:
     """Text deltas of a streamed chat completion; every way it can fail raises LLMFailure.
+
+    ``timings`` receives the server's own speed report when it sends one (llama.cpp's last chunk
+    has ``prompt_per_second``, ``predicted_per_second``, …), for `rag bench`.
 
     Failures include a 200 reply that is no completion stream (an HTML page, plain JSON,
     ``choices: null``), a stream with no text, and a stream still going at ``llm.deadline``.
@@ -88,6 +92,8 @@ def stream_chat(messages: list[dict], llm: LLMSettings, max_tokens: int) -> Gene
             for chunk in stream:
                 if time.monotonic() > deadline:
                     raise LLMFailure(prompts.FAILURES["deadline"].format(deadline=llm.deadline) + prompts.FALLBACK)
+                if timings is not None and isinstance(extra := getattr(chunk, "model_extra", None), dict):
+                    timings.update(extra.get("timings") if isinstance(extra.get("timings"), dict) else {})
                 content = _content(chunk)
                 if content is None:
                     continue
@@ -99,3 +105,20 @@ def stream_chat(messages: list[dict], llm: LLMSettings, max_tokens: int) -> Gene
         raise _failure(exc, llm) from None
     if not text:
         raise LLMFailure(prompts.FAILURES["empty" if chunks else "not_stream"] + prompts.FALLBACK)
+
+
+def list_models(llm: LLMSettings, timeout: float) -> list[str]:
+    """The model ids the endpoint offers (``GET /v1/models``), or [] when it cannot say.
+
+    Only asked with a model configured (no request otherwise, like :func:`stream_chat`); a
+    failure of any kind is an empty list, since the configured model still works without it.
+    """
+    if not llm.enabled:
+        return []
+    import openai
+
+    try:
+        client = _client(llm.model_copy(update={"timeout": timeout}))
+        return sorted({m.id for m in client.models.list().data if isinstance(getattr(m, "id", None), str)})
+    except (openai.OpenAIError, json.JSONDecodeError, UnicodeDecodeError, TypeError, AttributeError):
+        return []

@@ -143,6 +143,11 @@ class LocalModelServer:
         self._finalizer: weakref.finalize | None = None
 
     @property
+    def label(self) -> str:
+        """What the app shows: "local: x.gguf, 1 thread" (the file's name only, never its folder)."""
+        return f"local: {self.path.name}, {self.threads} thread{'' if self.threads == 1 else 's'}"
+
+    @property
     def pid(self) -> int | None:
         """The server process id while it runs (tests check it is gone after stop)."""
         return self._process.pid if self._process and self._process.poll() is None else None
@@ -168,9 +173,7 @@ class LocalModelServer:
         except BaseException:
             self.stop()
             raise
-        plural = "" if self.threads == 1 else "s"
-        self.endpoint = LocalEndpoint(base_url=f"http://{HOST}:{port}/v1", model=self.path.name,
-                                      label=f"local: {self.path.name}, {self.threads} thread{plural}")
+        self.endpoint = LocalEndpoint(base_url=f"http://{HOST}:{port}/v1", model=self.path.name, label=self.label)
         return self.endpoint
 
     def _wait_ready(self, port: int, log: IO[bytes]) -> None:

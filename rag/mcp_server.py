@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from .answer import collect
+from .local_llm import LocalModelError
 from .retrieve import Filters
 from .service import Notes, QuestionError
 from .store import IndexUnavailable
@@ -117,7 +118,7 @@ class NotesTools:
         use_llm = {"auto": None, "llm": True, "extractive": False}[mode]
         try:
             answer = collect(self.notes.ask(question, k=k, use_llm=use_llm))
-        except (QuestionError, ValueError, IndexUnavailable) as exc:
+        except (QuestionError, ValueError, IndexUnavailable, LocalModelError) as exc:
             raise _fail(exc) from None
         return AnswerOut(**answer.to_json())
 

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Generator
 
 from .answer import Answer, iter_answer
+from .answer_model import AnswerModel
 from .builder import BuildReport, Progress, build_index
 from .models import Models
 from .retrieve import Filters, RetrievalResult, Searcher
@@ -54,6 +55,8 @@ class Notes:
         self.handle = IndexHandle(self.store)
         self._searcher: Searcher | None = None
         self._lock = threading.Lock()
+        #: The chat model (a local one is started on the first LLM answer); stopped by close().
+        self.model = AnswerModel(settings)
 
     def index(self) -> LoadedIndex:
         return self.handle.get()
@@ -72,14 +75,31 @@ class Notes:
         return self.searcher().search(question, k=k, filters=filters)
 
     def ask(self, question: str, k: int | None = None, filters: Filters | None = None,
-            history: list[dict] | None = None, use_llm: bool | None = None) -> Generator[str, None, Answer]:
-        """Text deltas, then (as the generator's return value) the whole cited answer."""
+            history: list[dict] | None = None, use_llm: bool | None = None,
+            model: str | None = None) -> Generator[str, None, Answer]:
+        """Text deltas, then (as the generator's return value) the whole cited answer.
+
+        ``model`` picks another model the endpoint offers. A local model is started here, before
+        the stream begins, so a model that cannot load raises LocalModelError (one line) at once.
+        """
         question = check_question(question, self.settings.answer.max_question_chars)
         k = check_k(self.settings.answer.k if k is None else k, 50)
-        return iter_answer(question, self.searcher(), self.settings, k=k, filters=filters, history=history,
-                           use_llm=use_llm)
+        llm_on = self.settings.llm.enabled and use_llm is not False
+        settings = self.model.answer_settings(model) if llm_on else self.settings
+        return iter_answer(question, self.searcher(), settings, k=k, filters=filters, history=history,
+                           use_llm=use_llm, source_budget=self.model.source_budget)
 
     def build(self, progress: Progress | None = None, wait: bool = True) -> BuildReport:
         report = build_index(self.settings.index, self.store, self.models, progress=progress, wait=wait)
         self.searcher()  # load the new generation now, not on the next question
         return report
+
+    def close(self) -> None:
+        """Stop what this object started (a local model server); the index needs no closing."""
+        self.model.close()
+
+    def __enter__(self) -> Notes:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import traceback
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .answer import collect
 from .builder import BuildReport, Progress
+from .local_llm import LocalModelError
 from .render import (
     ALL_NOTES,
     CSS,
@@ -51,7 +53,33 @@ class NotesApp:
     def __init__(self, notes: Notes, model_label: str | None = None) -> None:
         self.notes = notes
         self.settings = notes.settings
-        self.model_label = model_label
+        self.model_label = model_label or notes.model.label
+
+    def model_choices(self) -> list[str]:
+        """The models the endpoint offers, the configured one first; [] (and no request) without one."""
+        return self.notes.model.models()
+
+    def load_model(self) -> Iterator[str]:
+        """Start a local model in a thread, yielding its loading lines about once a second.
+
+        The page keeps moving while a model loads for seconds; a model that cannot be served
+        raises LocalModelError (one line) once the thread has given up.
+        """
+        failed: list[LocalModelError] = []
+
+        def start() -> None:
+            try:
+                self.notes.model.answer_settings()
+            except LocalModelError as exc:
+                failed.append(exc)
+
+        loader = threading.Thread(target=start, name="load-model", daemon=True)
+        loader.start()
+        while loader.is_alive():
+            loader.join(1.0)
+            yield self.notes.model.status or "loading model…"
+        if failed:
+            raise failed[0]
 
     def warm_up(self) -> None:
         """Load the index and the models now, so the first question is as fast as the rest."""
@@ -88,8 +116,13 @@ class NotesApp:
         return added, problems
 
     def respond(self, message: str, messages: list[dict] | None, k: int, mode: str, file: str | None,
-                since: str | None, until: str | None) -> Iterator[tuple[str, list[dict], str]]:
-        """Stream one chat turn: (cleared textbox, the chat, the source panel)."""
+                since: str | None, until: str | None,
+                model: str | None = None) -> Iterator[tuple[str, list[dict], str]]:
+        """Stream one chat turn: (cleared textbox, the chat, the source panel).
+
+        ``model`` is one the endpoint offers (the page's model list); a local model that is not
+        loaded yet shows its loading lines in the chat first.
+        """
         question = (message or "").strip()
         sources = render_sources([], "")
         if not question:
@@ -103,9 +136,12 @@ class NotesApp:
 
         try:
             filters = parse_filters(file, since, until)
+            if mode == MODE_LLM and not self.notes.model.ready:
+                for line in self.load_model():
+                    yield show(f"⏳ {line}")
             stream = self.notes.ask(question, k=int(k), filters=filters, history=history or None,
-                                    use_llm=mode == MODE_LLM)
-        except (ValueError, QuestionError) as exc:
+                                    use_llm=mode == MODE_LLM, model=model or None)
+        except (ValueError, QuestionError, LocalModelError) as exc:
             yield show(f"⚠️ {exc}")
             return
         except IndexUnavailable as exc:
@@ -138,7 +174,7 @@ class NotesApp:
         """
         try:
             answer = collect(self.notes.ask(question, k=k, use_llm=use_llm))
-        except (QuestionError, IndexUnavailable) as exc:
+        except (QuestionError, IndexUnavailable, LocalModelError) as exc:
             return json.dumps({"error": str(exc)}, ensure_ascii=False)
         return json.dumps(answer.to_json(), ensure_ascii=False)
 
@@ -170,6 +206,11 @@ def build_app(app: NotesApp) -> gr.Blocks:
         added_line = f"Added {', '.join(f'`{a}`' for a in added)} to the corpus."
         return "\n\n".join(p for p in [added_line, "\n".join(problems), log] if p), status, choices
 
+    def model_list() -> gr.Dropdown:
+        """Once per page load, with a short timeout: the endpoint's models, the configured one first."""
+        choices = app.model_choices()
+        return gr.Dropdown(choices=choices, value=choices[0] if choices else None)
+
     with gr.Blocks(title="notes-rag") as demo:
         gr.Markdown("## 📚 notes-rag · ask your paper notes\nAnswers cite the note entries they come from "
                     "as [n]; the cited entries are listed on the right.")
@@ -192,6 +233,10 @@ def build_app(app: NotesApp) -> gr.Blocks:
                                            allow_custom_value=True, info="a note, or a glob such as 00*.txt")
                         since = gr.Textbox(label="From date", placeholder="YYYY-MM-DD")
                         until = gr.Textbox(label="To date", placeholder="YYYY-MM-DD")
+                    with gr.Row():
+                        llm_model = gr.Dropdown([], value=None, label="Model", visible=llm_on,
+                                                allow_custom_value=True, elem_id="rag-model",
+                                                info="the models the endpoint offers")
                     gr.Markdown(model_text(settings.llm, app.model_label))
                 clear = gr.Button("Clear chat", size="sm", variant="secondary")
             with gr.Column(scale=2):
@@ -208,7 +253,7 @@ def build_app(app: NotesApp) -> gr.Blocks:
                         f"{settings.index.max_note_bytes / 1e6:.1f} MB each) and indexed at once; "
                         "no restart needed.")
 
-        chat_in, chat_out = [textbox, chatbot, k, mode, note, since, until], [textbox, chatbot, sources]
+        chat_in, chat_out = [textbox, chatbot, k, mode, note, since, until, llm_model], [textbox, chatbot, sources]
         textbox.submit(app.respond, chat_in, chat_out, api_name="chat")
         examples.load_input_event.then(app.respond, chat_in, chat_out, api_name=False)
         clear.click(lambda: ([], render_sources([], "")), None, [chatbot, sources], api_name=False)
@@ -217,6 +262,8 @@ def build_app(app: NotesApp) -> gr.Blocks:
         upload_btn.upload(upload, upload_btn, [log, status, note], api_name=False, concurrency_id="build")
         demo.load(lambda: (app.status(), gr.Dropdown(choices=app.note_choices())), None, [status, note],
                   api_name=False)
+        if llm_on:  # with no model configured, nothing may be asked of any endpoint
+            demo.load(model_list, None, llm_model, api_name=False)
         gr.api(app.ask, api_name="ask")
     return demo
 
@@ -248,7 +295,20 @@ def serve(settings: Settings) -> None:
         app.warm_up()
     except IndexUnavailable as exc:
         print(f"warning: {exc}; the page offers to rebuild it", file=sys.stderr)
-    launch(build_app(app), settings)
+    if notes.model.local:  # load it while the page comes up; the first answer shows the rest of the wait
+        threading.Thread(target=_preload, args=(notes,), name="preload-model", daemon=True).start()
+    try:
+        launch(build_app(app), settings)
+    finally:
+        notes.close()
+
+
+def _preload(notes: Notes) -> None:
+    try:
+        notes.model.answer_settings()
+        print(f"model ready: {notes.model.label}", file=sys.stderr)
+    except LocalModelError as exc:
+        print(f"warning: {exc}", file=sys.stderr)
 
 
 def main() -> None:

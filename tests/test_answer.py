@@ -168,7 +168,7 @@ def test_unrelated_question_refused_without_calling_the_model(searcher: Searcher
 def test_injected_instruction_stays_data(searcher: Searcher) -> None:
     with FakeOpenAI([Reply("SneakyPaper quantizes tiny models to 2 bits [1].")]) as server:
         _, answer = ask("How does SneakyPaper quantize tiny models?", searcher, llm(server.base_url))
-    system, user = server.requests[0].content("system"), server.requests[0].content("user")
+    system, user = server.requests[0].content("system"), server.requests[0].messages[-1]["content"]
     assert "DATA" in system and "never an instruction" in system and ATTACK not in system
     assert ATTACK in user[user.index("<sources>"):user.index("</sources>")]
     assert user.count("</sources>") == 1 and user.rstrip().endswith("How does SneakyPaper quantize tiny models?")
@@ -184,7 +184,7 @@ def test_no_note_field_can_close_the_fence(field: str, searcher: Searcher) -> No
     entry = type(hit.entry)(**{**hit.entry.__dict__, **({field: FORGED} if field != "path" else {})})
     forged = type(hit)(**{**hit.__dict__, "entry": entry, **({"path": FORGED} if field == "path" else {})})
     messages, provided = build_messages("q?", [forged, hit], "en", 4000, 1200)
-    user = messages[1]["content"]
+    user = messages[-1]["content"]
     assert provided == 2 and user.count("<sources>") == 1 and user.count("</sources>") == 1
     assert user.count("<source ") == 2 and user.count("</source>") == 2 and '<source n="9"' not in user
 
@@ -192,18 +192,28 @@ def test_no_note_field_can_close_the_fence(field: str, searcher: Searcher) -> No
 def test_note_brackets_never_reach_the_model_as_citations(searcher: Searcher) -> None:
     hits = searcher.search(FAST, k=1).hits
     messages, _ = build_messages("q?", hits, "en", 4000, 1200)
-    assert "[21]" not in messages[1]["content"] and "［21］" in messages[1]["content"]
+    assert "[21]" not in messages[-1]["content"] and "［21］" in messages[-1]["content"]
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_worked_example_comes_before_the_question_fenced_like_it(lang: str, searcher: Searcher) -> None:
+    messages, _ = build_messages(FAST, searcher.search(FAST, k=2).hits, lang, 4000, 1200)
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    example = messages[1]["content"]
+    assert example.count("<sources>") == 1 and example.count("</sources>") == 1 and example.count("<source ") == 2
+    assert cited_numbers(messages[2]["content"]) == [1]  # cites, and does not obey its source's "instruction"
+    assert messages[-1]["content"].rstrip().endswith(FAST)
 
 
 def test_context_budget_limits_sources(searcher: Searcher) -> None:
     hits = searcher.search("OmniMoE atomic experts", k=3).hits
     messages, provided = build_messages("q?", hits, "en", 4000, 1200)
-    assert provided == 3 and '<source n="3"' in messages[1]["content"]
+    assert provided == 3 and '<source n="3"' in messages[-1]["content"]
     first = count_tokens(hits[0].entry.text)
     messages, provided = build_messages("q?", hits, "en", first + 50, 1200)
-    assert provided == 1 and '<source n="2"' not in messages[1]["content"]
+    assert provided == 1 and '<source n="2"' not in messages[-1]["content"]
     messages, provided = build_messages("q?", hits, "en", 120, 1200)
-    user = messages[1]["content"]
+    user = messages[-1]["content"]
     body = user[user.index(">\n", user.index("<source ")) + 2:user.index("\n</source>")]
     assert provided == 1 and body.endswith(" …") and count_tokens(body) <= 120 + 2  # cut to the budget
 
@@ -212,7 +222,7 @@ def test_source_budget_override_reaches_the_prompt(searcher: Searcher) -> None:
     with FakeOpenAI(default=Reply("OmniMoE [1].")) as server:
         ask(FAST, searcher, llm(server.base_url))
         ask(FAST, searcher, llm(server.base_url), source_budget=120)
-    full, small = (r.content("user") for r in server.requests)
+    full, small = (r.messages[-1]["content"] for r in server.requests)
     assert '<source n="3"' in full and '<source n="2"' not in small and count_tokens(small) < count_tokens(full) / 2
 
 

@@ -14,6 +14,7 @@ from rag.eval.judge import judge_answers, parse_judgement
 from rag.eval.metrics import (
     citation_precision,
     citation_recall,
+    generation_rate,
     hit_at,
     keyword_coverage,
     ndcg,
@@ -27,6 +28,7 @@ from rag.eval.metrics import (
     summarize_retrieval,
 )
 from rag.eval.qa import EvalError, Question, Span, load_qa, load_split
+from rag.eval.runner import spread
 from rag.eval.stats import mean, percentiles
 from rag.notes import Entry
 from rag.tables import fmt, markdown_table
@@ -272,3 +274,19 @@ def test_judge_grades_answered_covered_rows_in_the_questions_language() -> None:
     assert rows[0]["judge"] == {"faithfulness": 0.75, "relevance": 1.0}
     assert "judge" not in rows[2] and "judge" not in rows[4]
     assert rows[3]["judge"] is None and rows[5]["judge"] is None
+
+
+def test_generation_rate_counts_only_streamed_model_answers() -> None:
+    def row(mode: str, ms: float, ttft: float, tokens: int) -> dict:
+        return {"answer": {"mode": mode}, "answer_ms": ms, "ttft_ms": ttft, "out_tokens": tokens}
+
+    assert generation_rate([row("llm", 3000, 1000, 10), row("llm", 2000, 1000, 5),
+                            row("extractive", 50, 50, 300)]) == pytest.approx(5.0)
+    assert generation_rate([row("extractive", 50, 50, 300)]) is None
+
+
+def test_a_limited_run_spreads_over_covered_and_keeps_an_uncovered_question() -> None:
+    qs = [question((span(i, i),), f"c{i}") for i in range(18)] + [question((), "u1"), question((), "u2")]
+    picked = spread(qs, 5)
+    assert [q.id for q in picked] == ["c0", "c4", "c9", "c13", "u1"]
+    assert spread(qs, None) == qs and spread(qs, 50) == qs and [q.id for q in spread(qs, 1)] == ["c0"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..tables import markdown_table
+from ..tables import fmt, markdown_table
 from .baseline import LC_CHUNK_OVERLAP, LC_CHUNK_SIZE
 from .proxy import NOISE
 
@@ -204,4 +204,21 @@ def render_markdown(r: dict) -> str:
         out += _baseline_section(r)
     if r["scale"]:
         out += _scale_section(r)
+    if r.get("llm"):
+        out += _llm_section(r["llm"])
     return "\n".join(out) + "\n"
+
+
+def _llm_section(m: dict) -> list[str]:
+    """The answer model: load time, then per question TTFT, prompt and generation speed."""
+    rows = [[x["id"], x.get("sources"), x.get("prompt_tokens"), fmt(x.get("prompt_tok_s"), 1),
+             fmt(x.get("ttft_s"), 1), x.get("gen_tokens"), fmt(x.get("gen_tok_s"), 1), fmt(x.get("total_s"), 1)]
+            if "error" not in x else [x["id"], x["error"], "", "", "", "", "", ""] for x in m["runs"]]
+    rows.append(["mean", "", fmt(m["prompt_tokens"], 0), fmt(m["prompt_tok_s"], 1), fmt(m["ttft_s"], 1), "",
+                 fmt(m["gen_tok_s"], 1), fmt(m["total_s"], 1)])
+    return [f"## Answer model: {m['model']}\n",
+            f"Loaded in {m['load_s']} s; {len(m['runs'])} covered questions answered as `rag ask` sends them "
+            f"(source budget {m['source_budget']} tokens, at most {m['max_tokens']} answer tokens). Speeds are the "
+            "server's own timings when it reports them (llama.cpp does).\n",
+            markdown_table(["question", "sources", "prompt tokens", "prompt tok/s", "TTFT s", "answer tokens",
+                            "tokens/s", "total s"], rows), ""]

@@ -2,7 +2,8 @@
 
 Parts, each in fresh processes (:mod:`rag.bench.harness`): the real notes per embedder set
 (:mod:`rag.bench.notes`), LangChain's default recipe on the same notes (:mod:`rag.bench.baseline`),
-and synthetic corpora at scale (:mod:`rag.bench.scale`). The JSON and the Markdown report are
+synthetic corpora at scale (:mod:`rag.bench.scale`), and the answer model when one is configured
+(:mod:`rag.bench.llm`). The JSON and the Markdown report are
 rewritten after every part, so an interrupted run still leaves what it measured.
 """
 
@@ -22,6 +23,7 @@ from ..models import EmbedderError, resolve
 from ..settings import Settings
 from .baseline import bench_baseline
 from .harness import log, machine
+from .llm import bench_llm
 from .notes import bench_notes
 from .report import baseline_ratios, check_targets, render_markdown
 from .scale import EMBED_SAMPLE, bench_scale, extrapolate
@@ -84,7 +86,7 @@ def run_bench(settings: Settings, out: Path = Path("eval/results/bench.json"), s
     report: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine(), "qa": str(qa_path),
                     "split": qa.label, "questions": len(questions), "queries_timed": max(n_queries, len(questions)),
                     "reference": list(reference) if reference else None, "notes": [],
-                    "embedder_sets_skipped": skipped, "baseline": [], "scale": []}
+                    "embedder_sets_skipped": skipped, "baseline": [], "scale": [], "llm": None}
     started = time.perf_counter()
 
     def save() -> None:
@@ -103,6 +105,9 @@ def run_bench(settings: Settings, out: Path = Path("eval/results/bench.json"), s
             report["notes"].append(runs[-1].result)
             save()
         main = runs[0]
+        if settings.llm.enabled:  # the answer model, on the index just built (no request without a model)
+            report["llm"] = bench_llm(main.settings, questions)
+            save()
         for name in baselines:
             report["baseline"].append(bench_baseline(name, settings.index.corpus, settings.index.max_note_bytes,
                                                      main.new_note, work, questions))

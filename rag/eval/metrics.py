@@ -138,4 +138,13 @@ def summarize_answers(rows: Sequence[dict]) -> dict:
         "uncited_rate": mean(float(bool(r["answer"]["uncited"])) for r in answered),
         "n_covered": len(covered), "n_uncovered": len(uncovered),
         "latency_ms": percentiles([r["answer_ms"] for r in rows]),
+        "ttft_ms": percentiles([r["ttft_ms"] for r in rows if "ttft_ms" in r]),
+        "tokens_per_s": generation_rate(rows),
     }
+
+
+def generation_rate(rows: Sequence[dict]) -> float | None:
+    """cl100k tokens per second after the first token, over the model's own (streamed) answers."""
+    streamed = [r for r in rows if r["answer"]["mode"] == "llm" and "ttft_ms" in r]
+    seconds = sum(r["answer_ms"] - r["ttft_ms"] for r in streamed) / 1000
+    return sum(r["out_tokens"] for r in streamed) / seconds if streamed and seconds > 0 else None

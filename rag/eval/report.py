@@ -37,8 +37,11 @@ def answer_table(answers: dict) -> str:
                                      f"{answers['n_covered']} answerable refused)"),
               ("uncited_rate", "uncited answers")]
     rows = [[label, fmt(answers[key])] for key, label in labels]
-    latency = answers["latency_ms"]
-    rows.append(["answer latency p50 / p95 ms", f"{fmt(latency['p50'], 0)} / {fmt(latency['p95'], 0)}"])
+    for key, label in (("ttft_ms", "time to first token p50 / p95 ms"), ("latency_ms", "answer latency p50 / p95 ms")):
+        if answers.get(key, {}).get("p50") is not None:
+            rows.append([label, f"{fmt(answers[key]['p50'], 0)} / {fmt(answers[key]['p95'], 0)}"])
+    if answers.get("tokens_per_s"):
+        rows.append(["generation, cl100k tokens/s after the first", fmt(answers["tokens_per_s"], 1)])
     return markdown_table(["metric", "value"], rows)
 
 
@@ -49,7 +52,8 @@ def summary_table(metrics: dict) -> str:
     parts += [f"skipped {s['name']}: {s['reason']}" for s in metrics["skipped_configs"]]
     a = metrics["answers"]
     if "skipped" not in a:
-        parts.append(f"answers ({a['config']}, {', '.join(f'{m} {n}' for m, n in a['modes'].items())}): "
+        parts.append(f"answers ({a['config']}, {a.get('model', 'extractive')}, "
+                     f"{', '.join(f'{m} {n}' for m, n in a['modes'].items())}): "
                      f"citation P {fmt(a['citation_precision'])} R {fmt(a['citation_recall'])}, "
                      f"keywords {fmt(a['keyword_coverage'])}, uncovered refused {a['uncovered_refused']}"
                      f"/{a['n_uncovered']}, answerable refused {a['answerable_refused']}/{a['n_covered']}, "
@@ -188,7 +192,9 @@ def report_markdown(metrics: dict, rows_by_config: dict[str, list[dict]], entrie
         out += ["## Answers", "", f"Skipped: {a['skipped']}.", ""]
     else:
         modes = ", ".join(f"{m}: {n}" for m, n in a["modes"].items())
-        out += [f"## Answers ({a['config']}, k={metrics['answer_k']}; modes {modes})", "", answer_table(a), ""]
+        subset = f"; {metrics['questions']} questions, --limit {metrics['limit']}" if metrics.get("limit") else ""
+        out += [f"## Answers ({a['config']}, {a.get('model', 'extractive')}, k={metrics['answer_k']}; modes {modes}"
+                f"{subset})", "", answer_table(a), ""]
     j = metrics["judge"]
     out += ["## LLM judge", "", f"Skipped: {j['skipped']}." if "skipped" in j else
             markdown_table(["model", "judged", "failures", "faithfulness", "relevance"],

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..answer_model import AnswerModel
 from ..models import Models
 from ..retrieve import Hit, Searcher
 from ..settings import Settings
@@ -77,15 +78,26 @@ def evaluate_retrieval(searcher: Searcher, questions: Sequence[Question], config
 
 
 def evaluate_answers(searcher: Searcher, settings: Settings, questions: Sequence[Question], rows: Sequence[dict],
-                     tick: Callable[[], None] = lambda: None) -> None:
-    """Answer each question as `rag ask` would and add the answer and its scores to its row."""
+                     tick: Callable[[], None] = lambda: None, source_budget: int | None = None) -> None:
+    """Answer each question as `rag ask` would and add the answer, its scores and timings to its row.
+
+    ``settings`` are the ones to answer with (:meth:`AnswerModel.answer_settings`: a local model's
+    endpoint already swapped in). ``ttft_ms`` is the time to the first streamed text, retrieval
+    included; ``out_tokens`` counts the answer in cl100k tokens, for a rough generation rate.
+    """
     from ..answer import answer_question
+    from ..tokens import count_tokens
 
     for q, row in zip(questions, rows, strict=True):
+        first: list[float] = []
         start = time.perf_counter()  # a fresh question: retrieval and its query embedding included
         answer = answer_question(q.question, searcher, settings, k=settings.answer.k,
-                                 use_llm=None if settings.llm.enabled else False)
-        row["answer_ms"] = round((time.perf_counter() - start) * 1000, 2)
+                                 use_llm=None if settings.llm.enabled else False, source_budget=source_budget,
+                                 on_token=lambda _, seen=first: seen or seen.append(time.perf_counter()))
+        end = time.perf_counter()
+        row["answer_ms"] = round((end - start) * 1000, 2)
+        row["ttft_ms"] = round(((first[0] if first else end) - start) * 1000, 2)
+        row["out_tokens"] = count_tokens(answer.text)
         cited = [Span.of(c.hit.entry) for c in answer.citations]
         row["answer"] = {"text": answer.text, "mode": answer.mode, "refused": bool(answer.refused),
                          "uncited": answer.uncited,
@@ -96,6 +108,22 @@ def evaluate_answers(searcher: Searcher, settings: Settings, questions: Sequence
             "keyword_coverage": keyword_coverage(answer.text, q.answer_keywords) if q.covered else None,
         }
         tick()
+
+
+def spread(questions: Sequence[Question], limit: int | None) -> list[Question]:
+    """``limit`` questions (or all): an even spread over the covered ones and one over the uncovered,
+    in their share of the set but at least one, so a subset still measures refusals."""
+    if limit is None or limit >= len(questions):
+        return list(questions)
+    uncovered = [q for q in questions if not q.covered]
+    n_uncovered = min(len(uncovered), max(int(limit > 1), round(limit * len(uncovered) / len(questions))))
+    keep = {q.id for q in _even([q for q in questions if q.covered], limit - n_uncovered)}
+    keep |= {q.id for q in _even(uncovered, n_uncovered)}
+    return [q for q in questions if q.id in keep]
+
+
+def _even(items: Sequence[Question], n: int) -> list[Question]:
+    return [items[i * len(items) // n] for i in range(n)] if n < len(items) else list(items)
 
 
 def check_gold_files(qa: QASet, index: LoadedIndex, corpus: Path) -> None:
@@ -122,10 +150,11 @@ def _config_metrics(sources: Sequence[str], rows: Sequence[dict]) -> dict:
 
 def run_eval(settings: Settings, qa_path: Path, out_dir: Path, configs: Sequence[str] | None = None,
              judge: bool = False, split: str = "report", models: Models | None = None,
-             progress: Progress | None = None) -> dict:
+             progress: Progress | None = None, limit: int | None = None) -> dict:
     """Run the configurations on the ``split`` of the canned set; write results, metrics, report
     and plots to ``out_dir``, print the summary table; return the metrics (as in ``metrics.json``).
 
+    ``limit`` keeps that many questions, evenly spread over the split (a slow model's subset).
     Progress goes to ``progress`` when given, else to a bar on stderr when it is a terminal. Bad
     input (unreadable or malformed set, unknown split or configuration, gold files not in the
     index) raises :class:`EvalError` before anything is written.
@@ -146,7 +175,7 @@ def run_eval(settings: Settings, qa_path: Path, out_dir: Path, configs: Sequence
     searcher.warm_up()
     load_before = round(os.getloadavg()[0], 2)
 
-    questions = qa.questions
+    questions = spread(qa.questions, limit)
     total = len(questions) * (len(chosen) + (answer_config is not None) + judging)
     quiet = progress is not None or not sys.stderr.isatty()
     with tqdm(total=total, desc="eval", unit="q", file=sys.stderr, disable=quiet) as bar:
@@ -157,11 +186,15 @@ def run_eval(settings: Settings, qa_path: Path, out_dir: Path, configs: Sequence
                 progress("eval", bar.n, total)
 
         rows_by_config = evaluate_retrieval(searcher, questions, chosen, tick)
-        if answer_config:
-            evaluate_answers(searcher, settings, questions, rows_by_config[answer_config], tick)
-        judge_result = (judge_answers(llm_ask(settings.llm), str(settings.llm.model), index.entry_by_id,
-                                      rows_by_config[DEFAULT_CONFIG], tick)
-                        if judging else _judge_skipped(judge, settings, answer_config))
+        with AnswerModel(settings) as model:  # a local model is served for the answers, then stopped
+            answering = model.answer_settings() if answer_config and settings.llm.enabled else settings
+            if answer_config:
+                evaluate_answers(searcher, answering, questions, rows_by_config[answer_config], tick,
+                                 model.source_budget)
+            judge_result = (judge_answers(llm_ask(answering.llm), str(settings.llm.model), index.entry_by_id,
+                                          rows_by_config[DEFAULT_CONFIG], tick)
+                            if judging else _judge_skipped(judge, settings, answer_config))
+            answer_model = model.label or settings.llm.model or "extractive"
 
     metrics = {
         "qa": str(qa_path), "split": qa.label, "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -174,7 +207,8 @@ def run_eval(settings: Settings, qa_path: Path, out_dir: Path, configs: Sequence
         "load_average": {"start": load_before, "end": round(os.getloadavg()[0], 2)},
         "configs": {name: _config_metrics(chosen[name], rows) for name, rows in rows_by_config.items()},
         "skipped_configs": [{"name": n, "reason": why} for n, why in skipped],
-        "answers": ({"config": answer_config, **summarize_answers(rows_by_config[answer_config])}
+        "limit": limit,
+        "answers": ({"config": answer_config, "model": answer_model, **summarize_answers(rows_by_config[answer_config])}
                     if answer_config else {"skipped": f"answers are scored for the {DEFAULT_CONFIG} configuration"}),
         "judge": judge_result,
     }
