@@ -276,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--llm-model", help="chat model for answers (default: $RAG_LLM_MODEL; none: extractive)")
     common.add_argument("--llm-base-url", help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL)")
     common.add_argument("--embedders", help="comma-separated dense embedders (default: $RAG_EMBEDDERS, "
-                        "else e5-small-q4,use-m3; empty for lexical only)")
+                        "else e5-onnx,use-m3; empty for lexical only)")
     query = _Parser(add_help=False)
     query.add_argument("question", nargs="?")
     query.add_argument("-k", type=_k, help="number of entries (default: retrieval.k = 10; ask: answer.k = 6)")

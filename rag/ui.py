@@ -99,8 +99,11 @@ class NotesApp:
         return [ALL_NOTES, *(sorted(index.manifest.notes) if index is not None else [])]
 
     def build(self, progress: Progress | None = None) -> BuildReport:
-        """An incremental build; ``progress`` gets (stage, done, total) like the CLI's bar."""
-        return self.notes.build(progress=progress)
+        """An incremental build; ``progress`` gets (stage, done, total) like the CLI's bar. The new
+        generation is loaded at once, so the next question does not wait for it."""
+        report = self.notes.build(progress=progress)
+        self.notes.searcher()
+        return report
 
     def add_files(self, paths: Sequence[str | Path]) -> tuple[list[str], list[str]]:
         """Copy uploaded files into the corpus: (names added, one problem line per file refused)."""

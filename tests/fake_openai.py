@@ -53,6 +53,10 @@ class Request:
         """All message contents of one role, joined (e.g. the system prompt)."""
         return "\n".join(str(m.get("content", "")) for m in self.messages if m.get("role") == role)
 
+    def last(self, role: str) -> str:
+        """The last message of one role: the real question after any worked example turns."""
+        return next(str(m.get("content", "")) for m in reversed(self.messages) if m.get("role") == role)
+
 
 def split_text(text: str, size: int = 4) -> list[str]:
     """Small pieces, so a client has to reassemble a stream (and ``[12]`` can be split)."""

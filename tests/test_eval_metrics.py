@@ -174,14 +174,14 @@ def test_configurations_follow_the_index() -> None:
     chosen, skipped = resolve_configs(None, ("bm25", "use-m3"))
     assert chosen == {"bm25": ("bm25",), "dense-use": ("use-m3",), "hybrid": ("bm25", "use-m3")}
     why = dict(skipped)
-    assert "e5-small-q4" in why["dense-e5"] and "e5-small-q4" in why["bm25+e5"]
+    assert "e5-onnx" in why["dense-e5"] and "e5-onnx" in why["bm25+e5"]
     assert why["bm25+use"] == "same retrievers as hybrid"
-    dense = ("e5-small-q4", "use-m3", "BAAI/bge-m3")
+    dense = ("e5-onnx", "use-m3", "BAAI/bge-m3")
     chosen, _ = resolve_configs(None, ("bm25", *dense, "exact"), dense)
     assert list(chosen) == ["bm25", "dense-e5", "dense-use", "bm25+e5", "bm25+use", "BAAI/bge-m3", "hybrid"]
     assert chosen["hybrid"] == ("bm25", *dense, "exact") and chosen["BAAI/bge-m3"] == ("BAAI/bge-m3",)
-    chosen, skipped = resolve_configs(["bm25+e5", "e5+use"], ("bm25", "e5-small-q4", "use-m3"))
-    assert chosen == {"bm25+e5": ("bm25", "e5-small-q4"), "e5+use": ("e5-small-q4", "use-m3")}
+    chosen, skipped = resolve_configs(["bm25+e5", "e5+use"], ("bm25", "e5-onnx", "use-m3"))
+    assert chosen == {"bm25+e5": ("bm25", "e5-onnx"), "e5+use": ("e5-onnx", "use-m3")}
     assert not skipped
     assert parse_config("bm25+hash") == ("bm25", "hash") and parse_config("hybrid") is None
     with pytest.raises(EvalError, match="unknown configuration 'bm25\\+'"):

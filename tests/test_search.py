@@ -44,15 +44,15 @@ def test_hits_carry_per_retriever_standing_and_chunk_similarities(real_searcher:
     result = real_searcher.search("哪篇工作把 MoE 专家拆成原子专家?", k=3)
     top = result.hits[0]
     # "moe" is in over 5 % of the chunks: too common for the exact-match ranking to vote
-    assert set(top.sources) == {"bm25", "e5-small-q4", "use-m3"}
+    assert set(top.sources) == {"bm25", "e5-onnx", "use-m3"}
     numbers = real_searcher.search("which paper cut KV-cache memory by 80%?", k=1).hits[0]
     assert "exact" in numbers.sources and numbers.sources["exact"].rank == 1
     assert all(s.rank >= 1 for s in top.sources.values())
-    assert top.sources["e5-small-q4"].score > 0.7  # a raw cosine, not a fused rank score
-    assert top.chunks and all(set(c.similarity) == {"e5-small-q4", "use-m3"} for c in top.chunks)
-    best = max(c.similarity["e5-small-q4"] for c in top.chunks)
-    assert best == pytest.approx(top.sources["e5-small-q4"].score, abs=1e-4)
-    assert result.query.tokens and set(result.query.vectors) == {"e5-small-q4", "use-m3"}
+    assert top.sources["e5-onnx"].score > 0.7  # a raw cosine, not a fused rank score
+    assert top.chunks and all(set(c.similarity) == {"e5-onnx", "use-m3"} for c in top.chunks)
+    best = max(c.similarity["e5-onnx"] for c in top.chunks)
+    assert best == pytest.approx(top.sources["e5-onnx"].score, abs=1e-4)
+    assert result.query.tokens and set(result.query.vectors) == {"e5-onnx", "use-m3"}
     weights = result.term_weights()
     assert weights["原子"] > weights["专家"]  # rarer in the notes, weighs more
 
@@ -68,7 +68,7 @@ def test_filters(real_searcher: Searcher) -> None:
 
 @pytest.mark.slow
 def test_single_retrievers_selectable(real_searcher: Searcher) -> None:
-    assert set(real_searcher.sources) == {"bm25", "e5-small-q4", "use-m3", "exact"}
+    assert set(real_searcher.sources) == {"bm25", "e5-onnx", "use-m3", "exact"}
     for source in real_searcher.sources:
         assert real_searcher.search("OmniMoE atomic experts", k=3, sources=(source,)).hits
     with pytest.raises(ValueError):

@@ -19,7 +19,7 @@ def test_sources_in_order_defaults_file_environment_flags(tmp_path: Path) -> Non
     assert s.index.chunk_tokens == 300 and s.index.embedders == ("use-m3",)
     assert s.retrieval.rrf_k == 45 and s.answer.k == 4
     assert s.index.corpus == Path("/flag")
-    assert load_settings(None, {}).index.embedders == ("e5-small-q4", "use-m3")
+    assert load_settings(None, {}).index.embedders == ("e5-onnx", "use-m3")
 
 
 def test_sizes_lists_and_empty_embedders() -> None:

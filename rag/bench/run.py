@@ -42,7 +42,7 @@ def parse_sets(compare: Sequence[str | Sequence[str]] | None) -> list[tuple[str,
 
 
 def registry_names(names: Sequence[str]) -> tuple[str, ...]:
-    """Names as the registry spells them (``e5`` → ``e5-small-q4``); EmbedderError for an unknown one."""
+    """Names as the registry spells them (``e5`` → ``e5-onnx``); EmbedderError for an unknown one."""
     return tuple(resolve(name).name for name in names)
 
 

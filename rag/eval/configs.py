@@ -19,10 +19,10 @@ DEFAULT_CONFIG = "hybrid"
 #: Named configurations → the retrievers they fuse; ``None`` is every source of the index.
 CONFIGS: dict[str, tuple[str, ...] | None] = {
     "bm25": (BM25,),
-    "dense-e5": ("e5-small-q4",),
+    "dense-e5": ("e5-onnx",),
     "dense-use": ("use-m3",),
     "minilm": ("minilm",),
-    "bm25+e5": (BM25, "e5-small-q4"),
+    "bm25+e5": (BM25, "e5-onnx"),
     "bm25+use": (BM25, "use-m3"),
     "bm25+minilm": (BM25, "minilm"),
     DEFAULT_CONFIG: None,
