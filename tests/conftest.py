@@ -154,7 +154,7 @@ def rag_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 
 @pytest.fixture
 def app_corpus(make_corpus: Callable[..., Settings]) -> Settings:
-    """A corpus of one real note and one made-up one, not yet app_indexed (model-free embedder)."""
+    """A corpus of one real note and one made-up one, not yet indexed (model-free embedder)."""
     return make_corpus({REAL_NOTE: (CORPUS / REAL_NOTE).read_bytes(), "quokka.md": QUOKKA})
 
 

@@ -186,7 +186,7 @@ def test_app_py_builds_the_missing_index_then_serves_on_loopback(make_corpus: Ca
         else:
             pytest.fail(f"app.py did not come up:\n{log.read_text()}")
         text = log.read_text()
-        assert "building it from" in text and "app_indexed 1 notes" in text
+        assert "building it from" in text and "indexed 1 notes" in text
         assert f"127.0.0.1:{port}" in text and (app_corpus.index.path / "CURRENT").is_file()
     finally:
         proc.terminate()
