@@ -238,7 +238,11 @@ def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from .bench import run_bench
 
-    run_bench(settings, out=Path(args.out), scales=args.scale, compare=args.compare_embedders)
+    pg = args.pg_dsn or ("local" if args.pg else None)
+    if args.stores_only and not (pg or settings.index.store):
+        raise UsageError("--stores-only compares the stores: add --pg (a local server) or --pg-dsn DSN")
+    run_bench(settings, out=Path(args.out), scales=args.scale, compare=args.compare_embedders, pg=pg,
+              stores_only=args.stores_only)
     return 0
 
 
@@ -325,6 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=int, action="append", help="synthetic corpus size (repeatable)")
     p.add_argument("--compare-embedders", action="append",
                    help="an embedder list to build and time side by side (repeatable)")
+    p.add_argument("--pg", action="store_true", help="also compare the PostgreSQL store with the folder store, on a "
+                   "throw-away local server (needs the pgserver package)")
+    p.add_argument("--pg-dsn", help="the same on this server: an empty scratch database (default: $RAG_STORE)")
+    p.add_argument("--stores-only", action="store_true", help="only the store comparison (with --pg or --pg-dsn)")
     p.set_defaults(func=cmd_bench)
     return parser
 

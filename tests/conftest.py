@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -26,6 +27,9 @@ from rag.store import open_store
 from rag.ui import NotesApp, build_app, launch
 from tests.battery import OWN_VARIABLES, Run
 from tests.smollm2 import fetch_smollm2
+
+if TYPE_CHECKING:
+    from tests.pg_server import PgCluster
 
 configure_process()  # what `rag` does at start-up, before any model library loads
 
@@ -187,6 +191,21 @@ def serving(settings: Settings, models: Models) -> Iterator[str]:
 def served(app_indexed: Settings, models: Models) -> Iterator[str]:
     with serving(app_indexed, models) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """pgserver's PostgreSQL 16 + pgvector, for the whole session (tests/pg_server.py)."""
+    from tests.pg_server import SUPERUSER_PASSWORD, PgCluster
+
+    with PgCluster.running(password=SUPERUSER_PASSWORD) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def pg_dsn(pg_cluster: PgCluster) -> str:
+    """A fresh, empty database of its own for each test (as the superuser, with a password)."""
+    return pg_cluster.dsn(pg_cluster.new_database())
 
 
 @pytest.fixture(scope="session")

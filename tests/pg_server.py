@@ -1,87 +1,28 @@
-"""A real PostgreSQL 16 + pgvector for tests: the server the PyPI wheel ``pgserver`` ships.
-
-``initdb`` refuses to run as root, so as root the cluster belongs to ``nobody``; it listens on
-127.0.0.1 and a free port only, with password logins (so every test also checks that a password
-never shows), in a temporary folder that the tests' session fixture removes. Also here: small
+"""A real PostgreSQL 16 + pgvector for tests (:class:`rag.pg_local.LocalPostgres`), plus small
 synthetic generations, which the tests' subprocesses build too.
+
+The superuser's password is fixed here so every test can check that it never shows.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-import shutil
-import socket
-import subprocess
-from pathlib import Path
-
-import psycopg
 
 from rag.chunking import Chunk
 from rag.embedding import HashEmbedder
 from rag.lexical import tokenize
 from rag.manifest import Counts, Manifest, NoteRecord, index_fingerprint
 from rag.notes import Entry
+from rag.pg_local import LocalPostgres
 from rag.store import GenerationData
 
 SUPERUSER_PASSWORD = "pg-Secret-4711"  # must never appear in any output
 _databases = itertools.count()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class PgCluster:
-    """One throw-away cluster; ``dsn()`` names a database and login on it."""
-
-    def __init__(self, root: Path) -> None:
-        import pgserver
-
-        self.bin = Path(pgserver.__file__).parent / "pginstall" / "bin"
-        self.root, self.data, self.port = root, root / "data", _free_port()
-        self.os_user = "nobody" if os.geteuid() == 0 else None
-
-    def _run(self, *args: str) -> None:
-        command = [*(("runuser", "-u", self.os_user, "--") if self.os_user else ()), *args]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-        if done.returncode:
-            raise RuntimeError(f"{' '.join(args[:2])} failed:\n{done.stdout}\n{done.stderr}")
-
-    def init(self) -> None:
-        if self.os_user:
-            shutil.chown(self.root, self.os_user)
-            probe = subprocess.run(["runuser", "-u", self.os_user, "--", "test", "-x", str(self.bin / "initdb")],
-                                   check=False)
-            if probe.returncode:  # the virtualenv sits where nobody cannot reach (under /root): use a copy
-                site, copy = self.bin.parent.parent.parent, self.root / "pgserver-copy"
-                shutil.copytree(site / "pgserver" / "pginstall", copy / "pgserver" / "pginstall", symlinks=True)
-                shutil.copytree(site / "pgserver.libs", copy / "pgserver.libs")  # the binaries' RPATH
-                self.bin = copy / "pgserver" / "pginstall" / "bin"
-        pwfile = self.root / "pw"
-        pwfile.write_text(SUPERUSER_PASSWORD + "\n")
-        if self.os_user:
-            shutil.chown(pwfile, self.os_user)
-        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", f"--pwfile={pwfile}",
-                  "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--locale=C")
-
-    def start(self) -> None:
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-t", "60",
-                  "-o", f"-h 127.0.0.1 -p {self.port} -k {self.root}", "start")
-
-    def stop(self, mode: str = "fast") -> None:
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
-
-    def dsn(self, db: str = "postgres", user: str = "postgres", password: str | None = SUPERUSER_PASSWORD) -> str:
-        login = f"{user}:{password}" if password is not None else user
-        return f"postgresql://{login}@127.0.0.1:{self.port}/{db}"
-
-    def admin(self, *statements: str, db: str = "postgres") -> None:
-        with psycopg.connect(self.dsn(db), autocommit=True) as conn:
-            for sql in statements:
-                conn.execute(sql)
+class PgCluster(LocalPostgres):
+    """The tests' cluster: ``PgCluster.running(password=SUPERUSER_PASSWORD)``; a database per test."""
 
     def new_database(self) -> str:
         name = f"rag_test_{os.getpid()}_{next(_databases)}"

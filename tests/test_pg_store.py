@@ -7,18 +7,14 @@ and every failure is one line that never shows the password.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import bm25s
@@ -35,26 +31,6 @@ from tests.pg_server import SUPERUSER_PASSWORD, PgCluster, make_generation
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[PgCluster]:
-    root = Path(tempfile.mkdtemp(prefix="rag-pg-"))
-    cluster = PgCluster(root)
-    try:
-        cluster.init()
-        cluster.start()
-        yield cluster
-    finally:
-        with contextlib.suppress(RuntimeError, subprocess.SubprocessError):  # never started, or gone
-            cluster.stop("immediate")
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture
-def pg_dsn(pg_cluster: PgCluster) -> str:
-    """A fresh, empty database of its own for each test (as the superuser, with a password)."""
-    return pg_cluster.dsn(pg_cluster.new_database())
 
 
 def one_line(exc: IndexUnavailable, *secrets: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..tables import fmt, markdown_table
 from .baseline import LC_CHUNK_OVERLAP, LC_CHUNK_SIZE
 from .proxy import NOISE
+from .stores import stores_section
 
 #: Limits: ≤ for times and memory, ≥ for recall.
 TARGETS = {"search_p50_ms_notes": 50.0, "add_note_share_of_full_build": 0.30, "search_p95_ms_largest": 100.0,
@@ -206,6 +207,8 @@ def render_markdown(r: dict) -> str:
         out += _scale_section(r)
     if r.get("llm"):
         out += _llm_section(r["llm"])
+    if r.get("stores"):
+        out += stores_section(r["stores"])
     return "\n".join(out) + "\n"
 
 

@@ -2,8 +2,9 @@
 
 Parts, each in fresh processes (:mod:`rag.bench.harness`): the real notes per embedder set
 (:mod:`rag.bench.notes`), LangChain's default recipe on the same notes (:mod:`rag.bench.baseline`),
-synthetic corpora at scale (:mod:`rag.bench.scale`), and the answer model when one is configured
-(:mod:`rag.bench.llm`). The JSON and the Markdown report are
+synthetic corpora at scale (:mod:`rag.bench.scale`), the answer model when one is configured
+(:mod:`rag.bench.llm`), and the PostgreSQL store against the folder store when a server is given
+or ``pg="local"`` (:mod:`rag.bench.stores`). The JSON and the Markdown report are
 rewritten after every part, so an interrupted run still leaves what it measured.
 """
 
@@ -27,6 +28,7 @@ from .llm import bench_llm
 from .notes import bench_notes
 from .report import baseline_ratios, check_targets, render_markdown
 from .scale import EMBED_SAMPLE, bench_scale, extrapolate
+from .stores import bench_stores
 
 DEFAULT_SCALES = (10_000, 100_000)
 #: MiniLM (English only) is a second, optional baseline: ``baselines=("e5-small-q4", "minilm")``.
@@ -66,15 +68,22 @@ def embedder_sets(default: Sequence[str],
 
 def run_bench(settings: Settings, out: Path = Path("eval/results/bench.json"), scales: Sequence[int] | None = None,
               *, compare: Sequence[str | Sequence[str]] | None = None, baselines: Sequence[str] = DEFAULT_BASELINES,
-              n_queries: int = QUERIES, qa_path: Path = DEFAULT_QA, split: str = "report") -> dict:
+              n_queries: int = QUERIES, qa_path: Path = DEFAULT_QA, split: str = "report", pg: str | None = None,
+              stores_only: bool = False) -> dict:
     """The whole benchmark; writes ``out`` (JSON) and the same path with ``.md`` after every part.
 
     ``compare``: embedder sets (``"e5-small-q4,use-m3"`` or a list of names) measured side by side
     with ``settings.index.embedders`` on the real notes; the first is the reference the others'
     build times are compared with; a set naming an unknown embedder is skipped with one line.
     ``scales``: synthetic corpus sizes (default 10k, 100k).
+    ``pg``: also compare the PostgreSQL store with the folder store (at the largest scale) on this
+    DSN (an empty scratch database), or on a throw-away local server (``"local"``); a DSN in
+    ``settings.index.store`` counts as given (the other parts then use the folder store).
+    ``stores_only``: only that comparison.
     """
     scales = sorted(DEFAULT_SCALES if scales is None else scales)
+    if settings.index.store:
+        pg, settings = pg or settings.index.store, settings.updated({"index.store": None})
     qa = load_split(qa_path, split)
     questions = qa.questions
     compare_sets = parse_sets(compare)
@@ -86,7 +95,7 @@ def run_bench(settings: Settings, out: Path = Path("eval/results/bench.json"), s
     report: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine(), "qa": str(qa_path),
                     "split": qa.label, "questions": len(questions), "queries_timed": max(n_queries, len(questions)),
                     "reference": list(reference) if reference else None, "notes": [],
-                    "embedder_sets_skipped": skipped, "baseline": [], "scale": [], "llm": None}
+                    "embedder_sets_skipped": skipped, "baseline": [], "scale": [], "llm": None, "stores": None}
     started = time.perf_counter()
 
     def save() -> None:
@@ -100,26 +109,30 @@ def run_bench(settings: Settings, out: Path = Path("eval/results/bench.json"), s
     work = Path(tempfile.mkdtemp(prefix="rag-bench-"))
     try:
         runs = []
-        for names in sets:
+        for names in [] if stores_only else sets:
             runs.append(bench_notes(settings, names, work, questions, n_queries))
             report["notes"].append(runs[-1].result)
             save()
-        main = runs[0]
-        if settings.llm.enabled:  # the answer model, on the index just built (no request without a model)
+        main = runs[0] if runs else None
+        if main and settings.llm.enabled:  # the answer model, on the index just built (no request without a model)
             report["llm"] = bench_llm(main.settings, questions)
             save()
-        for name in baselines:
+        for name in baselines if main else ():
             report["baseline"].append(bench_baseline(name, settings.index.corpus, settings.index.max_note_bytes,
                                                      main.new_note, work, questions))
             save()
         texts, _ = read_corpus(settings.index.corpus, settings.index.max_note_bytes)
         sample: dict | None = None
-        for i, n in enumerate(scales):
+        for i, n in enumerate(scales if main else ()):
             result = bench_scale(main.settings, work, texts, n, questions, n_queries, EMBED_SAMPLE if i == 0 else 0)
             sample = sample or result["search"].get("embedding_sample")
             if sample:
                 result["extrapolated"] = extrapolate(result["build"], sample)
             report["scale"].append(result)
+            save()
+        if pg:
+            report["stores"] = bench_stores(settings, work, questions, n_queries, scales[-1] if scales else None,
+                                            None if pg == "local" else pg)
             save()
         report["machine"]["load_average_at_end"] = machine()["load_average_at_start"]
         save()
