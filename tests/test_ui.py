@@ -179,7 +179,7 @@ def test_app_py_builds_the_missing_index_then_serves_on_loopback(make_corpus: Ca
         deadline = time.monotonic() + 300  # a generous bound on a loaded machine, not a speed claim
         while time.monotonic() < deadline and proc.poll() is None:
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/app_corpus", timeout=5).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{port}/config", timeout=5).status_code == 200:
                     break
             except httpx.TransportError:
                 time.sleep(1)
