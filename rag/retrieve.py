@@ -174,26 +174,29 @@ class Searcher:
         rankings = [self.retrievers[s].rank(query, n, allowed) for s in sources]
         fused = rrf(rankings, self.index.chunk_entry, self._weights(sources), self.settings.rrf_k)
         fused = fused[:k]
+        entries = [self.index.entries[item.entry] for item in fused]
+        matches = self._chunk_matches(entries, query)
         hits = []
-        for rank, item in enumerate(fused, start=1):
-            entry = self.index.entries[item.entry]
+        for rank, (item, entry, chunks) in enumerate(zip(fused, entries, matches, strict=True), start=1):
             best = self.index.chunks[item.best_chunk]
             hits.append(Hit(rank=rank, score=item.score, entry=entry,
                             snippet=make_snippet(best.text, query.terms), path=self.note_path(entry.file),
-                            chunk_lines=(best.line_start, best.line_end), sources=item.sources,
-                            chunks=self._chunk_matches(entry, query)))
+                            chunk_lines=(best.line_start, best.line_end), sources=item.sources, chunks=chunks))
         return RetrievalResult(query, hits, self.index.lexicon)
 
     def _weights(self, sources: Sequence[str]) -> dict[str, float]:
         special = {BM25: self.settings.bm25_weight, EXACT: self.settings.exact_weight}
         return {s: special.get(s, self.settings.dense_weight) for s in sources}
 
-    def _chunk_matches(self, entry: Entry, query: Query) -> tuple[ChunkMatch, ...]:
-        ids = np.array(self.index.entry_chunks.get(entry.id, []), dtype=np.int64)
-        sims = {name: self.index.dense[name].vectors(ids) @ vec for name, vec in query.vectors.items()
-                if name in self.index.dense and len(ids)}
-        return tuple(ChunkMatch(self.index.chunks[ci], {name: float(s[j]) for name, s in sims.items()})
-                     for j, ci in enumerate(ids.tolist()))
+    def _chunk_matches(self, entries: Sequence[Entry], query: Query) -> list[tuple[ChunkMatch, ...]]:
+        """Every chunk of each entry with its similarity per embedder: one vector read per embedder
+        for all the hits (a database store answers it in one round trip, not one per hit)."""
+        per_entry = [self.index.entry_chunks.get(e.id, []) for e in entries]
+        ids = np.array([ci for chunk_ids in per_entry for ci in chunk_ids], dtype=np.int64)
+        sims = {name: dict(zip(ids.tolist(), (self.index.dense[name].vectors(ids) @ vec).tolist(), strict=True))
+                for name, vec in query.vectors.items() if name in self.index.dense and len(ids)}
+        return [tuple(ChunkMatch(self.index.chunks[ci], {name: s[ci] for name, s in sims.items()}) for ci in chunk_ids)
+                for chunk_ids in per_entry]
 
     def note_path(self, rel: str) -> str:
         return os.path.normpath(Path(self.corpus) / rel)
