@@ -2,7 +2,7 @@
 
 Question writers mark the entry as they read it; the segmenter may draw its edge a line later (a
 trailing `---`). A gold span becomes the span of the entry it overlaps most, so the check in
-tests/test_evaluation.py (every gold span is an entry span) holds by construction.
+tests/test_eval_canned_set.py (every gold span is an entry span) holds by construction.
 
 Each part belongs to a split: `tune` questions may be looked at while tuning retrieval and refusal,
 `report` questions are only for the numbers we publish, so that tuning cannot fit them.
