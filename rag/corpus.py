@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .notes import NOTE_SUFFIXES, split_lines
-from .text import CJK_CLASS
+from .text import CJK, CJK_CLASS, is_cjk
 
 
 class NoteError(Exception):
@@ -173,15 +173,10 @@ _BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
          (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16"))
 #: Enough text to judge a script by; the whole note is still decoded strictly.
 _SAMPLE = 200_000
-_CJK = re.compile(f"[{CJK_CLASS}]")
 _CJK_RUN = re.compile(f"[{CJK_CLASS}]+")
 _HANGUL_RUN = re.compile("[\uac00-\ud7a3]+")
 _NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
 _LATIN_SIGNS = set("\u00a0¡¢£¤¥¦§¨©ª«¬\u00ad®¯°±²³´µ¶·¸¹º»¼½¾¿×÷‘’‚“”„†‡•…‰‹›€™–—ˆ˜")
-
-
-def _is_cjk(ch: str) -> bool:
-    return bool(_CJK.match(ch))
 
 
 def _is_kana(ch: str) -> bool:
@@ -207,7 +202,7 @@ def _share(text: str, pred: Callable[[str], bool]) -> float:
 def _plausible_chinese(text: str) -> bool:
     """Ideographs and CJK punctuation, with the ideographs mostly in runs: a mis-decoded Latin-1
     note also yields ideographs, but one at a time inside Latin words (``Gr鲞e`` for ``Größe``)."""
-    if _share(text, lambda ch: _is_cjk(ch) or _is_cjk_sign(ch)) < 0.98:
+    if _share(text, lambda ch: is_cjk(ch) or _is_cjk_sign(ch)) < 0.98:
         return False
     runs = [len(r) for r in _CJK_RUN.findall(text)]
     return sum(r for r in runs if r >= 2) >= 0.5 * sum(runs)
@@ -215,7 +210,7 @@ def _plausible_chinese(text: str) -> bool:
 
 def _plausible_japanese(text: str) -> bool:
     """Japanese always has kana; Chinese bytes read as Shift-JIS give half-width katakana instead."""
-    if _share(text, lambda ch: _is_cjk(ch) or _is_cjk_sign(ch) or _is_kana(ch)) < 0.98:
+    if _share(text, lambda ch: is_cjk(ch) or _is_cjk_sign(ch) or _is_kana(ch)) < 0.98:
         return False
     return _share(text, _is_kana) >= 0.2 and _share(text, lambda ch: "\uff61" <= ch <= "\uff9f") <= 0.05
 
@@ -223,10 +218,10 @@ def _plausible_japanese(text: str) -> bool:
 def _plausible_korean(text: str) -> bool:
     """Hangul words a few syllables long between spaces, hardly any Hanja; Chinese bytes read
     as CP949 give about as many Hanja as Hangul, in long unbroken runs."""
-    if _share(text, lambda ch: _is_cjk(ch) or _is_cjk_sign(ch) or _is_hangul(ch)) < 0.98:
+    if _share(text, lambda ch: is_cjk(ch) or _is_cjk_sign(ch) or _is_hangul(ch)) < 0.98:
         return False
     runs = [len(r) for r in _HANGUL_RUN.findall(text)]
-    hangul, hanja = sum(runs), len(_CJK.findall(text))
+    hangul, hanja = sum(runs), len(CJK.findall(text))
     return hangul >= 0.9 * (hangul + hanja) and hangul <= 6 * len(runs)
 
 

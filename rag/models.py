@@ -93,6 +93,7 @@ class Models:
             return self._loaded[info.name]
 
     def loaded(self) -> tuple[str, ...]:
+        """Names of the embedders loaded so far (a build with nothing to do loads none)."""
         return tuple(self._loaded)
 
 

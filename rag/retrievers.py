@@ -29,9 +29,6 @@ class Ranking:
     ids: np.ndarray
     scores: np.ndarray
 
-    def __len__(self) -> int:
-        return len(self.ids)
-
 
 class Retriever(Protocol):
     name: str
