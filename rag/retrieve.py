@@ -23,7 +23,16 @@ from .glossary import Glossary
 from .models import Models
 from .notes import Entry
 from .query import Query, make_query
-from .retrievers import BM25, EXACT, BM25Retriever, DenseRetriever, ExactRetriever, Retriever
+from .retrievers import (
+    BM25,
+    EXACT,
+    TRANSLATED,
+    BM25Retriever,
+    DenseRetriever,
+    ExactRetriever,
+    Retriever,
+    TranslatedRetriever,
+)
 from .settings import RetrievalSettings
 from .store import Lexicon, LoadedIndex
 from .text import markdown_to_plain
@@ -137,6 +146,8 @@ class Searcher:
             self.retrievers[name] = DenseRetriever(name, dense)
         if settings.exact_weight > 0:
             self.retrievers[EXACT] = ExactRetriever(index.bm25, index.lexicon, settings.exact_max_share)
+        if settings.translate_weight > 0 and models is not None:
+            self.retrievers[TRANSLATED] = TranslatedRetriever(index.bm25, index.lexicon, models.dictionary())
         for retriever in extra:
             self.retrievers[retriever.name] = retriever
 
@@ -185,7 +196,8 @@ class Searcher:
         return RetrievalResult(query, hits, self.index.lexicon)
 
     def _weights(self, sources: Sequence[str]) -> dict[str, float]:
-        special = {BM25: self.settings.bm25_weight, EXACT: self.settings.exact_weight}
+        special = {BM25: self.settings.bm25_weight, EXACT: self.settings.exact_weight,
+                   TRANSLATED: self.settings.translate_weight}
         return {s: special.get(s, self.settings.dense_weight) for s in sources}
 
     def _chunk_matches(self, entries: Sequence[Entry], query: Query) -> list[tuple[ChunkMatch, ...]]:

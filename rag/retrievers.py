@@ -7,18 +7,22 @@ objects with a ``name`` and a ``rank`` method, fused by :func:`rag.fusion.rrf`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from .dense import DenseIndex
+from .dictionary import Dictionary
 from .glossary import Glossary
 from .query import Query
 from .store import Lexicon
 
 BM25 = "bm25"
 EXACT = "exact"
+TRANSLATED = "translated"
+_COMPOUND = re.compile(r"[-/]")
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,34 @@ class ExactRetriever(BM25Retriever):
         """The exact terms rare enough to single an entry out: "RL" or "LLM", in a tenth of the
         notes, would only push every entry that mentions them."""
         limit = self.max_share * self.lexicon.n_chunks
-        return tuple(t for t in query.exact if self.lexicon.doc_freq.get(t, 0) <= limit)
+        return tuple(t for t in self._named(query.exact) if self.lexicon.doc_freq.get(t, 0) <= limit)
+
+    def _named(self, terms: tuple[str, ...]) -> tuple[str, ...]:
+        """The terms without the parts of a compound the notes write whole: "Self-Forcing" is
+        searched as such, not also as "self" and "forcing" (which would push Self-Improving); a
+        compound the notes only write apart ("KV Cache" for "KV-cache") keeps its parts."""
+        whole = [t for t in terms if _COMPOUND.search(t) and self.lexicon.knows(t)]
+        parts = {p for t in whole for p in _COMPOUND.split(t)}
+        return tuple(t for t in terms if t in whole or t not in parts)
+
+
+class TranslatedRetriever(BM25Retriever):
+    """BM25 over the dictionary translations of the question's English words (rag.dictionary).
+
+    Its own ranking rather than more BM25 tokens: translations are guesses, and fused by rank they
+    can lift an entry that the question's own words miss without drowning the words that match.
+    """
+
+    name = TRANSLATED
+
+    def __init__(self, bm25: object | None, lexicon: Lexicon, dictionary: Dictionary, per_phrase: int = 2) -> None:
+        super().__init__(bm25)
+        self.lexicon = lexicon
+        self.dictionary = dictionary
+        self.per_phrase = per_phrase
+
+    def _tokens(self, query: Query) -> tuple[str, ...]:
+        return self.dictionary.translate(query.text, self.lexicon.doc_freq, self.per_phrase)
 
 
 class DenseRetriever:

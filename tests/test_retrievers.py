@@ -47,3 +47,12 @@ def test_bm25_adds_the_glossary_translations_of_the_question() -> None:
     assert bm25.asked[len(query.tokens):] == list(glossary.expand(query.tokens)) and "编码器" in bm25.asked
     BM25Retriever(bm25).rank(query, 5)
     assert bm25.asked == list(query.tokens)
+
+
+def test_a_compound_the_notes_write_whole_is_not_searched_by_its_parts() -> None:
+    chunks = [["self-forcing", "self", "forcing", "视频"], ["self", "improving"], ["kv", "cache"]] + [["x"]] * 40
+    bm25 = RecordingBM25(chunks)
+    ExactRetriever(bm25, Lexicon.of(chunks), max_share=0.05).rank(make_query("Self-Forcing 出现在哪些条目"), 5)
+    assert bm25.asked == ["self-forcing"]
+    ExactRetriever(bm25, Lexicon.of(chunks), max_share=0.05).rank(make_query("cut KV-cache memory"), 5)
+    assert bm25.asked == ["kv-cache", "kv", "cache"]  # written apart only: the parts are the match
