@@ -24,6 +24,7 @@ PARTS = {  # file in eval/ → split; the order is the order of qa.jsonl
     "qa_part_b.jsonl": "report",
     "qa_hard_a.jsonl": "tune",
     "qa_hard_b.jsonl": "report",
+    "qa_hard_c.jsonl": "tune",
 }
 
 
