@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import lexical
+from .dictionary import ENGLISH_STOPWORDS
 from .models import resolve
 from .retrieve import RetrievalResult
 from .settings import AnswerSettings
 from .store import Lexicon
+from .text import language
 
 _NAME = re.compile(r"(?<![\w-])[A-Za-z][\w%+.-]*")
 _NAME_PARTS = re.compile(r"[-./+]")
@@ -66,6 +68,60 @@ def mentioned(name: str, lexicon: Lexicon) -> bool:
     return all(known(p) for p in parts)
 
 
+#: A capitalised word or run of them ("Sora", "Constitutional AI", "Diffusion Forcing").
+_CAPITALISED = re.compile(r"(?<![\w-])[A-Z][a-z][\w-]*(?: +[A-Z][\w-]*)*")
+_SENTENCE_END = re.compile(r"(?:^|[.?!:;。？！：；\"'“‘(（]\s*)$")
+#: Capitalised words that name no method or paper: dates, languages, nationalities.
+NOT_NAMES = frozenset(
+    """january february march april may june july august september october november december jan feb
+    mar apr jun jul aug sep sept oct nov dec monday tuesday wednesday thursday friday saturday sunday
+    chinese english american european japanese korean french german i""".split()
+)
+
+
+def capitalised_names(question: str) -> list[str]:
+    """Capitalised words and runs of them, which in a question are names (Sora, Medusa,
+    Constitutional AI), except a sentence's first word in an English question and dates/languages.
+
+    A Chinese question has no sentence-initial capitals: there every capitalised word is a name.
+    """
+    english = language(question) == "en"
+    names = []
+    for m in _CAPITALISED.finditer(question):
+        words = m.group(0).split()
+        if english and _SENTENCE_END.search(question[:m.start()]):
+            words = words[1:]  # "Which Xiaomi paper": the run starts with the sentence
+        words = [w for w in words if w.lower() not in NOT_NAMES | ENGLISH_STOPWORDS | lexical.STOPWORDS]
+        if words:
+            names.append(" ".join(words))
+    return names
+
+
+def _plain(text: str) -> str:
+    return " ".join(re.split(r"[\s_-]+", text.lower()))
+
+
+def phrase_mentioned(name: str, result: RetrievalResult) -> bool:
+    """Whether the notes mention a capitalised name: one word when the notes use it or its
+    Chinese (Xiaomi → 小米); a run of words when one retrieved entry writes it, in either language
+    word by word ("Toyota Research" → 丰田 … 研究). A name the notes hold is one that search finds."""
+    words = name.split()
+    if len(words) == 1:
+        return mentioned(name, result.lexicon) or any(
+            all(result.lexicon.knows(t) for t in lexical.tokenize(zh)) for zh in _translations(name, result))
+    phrase = _plain(name)
+    for hit in result.hits:
+        text = _plain(f"{hit.entry.title}\n{hit.entry.text}")
+        if phrase in text or all(w.lower() in text or any(zh in text for zh in _translations(w, result))
+                                 for w in words):
+            return True
+    return False
+
+
+def _translations(word: str, result: RetrievalResult) -> tuple[str, ...]:
+    return result.dictionary.lookup(word.lower()) if result.dictionary else ()
+
+
 def _line_similarity(result: RetrievalResult) -> dict[tuple[str, int], float]:
     """Each line of each hit's chunks → its best chunk's similarity, min-max normalised over all
     the hits' chunks per embedder and averaged over embedders (0..1)."""
@@ -100,6 +156,11 @@ def gather_evidence(result: RetrievalResult, top_entries: int) -> Evidence:
             similarity[name] = max(similarity.get(name, sim), sim)
     names = question_names(result.query.text)
     missing = [n for n in names if not mentioned(n, result.lexicon)]
+    for name in capitalised_names(result.query.text):
+        if not any(name.lower() in n.lower() for n in names):  # "Constitutional AI" is more than "AI"
+            names.append(name)
+            if not phrase_mentioned(name, result):
+                missing.append(name)
     return Evidence(term_overlap(tokens, weights), similarity, _line_similarity(result), weights, names, missing)
 
 

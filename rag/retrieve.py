@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .chunking import Chunk
+from .dictionary import Dictionary
 from .fusion import SourceScore, rrf
 from .glossary import Glossary
 from .models import Models
@@ -71,6 +72,9 @@ class RetrievalResult:
     query: Query
     hits: list[Hit]
     lexicon: Lexicon
+    #: The English → Chinese dictionary, when the searcher has one: a name the notes write in
+    #: Chinese (Xiaomi → 小米) is still a name they mention.
+    dictionary: Dictionary | None = None
 
     def term_weights(self) -> dict[str, float]:
         """The question's distinct terms weighted by their rarity in the notes."""
@@ -146,8 +150,9 @@ class Searcher:
             self.retrievers[name] = DenseRetriever(name, dense)
         if settings.exact_weight > 0:
             self.retrievers[EXACT] = ExactRetriever(index.bm25, index.lexicon, settings.exact_max_share)
-        if settings.translate_weight > 0 and models is not None:
-            self.retrievers[TRANSLATED] = TranslatedRetriever(index.bm25, index.lexicon, models.dictionary())
+        self.dictionary = models.dictionary() if models is not None else None
+        if settings.translate_weight > 0 and self.dictionary is not None:
+            self.retrievers[TRANSLATED] = TranslatedRetriever(index.bm25, index.lexicon, self.dictionary)
         for retriever in extra:
             self.retrievers[retriever.name] = retriever
 
@@ -193,7 +198,7 @@ class Searcher:
             hits.append(Hit(rank=rank, score=item.score, entry=entry,
                             snippet=make_snippet(best.text, query.terms), path=self.note_path(entry.file),
                             chunk_lines=(best.line_start, best.line_end), sources=item.sources, chunks=chunks))
-        return RetrievalResult(query, hits, self.index.lexicon)
+        return RetrievalResult(query, hits, self.index.lexicon, self.dictionary)
 
     def _weights(self, sources: Sequence[str]) -> dict[str, float]:
         special = {BM25: self.settings.bm25_weight, EXACT: self.settings.exact_weight,

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
 from rag import lexical
 from rag.chunking import Chunk
 from rag.citations import cited_numbers
-from rag.evidence import gather_evidence, is_covered, question_names, similarity_thresholds
+from rag.dictionary import Dictionary
+from rag.evidence import capitalised_names, gather_evidence, is_covered, question_names, similarity_thresholds
 from rag.extractive import extractive_answer, pick_sentences
 from rag.notes import Entry
 from rag.query import Query
@@ -152,3 +154,31 @@ def test_a_versioned_name_counts_whole_unless_its_parts_are_names() -> None:
     hit = make_hit(1, "GRPO and Mamba", ["GRPO trains Mamba models."])
     evidence = gather_evidence(make_result("Is Mamba-2 trained GRPO-style?", [hit]), 3)
     assert evidence.names == ["Mamba-2", "GRPO-style"] and evidence.missing_names == ["Mamba-2"]
+
+
+def test_capitalised_words_are_names_except_sentence_starts_dates_and_languages() -> None:
+    assert capitalised_names("Which paper introduced Medusa, the extra decoding heads?") == ["Medusa"]
+    assert capitalised_names("In the Feb 9 Hugging Face daily papers report, which paper?") == ["Hugging Face"]
+    assert capitalised_names("How does it work? And Why?") == []
+    assert capitalised_names("Sora 的技术报告里，视频是怎么切的？") == ["Sora"]  # Chinese: no sentence starts
+    assert capitalised_names("哪篇论文提出了 Constitutional AI？") == ["Constitutional AI"]
+    assert capitalised_names("Is there a Chinese model?") == []
+
+
+def test_a_capitalised_name_the_notes_never_write_is_not_covered() -> None:
+    hits = [make_hit(1, "JudgeRLVR", ["小米的论文：先训练判断，再训练生成。"]),
+            make_hit(2, "Self-Forcing", ["Self-Forcing trains a video model on its own rollouts."])]
+    sora = gather_evidence(make_result("How was Sora trained on its own rollouts?", hits), 3)
+    assert sora.missing_names == ["Sora"] and not is_covered(sora, ANSWER)
+    phrase = gather_evidence(make_result("哪篇论文提出了 Constitutional AI？", hits), 3)
+    assert "Constitutional AI" in phrase.missing_names and not is_covered(phrase, ANSWER)
+    forcing = gather_evidence(make_result("How is the video model in Self Forcing trained?", hits), 3)
+    assert forcing.names == ["Self Forcing"] and forcing.missing_names == []  # one entry writes it
+
+
+def test_a_name_the_notes_write_in_chinese_is_mentioned_through_the_dictionary() -> None:
+    hits = [make_hit(1, "JudgeRLVR", ["小米的论文：先训练判断，再训练生成。"])]
+    result = make_result("Which Xiaomi paper judges first?", hits)
+    assert gather_evidence(result, 3).missing_names == ["Xiaomi"]  # no dictionary: unknown
+    cedict = Dictionary.parse(["小米 小米 [Xiao3 mi3] /Xiaomi, Chinese electronics company/"])
+    assert gather_evidence(replace(result, dictionary=cedict), 3).missing_names == []
