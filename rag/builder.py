@@ -10,16 +10,21 @@ to chunk or embed: "nothing to do" loads none. The builder prints nothing; it re
 
 from __future__ import annotations
 
+import os
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from .build_plan import Plan, plan_build, scan_corpus
 from .chunking import Chunk, approx_tokens, chunk_entries
+from .embedding import Embedder, runs_concurrently
 from .lexical import tokenize
 from .manifest import Counts, Manifest, NoteRecord, Skip, index_fingerprint
 from .models import Models
@@ -88,10 +93,11 @@ class _Texts:
 
 def _token_counter(settings: IndexSettings, models: Models) -> Callable[[str], int]:
     """Chunks are sized in the first embedder's tokens (an estimate when lexical only); the model
-    loads on first use, so a build that only drops or reuses text loads none."""
+    loads on first use, so a build that only drops or reuses text loads none. Counts are
+    remembered: the splitter measures most pieces more than once while it merges them."""
     if not settings.embedders:
         return approx_tokens
-    return lambda text: models.embedder(settings.embedders[0]).count_tokens(text)
+    return lru_cache(maxsize=4096)(lambda text: models.embedder(settings.embedders[0]).count_tokens(text))
 
 
 def _segment(plan: Plan, settings: IndexSettings, models: Models) -> tuple[Plan, dict[str, _Texts]]:
@@ -127,12 +133,24 @@ def _assemble(plan: Plan, fresh: dict[str, _Texts], prev: PreviousGeneration | N
     return out
 
 
-@dataclass(frozen=True)
-class _Vectors:
-    matrix: np.ndarray
+@dataclass
+class _Job:
+    """One embedder's share of a build: its matrix, the rows still to compute, where they are saved."""
+
+    name: str
+    embedder: Embedder | None  # None when every row is known: no model is loaded
     embedder_id: str
-    embedded: int
-    reused: int
+    matrix: np.ndarray
+    hashes: list[str]
+    cache: VectorCache | None
+    todo: deque[list[int]]  # batches of rows not started yet
+    total: int  # rows to compute
+    done: int = 0
+    owner: int | None = None  # the thread computing it, unless it runs concurrently
+
+    @property
+    def concurrent(self) -> bool:
+        return self.embedder is not None and runs_concurrently(self.embedder)
 
 
 def _cached(store: IndexStore, embedder_id: str, hashes: list[str],
@@ -149,10 +167,10 @@ def _cached(store: IndexStore, embedder_id: str, hashes: list[str],
     return cache, known
 
 
-def _embed(name: str, chunks: list[Chunk], store: IndexStore, models: Models, prev: PreviousGeneration | None,
-           progress: Progress | None) -> _Vectors:
-    """Vectors of ``chunks`` under one embedder: known ones where (embedder id, chunk hash) match,
-    computed otherwise and checkpointed batch by batch."""
+def _job(name: str, chunks: list[Chunk], store: IndexStore, models: Models, prev: PreviousGeneration | None) -> _Job:
+    """The vectors of ``chunks`` under one embedder that are known already (where (embedder id,
+    chunk hash) match), and the rest in batches, longest texts first: with several threads on one
+    embedder, the short batches left at the end keep them finishing together."""
     hashes = [c.hash for c in chunks]
     prev_id = prev.manifest.embedder_ids.get(name) if prev is not None else None
     cache, known = None, {}
@@ -174,30 +192,93 @@ def _embed(name: str, chunks: list[Chunk], store: IndexStore, models: Models, pr
             matrix[i] = known[h]
         else:
             todo.append(i)
-    stage = f"embedding ({name})"
-    for start in range(0, len(todo), BATCH):
-        batch = todo[start:start + BATCH]
-        matrix[batch] = embedder.embed_passages([chunks[i].embed_text for i in batch])  # type: ignore[union-attr]
-        if cache is not None:
-            cache.put([hashes[i] for i in batch], matrix[batch])
-            if start + BATCH >= len(todo):
-                cache.flush()  # a stage reported done is a stage saved
-        if progress:
-            progress(stage, min(start + BATCH, len(todo)), len(todo))
-    if cache is not None:
-        cache.flush()
-    return _Vectors(matrix, embedder_id, len(todo), len(chunks) - len(todo))
+    todo.sort(key=lambda i: -len(chunks[i].embed_text))
+    batches = deque(todo[start:start + BATCH] for start in range(0, len(todo), BATCH))
+    return _Job(name, embedder, embedder_id, matrix, hashes, cache, batches, len(todo))
+
+
+def cores() -> int:
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _compute(jobs: list[_Job], chunks: list[Chunk], progress: Progress | None) -> None:
+    """Every job's missing rows, each batch checkpointed in the job's cache as it is computed.
+
+    One thread per embedder, so two embedders on two cores take the time of the slower one, not
+    the sum (the models run native code that releases the GIL). An embedder that can take calls
+    from several threads at once (:func:`runs_concurrently`) also gets every core the others
+    leave idle: once the quicker model is done, both cores work on the slower one.
+    """
+    pending = [job for job in jobs if job.todo]
+    workers = max(len(pending), cores()) if any(job.concurrent for job in pending) else len(pending)
+    state = threading.Condition()
+    failed = False
+
+    def take() -> tuple[_Job, list[int]] | None:
+        """This thread's next batch, None when all are taken or a worker failed. A one-call-at-a-time
+        embedder comes first (it can only ever use one core) and stays on the thread that started
+        it (an engine may keep per-thread state, such as an OpenMP team); then the embedder with the
+        most batches left."""
+        me = threading.get_ident()
+        with state:
+            while not failed and any(job.todo for job in pending):
+                ready = [job for job in pending if job.todo and (job.concurrent or job.owner in (None, me))]
+                if ready:
+                    job = min(ready, key=lambda j: (j.concurrent, -len(j.todo)))
+                    job.owner = me
+                    return job, job.todo.popleft()
+                state.wait()
+            return None
+
+    def save(job: _Job, batch: list[int], rows: np.ndarray) -> None:
+        with state:
+            job.matrix[batch] = rows
+            job.done += len(batch)
+            if job.cache is not None:
+                job.cache.put([job.hashes[i] for i in batch], rows)
+                if job.done == job.total:
+                    job.cache.flush()  # a stage reported done is a stage saved
+            if progress:
+                progress(f"embedding ({job.name})", job.done, job.total)
+            state.notify_all()
+
+    def work() -> None:
+        nonlocal failed
+        try:
+            while (item := take()) is not None:
+                job, batch = item
+                save(job, batch, job.embedder.embed_passages([chunks[i].embed_text for i in batch]))  # type: ignore[union-attr]
+        except BaseException:
+            with state:
+                failed = True  # the others stop after their current batch
+                state.notify_all()
+            raise
+
+    if workers <= 1:
+        work()
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="embed") as pool:
+        futures = [pool.submit(work) for _ in range(workers)]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:  # Ctrl-C here, or a worker's error: the rest stop after their batch
+            with state:
+                failed = True
+                state.notify_all()
+            raise
 
 
 def _embed_all(names: tuple[str, ...], chunks: list[Chunk], store: IndexStore, models: Models,
-               prev: PreviousGeneration | None, progress: Progress | None) -> dict[str, _Vectors]:
-    """Every embedder at once, one thread each: the models run native code that releases the GIL,
-    each on one core, so two embedders on two cores take the time of the slower one, not the sum."""
-    if len(names) < 2:
-        return {name: _embed(name, chunks, store, models, prev, progress) for name in names}
-    with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="embed") as pool:
-        futures = {name: pool.submit(_embed, name, chunks, store, models, prev, progress) for name in names}
-        return {name: future.result() for name, future in futures.items()}
+               prev: PreviousGeneration | None, progress: Progress | None) -> list[_Job]:
+    """Every embedder's vectors of ``chunks``: known ones reused, the rest computed."""
+    jobs = [_job(name, chunks, store, models, prev) for name in names]
+    _compute(jobs, chunks, progress)
+    for job in jobs:
+        if job.cache is not None:
+            job.cache.flush()
+    return jobs
 
 
 def build_index(settings: IndexSettings, store: IndexStore, models: Models, progress: Progress | None = None,
@@ -223,21 +304,21 @@ def build_index(settings: IndexSettings, store: IndexStore, models: Models, prog
             plan = plan_build(scan, None, fingerprint, "previous index unusable (its data did not load)")
         plan, fresh = _segment(plan, settings, models)
         texts = _assemble(plan, fresh, prev)
-        vectors = _embed_all(settings.embedders, texts.chunks, store, models, prev, progress)
+        jobs = _embed_all(settings.embedders, texts.chunks, store, models, prev, progress)
 
         records = {p: prev.manifest.notes[p] for p in plan.reuse} if prev is not None else {}
         for path, t in fresh.items():
             records[path] = NoteRecord(plan.sha256[path], len(t.entries), len(t.chunks))
         new_manifest = Manifest(
-            fingerprint=fingerprint, embedder_ids={n: v.embedder_id for n, v in vectors.items()},
+            fingerprint=fingerprint, embedder_ids={j.name: j.embedder_id for j in jobs},
             notes=dict(sorted(records.items())), skipped=plan.skips,
             counts=Counts(len(records), len(texts.entries), len(texts.chunks)),
             built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), corpus=str(settings.corpus.resolve()))
         generation = store.commit(GenerationData(new_manifest, texts.entries, texts.chunks, texts.tokens,
-                                                 {n: v.matrix for n, v in vectors.items()}))
+                                                 {j.name: j.matrix for j in jobs}))
         return BuildReport(
             notes=len(records), entries=len(texts.entries), chunks=len(texts.chunks),
-            embedded=sum(v.embedded for v in vectors.values()), reused=sum(v.reused for v in vectors.values()),
+            embedded=sum(j.total for j in jobs), reused=sum(len(j.hashes) - j.total for j in jobs),
             added=plan.added, changed=plan.changed, removed=list(plan.removed), skipped=list(plan.skips),
             full_rebuild_reason=plan.full_rebuild_reason, generation=generation,
             seconds=time.perf_counter() - started)

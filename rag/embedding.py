@@ -30,6 +30,14 @@ class Embedder(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
 
+def runs_concurrently(embedder: Embedder) -> bool:
+    """Whether ``embed_passages`` may be called from several threads at once, each call on one
+    core (the embedder sets ``concurrent = True``): a build then gives it the cores other
+    embedders leave idle. Off unless declared, as most engines use every core in each call or
+    keep state between calls."""
+    return bool(getattr(embedder, "concurrent", False))
+
+
 def _normalize(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=-1, keepdims=True)

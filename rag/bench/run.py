@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from contextlib import suppress
 from pathlib import Path
 
+from ..builder import cores
 from ..corpus import read_corpus
 from ..eval.qa import load_split
 from ..models import EmbedderError, resolve
@@ -127,7 +128,7 @@ def run_bench(settings: Settings, out: Path = Path("eval/results/bench.json"), s
             result = bench_scale(main.settings, work, texts, n, questions, n_queries, EMBED_SAMPLE if i == 0 else 0)
             sample = sample or result["search"].get("embedding_sample")
             if sample:
-                result["extrapolated"] = extrapolate(result["build"], sample)
+                result["extrapolated"] = extrapolate(result["build"], sample, cores())
             report["scale"].append(result)
             save()
         if pg:
