@@ -56,11 +56,20 @@ class BM25Retriever:
     def _tokens(self, query: Query) -> tuple[str, ...]:
         return query.tokens + self.glossary.expand(query.tokens) if self.glossary else query.tokens
 
-    def rank(self, query: Query, n: int, allowed: np.ndarray | None = None) -> Ranking:
+    def _scores(self, query: Query) -> np.ndarray | None:
+        """BM25 of every chunk for the question's tokens; None when there is nothing to search."""
         tokens = self._tokens(query)
         if self.bm25 is None or not tokens:
+            return None
+        return self._bm25(tokens)
+
+    def _bm25(self, tokens: tuple[str, ...]) -> np.ndarray:
+        return np.asarray(self.bm25.get_scores(list(tokens)), dtype=np.float32)  # type: ignore[attr-defined]
+
+    def rank(self, query: Query, n: int, allowed: np.ndarray | None = None) -> Ranking:
+        scores = self._scores(query)
+        if scores is None:
             return _empty(self.name)
-        scores = np.asarray(self.bm25.get_scores(list(tokens)), dtype=np.float32)  # type: ignore[attr-defined]
         if allowed is not None:
             scores = np.where(allowed, scores, -1.0)
         n = min(n, len(scores))
@@ -88,15 +97,26 @@ class ExactRetriever(BM25Retriever):
         """The exact terms rare enough to single an entry out: "RL" or "LLM", in a tenth of the
         notes, would only push every entry that mentions them."""
         limit = self.max_share * self.lexicon.n_chunks
-        return tuple(t for t in self._named(query.exact) if self.lexicon.doc_freq.get(t, 0) <= limit)
+        return tuple(t for t in query.exact if self.lexicon.doc_freq.get(t, 0) <= limit)
 
-    def _named(self, terms: tuple[str, ...]) -> tuple[str, ...]:
-        """The terms without the parts of a compound the notes write whole: "Self-Forcing" is
-        searched as such, not also as "self" and "forcing" (which would push Self-Improving); a
-        compound the notes only write apart ("KV Cache" for "KV-cache") keeps its parts."""
-        whole = [t for t in terms if _COMPOUND.search(t) and self.lexicon.knows(t)]
-        parts = {p for t in whole for p in _COMPOUND.split(t)}
-        return tuple(t for t in terms if t in whole or t not in parts)
+    def _scores(self, query: Query) -> np.ndarray | None:
+        """BM25 of the terms, where the parts of a compound name count only in a chunk that holds
+        them all: "KV Cache" matches "KV-cache", but "Self-Improving" does not match "Self-Forcing"
+        by its "self"."""
+        tokens = self._tokens(query)
+        if self.bm25 is None or not tokens:
+            return None
+        groups = [[p for p in _COMPOUND.split(t) if p in query.exact] for t in query.exact if _COMPOUND.search(t)]
+        groups = [g for g in groups if len(g) > 1]
+        grouped = {p for g in groups for p in g}
+        loose = tuple(t for t in tokens if t not in grouped)
+        scores = self._bm25(loose) if loose else np.zeros(self.lexicon.n_chunks, np.float32)
+        for group in groups:
+            scored = tuple(p for p in group if p in tokens)
+            if scored:
+                together = np.logical_and.reduce([self._bm25((p,)) > 0 for p in group])
+                scores += np.where(together, self._bm25(scored), 0.0).astype(np.float32)
+        return scores
 
 
 class TranslatedRetriever(BM25Retriever):
