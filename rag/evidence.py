@@ -71,12 +71,12 @@ def mentioned(name: str, lexicon: Lexicon) -> bool:
 #: A capitalised word or run of them ("Sora", "Constitutional AI", "Diffusion Forcing").
 _CAPITALISED = re.compile(r"(?<![\w-])[A-Z][a-z][\w-]*(?: +[A-Z][\w-]*)*")
 _SENTENCE_END = re.compile(r"(?:^|[.?!:;。？！：；\"'“‘(（]\s*)$")
-#: Capitalised words that name no method or paper: dates, languages, nationalities.
+#: Capitalised words that name no method or paper: dates, languages, nationalities, stop words.
 NOT_NAMES = frozenset(
     """january february march april may june july august september october november december jan feb
     mar apr jun jul aug sep sept oct nov dec monday tuesday wednesday thursday friday saturday sunday
     chinese english american european japanese korean french german i""".split()
-)
+) | ENGLISH_STOPWORDS | lexical.STOPWORDS
 
 
 def capitalised_names(question: str) -> list[str]:
@@ -91,7 +91,7 @@ def capitalised_names(question: str) -> list[str]:
         words = m.group(0).split()
         if english and _SENTENCE_END.search(question[:m.start()]):
             words = words[1:]  # "Which Xiaomi paper": the run starts with the sentence
-        words = [w for w in words if w.lower() not in NOT_NAMES | ENGLISH_STOPWORDS | lexical.STOPWORDS]
+        words = [w for w in words if w.lower() not in NOT_NAMES]
         if words:
             names.append(" ".join(words))
     return names
