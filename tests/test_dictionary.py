@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from rag.builder import build_index
@@ -12,6 +11,7 @@ from rag.query import make_query
 from rag.retrieve import Searcher
 from rag.retrievers import TRANSLATED, TranslatedRetriever
 from rag.store import Lexicon, open_store
+from tests.fake_bm25 import RecordingBM25
 
 SAMPLE = """# CC-CEDICT
 專家 专家 [zhuan1 jia1] /expert/specialist/CL:個|个[ge4]/
@@ -26,18 +26,6 @@ SAMPLE = """# CC-CEDICT
 判斷 判断 [pan4 duan4] /to judge/to determine/judgment/
 僱 雇 [gu4] /variant of 雇[gu4]/
 """
-
-
-class CountingBM25:
-    """Scores each chunk by how many of the asked tokens it holds; remembers what was asked."""
-
-    def __init__(self, chunks: list[list[str]]) -> None:
-        self.chunks = chunks
-        self.asked: list[str] = []
-
-    def get_scores(self, tokens: list[str]) -> np.ndarray:
-        self.asked = tokens
-        return np.array([float(sum(t in c for t in tokens)) for c in self.chunks])
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +68,7 @@ def test_the_bundled_dictionary_loads_offline() -> None:
 
 def test_translated_retriever_searches_the_translations(sample: Dictionary) -> None:
     chunks = [["小米", "论文", "判断"], ["视频", "生成"]]
-    bm25 = CountingBM25(chunks)
+    bm25 = RecordingBM25(chunks)
     retriever = TranslatedRetriever(bm25, Lexicon.of(chunks), sample)
     ranking = retriever.rank(make_query("Which Xiaomi paper learns to judge first?"), 5)
     assert bm25.asked == ["小米", "判断"] and ranking.ids.tolist() == [0]

@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from rag import lexical
 from rag.glossary import Glossary
 from rag.query import make_query
 from rag.retrievers import BM25Retriever, ExactRetriever
 from rag.store import Lexicon
-
-
-class RecordingBM25:
-    """Scores chunk 0 by how many of the asked tokens it holds; remembers what was asked."""
-
-    def __init__(self, chunks: list[list[str]]) -> None:
-        self.chunks = chunks
-        self.asked: list[str] = []
-
-    def get_scores(self, tokens: list[str]) -> np.ndarray:
-        self.asked = tokens
-        return np.array([float(sum(t in c for t in tokens)) for c in self.chunks])
+from tests.fake_bm25 import RecordingBM25
 
 
 def test_exact_terms_keep_units_and_do_not_swallow_chinese() -> None:
