@@ -43,8 +43,10 @@ def is_note_change(path: Path, corpus: Path, index: Path) -> bool:
 
 
 def watch_index(settings: Settings, store: IndexStore, models: Models, stop: threading.Event | None = None,
-                say: Callable[[str], None] = _say) -> int:
+                say: Callable[[str], None] = _say, quiet_ms: int = QUIET_MS) -> int:
     """Build once, then after every burst of note changes, until Ctrl-C, SIGTERM or ``stop`` (exit 0).
+
+    ``quiet_ms`` is how long the notes must rest before a rebuild (tests on a loaded machine widen it).
 
     A corpus folder that vanishes is said once and waited for; when it is back it is indexed and
     watched again.
@@ -68,7 +70,7 @@ def watch_index(settings: Settings, store: IndexStore, models: Models, stop: thr
         while not (stop is not None and stop.is_set()):
             if corpus.is_dir():
                 say(f"watching {settings.index.corpus} for note changes (Ctrl-C to stop)")
-                _follow(corpus, index, stop, rebuild)
+                _follow(corpus, index, stop, rebuild, quiet_ms)
                 if corpus.is_dir():  # the watch ended because it was told to stop
                     break
                 say(f"the notes folder {settings.index.corpus} is gone; waiting for it to come back")
@@ -83,14 +85,15 @@ def watch_index(settings: Settings, store: IndexStore, models: Models, stop: thr
     return 0
 
 
-def _follow(corpus: Path, index: Path, stop: threading.Event | None, rebuild: Callable[[], None]) -> None:
+def _follow(corpus: Path, index: Path, stop: threading.Event | None, rebuild: Callable[[], None],
+            quiet_ms: int) -> None:
     """Rebuild after each burst of note changes, until ``stop`` or until the corpus folder vanishes
     (a folder deleted under the watch would never report a change again)."""
     from watchfiles import watch
 
     pending_since: float | None = None
     for changes in watch(corpus, watch_filter=lambda _change, path: is_note_change(Path(path), corpus, index),
-                         rust_timeout=QUIET_MS, yield_on_timeout=True, stop_event=stop, raise_interrupt=False):
+                         rust_timeout=quiet_ms, yield_on_timeout=True, stop_event=stop, raise_interrupt=False):
         if not corpus.is_dir():
             return
         now = time.monotonic()
