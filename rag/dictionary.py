@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from itertools import pairwise
 from pathlib import Path
@@ -40,7 +40,7 @@ ENGLISH_STOPWORDS = frozenset(
 )
 #: Latin words in a question: the dictionary's side of a lookup.
 _WORD = re.compile(r"[A-Za-z][A-Za-z-]*[A-Za-z]")
-_ENTRY = re.compile(r"^(\S+) (\S+) \[[^\]]*\] /(.*)/$")
+_ENTRY = re.compile(r"^(\S+) (\S+) \[([^\]]*)\] /(.*)/$")
 _CHINESE = re.compile(f"^[{CJK_CLASS}]{{2,}}$")
 _SKIP_SENSE = ("cl:", "variant of", "old variant", "see ", "surname ", "abbr. for", "used in ", "also written",
                "pr. ", "japanese variant", "taiwan pr.")
@@ -73,28 +73,45 @@ def lemmas(word: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Dictionary:
-    """English sense (lower case, one to three words) → the Chinese words that have it."""
+    """English sense (lower case, one to three words) → the Chinese words that have it; and the
+    proper nouns among them, which CC-CEDICT marks by a capitalised pinyin (小米 [Xiao3 mi3] is
+    Xiaomi, 小米 [xiao3 mi3] is millet)."""
 
     senses: Mapping[str, tuple[str, ...]]
+    #: English name (lower case) → the Chinese proper nouns it translates to: xiaomi → 小米.
+    names: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Chinese words that are only ever proper nouns (阿里, 谷歌), not 时代 (also "Time" magazine).
+    proper: frozenset[str] = frozenset()
 
     @classmethod
     def parse(cls, lines: Iterable[str]) -> Dictionary:
         """From CC-CEDICT lines (``繁體 简体 [pin1 yin1] /sense/sense/``): only multi-character
         simplified words, and only senses short enough to be a translation."""
         senses: dict[str, dict[str, None]] = {}
+        names: dict[str, dict[str, None]] = {}
+        proper: set[str] = set()
+        common: set[str] = set()
         for line in lines:
             m = _ENTRY.match(line.strip())
             if not m or not _CHINESE.match(m.group(2)):
                 continue
-            for sense in m.group(3).split("/"):
+            word, is_name = m.group(2), m.group(3)[:1].isupper()
+            for sense in m.group(4).split("/"):
                 sense = re.sub(r"\([^)]*\)", "", sense).strip().lower()
                 if sense.startswith(_SKIP_SENSE):
                     continue
+                if is_name:
+                    proper.add(word)
                 for part in re.split(r"[,;]", sense):  # "Xiaomi, Chinese electronics company" → xiaomi
                     part = re.sub(r"[^a-z0-9 '-]", "", _SENSE_PREFIX.sub("", part.strip())).strip()
                     if part and len(part.split()) <= MAX_SENSE_WORDS:
-                        senses.setdefault(part, {})[m.group(2)] = None
-        return cls({k: tuple(v) for k, v in senses.items()})
+                        senses.setdefault(part, {})[word] = None
+                        if is_name:
+                            names.setdefault(part, {})[word] = None
+            if not is_name:
+                common.add(word)
+        return cls({k: tuple(v) for k, v in senses.items()}, {k: tuple(v) for k, v in names.items()},
+                   frozenset(proper - common))
 
     @classmethod
     def load(cls, path: Path | None = None) -> Dictionary:
@@ -105,6 +122,10 @@ class Dictionary:
         """Chinese words for an English word (any of its forms) or a two-word phrase."""
         forms = (phrase,) if " " in phrase else lemmas(phrase)
         return tuple(dict.fromkeys(zh for form in forms for zh in self.senses.get(form, ())))
+
+    def name_translations(self, name: str) -> tuple[str, ...]:
+        """The Chinese proper nouns for an English name: Xiaomi → 小米, Google → 谷歌."""
+        return self.names.get(name.lower(), ())
 
     def translate(self, text: str, known: Mapping[str, int], per_phrase: int = 2) -> tuple[str, ...]:
         """BM25 tokens for the English of ``text``: for each content word and each two-word phrase,

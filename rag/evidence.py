@@ -17,12 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import lexical
-from .dictionary import ENGLISH_STOPWORDS
 from .models import resolve
 from .retrieve import RetrievalResult
 from .settings import AnswerSettings
 from .store import Lexicon
-from .text import language
 
 _NAME = re.compile(r"(?<![\w-])[A-Za-z][\w%+.-]*")
 _NAME_PARTS = re.compile(r"[-./+]")
@@ -66,35 +64,6 @@ def mentioned(name: str, lexicon: Lexicon) -> bool:
         return any(not w or lexicon.knows(w[0]) for w in words)  # a bare stopword is no name
 
     return all(known(p) for p in parts)
-
-
-#: A capitalised word or run of them ("Sora", "Constitutional AI", "Diffusion Forcing").
-_CAPITALISED = re.compile(r"(?<![\w-])[A-Z][a-z][\w-]*(?: +[A-Z][\w-]*)*")
-_SENTENCE_END = re.compile(r"(?:^|[.?!:;。？！：；\"'“‘(（]\s*)$")
-#: Capitalised words that name no method or paper: dates, languages, nationalities, stop words.
-NOT_NAMES = frozenset(
-    """january february march april may june july august september october november december jan feb
-    mar apr jun jul aug sep sept oct nov dec monday tuesday wednesday thursday friday saturday sunday
-    chinese english american european japanese korean french german i""".split()
-) | ENGLISH_STOPWORDS | lexical.STOPWORDS
-
-
-def capitalised_names(question: str) -> list[str]:
-    """Capitalised words and runs of them, which in a question are names (Sora, Medusa,
-    Constitutional AI), except a sentence's first word in an English question and dates/languages.
-
-    A Chinese question has no sentence-initial capitals: there every capitalised word is a name.
-    """
-    english = language(question) == "en"
-    names = []
-    for m in _CAPITALISED.finditer(question):
-        words = m.group(0).split()
-        if english and _SENTENCE_END.search(question[:m.start()]):
-            words = words[1:]  # "Which Xiaomi paper": the run starts with the sentence
-        words = [w for w in words if w.lower() not in NOT_NAMES]
-        if words:
-            names.append(" ".join(words))
-    return names
 
 
 def _plain(text: str) -> str:
@@ -156,7 +125,7 @@ def gather_evidence(result: RetrievalResult, top_entries: int) -> Evidence:
             similarity[name] = max(similarity.get(name, sim), sim)
     names = question_names(result.query.text)
     missing = [n for n in names if not mentioned(n, result.lexicon)]
-    for name in capitalised_names(result.query.text):
+    for name in result.query.names:
         if not any(name.lower() in n.lower() for n in names):  # "Constitutional AI" is more than "AI"
             names.append(name)
             if not phrase_mentioned(name, result):

@@ -1,4 +1,4 @@
-"""A question, prepared once: its text, language, BM25 tokens and one vector per dense embedder.
+"""A question, prepared once: its text, language, BM25 tokens, names and one vector per dense embedder.
 
 Every later stage (retrievers, the coverage gate, extractive scoring, highlighting) reads the
 same :class:`Query`, so a question is tokenized once and embedded once per embedder, with no
@@ -14,6 +14,7 @@ import numpy as np
 
 from . import lexical
 from .models import Models
+from .names import capitalised_names
 from .text import language
 
 
@@ -25,6 +26,8 @@ class Query:
     vectors: Mapping[str, np.ndarray] = field(default_factory=dict)
     #: What the question names exactly (numbers with units, names, ids), as index tokens.
     exact: tuple[str, ...] = ()
+    #: Its capitalised names as written (Sora, Constitutional AI): rag.names.
+    names: tuple[str, ...] = ()
 
     @property
     def terms(self) -> tuple[str, ...]:
@@ -36,4 +39,4 @@ def make_query(text: str, models: Models | None = None, embedders: Iterable[str]
     """Tokens always; a vector for each named embedder (loaded through ``models``)."""
     vectors = {name: models.embedder(name).embed_query(text) for name in embedders} if models else {}
     return Query(text=text, lang=language(text), tokens=tuple(lexical.tokenize(text)), vectors=vectors,
-                 exact=tuple(lexical.exact_terms(text)))
+                 exact=tuple(lexical.exact_terms(text)), names=tuple(capitalised_names(text)))

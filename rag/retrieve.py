@@ -148,9 +148,11 @@ class Searcher:
         self.retrievers: dict[str, Retriever] = {BM25: BM25Retriever(index.bm25, glossary)}
         for name, dense in index.dense.items():
             self.retrievers[name] = DenseRetriever(name, dense)
-        if settings.exact_weight > 0:
-            self.retrievers[EXACT] = ExactRetriever(index.bm25, index.lexicon, settings.exact_max_share)
         self.dictionary = models.dictionary() if models is not None else None
+        if settings.exact_weight > 0:
+            not_section = np.array([e.kind != "section" for e in index.entries], dtype=bool)
+            self.retrievers[EXACT] = ExactRetriever(index.bm25, index.lexicon, settings.exact_max_share,
+                                                    self.dictionary, not_section[index.chunk_entry])
         if settings.translate_weight > 0 and self.dictionary is not None:
             self.retrievers[TRANSLATED] = TranslatedRetriever(index.bm25, index.lexicon, self.dictionary)
         for retriever in extra:

@@ -13,6 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
+from . import lexical
 from .dense import DenseIndex
 from .dictionary import Dictionary
 from .glossary import Glossary
@@ -80,24 +81,46 @@ class BM25Retriever:
 
 
 class ExactRetriever(BM25Retriever):
-    """BM25 over only what the question names exactly (80%, 5.8×, HySparse, 2601.16725).
+    """BM25 over only what the question names exactly (80%, 5.8×, HySparse, 2601.16725) and by
+    name (the Google paper, 小米 for Xiaomi, 阿里).
 
-    In the full BM25 ranking a number is one word among many; ranked on its own and fused, the
-    entry that states it gets the push a question naming it deserves.
+    In the full BM25 ranking a number or a lab is one word among many; ranked on its own and fused,
+    the entry that states it gets the push a question naming it deserves. Section entries (a
+    note's intro) are not ranked: the name they hold is the report's ("Hugging Face Daily Papers
+    Report"), which says where to look, not which entry answers.
     """
 
     name = EXACT
 
-    def __init__(self, bm25: object | None, lexicon: Lexicon, max_share: float = 1.0) -> None:
+    def __init__(self, bm25: object | None, lexicon: Lexicon, max_share: float = 1.0,
+                 dictionary: Dictionary | None = None, eligible: np.ndarray | None = None) -> None:
         super().__init__(bm25)
         self.lexicon = lexicon
         self.max_share = max_share
+        self.dictionary = dictionary
+        self.eligible = eligible  # chunks it may rank (bool per chunk); None: all
 
     def _tokens(self, query: Query) -> tuple[str, ...]:
         """The exact terms rare enough to single an entry out: "RL" or "LLM", in a tenth of the
         notes, would only push every entry that mentions them."""
         limit = self.max_share * self.lexicon.n_chunks
-        return tuple(t for t in query.exact if self.lexicon.doc_freq.get(t, 0) <= limit)
+        terms = dict.fromkeys(query.exact + self._name_tokens(query))
+        return tuple(t for t in terms if self.lexicon.doc_freq.get(t, 0) <= limit)
+
+    def _name_tokens(self, query: Query) -> tuple[str, ...]:
+        """Tokens of the question's capitalised names, of their Chinese (Xiaomi → 小米), and its
+        Chinese proper nouns (阿里, 谷歌), the ones the notes use."""
+        words = [w for name in query.names for w in name.split()]
+        tokens = [t for w in words for t in lexical.tokenize(w)]
+        if self.dictionary is not None:
+            tokens += [t for w in words for zh in self.dictionary.name_translations(w) for t in lexical.tokenize(zh)]
+            tokens += [t for t in query.tokens if t in self.dictionary.proper]
+        return tuple(t for t in dict.fromkeys(tokens) if self.lexicon.knows(t))
+
+    def rank(self, query: Query, n: int, allowed: np.ndarray | None = None) -> Ranking:
+        if self.eligible is not None:
+            allowed = self.eligible if allowed is None else allowed & self.eligible
+        return super().rank(query, n, allowed)
 
     def _scores(self, query: Query) -> np.ndarray | None:
         """BM25 of the terms, where the parts of a compound name count only in a chunk that holds

@@ -16,6 +16,10 @@ from tests.fake_bm25 import RecordingBM25
 SAMPLE = """# CC-CEDICT
 專家 专家 [zhuan1 jia1] /expert/specialist/CL:個|个[ge4]/
 小米 小米 [Xiao3 mi3] /Xiaomi, Chinese electronics company founded in 2010/
+小米 小米 [xiao3 mi3] /millet/
+阿里 阿里 [A1 li3] /Ali (proper name)/
+時代 时代 [Shi2 dai4] /Time, US weekly news magazine/
+時代 时代 [shi2 dai4] /age/era/
 準確 准确 [zhun3 que4] /accurate/exact/precise/
 精確 精确 [jing1 que4] /accurate/precise/
 面貌 面贸 [mian4 mao4] /appearance/features/
@@ -41,6 +45,13 @@ def test_parse_keeps_short_senses_of_multi_character_words(sample: Dictionary) -
     assert sample.lookup("according to the situation") == ()  # four words: an explanation
 
 
+def test_a_capitalised_pinyin_marks_a_proper_noun(sample: Dictionary) -> None:
+    assert sample.name_translations("Xiaomi") == ("小米",) and sample.name_translations("millet") == ()
+    assert "阿里" in sample.proper  # only ever a name
+    assert "小米" not in sample.proper and "时代" not in sample.proper  # also millet, also an era
+    assert "专家" not in sample.proper
+
+
 def test_lemmas_find_the_dictionary_form() -> None:
     assert "expert" in lemmas("experts") and "judge" in lemmas("judged") and "draw" in lemmas("drawing")
     assert "study" in lemmas("studies") and lemmas("class") == ("class",)
@@ -64,6 +75,7 @@ def test_the_bundled_dictionary_loads_offline() -> None:
     cedict = Dictionary.load()
     assert "专家" in cedict.lookup("experts") and "小米" in cedict.lookup("Xiaomi".lower())
     assert "量化" in cedict.lookup("quantization")
+    assert cedict.name_translations("Google") == ("谷歌",) and {"阿里", "谷歌"} <= cedict.proper
 
 
 def test_translated_retriever_searches_the_translations(sample: Dictionary) -> None:

@@ -11,10 +11,11 @@ from rag import lexical
 from rag.chunking import Chunk
 from rag.citations import cited_numbers
 from rag.dictionary import Dictionary
-from rag.evidence import capitalised_names, gather_evidence, is_covered, question_names, similarity_thresholds
+from rag.evidence import gather_evidence, is_covered, question_names, similarity_thresholds
 from rag.extractive import extractive_answer, pick_sentences
+from rag.names import capitalised_names
 from rag.notes import Entry
-from rag.query import Query
+from rag.query import make_query
 from rag.retrieve import ChunkMatch, Hit, RetrievalResult
 from rag.settings import AnswerSettings
 from rag.store import Lexicon
@@ -37,8 +38,7 @@ def make_result(question: str, hits: list[Hit], extra_docs: int = 20) -> Retriev
     """The lexicon counts each hit chunk as one document, plus ``extra_docs`` unrelated ones."""
     docs = [lexical.tokenize(m.chunk.embed_text) for h in hits for m in h.chunks]
     docs += [["filler", f"word{i}"] for i in range(extra_docs)]
-    tokens = tuple(lexical.tokenize(question))
-    return RetrievalResult(Query(question, "en", tokens), hits, Lexicon.of(docs))
+    return RetrievalResult(make_query(question), hits, Lexicon.of(docs))
 
 
 OMNI = make_hit(1, "OmniMoE: atomic experts", [
