@@ -13,6 +13,8 @@ from rag.notes import split_entries
 
 ROOT = Path(__file__).resolve().parent.parent
 QA = ROOT / "eval" / "qa.jsonl"
+#: Written after issue 12's ranking work without running any search: a check that it transfers.
+BLIND = ROOT / "eval" / "qa_blind.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +22,9 @@ def questions() -> list:
     return load_qa(QA)
 
 
-def test_gold_spans_are_entries_of_the_segmenter(questions: list) -> None:
+@pytest.mark.parametrize("path", [QA, BLIND], ids=lambda p: p.name)
+def test_gold_spans_are_entries_of_the_segmenter(path: Path) -> None:
+    questions = load_qa(path)
     texts, skipped = read_corpus(ROOT / "corpus", 1 << 30)
     assert not skipped
     spans = {rel: {(e.line_start, e.line_end) for e in split_entries(text, rel)} for rel, text in texts.items()}
@@ -29,8 +33,10 @@ def test_gold_spans_are_entries_of_the_segmenter(questions: list) -> None:
     assert not wrong, f"{len(wrong)} gold spans are not entries: {wrong[:5]}"
 
 
-def test_canned_set_shape(questions: list) -> None:
-    assert len(questions) >= 60
+@pytest.mark.parametrize("path", [QA, BLIND], ids=lambda p: p.name)
+def test_canned_set_shape(path: Path) -> None:
+    questions = load_qa(path)
+    assert len(questions) >= 40
     assert {q.type for q in questions} <= {"which-paper", "factoid", "explain", "cross-entry", "uncovered"}
     assert {q.lang for q in questions} <= {"zh", "en", "mixed"}
     assert sum(not q.covered for q in questions) >= 5
@@ -46,3 +52,10 @@ def test_both_splits_can_tune_and_report_refusals(questions: list) -> None:
         assert sum(q.covered for q in part) >= 20, split
         assert sum(not q.covered for q in part) >= 3, split
         assert {q.lang for q in part} == {"zh", "en", "mixed"}, split
+
+
+def test_the_blind_set_is_one_unsplit_set_beside_the_canned_one(questions: list) -> None:
+    blind = load_qa(BLIND)
+    assert not any(q.split for q in blind)
+    assert not {q.id for q in blind} & {q.id for q in questions}
+    assert {q.lang for q in blind} == {"zh", "en", "mixed"}
