@@ -96,6 +96,33 @@ class USEEmbedder:
         return len(self._model._tokenizer.encode(text))  # SentencePiece pieces
 
 
+def _has_local_copy(name_or_path: str) -> bool:
+    """Whether a model loads without the hub: a folder, or a hub id already in the cache.
+
+    Otherwise the hub is asked once, quickly, before loading: offline, sentence-transformers
+    would retry every file for over a minute and then fail anyway. OSError says why it cannot load.
+    """
+    if os.path.isdir(name_or_path):
+        return True
+    from huggingface_hub import HfApi, try_to_load_from_cache
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    if isinstance(try_to_load_from_cache(name_or_path, "config.json"), str):
+        return True
+    try:
+        HfApi().model_info(name_or_path, timeout=10)  # the endpoint of now (HF_ENDPOINT), not of import time
+    except GatedRepoError:  # there, but needs a token: the download says so
+        return False
+    except RepositoryNotFoundError:
+        raise OSError(f"no model {name_or_path} on the hub, and no such folder") from None
+    except Exception as exc:  # offline, HF_HUB_OFFLINE, a proxy, a 5xx: the hub client's HTTP library (httpx2
+        # in huggingface_hub 2.x) raises its own types, so no narrower class names them all
+        raise OSError(f"{name_or_path} is not in the local model cache and the hub cannot be reached "
+                      f"({exc.__class__.__name__}); download it where there is a network "
+                      f"(`hf download {name_or_path}`) or name a model folder") from None
+    return False
+
+
 class SentenceTransformerEmbedder:
     """Any sentence-transformers model; query/passage prompts as the model family expects."""
 
@@ -104,9 +131,7 @@ class SentenceTransformerEmbedder:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # "Loading weights" bars are noise on a CLI's stderr
-        # a local model never needs the hub; asking it would hang or fail on an offline machine
-        self._model = SentenceTransformer(name_or_path, device="cpu",
-                                          local_files_only=os.path.isdir(name_or_path))
+        self._model = SentenceTransformer(name_or_path, device="cpu", local_files_only=_has_local_copy(name_or_path))
         dim_of = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         self.dim = int(dim_of())
         self.id = f"st:{label or name_or_path}"

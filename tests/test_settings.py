@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,25 @@ def test_cli_bad_input_is_one_line_exit_2(env: dict[str, str], args: list[str], 
     assert out.returncode == 2, out.stderr
     assert out.stdout == "" and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+@pytest.mark.parametrize("env", [
+    {"HF_ENDPOINT": "http://127.0.0.1:9"},  # a hub that cannot be reached (nothing listens on port 9)
+    {"HF_HUB_OFFLINE": "1"},
+], ids=["unreachable", "offline"])
+def test_a_hub_model_that_cannot_be_downloaded_is_one_line_at_once(env: dict[str, str], run_rag: RunRag,
+                                                                   tmp_path: Path) -> None:
+    """Not a minute of "Retrying in 8s" lines first, as sentence-transformers alone gives offline."""
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "n.md").write_text("## Wombat\nWombats dig.\n", encoding="utf-8")
+    env = {**env, "RAG_EMBEDDERS": "nobody/absent-model", "HF_HUB_CACHE": str(tmp_path / "hf")}
+    started = time.monotonic()
+    out = run_rag("index", "--corpus", str(tmp_path / "notes"), "--index", str(tmp_path / "idx"), cwd=tmp_path,
+                  env=env)
+    assert time.monotonic() - started < 30
+    assert out.returncode != 0 and "Traceback" not in out.stderr and "Retrying" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "nobody/absent-model is not in the local model cache and the hub cannot be reached" in out.stderr
 
 
 def test_cli_malformed_rag_toml_in_the_working_directory(run_rag: RunRag, tmp_path: Path) -> None:
