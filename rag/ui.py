@@ -182,6 +182,28 @@ class NotesApp:
         return json.dumps(answer.to_json(), ensure_ascii=False)
 
 
+def chat_payload_problem(message: object, history: object, k: object, mode: object,
+                         texts: Sequence[object]) -> str | None:
+    """What is wrong with a /chat API payload, in one line (None: nothing).
+
+    The page's own components only send well-formed values; an API client can send anything,
+    and :meth:`NotesApp.respond` should only meet what the page could have sent. Wrong values of the
+    right kind (a bad date, k out of range) are left to it: they get a message in the chat.
+    """
+    if message is not None and not isinstance(message, str):
+        return "the question must be text"
+    if history is not None and not (isinstance(history, list) and all(
+            isinstance(m, dict) and m.get("role") in ("user", "assistant") and "content" in m for m in history)):
+        return 'the chat must be a list of messages like {"role": "user", "content": "…"}'
+    if isinstance(k, bool) or not (isinstance(k, int) or (isinstance(k, float) and k.is_integer())):
+        return "k must be a whole number"
+    if mode not in (MODE_LLM, MODE_EXTRACTIVE):
+        return f"the mode must be {MODE_LLM!r} or {MODE_EXTRACTIVE!r}"
+    if any(t is not None and not isinstance(t, str) for t in texts):
+        return "the note file, dates and model must be text"
+    return None
+
+
 # ---------------------------------------------------------------------------- Gradio wiring
 
 def build_app(app: NotesApp) -> gr.Blocks:
@@ -256,8 +278,20 @@ def build_app(app: NotesApp) -> gr.Blocks:
                         f"{settings.index.max_note_bytes / 1e6:.1f} MB each) and indexed at once; "
                         "no restart needed.")
 
+        def chat(message: str, history: list[dict] | None = None, k: int = settings.answer.k,
+                 mode: str = MODE_EXTRACTIVE, file: str | None = ALL_NOTES, since: str | None = None,
+                 until: str | None = None, model: str | None = None) -> Iterator[tuple[str, list[dict], str]]:
+            """The chat for API clients: (cleared textbox, the chat, the source panel) as it streams.
+
+            Its own endpoint rather than the page's event, whose components reject a malformed payload
+            with a server traceback and an empty error; here it is one line back to the client.
+            """
+            if problem := chat_payload_problem(message, history, k, mode, (file, since, until, model)):
+                raise gr.Error(problem, print_exception=False)
+            yield from app.respond(message, history, k, mode, file, since, until, model)
+
         chat_in, chat_out = [textbox, chatbot, k, mode, note, since, until, llm_model], [textbox, chatbot, sources]
-        textbox.submit(app.respond, chat_in, chat_out, api_name="chat")
+        textbox.submit(app.respond, chat_in, chat_out, api_name=False)
         examples.load_input_event.then(app.respond, chat_in, chat_out, api_name=False)
         clear.click(lambda: ([], render_sources([], "")), None, [chatbot, sources], api_name=False)
         rebuild_btn.click(rebuild, None, [log, status, note], api_name="rebuild", concurrency_id="build",
@@ -267,6 +301,7 @@ def build_app(app: NotesApp) -> gr.Blocks:
                   api_name=False)
         if llm_on:  # with no model configured, nothing may be asked of any endpoint
             demo.load(model_list, None, llm_model, api_name=False)
+        gr.api(chat, api_name="chat")
         gr.api(app.ask, api_name="ask")
     return demo
 

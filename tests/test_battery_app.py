@@ -119,15 +119,28 @@ def test_clumsy_chat_gets_a_message_not_an_error(name: str, client) -> None:  # 
         assert "⚠️" in text
 
 
-def test_malformed_payloads_leave_the_server_serving(client) -> None:  # type: ignore[no-untyped-def]
-    """Gradio refuses what its components cannot take (the client gets an error); the app keeps going."""
-    for args in [(QUESTION, "not a chat", 6, MODE_LLM, None, None, None),
-                 (QUESTION, [{"role": "user"}], 6, MODE_LLM, None, None, None),
-                 (QUESTION, [], None, MODE_LLM, None, None, None),
-                 (QUESTION, [], 6, "Turbo", None, None, None)]:
-        with pytest.raises(Exception):  # noqa: B017 - gradio_client's AppError, whatever its wording
-            client.predict(*args, api_name="/chat")
-    assert json.loads(client.predict(QUESTION, 3, None, api_name="/ask"))["citations"]
+MALFORMED_CHAT = {
+    "chat not a list": ((QUESTION, "not a chat", 6, MODE_LLM), "the chat must be a list of messages"),
+    "message without content": ((QUESTION, [{"role": "user"}], 6, MODE_LLM), "the chat must be a list of messages"),
+    "k null": ((QUESTION, [], None, MODE_LLM), "k must be a whole number"),
+    "k text": ((QUESTION, [], "six", MODE_EXTRACTIVE), "k must be a whole number"),
+    "unknown mode": ((QUESTION, [], 6, "Turbo"), "the mode must be 'LLM' or 'Extractive'"),
+    "question a list": ((["a", "b"], [], 6, MODE_EXTRACTIVE), "the question must be text"),
+    "date a number": ((QUESTION, [], 6, MODE_EXTRACTIVE, None, 20260207), "dates and model must be text"),
+}
+
+
+@pytest.mark.parametrize("name", MALFORMED_CHAT)
+def test_a_malformed_chat_payload_is_a_one_line_error(name: str, client, capfd) -> None:  # type: ignore[no-untyped-def]
+    """What Gradio's own components used to reject with a server traceback and an empty error."""
+    from gradio_client.exceptions import AppError
+
+    args, message = MALFORMED_CHAT[name]
+    with pytest.raises(AppError) as err:
+        client.predict(*args, api_name="/chat")
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert "Traceback" not in capfd.readouterr().err
+    assert json.loads(client.predict(QUESTION, 3, None, api_name="/ask"))["citations"]  # still serving
 
 
 def test_twenty_clients_during_a_rebuild(url: str, app_settings: Settings) -> None:

@@ -19,13 +19,31 @@ from rag.render import index_status
 from rag.service import Notes
 from rag.settings import Settings, SettingsError
 from rag.store import open_store
-from rag.ui import NotesApp, build_app, launch
+from rag.ui import MODE_EXTRACTIVE, MODE_LLM, NotesApp, build_app, chat_payload_problem, launch
 from rag.uploads import add_note
 from tests.conftest import QUOKKA, REAL_NOTE, free_port
 
 
 def make_app(settings: Settings, models: Models) -> NotesApp:
     return NotesApp(Notes(settings, models))
+
+
+def test_a_chat_payload_is_checked_before_the_chat_meets_it() -> None:
+    ok = [("q", None, 6, MODE_EXTRACTIVE, (None, None, None, None)),
+          (None, [], 6.0, MODE_LLM, ("All notes", "", "", "m")),  # an empty question: the chat says so
+          ("q", [{"role": "user", "content": "a"}, {"role": "assistant", "content": [{"text": "b"}]}], 3,
+           MODE_EXTRACTIVE, ("0*.txt", "2026-02-07", "nonsense date", None))]  # a bad date: the chat says so
+    assert [chat_payload_problem(*args) for args in ok] == [None] * len(ok)
+    bad = [(("q", "chat", 6, MODE_LLM, ()), "the chat must be"),
+           (("q", [{"role": "system", "content": "x"}], 6, MODE_LLM, ()), "the chat must be"),
+           (("q", [], True, MODE_LLM, ()), "k must be"),
+           (("q", [], 2.5, MODE_LLM, ()), "k must be"),
+           (("q", [], 6, "Turbo", ()), "the mode must be"),
+           ((7, [], 6, MODE_LLM, ()), "the question must be text"),
+           (("q", [], 6, MODE_LLM, (None, ["2026"])), "dates and model must be text")]
+    for args, start in bad:
+        problem = chat_payload_problem(*args)
+        assert problem is not None and start in problem and "\n" not in problem, args
 
 
 def test_add_files_takes_the_good_and_explains_the_rest(app_corpus: Settings, models: Models, tmp_path: Path) -> None:
