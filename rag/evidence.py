@@ -32,6 +32,7 @@ class Evidence:
 
     coverage: float  # share of the question's term weight found in the top entries (0..1)
     similarity: dict[str, float]  # best raw dense similarity of a top-entry chunk, per embedder
+    standout: dict[str, float]  # the best chunk's z-score against the question's similarity to the notes
     line_similarity: dict[tuple[str, int], float]  # (entry id, line) → normalised chunk similarity
     weights: dict[str, float]  # question term → rarity weight
     names: list[str] = field(default_factory=list)  # named things in the question (TabPFN, ROME)
@@ -130,30 +131,40 @@ def gather_evidence(result: RetrievalResult, top_entries: int) -> Evidence:
             names.append(name)
             if not phrase_mentioned(name, result):
                 missing.append(name)
-    return Evidence(term_overlap(tokens, weights), similarity, _line_similarity(result), weights, names, missing)
+    return Evidence(term_overlap(tokens, weights), similarity, dict(result.standout), _line_similarity(result),
+                    weights, names, missing)
 
 
 def similarity_thresholds(embedders: Iterable[str]) -> dict[str, float | None]:
-    """Each embedder's calibrated "this chunk alone covers it" similarity (None: it never vouches)."""
+    """Each embedder's calibrated "this chunk alone covers it" similarity (None: it never vouches so)."""
     return {name: resolve(name).min_similarity for name in embedders}
 
 
-def is_covered(evidence: Evidence, settings: AnswerSettings,
-               thresholds: Mapping[str, float | None] | None = None) -> bool:
+def standout_thresholds(embedders: Iterable[str]) -> dict[str, float | None]:
+    """Each embedder's calibrated "the best chunk stands out" z-score (None: it never vouches so)."""
+    return {name: resolve(name).min_standout for name in embedders}
+
+
+def is_covered(evidence: Evidence, settings: AnswerSettings, thresholds: Mapping[str, float | None] | None = None,
+               standouts: Mapping[str, float | None] | None = None) -> bool:
     """Do the top entries plausibly answer the question?
 
-    A question is refused only when both signals are low: its distinctive terms are absent
-    (coverage below ``settings.min_coverage``) *and* no chunk is semantically close (no embedder
-    at or above its threshold; ``thresholds`` default to the registry's calibrations, and an
-    embedder without one never vouches). Before both, the sharpest signal: a question about
-    named things (TabPFN, MEMIT) most of which the notes never mention anywhere is not covered,
-    however close some chunk looks.
+    The sharpest signal first: a question about named things (TabPFN, MEMIT) most of which the
+    notes never mention anywhere is not covered, however close some chunk looks. Otherwise a
+    question is refused only when its distinctive terms are mostly absent from the top entries
+    (coverage below ``settings.min_coverage``) *and* no embedder vouches for a chunk, by its raw
+    similarity (``thresholds``) or by how far the best chunk stands out from the rest of the notes
+    (``standouts``); both default to the registry's calibrations. When no embedder has a
+    calibration, coverage alone decides, at the lower ``settings.min_coverage_lexical``.
     """
     if evidence.names and 2 * len(evidence.missing_names) >= len(evidence.names):
         return False
-    if evidence.coverage >= settings.min_coverage:
-        return True
     if thresholds is None:
         thresholds = similarity_thresholds(evidence.similarity)
-    return any((limit := thresholds.get(name)) is not None and sim >= limit
-               for name, sim in evidence.similarity.items())
+    if standouts is None:
+        standouts = standout_thresholds(evidence.standout)
+    votes = [sim >= limit for name, sim in evidence.similarity.items() if (limit := thresholds.get(name)) is not None]
+    votes += [z >= limit for name, z in evidence.standout.items() if (limit := standouts.get(name)) is not None]
+    if not votes:
+        return evidence.coverage >= settings.min_coverage_lexical
+    return evidence.coverage >= settings.min_coverage or any(votes)

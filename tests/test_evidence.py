@@ -11,7 +11,7 @@ from rag import lexical
 from rag.chunking import Chunk
 from rag.citations import cited_numbers
 from rag.dictionary import Dictionary
-from rag.evidence import gather_evidence, is_covered, question_names, similarity_thresholds
+from rag.evidence import gather_evidence, is_covered, question_names, similarity_thresholds, standout_thresholds
 from rag.extractive import extractive_answer, pick_sentences
 from rag.names import capitalised_names
 from rag.notes import Entry
@@ -34,11 +34,12 @@ def make_hit(rank: int, title: str, lines: list[str], sims: list[dict[str, float
     return Hit(rank, 1 / (60 + rank), entry, lines[0], file, (start + 1, start + 1), chunks=chunks)
 
 
-def make_result(question: str, hits: list[Hit], extra_docs: int = 20) -> RetrievalResult:
+def make_result(question: str, hits: list[Hit], extra_docs: int = 20,
+                standout: dict[str, float] | None = None) -> RetrievalResult:
     """The lexicon counts each hit chunk as one document, plus ``extra_docs`` unrelated ones."""
     docs = [lexical.tokenize(m.chunk.embed_text) for h in hits for m in h.chunks]
     docs += [["filler", f"word{i}"] for i in range(extra_docs)]
-    return RetrievalResult(make_query(question), hits, Lexicon.of(docs))
+    return RetrievalResult(make_query(question), hits, Lexicon.of(docs), standout=standout or {})
 
 
 OMNI = make_hit(1, "OmniMoE: atomic experts", [
@@ -92,12 +93,24 @@ def test_line_similarity_is_normalised_per_embedder_and_averaged() -> None:
 
 def test_gate_thresholds_come_from_the_registry() -> None:
     assert similarity_thresholds(["e5", "use-m3", "hash", "BAAI/bge-m3"]) == {
-        "e5": 0.815, "use-m3": 0.36, "hash": None, "BAAI/bge-m3": None}
+        "e5": None, "use-m3": 0.36, "hash": None, "BAAI/bge-m3": None}
+    assert standout_thresholds(["e5", "e5-small-q4", "use-m3", "BAAI/bge-m3"]) == {
+        "e5": 2.25, "e5-small-q4": 2.25, "use-m3": None, "BAAI/bge-m3": None}
     unrelated = "hospitals federated learning"  # coverage 0
-    near = make_hit(1, "T", ["unrelated text"], [{"e5-small-q4": 0.82}])
-    far = make_hit(1, "T", ["unrelated text"], [{"e5-small-q4": 0.81}])
+    near = make_hit(1, "T", ["unrelated text"], [{"use-m3": 0.37, "e5-onnx": 0.99}])
+    far = make_hit(1, "T", ["unrelated text"], [{"use-m3": 0.35, "e5-onnx": 0.99}])
     assert is_covered(gather_evidence(make_result(unrelated, [near]), 3), ANSWER)
-    assert not is_covered(gather_evidence(make_result(unrelated, [far]), 3), ANSWER)
+    assert not is_covered(gather_evidence(make_result(unrelated, [far]), 3), ANSWER)  # e5's cosine alone: no
+
+
+def test_an_e5_chunk_vouches_when_it_stands_out_from_the_rest_of_the_notes() -> None:
+    """e5 gives 0.8-0.92 to almost any pair; what tells is the best chunk against the question's mean."""
+    hit = make_hit(1, "T", ["unrelated text"], [{"e5-onnx": 0.9}])
+    stands_out = gather_evidence(make_result("hospitals federated learning", [hit], standout={"e5-onnx": 3.1}), 3)
+    assert stands_out.standout == {"e5-onnx": 3.1} and is_covered(stands_out, ANSWER)
+    blends_in = gather_evidence(make_result("hospitals federated learning", [hit], standout={"e5-onnx": 2.1}), 3)
+    assert not is_covered(blends_in, ANSWER)
+    assert is_covered(blends_in, ANSWER, standouts={"e5-onnx": 2.0})
 
 
 def test_an_uncalibrated_embedder_never_vouches_unless_given_a_threshold() -> None:
@@ -108,12 +121,18 @@ def test_an_uncalibrated_embedder_never_vouches_unless_given_a_threshold() -> No
     assert not is_covered(evidence, ANSWER, {"BAAI/bge-m3": None})
 
 
-def test_min_coverage_setting_decides() -> None:
+def test_the_coverage_settings_decide() -> None:
     lexical_only = make_hit(1, OMNI.entry.title, [m.chunk.text for m in OMNI.chunks])
     evidence = gather_evidence(make_result("OmniMoE hospitals federated learning", [lexical_only]), 3)
-    assert 0 < evidence.coverage < 0.5 and evidence.similarity == {}
-    assert is_covered(evidence, ANSWER.model_copy(update={"min_coverage": evidence.coverage}))
-    assert not is_covered(evidence, ANSWER.model_copy(update={"min_coverage": evidence.coverage + 0.01}))
+    assert 0 < evidence.coverage < 0.5 and evidence.similarity == {} and evidence.standout == {}
+    lexical = ANSWER.model_copy(update={"min_coverage": 1.0})  # no embedder can vouch: the lexical bar
+    assert is_covered(evidence, lexical.model_copy(update={"min_coverage_lexical": evidence.coverage}))
+    assert not is_covered(evidence, lexical.model_copy(update={"min_coverage_lexical": evidence.coverage + 0.01}))
+    declined = gather_evidence(make_result("OmniMoE hospitals federated learning", [lexical_only],
+                                           standout={"e5-onnx": 1.0}), 3)  # e5 can vouch, and does not
+    strict = ANSWER.model_copy(update={"min_coverage_lexical": 0.0})
+    assert is_covered(declined, strict.model_copy(update={"min_coverage": declined.coverage}))
+    assert not is_covered(declined, strict.model_copy(update={"min_coverage": declined.coverage + 0.01}))
 
 
 def test_named_things_the_notes_never_mention_are_not_covered() -> None:

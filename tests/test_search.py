@@ -7,6 +7,7 @@ import json
 from itertools import pairwise
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rag.builder import build_index
@@ -55,6 +56,15 @@ def test_hits_carry_per_retriever_standing_and_chunk_similarities(real_searcher:
     assert result.query.tokens and set(result.query.vectors) == {"e5-onnx", "use-m3"}
     weights = result.term_weights()
     assert weights["原子"] > weights["专家"]  # rarer in the notes, weighs more
+
+
+@pytest.mark.slow
+def test_a_covered_question_has_an_e5_chunk_that_stands_out_and_an_uncovered_one_does_not(
+        real_searcher: Searcher) -> None:
+    covered = real_searcher.search("哪篇工作把 MoE 专家拆成原子专家?", k=3).standout
+    uncovered = real_searcher.search("联邦学习里多家医院怎么在不共享数据的前提下联合微调大模型？", k=3).standout
+    assert set(covered) == set(uncovered) == {"e5-onnx", "use-m3"}
+    assert covered["e5-onnx"] > 3 > 2.25 > uncovered["e5-onnx"]  # the registry's calibration sits between
 
 
 @pytest.mark.slow
@@ -132,3 +142,17 @@ def test_lexical_only_index_works(make_corpus, models: Models) -> None:
     searcher = Searcher(open_store(settings).load(), settings.retrieval, settings.index.corpus, models)
     assert searcher.sources == ("bm25", "exact", "translated")
     assert searcher.search("原子专家", k=1).hits[0].entry.title == "MoE"
+
+
+def test_standout_is_the_best_chunk_against_the_questions_similarity_to_all_notes(make_corpus,
+                                                                                  models: Models) -> None:
+    notes = {f"n{i}.md": f"# N{i}\n\n## Paper {i}\n\nQuokka wombat trick number {i} with kangaroo.\n"
+             for i in range(12)}
+    settings = make_corpus(notes)
+    build_index(settings.index, open_store(settings), models)
+    index = open_store(settings).load()
+    searcher = Searcher(index, settings.retrieval, settings.index.corpus, models)
+    result = searcher.search("quokka wombat trick number 3", k=3)
+    sims = index.dense["hash"].vectors(np.arange(len(index.chunks))) @ result.query.vectors["hash"]
+    assert result.standout["hash"] == pytest.approx((sims.max() - sims.mean()) / sims.std(), rel=1e-4)
+    assert "hash" not in searcher.search("quokka", k=3, sources=["bm25"]).standout  # not asked, not measured
