@@ -18,11 +18,11 @@ import numpy as np
 
 from . import lexical
 from .models import resolve
+from .names import question_names
 from .retrieve import RetrievalResult
 from .settings import AnswerSettings
 from .store import Lexicon
 
-_NAME = re.compile(r"(?<![\w-])[A-Za-z][\w%+.-]*")
 _NAME_PARTS = re.compile(r"[-./+]")
 
 
@@ -45,20 +45,10 @@ def term_overlap(tokens: set[str], weights: Mapping[str, float]) -> float:
     return sum(w for t, w in weights.items() if t in tokens) / total if total else 0.0
 
 
-def _is_name(word: str) -> bool:
-    return sum(c.isupper() for c in word) >= 2 or any(c.isdigit() for c in word)
-
-
-def question_names(question: str) -> list[str]:
-    """Named things: words with two capitals or a digit (MEMIT, TabPFN, Qwen2.5), not "English"."""
-    words = (m.group(0).rstrip(".-") for m in _NAME.finditer(question))
-    return list(dict.fromkeys(w for w in words if _is_name(w)))
-
-
 def mentioned(name: str, lexicon: Lexicon) -> bool:
     """Whether the notes use a name; compounds (``GRPO-style``) count by their named parts."""
     # a part counts when it is a name itself: "GRPO-style" by GRPO, but "Mamba-2" only whole
-    parts = [p for p in _NAME_PARTS.split(name) if _is_name(p) and any(c.isalpha() for c in p)] or [name]
+    parts = [p for p in _NAME_PARTS.split(name) if lexical.is_name(p)] or [name]
 
     def known(part: str) -> bool:  # the whole word, not its pieces: "Min-K%" is not "min"
         words = (lexical.tokenize(p)[:1] for p in (part, part.rstrip("sS")))  # GPUs → gpu

@@ -77,7 +77,8 @@ def tokenize(text: str) -> list[str]:
     return out
 
 
-def _is_name(word: str) -> bool:
+def is_name(word: str) -> bool:
+    """Two capitals or letters and a digit: HySparse, MEMIT, Qwen2.5, KV-cache (not "English", not "2026")."""
     has_letter = any(c.isalpha() for c in word)
     return has_letter and (sum(c.isupper() for c in word) >= 2 or any(c.isdigit() for c in word))
 
@@ -93,7 +94,7 @@ def exact_terms(text: str) -> list[str]:
     for m in _WORD.finditer(normalize(text)):
         word = m.group(0).rstrip(".-+/")
         unit = word[-1:] in ("%", "×")
-        if not (unit or _ARXIV.match(word) or _is_name(word)):
+        if not (unit or _ARXIV.match(word) or is_name(word)):
             continue
         whole = word.lower()
         terms.append(whole)

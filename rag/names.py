@@ -1,9 +1,10 @@
-"""What a question names in capitalised words: Sora, Medusa, Constitutional AI, the Xiaomi paper.
+"""What a question names: MEMIT, TabPFN, Qwen2.5; and in capitalised words Sora, Medusa,
+Constitutional AI, the Xiaomi paper.
 
-Words with two capitals or a digit (MEMIT, Qwen2.5) are exact terms already (rag.lexical); a
-word with one capital is a name only by where it stands, so this reads the question's sentences.
-Retrieval ranks entries that write these names (rag.retrievers.ExactRetriever), and the coverage
-gate refuses a question whose names the notes never mention (rag.evidence).
+A word with two capitals or a digit is a name wherever it stands; a word with one capital is a
+name only by where it stands, so that part reads the question's sentences. Retrieval ranks
+entries that write these names (rag.retrievers.ExactRetriever), and the coverage gate refuses a
+question whose names the notes never mention (rag.evidence).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from . import lexical
 from .dictionary import ENGLISH_STOPWORDS
 from .text import language
 
+_WORD = re.compile(r"(?<![\w-])[A-Za-z][\w%+.-]*")
 #: A capitalised word or run of them ("Sora", "Constitutional AI", "Diffusion Forcing").
 _CAPITALISED = re.compile(r"(?<![\w-])[A-Z][a-z][\w-]*(?: +[A-Z][\w-]*)*")
 _SENTENCE_END = re.compile(r"(?:^|[.?!:;。？！：；\"'“‘(（]\s*)$")
@@ -23,6 +25,12 @@ NOT_NAMES = frozenset(
     mar apr jun jul aug sep sept oct nov dec monday tuesday wednesday thursday friday saturday sunday
     chinese english american european japanese korean french german i""".split()
 ) | ENGLISH_STOPWORDS | lexical.STOPWORDS
+
+
+def question_names(question: str) -> list[str]:
+    """The words of a question that are names by their shape (:func:`rag.lexical.is_name`), once each."""
+    words = (m.group(0).rstrip(".-") for m in _WORD.finditer(question))
+    return list(dict.fromkeys(w for w in words if lexical.is_name(w)))
 
 
 def capitalised_names(question: str) -> list[str]:

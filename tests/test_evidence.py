@@ -11,9 +11,9 @@ from rag import lexical
 from rag.chunking import Chunk
 from rag.citations import cited_numbers
 from rag.dictionary import Dictionary
-from rag.evidence import gather_evidence, is_covered, question_names, similarity_thresholds, standout_thresholds
+from rag.evidence import gather_evidence, is_covered, similarity_thresholds, standout_thresholds
 from rag.extractive import extractive_answer, pick_sentences
-from rag.names import capitalised_names
+from rag.names import capitalised_names, question_names
 from rag.notes import Entry
 from rag.query import make_query
 from rag.retrieve import ChunkMatch, Hit, RetrievalResult
