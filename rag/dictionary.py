@@ -96,12 +96,11 @@ class Dictionary:
             if not m or not _CHINESE.match(m.group(2)):
                 continue
             word, is_name = m.group(2), m.group(3)[:1].isupper()
-            for sense in m.group(4).split("/"):
-                sense = re.sub(r"\([^)]*\)", "", sense).strip().lower()
-                if sense.startswith(_SKIP_SENSE):
-                    continue
-                if is_name:
-                    proper.add(word)
+            kept = [s for s in (re.sub(r"\([^)]*\)", "", s).strip().lower() for s in m.group(4).split("/"))
+                    if not s.startswith(_SKIP_SENSE)]
+            if is_name and kept:
+                proper.add(word)
+            for sense in kept:
                 for part in re.split(r"[,;]", sense):  # "Xiaomi, Chinese electronics company" → xiaomi
                     part = re.sub(r"[^a-z0-9 '-]", "", _SENSE_PREFIX.sub("", part.strip())).strip()
                     if part and len(part.split()) <= MAX_SENSE_WORDS:
