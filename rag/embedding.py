@@ -127,11 +127,12 @@ class SentenceTransformerEmbedder:
     """Any sentence-transformers model; query/passage prompts as the model family expects."""
 
     def __init__(self, name_or_path: str, label: str | None = None) -> None:
+        local_only = _has_local_copy(name_or_path)  # before torch's import: a model that cannot load fails at once
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # "Loading weights" bars are noise on a CLI's stderr
-        self._model = SentenceTransformer(name_or_path, device="cpu", local_files_only=_has_local_copy(name_or_path))
+        self._model = SentenceTransformer(name_or_path, device="cpu", local_files_only=local_only)
         dim_of = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         self.dim = int(dim_of())
         self.id = f"st:{label or name_or_path}"

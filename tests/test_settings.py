@@ -116,7 +116,7 @@ def test_a_hub_model_that_cannot_be_downloaded_is_one_line_at_once(env: dict[str
     started = time.monotonic()
     out = run_rag("index", "--corpus", str(tmp_path / "notes"), "--index", str(tmp_path / "idx"), cwd=tmp_path,
                   env=env)
-    assert time.monotonic() - started < 30
+    assert time.monotonic() - started < 60  # cold imports on a loaded machine; retrying took over 80 s
     assert out.returncode != 0 and "Traceback" not in out.stderr and "Retrying" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert "nobody/absent-model is not in the local model cache and the hub cannot be reached" in out.stderr
