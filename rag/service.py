@@ -2,7 +2,7 @@
 
 It owns what a long-running process shares between requests: the settings, the loaded models,
 the store and a live handle on its current generation (a rebuild by anyone is picked up on the
-next question), and one :class:`~rag.retrieve.Searcher` per generation. Input from users is
+next question), and one :class:`~rag.retrieve.searcher.Searcher` per generation. Input from users is
 checked here once (:func:`check_question`), so every layer refuses the same things the same way.
 """
 
@@ -11,13 +11,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Generator
 
-from .answer import Answer, iter_answer
-from .answer_model import AnswerModel
-from .builder import BuildReport, Progress, build_index
-from .models import Models
-from .retrieve import Filters, RetrievalResult, Searcher
+from rag.answer.answer import Answer, iter_answer
+from rag.answer.llm.model import AnswerModel
+from rag.build.builder import BuildReport, Progress, build_index
+from rag.embed.models import Models
+from rag.retrieve.searcher import Filters, RetrievalResult, Searcher
+from rag.store import IndexHandle, LoadedIndex, open_store
+
 from .settings import Settings
-from .store import IndexHandle, LoadedIndex, open_store
 
 
 class QuestionError(ValueError):

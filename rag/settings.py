@@ -62,7 +62,7 @@ class IndexSettings(_Section):
 
     corpus: Path = Path("corpus")
     path: Path = Path("index")
-    #: Dense embedders by registry name (``rag.models``) or sentence-transformers name/path.
+    #: Dense embedders by registry name (``rag.embed.models``) or sentence-transformers name/path.
     embedders: tuple[str, ...] = DEFAULT_EMBEDDERS
     chunk_tokens: int = Field(256, ge=32, le=8192)
     chunk_overlap: int = Field(32, ge=0)
@@ -91,7 +91,7 @@ class IndexSettings(_Section):
     @classmethod
     def _registered(cls, names: tuple[str, ...]) -> tuple[str, ...]:
         """Registry names (``e5`` → ``e5-onnx``), so one model has one name in the index."""
-        from .models import EmbedderError, canonical
+        from rag.embed.models import EmbedderError, canonical
 
         try:
             canon = tuple(canonical(name) for name in names)
@@ -137,9 +137,9 @@ class RetrievalSettings(_Section):
     #: exact terms in at most this share of the chunks (a common "RL" singles nothing out).
     exact_weight: float = Field(1.0, ge=0)
     exact_max_share: float = Field(0.05, gt=0, le=1)
-    #: BM25 also searches the question's terms in the other language (rag.glossary).
+    #: BM25 also searches the question's terms in the other language (rag.retrieve.glossary).
     glossary: bool = True
-    #: The ranking by dictionary translations of the question's English words (rag.dictionary);
+    #: The ranking by dictionary translations of the question's English words (rag.text.dictionary);
     #: 0 leaves it out. Tune split, hybrid hit@1: 0.953 without, 0.965 at 0.75-1, 0.942 at 1.5.
     translate_weight: float = Field(1.0, ge=0)
     #: HNSW search breadth; 256 keeps recall@10 against exact search ≥ 0.95 at 100k (bench.md).
@@ -161,7 +161,7 @@ class AnswerSettings(_Section):
     #: Top entries whose relevance decides whether the notes cover a question.
     evidence_entries: int = Field(3, ge=1)
     #: Share of the question's rarity-weighted terms the top entries must hold, unless an embedder
-    #: vouches for them (see rag.evidence) ...
+    #: vouches for them (see rag.answer.evidence) ...
     min_coverage: float = Field(0.4, ge=0, le=1)
     #: ... and when no embedder can vouch (BM25 only, or only uncalibrated embedders), the lower
     #: share that alone decides, so that paraphrases are not refused for want of a second signal.

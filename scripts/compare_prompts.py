@@ -3,7 +3,7 @@
     python scripts/compare_prompts.py --index IDX --llm-model gguf:MODEL.gguf [--covered 8] [--uncovered 2]
         [--variant plain|one-shot] [--out /tmp/prompts]
 
-Variants: ``one-shot`` is :func:`rag.prompts.build_messages` as shipped (the worked example turn
+Variants: ``one-shot`` is :func:`rag.answer.prompts.build_messages` as shipped (the worked example turn
 before the question); ``plain`` leaves that turn out. Each variant writes its own eval output
 (``OUT/VARIANT/metrics.json``, ``report.md``); the subset is the first covered and uncovered
 questions of an even spread over the tune split, written to ``OUT/subset.jsonl``.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from rag import prompts  # noqa: E402 -- after the path set-up above
+from rag.answer import prompts  # noqa: E402 -- after the path set-up above
 from rag.eval.qa import load_split  # noqa: E402
 from rag.eval.runner import run_eval, spread  # noqa: E402
 from rag.settings import load_settings  # noqa: E402

@@ -1,7 +1,7 @@
 """The coverage gate's calibration, reproducible: how e5's stand-out and term coverage separate
 answerable from uncovered questions, and what each (coverage bar, e5 stand-out) pair refuses.
 
-Each question is searched once; the grid then only re-runs :func:`rag.evidence.is_covered` with
+Each question is searched once; the grid then only re-runs :func:`rag.answer.evidence.is_covered` with
 other settings, so it is as fast as one ``rag eval`` pass. The defaults (0.4, 2.25) were chosen on
 ``tune`` with this grid (eval/README.md, "Refusal: e5 vouches by standing out").
 
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.answer.evidence import Evidence, gather_evidence, is_covered, standout_thresholds
+from rag.embed.models import Models
 from rag.eval.qa import load_split
-from rag.evidence import Evidence, gather_evidence, is_covered, standout_thresholds
-from rag.models import Models
-from rag.retrieve import Searcher
+from rag.retrieve.searcher import Searcher
 from rag.settings import Settings
 from rag.store import open_store
 

@@ -21,7 +21,7 @@ from openai import OpenAI
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from rag.local_llm import LocalEndpoint, LocalModelServer  # noqa: E402 -- after the path set-up above
+from rag.answer.llm.local import LocalEndpoint, LocalModelServer  # noqa: E402 -- after the path set-up above
 
 
 def _token_count(endpoint: LocalEndpoint, text: str) -> int:

@@ -28,11 +28,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rag.chunking import Chunk
-from rag.manifest import Counts, Manifest, NoteRecord, index_fingerprint
-from rag.notes import Entry
-from rag.pg_store import PgStore
+from rag.ingest.chunking import Chunk
+from rag.ingest.notes import Entry
 from rag.store import GenerationData
+from rag.store.manifest import Counts, Manifest, NoteRecord, index_fingerprint
+from rag.store.pg.store import PgStore
 
 EMBEDDER = "bench"
 
@@ -141,7 +141,7 @@ def recall(found: list[list[int]], vectors: np.ndarray, queries: np.ndarray, k: 
 
 def faiss_recall(vectors: np.ndarray, queries: np.ndarray, k: int) -> dict:
     """The folder store's HNSW (same M and efConstruction) on the same vectors, for comparison."""
-    from rag.dense import HnswDense
+    from rag.store.dense import HnswDense
 
     index, build_s = timed(HnswDense.build, vectors)
     out: dict = {"build_s": build_s}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rag.notes import split_entries
+from rag.ingest.notes import split_entries
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL = ROOT / "eval"

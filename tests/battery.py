@@ -47,7 +47,7 @@ def run_subprocess(*args: str | bytes, env: dict[str, str] | None = None, cwd: P
                    stdin: bytes | None = None, timeout: float = 120) -> Run:
     """The real ``rag`` command (``args`` may be bytes: argv that is not UTF-8)."""
     full = clean_env(env) | {"PYTHONPATH": str(CODE_ROOT), "PYTHONUNBUFFERED": "1"}
-    done = subprocess.run([sys.executable, "-m", "rag.cli", *args], cwd=cwd or CODE_ROOT, env=full,
+    done = subprocess.run([sys.executable, "-m", "rag.app.cli", *args], cwd=cwd or CODE_ROOT, env=full,
                           capture_output=True, input=stdin, timeout=timeout)
     return Run(done.returncode, done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace"))
 

@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from rag.builder import build_index
-from rag.models import Models, configure_process
-from rag.retrieve import Searcher
+from rag.app.web import NotesApp, build_app, launch
+from rag.build.builder import build_index
+from rag.embed.models import Models, configure_process
+from rag.retrieve.searcher import Searcher
 from rag.service import Notes
 from rag.settings import Settings
 from rag.store import open_store
-from rag.ui import NotesApp, build_app, launch
 from tests.battery import OWN_VARIABLES, Run
 from tests.smollm2 import fetch_smollm2
 
@@ -117,7 +117,7 @@ def run_rag() -> RunRag:
         if settings is not None:
             full_env |= {"RAG_CORPUS": str(settings.index.corpus), "RAG_INDEX": str(settings.index.path),
                          "RAG_EMBEDDERS": ",".join(settings.index.embedders)}
-        return subprocess.run([sys.executable, "-m", "rag.cli", *args], cwd=cwd, env=full_env, capture_output=True,
+        return subprocess.run([sys.executable, "-m", "rag.app.cli", *args], cwd=cwd, env=full_env, capture_output=True,
                               text=True, timeout=timeout, input=stdin)
 
     return run
@@ -131,7 +131,7 @@ def rag_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
     The environment holds only the given ``rag`` variables; the working directory is an empty
     folder (no stray rag.toml). An exception escaping ``main`` fails the test, as a traceback would.
     """
-    from rag.cli import main
+    from rag.app.cli import main
 
     workdir = tmp_path / "cwd"
     workdir.mkdir(exist_ok=True)

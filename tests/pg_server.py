@@ -1,4 +1,4 @@
-"""A real PostgreSQL 16 + pgvector for tests (:class:`rag.pg_local.LocalPostgres`), plus small
+"""A real PostgreSQL 16 + pgvector for tests (:class:`rag.store.pg.local.LocalPostgres`), plus small
 synthetic generations, which the tests' subprocesses build too.
 
 The superuser's password is fixed here so every test can check that it never shows.
@@ -9,13 +9,13 @@ from __future__ import annotations
 import itertools
 import os
 
-from rag.chunking import Chunk
-from rag.embedding import HashEmbedder
-from rag.lexical import tokenize
-from rag.manifest import Counts, Manifest, NoteRecord, index_fingerprint
-from rag.notes import Entry
-from rag.pg_local import LocalPostgres
+from rag.embed.embedding import HashEmbedder
+from rag.ingest.chunking import Chunk
+from rag.ingest.notes import Entry
 from rag.store import GenerationData
+from rag.store.manifest import Counts, Manifest, NoteRecord, index_fingerprint
+from rag.store.pg.local import LocalPostgres
+from rag.text.lexical import tokenize
 
 SUPERUSER_PASSWORD = "pg-Secret-4711"  # must never appear in any output
 _databases = itertools.count()

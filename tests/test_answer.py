@@ -10,21 +10,21 @@ from collections.abc import Generator
 
 import pytest
 
-from rag import lexical
-from rag.answer import Answer, answer_question, collect, format_sources, iter_answer, refusal_text
-from rag.chunking import approx_tokens, chunk_entries
-from rag.citations import cited_numbers
-from rag.dense import ExactDense
-from rag.embedding import HashEmbedder
-from rag.manifest import Manifest
-from rag.models import Models
-from rag.notes import split_entries
-from rag.prompts import build_messages
-from rag.retrieve import Filters, Searcher
-from rag.rewrite import rewrite_question
+from rag.answer.answer import Answer, answer_question, collect, format_sources, iter_answer, refusal_text
+from rag.answer.citations import cited_numbers
+from rag.answer.prompts import build_messages
+from rag.answer.rewrite import rewrite_question
+from rag.embed.embedding import HashEmbedder
+from rag.embed.models import Models
+from rag.ingest.chunking import approx_tokens, chunk_entries
+from rag.ingest.notes import split_entries
+from rag.retrieve.searcher import Filters, Searcher
 from rag.settings import Settings
 from rag.store import Lexicon, LoadedIndex
-from rag.tokens import count_tokens
+from rag.store.dense import ExactDense
+from rag.store.manifest import Manifest
+from rag.text import lexical
+from rag.text.tokens import count_tokens
 from tests.fake_openai import FakeOpenAI, Reply, closed_port
 
 KEY = "sk-test-SECRET-4f9a1c"

@@ -1,4 +1,4 @@
-"""Which model answers (rag.answer_model): remote as configured, local started on demand, bad ones in one line.
+"""Which model answers (rag.answer.llm.model): remote as configured, local started on demand, bad ones in one line.
 
 Fast: no model is loaded here (tests/test_local_answers.py serves a real one).
 """
@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from rag.answer_model import AnswerModel
-from rag.llm import list_models
-from rag.local_llm import LocalModelError
+from rag.answer.llm.client import list_models
+from rag.answer.llm.local import LocalModelError
+from rag.answer.llm.model import AnswerModel
+from rag.app.web import MODE_LLM, NotesApp
 from rag.service import Notes
 from rag.settings import Settings
-from rag.ui import MODE_LLM, NotesApp
 from tests.conftest import RunRag, free_port
 from tests.fake_openai import FakeOpenAI, Reply
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answer import answer_question
-from rag.citations import cited_numbers
-from rag.retrieve import Searcher
+from rag.answer.answer import answer_question
+from rag.answer.citations import cited_numbers
+from rag.retrieve.searcher import Searcher
 from rag.settings import Settings
 from rag.text import language
 

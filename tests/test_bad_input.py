@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-import rag.build_plan
-from rag.builder import BuildReport, build_index
-from rag.corpus import NoteError, decode_note, find_notes
-from rag.models import Models
-from rag.retrieve import Searcher
+import rag.build.plan
+from rag.build.builder import BuildReport, build_index
+from rag.embed.models import Models
+from rag.ingest.corpus import NoteError, decode_note, find_notes
+from rag.retrieve.searcher import Searcher
 from rag.settings import Settings, load_settings
 from rag.store import open_store
 
@@ -145,7 +145,7 @@ def test_note_deleted_while_indexing(settings: Settings, models: Models, monkeyp
         (root / "fresh.md").unlink()
         return found
 
-    monkeypatch.setattr(rag.build_plan, "find_notes", find_then_delete)
+    monkeypatch.setattr(rag.build.plan, "find_notes", find_then_delete)
     report = build(settings, models)
     gone = ("deleted while indexing", False)
     assert skips(report) == {"doomed.md": gone, "fresh.md": gone}
@@ -163,7 +163,7 @@ def test_a_note_gone_bad_keeps_its_previous_entries(settings: Settings, models: 
     corpus = settings.index.corpus
     build(settings, models)
     before = entries_of(settings, "audio.md")
-    real_read = rag.build_plan.read_bytes
+    real_read = rag.build.plan.read_bytes
 
     def unreadable(note_file, max_bytes):  # type: ignore[no-untyped-def]
         if note_file.rel == "audio.md":
@@ -171,7 +171,7 @@ def test_a_note_gone_bad_keeps_its_previous_entries(settings: Settings, models: 
         return real_read(note_file, max_bytes)
 
     with monkeypatch.context() as m:
-        m.setattr(rag.build_plan, "read_bytes", unreadable)
+        m.setattr(rag.build.plan, "read_bytes", unreadable)
         (corpus / "transformer.md").write_text("# Transformer\n\nNow about quuxvarn.\n", encoding="utf-8")
         report = build(settings, models)
     assert skips(report) == {"audio.md": ("unreadable: Permission denied", True)}

@@ -13,12 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from rag.builder import build_index
-from rag.models import Models
+from rag.app.web import MODE_EXTRACTIVE, MODE_LLM, NotesApp, build_app
+from rag.build.builder import build_index
+from rag.embed.models import Models
 from rag.service import Notes
 from rag.settings import Settings
 from rag.store import open_store
-from rag.ui import MODE_EXTRACTIVE, MODE_LLM, NotesApp, build_app
 from tests.battery import assert_citations_hold
 from tests.conftest import QUOKKA, serving, settings_for
 from tests.fake_openai import FakeOpenAI, Reply

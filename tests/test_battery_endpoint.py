@@ -11,13 +11,13 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from rag.builder import build_index
-from rag.mcp_server import NotesTools
-from rag.models import Models
+from rag.app.mcp_server import NotesTools
+from rag.app.web import MODE_LLM, NotesApp
+from rag.build.builder import build_index
+from rag.embed.models import Models
 from rag.service import Notes
 from rag.settings import Settings
 from rag.store import open_store
-from rag.ui import MODE_LLM, NotesApp
 from tests.battery import Run, assert_citations_hold, assert_no_traceback
 from tests.conftest import QUOKKA, settings_for
 from tests.fake_openai import FakeOpenAI, Reply, closed_port

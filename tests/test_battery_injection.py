@@ -1,5 +1,5 @@
 """Fault battery, injection and XSS: notes written to attack whoever reads them — the app's page
-(rag/render.py), the model (the prompt's data fence, rag/prompts.py), an agent (MCP results) and
+(rag/app/render.py), the model (the prompt's data fence, rag/answer/prompts.py), an agent (MCP results) and
 the terminal (``rag search``). Each payload is one note; each sink is checked structurally.
 Fast tier: in-process, ``hash`` index, a fake endpoint recording the prompt."""
 
@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from rag.answer import collect
-from rag.builder import build_index
-from rag.mcp_server import DATA_NOTICE, NotesTools
-from rag.models import Models
-from rag.render import render_sources
+from rag.answer.answer import collect
+from rag.app.mcp_server import DATA_NOTICE, NotesTools
+from rag.app.render import render_sources
+from rag.build.builder import build_index
+from rag.embed.models import Models
 from rag.service import Notes
 from rag.settings import Settings
 from rag.store import open_store

@@ -1,7 +1,7 @@
 """Fault battery, notes: one hostile or clumsy file in a corpus beside a good note, through
 ``rag index``. The build always ends (exit 0, quickly), the good note is searchable, and the bad
 file is either indexed as text or skipped with one escaped line saying why. Fast tier: in-process,
-``hash`` embedder (tests/test_fault_notes.py holds the unit-level probes of rag/corpus.py)."""
+``hash`` embedder (tests/test_fault_notes.py holds the unit-level probes of rag/ingest/corpus.py)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.corpus import display_name
-from rag.models import Models
-from rag.render import index_status, report_text
+from rag.app.render import index_status, report_text
+from rag.embed.models import Models
+from rag.ingest.corpus import display_name
 from rag.service import Notes
 from tests.battery import PROGRESS, Run, assert_no_traceback
 from tests.conftest import settings_for

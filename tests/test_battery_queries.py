@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.builder import build_index
-from rag.models import Models
+from rag.build.builder import build_index
+from rag.embed.models import Models
 from rag.store import open_store
 from tests.battery import Run, assert_citations_hold, assert_no_traceback, assert_one_line_error, run_subprocess
 from tests.conftest import QUOKKA, settings_for
@@ -215,7 +215,7 @@ def test_unusable_question_is_one_line_tool_error_over_mcp(name: str, env: dict[
     """The same refusals reach an agent as one-line tool errors, before any search (a 200 KB question)."""
     from mcp.server.mcpserver.exceptions import ToolError
 
-    from rag.mcp_server import NotesTools
+    from rag.app.mcp_server import NotesTools
     from rag.service import Notes
 
     tools = NotesTools(Notes(settings_for(Path(env["RAG_CORPUS"]), Path(env["RAG_INDEX"])), models))

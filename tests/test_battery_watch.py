@@ -30,7 +30,7 @@ class Watcher:
                          "PYTHONPATH": str(CODE_ROOT), "PYTHONUNBUFFERED": "1"})
         self.log = index.parent / "watch.log"
         self._log = open(self.log, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "index", "--watch"], cwd=corpus.parent,
+        self.proc = subprocess.Popen([sys.executable, "-m", "rag.app.cli", "index", "--watch"], cwd=corpus.parent,
                                      env=env, stdout=subprocess.PIPE, stderr=self._log)
 
     @property

@@ -19,15 +19,15 @@ from rag.bench.report import check_targets
 from rag.bench.run import embedder_sets
 from rag.bench.scale import EF_SEARCH_SWEEP, extrapolate, hnsw_recall, time_commits
 from rag.bench.synth import generate
-from rag.chunking import approx_tokens, chunk_entries
-from rag.corpus import read_corpus
-from rag.dense import HnswDense
-from rag.embedding import HashEmbedder
+from rag.embed.embedding import HashEmbedder
 from rag.eval.qa import Span
-from rag.manifest import Manifest
-from rag.notes import clean_inline, parse_heading, split_entries
+from rag.ingest.chunking import approx_tokens, chunk_entries
+from rag.ingest.corpus import read_corpus
+from rag.ingest.notes import clean_inline, parse_heading, split_entries
 from rag.settings import IndexSettings
 from rag.store import Lexicon, LoadedIndex
+from rag.store.dense import HnswDense
+from rag.store.manifest import Manifest
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 

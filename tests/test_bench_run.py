@@ -10,10 +10,10 @@ import pytest
 
 from rag.bench import run_bench
 from rag.bench.scale import bench_scale
-from rag.builder import build_index
-from rag.corpus import read_corpus
+from rag.build.builder import build_index
+from rag.embed.models import Models
 from rag.eval.qa import load_split
-from rag.models import Models
+from rag.ingest.corpus import read_corpus
 from rag.settings import Settings
 from rag.store import open_store
 

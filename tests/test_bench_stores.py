@@ -12,9 +12,9 @@ import pytest
 from rag.bench import run_bench
 from rag.bench.stores import postgres_for_bench
 from rag.eval.qa import load_split
-from rag.pg_store import PgStore
 from rag.settings import Settings
 from rag.store import IndexUnavailable
+from rag.store.pg.store import PgStore
 from tests.conftest import CORPUS, QA
 from tests.pg_server import SUPERUSER_PASSWORD, make_generation
 

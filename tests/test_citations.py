@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from rag.citations import CitationStream, cited_numbers, clean_citations, neutralise
+from rag.answer.citations import CitationStream, cited_numbers, clean_citations, neutralise
 
 
 def stream_through(text: str, pieces: list[str], valid: int) -> str:

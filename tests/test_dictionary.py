@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from rag.builder import build_index
-from rag.dictionary import Dictionary, lemmas
-from rag.models import Models
-from rag.query import make_query
-from rag.retrieve import Searcher
-from rag.retrievers import TRANSLATED, TranslatedRetriever
+from rag.build.builder import build_index
+from rag.embed.models import Models
+from rag.retrieve.query import make_query
+from rag.retrieve.retrievers import TRANSLATED, TranslatedRetriever
+from rag.retrieve.searcher import Searcher
 from rag.store import Lexicon, open_store
+from rag.text.dictionary import Dictionary, lemmas
 from tests.fake_bm25 import RecordingBM25
 
 SAMPLE = """# CC-CEDICT

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.corpus import read_corpus
 from rag.eval.qa import SPLITS, load_qa
-from rag.notes import split_entries
+from rag.ingest.corpus import read_corpus
+from rag.ingest.notes import split_entries
 
 ROOT = Path(__file__).resolve().parent.parent
 QA = ROOT / "eval" / "qa.jsonl"

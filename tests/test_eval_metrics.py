@@ -30,8 +30,8 @@ from rag.eval.metrics import (
 from rag.eval.qa import EvalError, Question, Span, load_qa, load_split
 from rag.eval.runner import spread
 from rag.eval.stats import mean, percentiles
-from rag.notes import Entry
-from rag.tables import fmt, markdown_table
+from rag.eval.tables import fmt, markdown_table
+from rag.ingest.notes import Entry
 
 A = "a.md"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from rag.eval.metrics import summarize_answers, summarize_by, summarize_retrieval
 from rag.eval.report import summary_table, worst_misses, write_outputs
 from rag.eval.stats import percentiles
-from rag.notes import Entry
+from rag.ingest.notes import Entry
 
 ENTRIES = [Entry("n.md", title, start, start + 1, None, None, f"{title} text")
            for title, start in (("Zephyrine", 1), ("Quokka-MoE", 4), ("Marlowe", 7))]

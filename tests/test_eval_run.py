@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from rag.builder import build_index
+from rag.build.builder import build_index
+from rag.embed.models import Models
 from rag.eval.configs import DEFAULT_CONFIG
 from rag.eval.metrics import summarize_retrieval
 from rag.eval.qa import EvalError, load_split
 from rag.eval.runner import evaluate_retrieval, run_eval
-from rag.models import Models
-from rag.notes import split_entries
-from rag.retrieve import Searcher
+from rag.ingest.notes import split_entries
+from rag.retrieve.searcher import Searcher
 from rag.settings import Settings
 from rag.store import open_store
 

@@ -7,18 +7,18 @@ from dataclasses import replace
 
 import pytest
 
-from rag import lexical
-from rag.chunking import Chunk
-from rag.citations import cited_numbers
-from rag.dictionary import Dictionary
-from rag.evidence import gather_evidence, is_covered, similarity_thresholds, standout_thresholds
-from rag.extractive import extractive_answer, pick_sentences
-from rag.names import capitalised_names, question_names
-from rag.notes import Entry
-from rag.query import make_query
-from rag.retrieve import ChunkMatch, Hit, RetrievalResult
+from rag.answer.citations import cited_numbers
+from rag.answer.evidence import gather_evidence, is_covered, similarity_thresholds, standout_thresholds
+from rag.answer.extractive import extractive_answer, pick_sentences
+from rag.ingest.chunking import Chunk
+from rag.ingest.notes import Entry
+from rag.retrieve.names import capitalised_names, question_names
+from rag.retrieve.query import make_query
+from rag.retrieve.searcher import ChunkMatch, Hit, RetrievalResult
 from rag.settings import AnswerSettings
 from rag.store import Lexicon
+from rag.text import lexical
+from rag.text.dictionary import Dictionary
 
 ANSWER = AnswerSettings()
 

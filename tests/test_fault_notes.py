@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-import rag.chunking
-from rag.chunking import TooManyChunks, chunk_entries
-from rag.corpus import NoteError, NoteFile, decode_note, display_name, find_notes, read_bytes
-from rag.notes import split_entries
+import rag.ingest.chunking
+from rag.ingest.chunking import TooManyChunks, chunk_entries
+from rag.ingest.corpus import NoteError, NoteFile, decode_note, display_name, find_notes, read_bytes
+from rag.ingest.notes import split_entries
 
 MAX_BYTES = 5 * 1024 * 1024
 NOTE = "# Paper\n\nA regular note about attention.\n"
@@ -286,7 +286,7 @@ def test_separators_cost_no_phantom_tokens() -> None:
 
 def test_chunk_cap_refuses_a_megabyte_line_before_splitting(monkeypatch: pytest.MonkeyPatch) -> None:
     entries = entries_of("# Big\n\n" + "attention " * 100_000)
-    monkeypatch.setattr(rag.chunking, "chunk_entry", lambda *a: pytest.fail("split although far over the cap"))
+    monkeypatch.setattr(rag.ingest.chunking, "chunk_entry", lambda *a: pytest.fail("split although far over the cap"))
     started = time.perf_counter()
     with pytest.raises(TooManyChunks) as caught:
         chunk_entries(entries, 256, 32, e5_like, max_chunks=2000)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag.fusion import rrf
-from rag.retrievers import Ranking
+from rag.retrieve.fusion import rrf
+from rag.retrieve.retrievers import Ranking
 
 
 def ranking(source: str, ids: list[int], scores: list[float] | None = None) -> Ranking:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rag import lexical
-from rag.glossary import Glossary
+from rag.retrieve.glossary import Glossary
+from rag.text import lexical
 
 NOTES = [
     "本文首次将稀疏自动编码器（SAE）用于语音模型。",

@@ -22,17 +22,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag import builder
-from rag.builder import BuildReport, build_index
-from rag.chunking import approx_tokens, chunk_entries
-from rag.embedding import HashEmbedder
-from rag.folder_store import FolderStore
-from rag.models import Models
-from rag.notes import split_entries
-from rag.retrieve import Searcher
+from rag.build import builder
+from rag.build.builder import BuildReport, build_index
+from rag.build.watch import QUIET_MS, watch_index
+from rag.embed.embedding import HashEmbedder
+from rag.embed.models import Models
+from rag.ingest.chunking import approx_tokens, chunk_entries
+from rag.ingest.notes import split_entries
+from rag.retrieve.searcher import Searcher
 from rag.settings import Settings
 from rag.store import IndexHandle, IndexUnavailable, open_store
-from rag.watch import QUIET_MS, watch_index
+from rag.store.folder import FolderStore
 
 ROOT = Path(__file__).resolve().parent.parent
 MakeCorpus = Callable[..., Settings]
@@ -42,9 +42,9 @@ MakeCorpus = Callable[..., Settings]
 DRIVER = r"""
 import sys, time
 from pathlib import Path
-from rag.builder import build_index
-from rag.embedding import HashEmbedder
-from rag.models import Models
+from rag.build.builder import build_index
+from rag.embed.embedding import HashEmbedder
+from rag.embed.models import Models
 from rag.settings import Settings
 from rag.store import IndexUnavailable, open_store
 
@@ -184,8 +184,8 @@ def test_nothing_to_do_is_fast_and_imports_no_model_code(make_corpus: MakeCorpus
     settings = make_corpus(NOTES)
     build(settings, models)
     probe = "\n".join([
-        "import sys", "from pathlib import Path", "from rag.builder import build_index",
-        "from rag.models import Models", "from rag.settings import Settings", "from rag.store import open_store",
+        "import sys", "from pathlib import Path", "from rag.build.builder import build_index",
+        "from rag.embed.models import Models", "from rag.settings import Settings", "from rag.store import open_store",
         "s = Settings().updated({'index.corpus': Path(sys.argv[1]), 'index.path': Path(sys.argv[2]),"
         " 'index.embedders': ('hash',)})",
         "m = Models()", "r = build_index(s.index, open_store(s), m)",

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from rag.llm import DEFAULT_BASE_URL, LLMFailure, _client, stream_chat
+from rag.answer.llm.client import DEFAULT_BASE_URL, LLMFailure, _client, stream_chat
 from rag.settings import LLMSettings, Settings
 from tests.fake_openai import FakeOpenAI, Reply, closed_port
 

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from rag.answer import Answer, collect
-from rag.citations import cited_numbers
-from rag.render import message_text
+from rag.answer.answer import Answer, collect
+from rag.answer.citations import cited_numbers
+from rag.app.render import message_text
+from rag.app.web import MODE_LLM, NotesApp, build_app, launch
 from rag.service import Notes
 from rag.settings import Settings
-from rag.ui import MODE_LLM, NotesApp, build_app, launch
 from tests.conftest import RunRag, free_port
 
 pytestmark = pytest.mark.slow
@@ -41,7 +41,7 @@ def _accepts(port: int) -> bool:
 
 
 def _servers_of(model: Path) -> list[int]:
-    """Pids of llama.cpp servers (rag/local_llm.py children) serving this very file."""
+    """Pids of llama.cpp servers (rag/answer/llm/local.py children) serving this very file."""
     found = []
     for proc in Path("/proc").iterdir():
         try:

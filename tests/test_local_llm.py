@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from openai import OpenAI
 
-from rag.local_llm import LocalEndpoint, LocalModelError, LocalModelServer, gguf_path, is_local
+from rag.answer.llm.local import LocalEndpoint, LocalModelError, LocalModelServer, gguf_path, is_local
 from tests.smollm2 import ROOT
 
 pytestmark = pytest.mark.slow
@@ -141,7 +141,7 @@ def test_stop_frees_the_port_and_ends_the_process(smollm2: Path) -> None:
 _CHILD = """
 import os, signal, sys
 from pathlib import Path
-from rag.local_llm import LocalModelServer
+from rag.answer.llm.local import LocalModelServer
 server = LocalModelServer(Path(sys.argv[1]), ctx=512)
 endpoint = server.start()
 print(server.pid, endpoint.base_url, flush=True)

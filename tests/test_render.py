@@ -6,12 +6,20 @@ from pathlib import Path
 
 import pytest
 
-from rag.answer import Answer, Citation
-from rag.notes import Entry
-from rag.render import chat_history, format_answer, highlight, model_text, parse_filters, query_terms, render_sources
-from rag.retrieve import Hit
+from rag.answer.answer import Answer, Citation
+from rag.app.render import (
+    chat_history,
+    format_answer,
+    highlight,
+    model_text,
+    parse_filters,
+    query_terms,
+    render_sources,
+)
+from rag.app.uploads import UploadError, add_note, safe_note_name
+from rag.ingest.notes import Entry
+from rag.retrieve.searcher import Hit
 from rag.settings import LLMSettings
-from rag.uploads import UploadError, add_note, safe_note_name
 
 
 def make_hit(**changes: object) -> Hit:

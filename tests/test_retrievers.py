@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from rag import lexical
-from rag.dictionary import Dictionary
-from rag.glossary import Glossary
-from rag.query import make_query
-from rag.retrievers import BM25Retriever, ExactRetriever
+from rag.retrieve.glossary import Glossary
+from rag.retrieve.query import make_query
+from rag.retrieve.retrievers import BM25Retriever, ExactRetriever
 from rag.store import Lexicon
+from rag.text import lexical
+from rag.text.dictionary import Dictionary
 from tests.fake_bm25 import RecordingBM25
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.builder import build_index
-from rag.lexical import tokenize
-from rag.models import Models
-from rag.retrieve import Filters, Searcher
+from rag.build.builder import build_index
+from rag.embed.models import Models
+from rag.retrieve.searcher import Filters, Searcher
 from rag.store import open_store
+from rag.text.lexical import tokenize
 from tests.conftest import CORPUS, RunRag
 
 HIT_KEYS = ["rank", "score", "file", "path", "title", "line_start", "line_end", "url", "date", "snippet"]

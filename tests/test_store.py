@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import rag.folder_store
-from rag.chunking import Chunk
-from rag.dense import ExactDense, HnswDense
-from rag.folder_store import FolderStore, _sha256_file
-from rag.manifest import Counts, Manifest, NoteRecord, index_fingerprint
-from rag.notes import Entry
+import rag.store.folder
+from rag.ingest.chunking import Chunk
+from rag.ingest.notes import Entry
 from rag.store import GenerationData, IndexDamaged, IndexHandle, IndexUnavailable
-from rag.vector_cache import FolderVectorCache
+from rag.store.dense import ExactDense, HnswDense
+from rag.store.folder import FolderStore, _sha256_file
+from rag.store.manifest import Counts, Manifest, NoteRecord, index_fingerprint
+from rag.store.vector_cache import FolderVectorCache
 
 
 def generation(n: int = 4, dim: int = 8, seed: int = 0, note: str = "a.md") -> GenerationData:
@@ -219,8 +219,8 @@ def test_damaged_files_are_found_by_their_checksums(tmp_path: Path, damage: str)
 def test_one_checksum_pass_per_generation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     FolderStore(tmp_path / "index").commit(generation())
     hashed: list[str] = []
-    real = rag.folder_store._sha256_file
-    monkeypatch.setattr(rag.folder_store, "_sha256_file", lambda path: hashed.append(path.name) or real(path))
+    real = rag.store.folder._sha256_file
+    monkeypatch.setattr(rag.store.folder, "_sha256_file", lambda path: hashed.append(path.name) or real(path))
     store = FolderStore(tmp_path / "index")
     store.load()
     assert "tokens.jsonl" not in hashed and len(hashed) == len(set(hashed))

@@ -13,14 +13,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rag.builder import build_index
-from rag.models import Models
-from rag.render import index_status
+from rag.app.render import index_status
+from rag.app.uploads import add_note
+from rag.app.web import MODE_EXTRACTIVE, MODE_LLM, NotesApp, build_app, chat_payload_problem, launch
+from rag.build.builder import build_index
+from rag.embed.models import Models
 from rag.service import Notes
 from rag.settings import Settings, SettingsError
 from rag.store import open_store
-from rag.ui import MODE_EXTRACTIVE, MODE_LLM, NotesApp, build_app, chat_payload_problem, launch
-from rag.uploads import add_note
 from tests.conftest import QUOKKA, REAL_NOTE, free_port
 
 

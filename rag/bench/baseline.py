@@ -17,12 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..corpus import read_corpus
-from ..dense import ExactDense
-from ..eval.metrics import K, ranking_quality
-from ..eval.qa import Question, Span
-from ..models import Models
-from ..notes import Entry, split_entries
+from rag.embed.models import Models
+from rag.eval.metrics import K, ranking_quality
+from rag.eval.qa import Question, Span
+from rag.ingest.corpus import read_corpus
+from rag.ingest.notes import Entry, split_entries
+from rag.store.dense import ExactDense
+
 from .harness import dir_size_mb, in_worker, latency, log, peak_rss_mb, timed
 
 LC_CHUNK_SIZE, LC_CHUNK_OVERLAP = 1000, 200  # RecursiveCharacterTextSplitter's documented defaults

@@ -23,8 +23,8 @@ from typing import TypeVar
 
 import numpy as np
 
-from ..eval.stats import percentiles
-from ..settings import ENVIRONMENT, IndexSettings
+from rag.eval.stats import percentiles
+from rag.settings import ENVIRONMENT, IndexSettings
 
 T = TypeVar("T")
 
@@ -111,7 +111,7 @@ def run_index(index: IndexSettings, cwd: Path | None = None) -> Run:
     load = load_average()
     with tempfile.TemporaryFile() as err:
         start = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "rag.cli", *args], cwd=cwd, env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "rag.app.cli", *args], cwd=cwd, env=env,
                                 stdout=subprocess.DEVNULL, stderr=err)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start

@@ -11,13 +11,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from ..answer_model import AnswerModel
-from ..eval.qa import Question
-from ..eval.stats import mean
-from ..llm import LLMFailure, stream_chat
-from ..prompts import build_messages
-from ..service import Notes
-from ..settings import Settings
+from rag.answer.llm.client import LLMFailure, stream_chat
+from rag.answer.llm.model import AnswerModel
+from rag.answer.prompts import build_messages
+from rag.eval.qa import Question
+from rag.eval.stats import mean
+from rag.service import Notes
+from rag.settings import Settings
+
 from .harness import log
 
 QUESTIONS = 3

@@ -13,11 +13,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..corpus import read_corpus
-from ..eval.qa import Question
-from ..notes import parse_heading, split_entries, split_lines
-from ..settings import Settings
-from ..store import open_store
+from rag.eval.qa import Question
+from rag.ingest.corpus import read_corpus
+from rag.ingest.notes import parse_heading, split_entries, split_lines
+from rag.settings import Settings
+from rag.store import open_store
+
 from .harness import Run, dir_size_mb, in_worker, log, run_index
 from .search import search_worker
 

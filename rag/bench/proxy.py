@@ -17,9 +17,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..chunking import Chunk
-from ..embedding import Embedder
-from ..models import Models
+from rag.embed.embedding import Embedder
+from rag.embed.models import Models
+from rag.ingest.chunking import Chunk
+
 from .synth import SynthEntry
 
 NOISE = 0.1  # norm of the noise added to each proxy vector (relative to a unit vector)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..tables import fmt, markdown_table
+from rag.eval.tables import fmt, markdown_table
+
 from .baseline import LC_CHUNK_OVERLAP, LC_CHUNK_SIZE
 from .proxy import NOISE
 from .stores import stores_section

@@ -18,11 +18,12 @@ from collections.abc import Sequence
 from contextlib import suppress
 from pathlib import Path
 
-from ..builder import cores
-from ..corpus import read_corpus
-from ..eval.qa import load_split
-from ..models import EmbedderError, resolve
-from ..settings import Settings
+from rag.build.builder import cores
+from rag.embed.models import EmbedderError, resolve
+from rag.eval.qa import load_split
+from rag.ingest.corpus import read_corpus
+from rag.settings import Settings
+
 from .baseline import bench_baseline
 from .harness import log, machine
 from .llm import bench_llm

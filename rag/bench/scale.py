@@ -15,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..builder import build_index
-from ..dense import ExactDense, HnswDense
-from ..embedding import BATCH, runs_concurrently
-from ..eval.qa import Question
-from ..models import Models
-from ..settings import Settings
-from ..store import GenerationData, IndexStore, LoadedIndex, open_store
+from rag.build.builder import build_index
+from rag.embed.embedding import BATCH, runs_concurrently
+from rag.embed.models import Models
+from rag.eval.qa import Question
+from rag.settings import Settings
+from rag.store import GenerationData, IndexStore, LoadedIndex, open_store
+from rag.store.dense import ExactDense, HnswDense
+
 from .harness import dir_size_mb, in_worker, log, peak_rss_mb, rss_mb, timed
 from .proxy import ProxyEmbedder, ProxyModels
 from .search import index_loaded, measure_search

@@ -11,13 +11,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..eval.metrics import K, ranking_quality
-from ..eval.qa import Question, Span
-from ..models import Models
-from ..query import Query, make_query
-from ..retrieve import Searcher
-from ..settings import Settings
-from ..store import LoadedIndex, open_store
+from rag.embed.models import Models
+from rag.eval.metrics import K, ranking_quality
+from rag.eval.qa import Question, Span
+from rag.retrieve.query import Query, make_query
+from rag.retrieve.searcher import Searcher
+from rag.settings import Settings
+from rag.store import LoadedIndex, open_store
+
 from .harness import latency, peak_rss_mb, timed
 
 
@@ -64,7 +65,7 @@ def source_quality(searcher: Searcher, questions: Sequence[Question]) -> dict:
 
 def answer_latency(searcher: Searcher, settings: Settings, questions: Sequence[str]) -> dict:
     """Offline (extractive) answers, retrieval included, after one untimed warm-up answer."""
-    from ..answer import answer_question
+    from rag.answer.answer import answer_question
 
     answer_question(questions[0], searcher, settings, use_llm=False)
     return latency([timed(lambda q=q: answer_question(q, searcher, settings, use_llm=False))[1]

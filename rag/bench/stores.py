@@ -1,7 +1,7 @@
 """The PostgreSQL store side by side with the folder (FAISS) store, in one `rag bench` run.
 
 Given a server (``rag bench --pg-dsn DSN`` or ``RAG_STORE``: an empty scratch database), or
-``rag bench --pg``: a throw-away local PostgreSQL 16 + pgvector (:mod:`rag.pg_local`). Two parts:
+``rag bench --pg``: a throw-away local PostgreSQL 16 + pgvector (:mod:`rag.store.pg.local`). Two parts:
 
 * the real notes through `rag index` on each store: full build, one note added (the same note as
   :mod:`rag.bench.notes` adds), then warm hybrid search in a fresh process, whose rankings must be
@@ -27,18 +27,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ..corpus import read_corpus
-from ..dense import ExactDense
-from ..dsn import mask_dsn
-from ..eval.metrics import K
-from ..eval.qa import Question
-from ..folder_store import FolderStore
-from ..models import Models
-from ..pg_local import LocalPostgres
-from ..retrieve import Searcher
-from ..settings import Settings
-from ..store import GenerationData, IndexUnavailable, LoadedIndex, open_store
-from ..tables import markdown_table
+from rag.dsn import mask_dsn
+from rag.embed.models import Models
+from rag.eval.metrics import K
+from rag.eval.qa import Question
+from rag.eval.tables import markdown_table
+from rag.ingest.corpus import read_corpus
+from rag.retrieve.searcher import Searcher
+from rag.settings import Settings
+from rag.store import GenerationData, IndexUnavailable, LoadedIndex, open_store
+from rag.store.dense import ExactDense
+from rag.store.folder import FolderStore
+from rag.store.pg.local import LocalPostgres
+
 from .harness import dir_size_mb, in_worker, latency, log, peak_rss_mb, rss_mb, run_index, timed
 from .notes import make_new_note
 from .scale import SYNTH_SEED, scale_build_worker
@@ -56,8 +57,8 @@ def postgres_for_bench(dsn: str | None) -> Iterator[str]:
     it), or a throw-away local server's when None. The notes-rag tables are dropped afterwards."""
     import psycopg
 
-    from ..pg_schema import drop_all
-    from ..pg_store import PgStore
+    from rag.store.pg.schema import drop_all
+    from rag.store.pg.store import PgStore
 
     server: AbstractContextManager[LocalPostgres | str] = (
         LocalPostgres.running(LOCAL_SERVER, prefix="rag-bench-pg-") if dsn is None else nullcontext(dsn))

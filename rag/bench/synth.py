@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..extractive import split_sentences
-from ..notes import normalized_title, split_entries
+from rag.answer.extractive import split_sentences
+from rag.ingest.notes import normalized_title, split_entries
 
 MIN_SENTENCE_CHARS = 12
 MAX_SENTENCE_CHARS = 200
@@ -86,7 +86,7 @@ def _title(rng: random.Random, titles: list[str]) -> str:
 def generate(texts: Mapping[str, str], n_entries: int, seed: int = 0, per_note: int = ENTRIES_PER_NOTE,
              sentences_per_entry: tuple[int, int] = (2, 4)) -> SynthCorpus:
     """``n_entries`` entries with distinct titles, in notes of ``per_note`` entries each, recombined
-    from the sentences and titles of ``texts`` (rel → note text, see :func:`rag.corpus.read_corpus`)."""
+    from the sentences and titles of ``texts`` (rel → note text, see :func:`rag.ingest.corpus.read_corpus`)."""
     sentences, titles = harvest(texts)
     if len(sentences) < 10 or len(titles) < 2:
         raise ValueError("the corpus has too little text to recombine")

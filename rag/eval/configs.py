@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..models import EmbedderError, canonical
-from ..retrievers import BM25
+from rag.embed.models import EmbedderError, canonical
+from rag.retrieve.retrievers import BM25
+
 from .qa import EvalError
 
 DEFAULT_CONFIG = "hybrid"

@@ -1,7 +1,7 @@
 """LLM-as-judge: the configured chat model grades answers for faithfulness and relevance (RAGAS-style).
 
 The judge sees the question, the cited entries' text and the answer, prompted in the question's
-language (prompts in :mod:`rag.prompts`), and replies with two scores in [0, 1]. The model call
+language (prompts in :mod:`rag.answer.prompts`), and replies with two scores in [0, 1]. The model call
 is injected as a plain ``prompt → reply`` function, so the grading logic is testable without an
 endpoint and the transport (client, error mapping) stays in the answer layer.
 """
@@ -12,10 +12,11 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 
-from ..notes import Entry
-from ..prompts import JUDGE_PROMPTS
-from ..settings import LLMSettings
-from ..text import language
+from rag.answer.prompts import JUDGE_PROMPTS
+from rag.ingest.notes import Entry
+from rag.settings import LLMSettings
+from rag.text import language
+
 from .stats import mean
 
 JUDGE_MAX_TOKENS = 200
@@ -65,7 +66,7 @@ def judge_answers(ask: Ask, model: str, entries: Mapping[str, Entry], rows: Sequ
 
 def llm_ask(llm: LLMSettings) -> Ask:
     """An :data:`Ask` over the configured endpoint, through the answer layer's chat transport."""
-    from ..llm import LLMFailure, stream_chat
+    from rag.answer.llm.client import LLMFailure, stream_chat
 
     def ask(prompt: str) -> str | None:
         try:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..notes import Entry
+from rag.ingest.notes import Entry
 
 SPLITS = ("tune", "report")
 SPLIT_CHOICES = (*SPLITS, "all")

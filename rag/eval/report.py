@@ -8,11 +8,12 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from ..notes import Entry
-from ..tables import fmt, markdown_table
+from rag.ingest.notes import Entry
+
 from .configs import DEFAULT_CONFIG
 from .metrics import K
 from .qa import Span
+from .tables import fmt, markdown_table
 
 WORST_MISSES = 10
 PLOTS = {"metrics": "metrics_by_config.png", "curves": "hit_at_k.png", "latency": "latency.png"}

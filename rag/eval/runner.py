@@ -3,7 +3,7 @@
 Every configuration runs on the same loaded index through :meth:`Searcher.search` with its
 ``sources``; each search builds its own :class:`Query`, so each configuration pays for its own
 query embedding. Answers are scored for the default configuration through
-:func:`rag.answer.answer_question`, as `rag ask` gives them. The runner gathers rows and timings
+:func:`rag.answer.answer.answer_question`, as `rag ask` gives them. The runner gathers rows and timings
 and returns the metrics; :mod:`rag.eval.report` writes them out.
 """
 
@@ -17,11 +17,12 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..answer_model import AnswerModel
-from ..models import Models
-from ..retrieve import Hit, Searcher
-from ..settings import Settings
-from ..store import LoadedIndex, open_store
+from rag.answer.llm.model import AnswerModel
+from rag.embed.models import Models
+from rag.retrieve.searcher import Hit, Searcher
+from rag.settings import Settings
+from rag.store import LoadedIndex, open_store
+
 from .configs import CONFIGS, DEFAULT_CONFIG, resolve_configs
 from .judge import judge_answers, llm_ask
 from .metrics import (
@@ -85,8 +86,8 @@ def evaluate_answers(searcher: Searcher, settings: Settings, questions: Sequence
     endpoint already swapped in). ``ttft_ms`` is the time to the first streamed text, retrieval
     included; ``out_tokens`` counts the answer in cl100k tokens, for a rough generation rate.
     """
-    from ..answer import answer_question
-    from ..tokens import count_tokens
+    from rag.answer.answer import answer_question
+    from rag.text.tokens import count_tokens
 
     for q, row in zip(questions, rows, strict=True):
         first: list[float] = []

@@ -1,0 +1,206 @@
+"""Cited answers: retrieval → coverage gate → an LLM (or the notes themselves) → checked citations.
+
+The orchestration only; each step is its own module: :mod:`rag.answer.rewrite` (follow-ups),
+:mod:`rag.answer.evidence` (the coverage gate), :mod:`rag.answer.prompts` (the fenced sources),
+:mod:`rag.answer.llm.client` (the request), :mod:`rag.answer.citations` (the check), :mod:`rag.answer.extractive` (the
+offline answer). When retrieval finds nothing relevant the answer is a plain refusal listing the
+closest entries, with no model call; when the endpoint fails the user gets one line saying so and
+the extractive answer instead. With no model configured no request is made, whatever ``use_llm``
+a caller passes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field
+
+from rag.answer.llm.client import LLMFailure, stream_chat
+from rag.retrieve.searcher import Filters, Hit, Searcher
+from rag.settings import Settings
+from rag.text import language
+
+from . import prompts
+from .citations import CitationStream, cited_numbers, clean_citations, neutralise
+from .evidence import gather_evidence, is_covered
+from .extractive import extractive_answer
+from .rewrite import rewrite_question
+
+#: A refusal lists this many of the closest entries.
+REFUSAL_ENTRIES = 3
+_SPACE = re.compile(r"\s+")
+
+
+@dataclass
+class Citation:
+    n: int  # the source number used in the answer text
+    hit: Hit
+
+    def to_json(self) -> dict:
+        return {"n": self.n, **self.hit.to_json()}
+
+
+@dataclass
+class Answer:
+    question: str
+    text: str
+    citations: list[Citation]
+    mode: str  # "llm" | "extractive"
+    refused: bool
+    uncited: bool = False
+    notice: str | None = None  # one line for the user (e.g. the model failed), never a secret
+    removed_citations: list[int] = field(default_factory=list)
+    standalone_question: str | None = None  # the rewritten follow-up actually searched
+
+    def to_json(self) -> dict:
+        return {"question": self.question, "answer": self.text,
+                "citations": [c.to_json() for c in self.citations], "mode": self.mode,
+                "refused": self.refused, "uncited": self.uncited, "notice": self.notice,
+                "removed_citations": self.removed_citations}
+
+
+AnswerStream = Generator[str, None, Answer]
+
+
+def refusal_text(hits: Sequence[Hit], lang: str, lead: str | None = None) -> str:
+    """The refusal sentence (or ``lead``), then the closest entries with their ``[n]``."""
+    lines = [prompts.REFUSAL[lang] if lead is None else lead]
+    lines += [f"- {neutralise(h.entry.title)} [{n}]" for n, h in enumerate(hits[:REFUSAL_ENTRIES], start=1)]
+    return "\n".join(x for x in lines if x)
+
+
+def is_model_refusal(text: str) -> bool:
+    """Whether a model's reply starts with the fixed "not covered" sentence it was told to use."""
+    plain = _SPACE.sub("", text).lower()
+    return any(_SPACE.sub("", s).lower().rstrip(".。") in plain[:80] for s in prompts.NOT_COVERED.values())
+
+
+@dataclass
+class _Turn:
+    """One question being answered: what every exit needs to build its :class:`Answer`."""
+
+    question: str
+    lang: str
+    mode: str
+    standalone: str | None = None
+    hits: Sequence[Hit] = ()
+
+    def answer(self, text: str, cited: Sequence[int], refused: bool, mode: str | None = None,
+               **extra: object) -> Answer:
+        citations = [Citation(n, self.hits[n - 1]) for n in cited]
+        return Answer(self.question, text, citations, mode or self.mode, refused,
+                      uncited=not citations and not refused, standalone_question=self.standalone,
+                      **extra)  # type: ignore[arg-type]
+
+
+def iter_answer(question: str, searcher: Searcher, settings: Settings, *, k: int | None = None,
+                filters: Filters | None = None, history: Sequence[dict] | None = None,
+                use_llm: bool | None = None, source_budget: int | None = None) -> AnswerStream:
+    """Text deltas as they are produced; the generator's return value is the :class:`Answer`.
+
+    ``use_llm`` None means "when a model is configured"; True cannot turn on a model that is not
+    (the answer is extractive, with a notice). ``source_budget`` overrides
+    ``settings.answer.source_token_budget`` (a local model reads less).
+    """
+    notice = prompts.FAILURES["disabled"] + prompts.FALLBACK if use_llm and not settings.llm.enabled else None
+    use_llm = settings.llm.enabled if use_llm is None else use_llm and settings.llm.enabled
+    turn = _Turn(question, language(question), "llm" if use_llm else "extractive")
+    if refusal := _unusable_question(question, turn.lang, settings.answer.max_question_chars):
+        text, refusal_notice = refusal
+        yield text
+        return turn.answer(text, [], refused=True, notice=refusal_notice)
+    standalone = rewrite_question(question, history, settings.llm, use_llm)
+    turn.standalone = standalone if standalone != question else None
+    result = searcher.search(standalone, k=k or settings.answer.k, filters=filters)
+    turn.hits = result.hits
+    if not result.hits:
+        yield prompts.NO_ENTRIES[turn.lang]
+        return turn.answer(prompts.NO_ENTRIES[turn.lang], [], refused=True)
+    evidence = gather_evidence(result, settings.answer.evidence_entries)
+    if not is_covered(evidence, settings.answer):
+        text = refusal_text(result.hits, turn.lang)
+        yield text
+        return turn.answer(text, cited_numbers(text), refused=True)
+    if use_llm:
+        asked = turn.question if turn.standalone is None else f"{turn.question}\n({turn.standalone})"
+        messages, provided = prompts.build_messages(asked, turn.hits, turn.lang,
+                                                    source_budget or settings.answer.source_token_budget,
+                                                    settings.answer.max_source_tokens)
+        stream = CitationStream(provided)
+        try:
+            return (yield from _from_model(turn, messages, stream, settings))
+        except LLMFailure as exc:
+            notice = str(exc)
+            if stream.emitted:
+                yield "\n\n"
+    quoted = extractive_answer(result.hits, evidence, turn.lang)
+    text, cited = quoted or (refusal_text(result.hits, turn.lang), [])
+    yield text
+    return turn.answer(text, cited, refused=not cited, mode="extractive", notice=notice)
+
+
+def _unusable_question(question: str, lang: str, limit: int) -> tuple[str, str | None] | None:
+    """The reply (and notice) for an empty question or one over ``limit`` characters; None if fine."""
+    if not question.strip():
+        return prompts.NO_QUESTION[lang], None
+    if len(question) > limit:
+        return (prompts.TOO_LONG[lang].format(chars=len(question), limit=limit),
+                prompts.TOO_LONG_NOTICE.format(chars=len(question), limit=limit))
+    return None
+
+
+def _from_model(turn: _Turn, messages: list[dict], stream: CitationStream, settings: Settings) -> AnswerStream:
+    """The model's answer, streamed through the citation filter and cut at ``max_answer_chars``."""
+    cap, received, notice = settings.answer.max_answer_chars, 0, None
+    deltas = stream_chat(messages, settings.llm, settings.answer.max_answer_tokens)
+    for delta in deltas:
+        piece = delta[:cap - received]
+        received += len(piece)
+        if out := stream.feed(piece):
+            yield out
+        if received >= cap:
+            deltas.close()  # hang up: the rest is not wanted
+            notice = prompts.ANSWER_CUT_NOTICE.format(limit=cap)
+            break
+    if tail := stream.finish():
+        yield tail
+    text, removed = clean_citations(stream.raw.strip(), stream.valid)
+    if notice:
+        yield prompts.ANSWER_CUT
+        text += prompts.ANSWER_CUT
+    refused = is_model_refusal(text)
+    if refused:
+        extra = "\n" + refusal_text(turn.hits, turn.lang, lead="")
+        yield extra
+        text += extra
+    return turn.answer(text, cited_numbers(text), refused=refused, removed_citations=removed, notice=notice)
+
+
+def collect(stream: AnswerStream, on_token: Callable[[str], None] | None = None) -> Answer:
+    """Run an answer stream to its end; ``on_token`` sees each text delta (e.g. to print it)."""
+    while True:
+        try:
+            delta = next(stream)
+        except StopIteration as done:
+            return done.value
+        if on_token:
+            on_token(delta)
+
+
+def answer_question(question: str, searcher: Searcher, settings: Settings, *, k: int | None = None,
+                    filters: Filters | None = None, history: Sequence[dict] | None = None,
+                    use_llm: bool | None = None, source_budget: int | None = None,
+                    on_token: Callable[[str], None] | None = None) -> Answer:
+    """The whole answer; ``on_token`` sees each text delta as it streams (e.g. to a TTY)."""
+    return collect(iter_answer(question, searcher, settings, k=k, filters=filters, history=history,
+                               use_llm=use_llm, source_budget=source_budget), on_token)
+
+
+def format_sources(answer: Answer) -> str:
+    """``[n] title — file:lines — url``, one line per cited entry."""
+    lines = []
+    for c in answer.citations:
+        e = c.hit.entry
+        lines.append(" — ".join(x for x in (f"[{c.n}] {e.title}", f"{c.hit.path}:{e.line_start}-{e.line_end}",
+                                            e.url) if x))
+    return "\n".join(lines)

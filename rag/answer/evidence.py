@@ -1,0 +1,160 @@
+"""The coverage gate: do the retrieved entries plausibly answer the question, or is it "best of nothing"?
+
+Fused RRF scores are ranks, not relevance, so they cannot tell a match from the least bad of
+unrelated entries. :class:`Evidence` gathers what can, all from the :class:`RetrievalResult`
+(nothing is re-read from the index or re-embedded): the share of the question's rarity-weighted
+terms that the top entries contain, the best raw dense similarity per embedder, and the named
+things in the question that the notes never mention. Extractive answers reuse its term weights
+and per-line similarity.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rag.embed.models import resolve
+from rag.retrieve.names import question_names
+from rag.retrieve.searcher import RetrievalResult
+from rag.settings import AnswerSettings
+from rag.store import Lexicon
+from rag.text import lexical
+
+_NAME_PARTS = re.compile(r"[-./+]")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """How well the retrieved entries match the question, beyond their fused rank."""
+
+    coverage: float  # share of the question's term weight found in the top entries (0..1)
+    similarity: dict[str, float]  # best raw dense similarity of a top-entry chunk, per embedder
+    standout: dict[str, float]  # the best chunk's z-score against the question's similarity to the notes
+    line_similarity: dict[tuple[str, int], float]  # (entry id, line) → normalised chunk similarity
+    weights: dict[str, float]  # question term → rarity weight
+    names: list[str] = field(default_factory=list)  # named things in the question (TabPFN, ROME)
+    missing_names: list[str] = field(default_factory=list)  # those the notes never mention
+
+
+def term_overlap(tokens: set[str], weights: Mapping[str, float]) -> float:
+    """Share of the question's term weight that ``tokens`` contain (0..1)."""
+    total = sum(weights.values())
+    return sum(w for t, w in weights.items() if t in tokens) / total if total else 0.0
+
+
+def mentioned(name: str, lexicon: Lexicon) -> bool:
+    """Whether the notes use a name; compounds (``GRPO-style``) count by their named parts."""
+    # a part counts when it is a name itself: "GRPO-style" by GRPO, but "Mamba-2" only whole
+    parts = [p for p in _NAME_PARTS.split(name) if lexical.is_name(p)] or [name]
+
+    def known(part: str) -> bool:  # the whole word, not its pieces: "Min-K%" is not "min"
+        words = (lexical.tokenize(p)[:1] for p in (part, part.rstrip("sS")))  # GPUs → gpu
+        return any(not w or lexicon.knows(w[0]) for w in words)  # a bare stopword is no name
+
+    return all(known(p) for p in parts)
+
+
+def _plain(text: str) -> str:
+    return " ".join(re.split(r"[\s_-]+", text.lower()))
+
+
+def phrase_mentioned(name: str, result: RetrievalResult) -> bool:
+    """Whether the notes mention a capitalised name: one word when the notes use it or its
+    Chinese (Xiaomi → 小米); a run of words when one retrieved entry writes it, in either language
+    word by word ("Toyota Research" → 丰田 … 研究). A name the notes hold is one that search finds."""
+    words = name.split()
+    if len(words) == 1:
+        return mentioned(name, result.lexicon) or any(
+            all(result.lexicon.knows(t) for t in lexical.tokenize(zh)) for zh in _translations(name, result))
+    phrase = _plain(name)
+    for hit in result.hits:
+        text = _plain(f"{hit.entry.title}\n{hit.entry.text}")
+        if phrase in text or all(w.lower() in text or any(zh in text for zh in _translations(w, result))
+                                 for w in words):
+            return True
+    return False
+
+
+def _translations(word: str, result: RetrievalResult) -> tuple[str, ...]:
+    return result.dictionary.lookup(word.lower()) if result.dictionary else ()
+
+
+def _line_similarity(result: RetrievalResult) -> dict[tuple[str, int], float]:
+    """Each line of each hit's chunks → its best chunk's similarity, min-max normalised over all
+    the hits' chunks per embedder and averaged over embedders (0..1)."""
+    matches = [m for hit in result.hits for m in hit.chunks]
+    if not matches:
+        return {}
+    embedders = list(dict.fromkeys(name for m in matches for name in m.similarity))
+    chunk_sim = np.zeros(len(matches), dtype=np.float32)
+    for name in embedders:
+        cos = np.array([m.similarity.get(name, 0.0) for m in matches], dtype=np.float32)
+        spread = float(cos.max() - cos.min())
+        chunk_sim += (cos - cos.min()) / spread if spread > 0 else np.ones_like(cos)
+    if embedders:
+        chunk_sim /= len(embedders)
+    lines: dict[tuple[str, int], float] = {}
+    for m, sim in zip(matches, chunk_sim.tolist(), strict=True):
+        for line in range(m.chunk.line_start, m.chunk.line_end + 1):
+            key = (m.chunk.entry_id, line)
+            lines[key] = max(lines.get(key, 0.0), sim)
+    return lines
+
+
+def gather_evidence(result: RetrievalResult, top_entries: int) -> Evidence:
+    """Term coverage and dense similarity of the ``top_entries`` best hits, plus per-line similarity."""
+    weights = result.term_weights()
+    top = result.hits[:top_entries]
+    tokens = {t for hit in top for m in hit.chunks for t in lexical.tokenize(m.chunk.embed_text)}
+    tokens |= {t for hit in top for t in lexical.tokenize(hit.entry.title)}
+    similarity: dict[str, float] = {}
+    for m in (m for hit in top for m in hit.chunks):
+        for name, sim in m.similarity.items():
+            similarity[name] = max(similarity.get(name, sim), sim)
+    names = question_names(result.query.text)
+    missing = [n for n in names if not mentioned(n, result.lexicon)]
+    for name in result.query.names:
+        if not any(name.lower() in n.lower() for n in names):  # "Constitutional AI" is more than "AI"
+            names.append(name)
+            if not phrase_mentioned(name, result):
+                missing.append(name)
+    return Evidence(term_overlap(tokens, weights), similarity, dict(result.standout), _line_similarity(result),
+                    weights, names, missing)
+
+
+def similarity_thresholds(embedders: Iterable[str]) -> dict[str, float | None]:
+    """Each embedder's calibrated "this chunk alone covers it" similarity (None: it never vouches so)."""
+    return {name: resolve(name).min_similarity for name in embedders}
+
+
+def standout_thresholds(embedders: Iterable[str]) -> dict[str, float | None]:
+    """Each embedder's calibrated "the best chunk stands out" z-score (None: it never vouches so)."""
+    return {name: resolve(name).min_standout for name in embedders}
+
+
+def is_covered(evidence: Evidence, settings: AnswerSettings, thresholds: Mapping[str, float | None] | None = None,
+               standouts: Mapping[str, float | None] | None = None) -> bool:
+    """Do the top entries plausibly answer the question?
+
+    The sharpest signal first: a question about named things (TabPFN, MEMIT) most of which the
+    notes never mention anywhere is not covered, however close some chunk looks. Otherwise a
+    question is refused only when its distinctive terms are mostly absent from the top entries
+    (coverage below ``settings.min_coverage``) *and* no embedder vouches for a chunk, by its raw
+    similarity (``thresholds``) or by how far the best chunk stands out from the rest of the notes
+    (``standouts``); both default to the registry's calibrations. When no embedder has a
+    calibration, coverage alone decides, at the lower ``settings.min_coverage_lexical``.
+    """
+    if evidence.names and 2 * len(evidence.missing_names) >= len(evidence.names):
+        return False
+    if thresholds is None:
+        thresholds = similarity_thresholds(evidence.similarity)
+    if standouts is None:
+        standouts = standout_thresholds(evidence.standout)
+    votes = [sim >= limit for name, sim in evidence.similarity.items() if (limit := thresholds.get(name)) is not None]
+    votes += [z >= limit for name, z in evidence.standout.items() if (limit := standouts.get(name)) is not None]
+    if not votes:
+        return evidence.coverage >= settings.min_coverage_lexical
+    return evidence.coverage >= settings.min_coverage or any(votes)

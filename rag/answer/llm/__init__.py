@@ -1,0 +1,1 @@
+"""Chat models: the OpenAI-compatible client, a local GGUF server, and which model answers."""

@@ -1,0 +1,356 @@
+"""The ``rag`` command line: a thin layer over :mod:`rag.service` (contract: ../shared/docs/cli.md).
+
+Everything a user can get wrong (a setting, a flag, a date, a batch file, a question) is turned
+into one line on stderr and exit code 2; nothing here prints a traceback or a secret.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NoReturn
+
+from rag.answer.llm.local import LocalModelError
+from rag.build.builder import BuildReport, Progress
+from rag.embed.models import EmbedderError, configure_process
+from rag.retrieve.searcher import Filters, Hit
+from rag.service import Notes, QuestionError, check_question
+from rag.settings import Settings, SettingsError, load_settings
+from rag.store import IndexUnavailable
+
+#: A build on a pipe (CI, nohup, a log) says how far it is at most this often.
+PROGRESS_EVERY_S = 5.0
+#: Characters a terminal acts on (ESC sequences, carriage return, backspace, bidi overrides).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit code 2."""
+
+
+def _print_json(obj: dict) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n")
+    sys.stdout.flush()
+
+
+def read_batch(path: Path, max_chars: int) -> list[tuple[object, str]]:
+    """(id, question) per line of a JSONL file, all checked before any is run."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise UsageError(f"{path}:{line}: not UTF-8 text") from None
+    rows = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line, parse_constant=_not_json)  # NaN as an id could not be echoed as JSON
+            rows.append((row.get("id", n), check_question(row["question"], max_chars)))
+        except QuestionError as exc:
+            raise UsageError(f"{path}:{n}: {exc}") from None
+        except (ValueError, KeyError, AttributeError, TypeError, RecursionError):
+            raise UsageError(f'{path}:{n}: expected a JSON object with a "question"') from None
+    return rows
+
+
+def _not_json(constant: str) -> NoReturn:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Defaults < rag.toml < environment < flags. The API key only ever comes from the environment."""
+    flags = {"index.corpus": args.corpus, "index.path": args.index, "index.store": args.store,
+             "index.embedders": args.embedders,
+             "llm.model": args.llm_model, "llm.base_url": args.llm_base_url,
+             "serve.host": getattr(args, "host", None), "serve.port": getattr(args, "port", None),
+             "serve.mcp_port": getattr(args, "mcp_port", None)}
+    return load_settings(args.config, os.environ, flags)
+
+
+def filters_from(args: argparse.Namespace) -> Filters:
+    try:
+        return Filters.parse(args.file, args.since, args.until)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def terminal_text(text: str) -> str:
+    """Note text as a terminal shows it: a note's control characters are printed escaped, so a
+    note can neither drive the terminal (clear it, retitle it) nor overwrite a line."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def format_hit(hit: Hit) -> str:
+    e = hit.entry
+    meta = " · ".join(x for x in (f"{hit.path}:{e.line_start}-{e.line_end}", e.date, e.url) if x)
+    return terminal_text(f"{hit.rank:>2}. {e.title}  ({hit.score:.4f})\n    {meta}\n    {hit.snippet}")
+
+
+def report_lines(report: BuildReport) -> list[str]:
+    """Each skip (names escaped: a newline in a file name cannot fake a line), then the summary."""
+    return [f"skipped {s.describe()}" for s in report.skipped] + [report.summary()]
+
+
+def progress_printer(tty: bool) -> Progress:
+    """A bar on a terminal; elsewhere a line every few seconds, so a long build is never silent."""
+    if tty:
+        from tqdm import tqdm
+
+        bars: dict[str, tqdm] = {}
+
+        def bar(stage: str, done: int, total: int) -> None:
+            b = bars.get(stage) or bars.setdefault(stage, tqdm(total=total, desc=stage, unit="chunk"))
+            b.n = done
+            b.refresh()
+            if done >= total:
+                b.close()
+
+        return bar
+    last = [0.0]
+
+    def line(stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done >= total or now - last[0] >= PROGRESS_EVERY_S:
+            last[0] = now
+            print(f"{stage}: {done}/{total}", file=sys.stderr, flush=True)
+
+    return line
+
+
+# ---------------------------------------------------------------------------- commands
+
+def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
+    notes = Notes(settings)
+    if args.watch:
+        from rag.build.watch import watch_index
+
+        return watch_index(settings, notes.store, notes.models)
+    report = notes.build(progress=progress_printer(sys.stderr.isatty()))
+    for line in report_lines(report):
+        print(line, file=sys.stderr)
+    return 0
+
+
+def _questions(args: argparse.Namespace, settings: Settings) -> Iterator[tuple[object | None, str]]:
+    if args.batch:
+        yield from read_batch(Path(args.batch), settings.answer.max_question_chars)
+        return
+    if args.question is None:
+        raise UsageError("give a QUESTION or --batch FILE.jsonl")
+    yield None, args.question
+
+
+def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    notes = Notes(settings)
+    filters = filters_from(args)
+    for qid, question in _questions(args, settings):
+        result = notes.search(question, k=args.k, filters=filters)
+        hits = [h.to_json() for h in result.hits]
+        if args.batch:
+            _print_json({"id": qid, "question": result.query.text, "hits": hits})
+        elif args.json:
+            _print_json({"question": result.query.text, "hits": hits})
+        else:
+            print("\n".join(format_hit(h) for h in result.hits) if result.hits else "no matching entries")
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    with Notes(settings) as notes:  # a local model's server stops with it
+        _ask(args, settings, notes)
+    return 0
+
+
+def _ask(args: argparse.Namespace, settings: Settings, notes: Notes) -> None:
+    from rag.answer.answer import collect, format_sources
+
+    filters = filters_from(args)
+    use_llm = False if args.no_llm else None
+    stream = sys.stdout.isatty() and not args.json and not args.batch
+    for qid, question in _questions(args, settings):
+        answer = collect(notes.ask(question, k=args.k, filters=filters, use_llm=use_llm), _write if stream else None)
+        if args.batch:
+            _print_json({"id": qid, **answer.to_json()})
+        elif args.json:
+            _print_json(answer.to_json())
+        else:
+            if answer.notice:
+                print(answer.notice, file=sys.stderr)
+            print(terminal_text(("\n" if stream else answer.text + "\n") + format_sources(answer)))
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(terminal_text(text))
+    sys.stdout.flush()
+
+
+def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    """The effective settings, after rag.toml, environment and flags; secrets only as (set)."""
+    public = settings.public()
+    if args.json:
+        _print_json(public)
+        return 0
+    for section, values in public.items():
+        print(f"[{section}]")
+        for name, value in values.items():
+            print(f"{name} = {json.dumps(value, ensure_ascii=False)}")
+        print()
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.eval.runner import EvalError, run_eval
+
+    try:
+        run_eval(settings, qa_path=Path(args.qa), out_dir=Path(args.out), configs=args.eval_config or None,
+                 judge=args.judge, split=args.split, limit=args.limit)
+    except EvalError as exc:
+        raise UsageError(str(exc)) from None
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from .web import serve
+
+    serve(settings)
+    return 0
+
+
+def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
+    from .mcp_server import serve_mcp
+
+    with Notes(settings) as notes:
+        serve_mcp(notes, http=args.http, host=settings.serve.host, port=settings.serve.mcp_port)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.bench import run_bench
+
+    pg = args.pg_dsn or ("local" if args.pg else None)
+    if args.stores_only and not (pg or settings.index.store):
+        raise UsageError("--stores-only compares the stores: add --pg (a local server) or --pg-dsn DSN")
+    run_bench(settings, out=Path(args.out), scales=args.scale, compare=args.compare_embedders, pg=pg,
+              stores_only=args.stores_only)
+    return 0
+
+
+# ---------------------------------------------------------------------------- parser
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One line, like every other user error (argparse would print the usage block too)."""
+        self.exit(2, f"{self.prog}: {message}\n")
+
+
+def _k(value: str) -> int:
+    try:
+        k = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"-k takes a whole number, not {value!r}") from None
+    if not 1 <= k <= 200:
+        raise argparse.ArgumentTypeError("-k must be from 1 to 200")
+    return k
+
+
+def _limit(value: str) -> int:
+    if not value.strip().isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"--limit takes a whole number from 1, not {value!r}")
+    return int(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument("--config", type=Path, help="settings file (default: ./rag.toml when present)")
+    common.add_argument("--corpus", type=Path, help="notes folder (default: $RAG_CORPUS, else ./corpus)")
+    common.add_argument("--index", type=Path, help="index folder (default: $RAG_INDEX, else ./index)")
+    common.add_argument("--store", help="a team's PostgreSQL index instead of the folder: postgresql://user@host/db "
+                        "(default: $RAG_STORE; the password from PGPASSWORD or ~/.pgpass)")
+    common.add_argument("--llm-model", help="chat model for answers (default: $RAG_LLM_MODEL; none: extractive)")
+    common.add_argument("--llm-base-url", help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL)")
+    common.add_argument("--embedders", help="comma-separated dense embedders (default: $RAG_EMBEDDERS, "
+                        "else e5-onnx,use-m3; empty for lexical only)")
+    query = _Parser(add_help=False)
+    query.add_argument("question", nargs="?")
+    query.add_argument("-k", type=_k, help="number of entries (default: retrieval.k = 10; ask: answer.k = 6)")
+    query.add_argument("--json", action="store_true", help="machine-readable output")
+    query.add_argument("--batch", help="JSONL file of {id, question}, one JSON line out per line in")
+    query.add_argument("--file", help="only notes whose path matches this glob")
+    query.add_argument("--since", help="only entries dated on or after YYYY-MM-DD")
+    query.add_argument("--until", help="only entries dated on or before YYYY-MM-DD")
+
+    parser = _Parser(prog="rag", description="Search and ask your paper notes.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p = sub.add_parser("index", parents=[common], help="build or update the index")
+    p.add_argument("--watch", action="store_true", help="keep the index current while notes change")
+    p.set_defaults(func=cmd_index)
+    p = sub.add_parser("search", parents=[common, query], help="hybrid search")
+    p.set_defaults(func=cmd_search)
+    p = sub.add_parser("ask", parents=[common, query], help="a cited answer")
+    p.add_argument("--no-llm", action="store_true", help="extractive answer from the notes, no model")
+    p.set_defaults(func=cmd_ask)
+    p = sub.add_parser("config", parents=[common], help="print the effective settings (never a secret)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_config)
+    p = sub.add_parser("eval", parents=[common], help="the evaluation suite")
+    p.add_argument("--qa", default="eval/qa.jsonl")
+    p.add_argument("--out", default="eval/out")
+    p.add_argument("--retrievers", dest="eval_config", action="append",
+                   help="retrieval configuration to compare, e.g. hybrid, bm25, bm25+e5 (repeatable)")
+    p.add_argument("--split", choices=("tune", "report", "all"), default="report",
+                   help="which part of the canned set: thresholds are tuned on `tune`, quality is reported on "
+                   "`report` (the default)")
+    p.add_argument("--judge", action="store_true", help="LLM-as-judge (needs a configured endpoint)")
+    p.add_argument("--limit", type=_limit,
+                   help="only N questions of the split, evenly spread over it (for a slow local model)")
+    p.set_defaults(func=cmd_eval)
+    p = sub.add_parser("serve", parents=[common], help="the Gradio app")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("mcp", parents=[common], help="serve the notes to agents over MCP (stdio, or --http)")
+    p.add_argument("--http", action="store_true", help="streamable HTTP on --host (default 127.0.0.1) instead of stdio")
+    p.add_argument("--host")
+    p.add_argument("--port", dest="mcp_port", type=int, help="HTTP port (default: serve.mcp_port = 8765)")
+    p.set_defaults(func=cmd_mcp)
+    p = sub.add_parser("bench", parents=[common], help="speed and scale benchmarks")
+    p.add_argument("--out", default="eval/results/bench.json")
+    p.add_argument("--scale", type=int, action="append", help="synthetic corpus size (repeatable)")
+    p.add_argument("--compare-embedders", action="append",
+                   help="an embedder list to build and time side by side (repeatable)")
+    p.add_argument("--pg", action="store_true", help="also compare the PostgreSQL store with the folder store, on a "
+                   "throw-away local server (needs the pgserver package)")
+    p.add_argument("--pg-dsn", help="the same on this server: an empty scratch database (default: $RAG_STORE)")
+    p.add_argument("--stores-only", action="store_true", help="only the store comparison (with --pg or --pg-dsn)")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    configure_process()
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_from(args)
+        return args.func(args, settings)
+    except (UsageError, SettingsError, IndexUnavailable, QuestionError, EmbedderError, LocalModelError) as exc:
+        print(f"rag: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `rag search … | head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""What the app shows, as plain functions of typed data: source cards, highlighting, status text.
+
+Kept apart from the Gradio wiring (:mod:`rag.app.web`) so every piece of the page is tested without a
+browser. Everything from a note is HTML-escaped here; only http(s) links become clickable.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from rag.answer.answer import Answer, Citation
+from rag.build.builder import BuildReport
+from rag.ingest.corpus import display_name
+from rag.retrieve.searcher import Filters
+from rag.settings import LLMSettings
+from rag.store import LoadedIndex
+from rag.store.manifest import Skip
+from rag.text import lexical
+
+ALL_NOTES = "All notes"
+#: Longer entries are cut in the preview; the card still names file and lines of the whole entry.
+PREVIEW_CHARS = 12_000
+#: Separates an answer from its compact source list in the chat, so history can drop the list.
+SOURCES_MARK = "\n\n<small>📎 Sources:"
+CSS = """
+#rag-sources { max-height: 78vh; overflow-y: auto; }
+.rag-empty { color: var(--body-text-color-subdued); padding: 1.5em 0.5em; }
+.rag-card { border: 1px solid var(--border-color-primary); border-radius: 10px; padding: 10px 12px;
+            margin: 0 0 10px 0; background: var(--background-fill-secondary); }
+.rag-card-head { font-weight: 600; line-height: 1.35; }
+.rag-n { display: inline-block; min-width: 2.2em; color: var(--color-accent); font-weight: 700; }
+.rag-meta { font-size: 0.85em; color: var(--body-text-color-subdued); margin: 4px 0; }
+.rag-meta code { font-size: 0.95em; }
+.rag-snippet { font-size: 0.92em; margin: 6px 0; }
+.rag-card mark { background: #fde68a; color: #1f2937; padding: 0 1px; border-radius: 2px; }
+.rag-preview summary { cursor: pointer; font-size: 0.88em; color: var(--color-accent); }
+.rag-preview pre { white-space: pre-wrap; word-break: break-word; max-height: 420px; overflow-y: auto;
+                   font-size: 0.85em; background: var(--background-fill-primary); padding: 8px;
+                   border-radius: 6px; }
+"""
+
+
+
+def query_terms(question: str) -> list[str]:
+    """Words of the question worth highlighting, longest first (so "kv-cache" wins over "kv")."""
+    return sorted({t for t in lexical.tokenize(question) if len(t) > 1}, key=lambda t: (-len(t), t))
+
+
+def highlight(text: str, terms: Sequence[str]) -> str:
+    """``text`` as HTML-escaped markup with every term wrapped in ``<mark>``.
+
+    Latin terms match whole words only ("moe" must not light up inside "amoeba"); Chinese has no
+    word boundaries, so CJK terms match anywhere.
+    """
+    if not terms:
+        return html.escape(text)
+    parts = [re.escape(t) if not t.isascii() else rf"(?<![a-z0-9]){re.escape(t)}(?![a-z0-9])" for t in terms]
+    pattern = re.compile("|".join(parts), re.IGNORECASE)
+    out: list[str] = []
+    pos = 0
+    for m in pattern.finditer(text):
+        out.append(html.escape(text[pos:m.start()]))
+        out.append(f"<mark>{html.escape(m.group())}</mark>")
+        pos = m.end()
+    out.append(html.escape(text[pos:]))
+    return "".join(out).replace("</mark><mark>", "")  # 原子 + 专家 → one mark
+
+
+def safe_url(url: str | None) -> str | None:
+    """Only http(s) links become clickable; a ``javascript:`` URL in a note stays text."""
+    if url and urlsplit(url).scheme.lower() in ("http", "https"):
+        return url
+    return None
+
+
+def source_card(citation: Citation, terms: Sequence[str]) -> str:
+    """One cited entry: title, file:lines, date, link, highlighted snippet, and the whole entry."""
+    hit = citation.hit
+    entry = hit.entry
+    link = safe_url(entry.url)
+    title = html.escape(entry.title or entry.file)
+    head = f'<a href="{html.escape(link)}" target="_blank" rel="noopener noreferrer">{title}</a>' if link else title
+    meta = [f"<code>{html.escape(entry.file)}:{entry.line_start}–{entry.line_end}</code>"]
+    if entry.date:
+        meta.append(html.escape(entry.date))
+    if link:
+        meta.append(f'<a href="{html.escape(link)}" target="_blank" rel="noopener noreferrer">'
+                    f"{html.escape(urlsplit(link).netloc)} ↗</a>")
+    text = entry.text
+    cut = len(text) > PREVIEW_CHARS
+    body = highlight(text[:PREVIEW_CHARS], terms) + ("\n… (cut here; the whole entry is in the file)" if cut else "")
+    lines = entry.line_end - entry.line_start + 1
+    return (f'<div class="rag-card" id="rag-src-{citation.n}">'
+            f'<div class="rag-card-head"><span class="rag-n">[{citation.n}]</span>{head}</div>'
+            f'<div class="rag-meta">{" · ".join(meta)}</div>'
+            f'<p class="rag-snippet">{highlight(hit.snippet, terms)}</p>'
+            f'<details class="rag-preview"><summary>Show the whole entry ({lines} lines)</summary>'
+            f"<pre>{body}</pre></details></div>")
+
+
+def render_sources(citations: Sequence[Citation], question: str) -> str:
+    """The source panel: a card per citation, or a hint of what will appear there."""
+    if not citations:
+        return '<div class="rag-empty">The entries an answer cites appear here, with their text.</div>'
+    terms = query_terms(question)
+    return "".join(source_card(c, terms) for c in citations)
+
+
+def sources_footer(citations: Sequence[Citation]) -> str:
+    """A compact list under an answer in the chat, so older answers keep their [n] meaning."""
+    if not citations:
+        return ""
+    items = " · ".join(f"[{c.n}] {html.escape(c.hit.entry.file)}:{c.hit.entry.line_start}" for c in citations)
+    return f"{SOURCES_MARK} {items}</small>"
+
+
+def format_answer(answer: Answer) -> str:
+    """The chat message for a finished answer: text, the notice if any, the sources line."""
+    text = answer.text
+    if answer.notice:
+        text += f"\n\n> ⚠️ {answer.notice}"
+    return text + sources_footer(answer.citations)
+
+
+def message_text(content: Any) -> str:
+    """Plain text of a chat message, whatever shape Gradio hands it in (str, parts, dict)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        return str(content.get("text") or content.get("content") or "")
+    if isinstance(content, list):
+        return "".join(message_text(part) for part in content)
+    return ""
+
+
+def chat_history(messages: Sequence[dict] | None) -> list[dict]:
+    """The conversation as the answer layer wants it: role + plain text, no source footers."""
+    out = []
+    for m in messages or []:
+        text = message_text(m.get("content")).split(SOURCES_MARK)[0].strip()
+        if m.get("role") in ("user", "assistant") and text:
+            out.append({"role": m["role"], "content": text})
+    return out
+
+
+def model_text(llm: LLMSettings, label: str | None = None) -> str:
+    """Which model answers, and where; never the key. ``label`` describes a local model."""
+    if not llm.enabled:
+        return ("**Answer model:** none configured, answers are extractive (quotes from the notes). "
+                "Set `RAG_LLM_MODEL` (and `OPENAI_BASE_URL`, or `gguf:PATH` for a local model) to use an LLM.")
+    if label:
+        return f"**Answer model:** {html.escape(label)}"
+    return f"**Answer model:** `{llm.model}` at `{llm.public_endpoint}`"
+
+
+def index_status(index: LoadedIndex | None, problem: str | None = None) -> str:
+    """The Index tab: counts, embedders, last build, skipped files with reasons."""
+    if index is None:
+        return f"### No index yet\n{problem or ''}\n\nPress **Rebuild index** to build it from the notes folder."
+    m = index.manifest
+    embedders = " + ".join(["BM25", *(f"`{e}`" for e in m.embedders)])
+    lines = [
+        f"- **Notes:** {m.counts.notes} · **Entries:** {m.counts.entries} · **Chunks:** {m.counts.chunks}",
+        f"- **Retrievers:** {embedders}",
+        f"- **Last build:** {m.built_at.replace('T', ' ') or 'unknown'} (generation `{index.generation}`)",
+        f"- **Corpus:** `{m.corpus or '?'}`",
+    ]
+    if m.skipped:
+        lines.append(f"\n**Skipped files ({len(m.skipped)}):**\n")
+        lines.extend(skip_line(s) for s in m.skipped)
+    return "\n".join(lines)
+
+
+def code_span(text: str) -> str:
+    """``text`` as one Markdown code span, whatever backticks it holds (a file name with a backtick
+    would otherwise close the span and turn the rest of its name into Markdown, a link say)."""
+    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def skip_line(skip: Skip) -> str:
+    return f"- {code_span(html.escape(display_name(skip.path)))}: {html.escape(skip.note)}"
+
+
+def report_text(report: BuildReport) -> str:
+    """The outcome of a build, one line plus the files it skipped."""
+    return "\n".join([f"✅ {report.summary()}", *(skip_line(s) for s in report.skipped)])
+
+
+def parse_filters(file: str | None, since: str | None, until: str | None) -> Filters:
+    """Filters from the settings fields (the CLI's validator); a bad date is a ValueError to show."""
+    file = (file or "").strip()
+    return Filters.parse(None if file == ALL_NOTES else file, since, until)

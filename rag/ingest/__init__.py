@@ -1,0 +1,1 @@
+"""Notes → entries → chunks: finding and reading note files, the segmenter, the splitter."""

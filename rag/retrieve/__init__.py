@@ -1,0 +1,1 @@
+"""A question → a prepared Query → each retriever's ranking → fused hits."""

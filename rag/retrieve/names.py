@@ -1,0 +1,50 @@
+"""What a question names: MEMIT, TabPFN, Qwen2.5; and in capitalised words Sora, Medusa,
+Constitutional AI, the Xiaomi paper.
+
+A word with two capitals or a digit is a name wherever it stands; a word with one capital is a
+name only by where it stands, so that part reads the question's sentences. Retrieval ranks
+entries that write these names (rag.retrieve.retrievers.ExactRetriever), and the coverage gate refuses a
+question whose names the notes never mention (rag.answer.evidence).
+"""
+
+from __future__ import annotations
+
+import re
+
+from rag.text import language, lexical
+from rag.text.dictionary import ENGLISH_STOPWORDS
+
+_WORD = re.compile(r"(?<![\w-])[A-Za-z][\w%+.-]*")
+#: A capitalised word or run of them ("Sora", "Constitutional AI", "Diffusion Forcing").
+_CAPITALISED = re.compile(r"(?<![\w-])[A-Z][a-z][\w-]*(?: +[A-Z][\w-]*)*")
+_SENTENCE_END = re.compile(r"(?:^|[.?!:;。？！：；\"'“‘(（]\s*)$")
+#: Capitalised words that name no method or paper: dates, languages, nationalities, stop words.
+NOT_NAMES = frozenset(
+    """january february march april may june july august september october november december jan feb
+    mar apr jun jul aug sep sept oct nov dec monday tuesday wednesday thursday friday saturday sunday
+    chinese english american european japanese korean french german i""".split()
+) | ENGLISH_STOPWORDS | lexical.STOPWORDS
+
+
+def question_names(question: str) -> list[str]:
+    """The words of a question that are names by their shape (:func:`rag.text.lexical.is_name`), once each."""
+    words = (m.group(0).rstrip(".-") for m in _WORD.finditer(question))
+    return list(dict.fromkeys(w for w in words if lexical.is_name(w)))
+
+
+def capitalised_names(question: str) -> list[str]:
+    """Capitalised words and runs of them, which in a question are names (Sora, Medusa,
+    Constitutional AI), except a sentence's first word in an English question and dates/languages.
+
+    A Chinese question has no sentence-initial capitals: there every capitalised word is a name.
+    """
+    english = language(question) == "en"
+    names = []
+    for m in _CAPITALISED.finditer(question):
+        words = m.group(0).split()
+        if english and _SENTENCE_END.search(question[:m.start()]):
+            words = words[1:]  # "Which Xiaomi paper": the run starts with the sentence
+        words = [w for w in words if w.lower() not in NOT_NAMES]
+        if words:
+            names.append(" ".join(words))
+    return names

