@@ -74,13 +74,16 @@ class IndexSettings(_Section):
     #: A PostgreSQL DSN (``postgresql://user@host:5432/notes``): the index lives in that database
     #: (pgvector) instead of the ``path`` folder. Hidden from ``repr``: it may carry a password.
     store: str | None = Field(None, repr=False)
+    #: Globs of paths under the corpus that are not notes (templates, attachments); hidden folders
+    #: (.obsidian, .trash, .git) never are.
+    ignore: tuple[str, ...] = ()
 
     @field_validator("max_note_bytes", mode="before")
     @classmethod
     def _size(cls, value: object) -> int:
         return parse_size(value)
 
-    @field_validator("embedders", mode="before")
+    @field_validator("embedders", "ignore", mode="before")
     @classmethod
     def _names(cls, value: object) -> object:
         if isinstance(value, str):
@@ -289,6 +292,7 @@ ENVIRONMENT = {
     "RAG_CHUNK_OVERLAP": "index.chunk_overlap",
     "RAG_MAX_NOTE_BYTES": "index.max_note_bytes",
     "RAG_MAX_CHUNKS_PER_NOTE": "index.max_chunks_per_note",
+    "RAG_IGNORE": "index.ignore",
     "RAG_CANDIDATES": "retrieval.candidates",
     "RAG_RRF_K": "retrieval.rrf_k",
     "RAG_BM25_WEIGHT": "retrieval.bm25_weight",

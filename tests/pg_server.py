@@ -47,7 +47,7 @@ def make_generation(version: int, entries: int = 6, changed: tuple[int, ...] = (
         papers.append(entry)
         for j, line in enumerate(text.split("\n")):
             chunks.append(Chunk(entry_id=entry.id, file=entry.file, line_start=entry.line_start + j,
-                                line_end=entry.line_start + j, text=line, title=entry.title))
+                                line_end=entry.line_start + j, text=line, context=entry.title))
     tokens = [tokenize(c.embed_text) for c in chunks]
     vectors = {"hash": embedder.embed_passages([c.embed_text for c in chunks])}
     notes = {name: NoteRecord(sha256=f"{version}-{name}", entries=sum(1 for e in papers if e.file == name),

@@ -139,8 +139,8 @@ def test_note_deleted_while_indexing(settings: Settings, models: Models, monkeyp
     build(settings, models)
     (corpus / "fresh.md").write_text("# Fresh\n\nJust added, also vanishing.\n", encoding="utf-8")
 
-    def find_then_delete(root: Path) -> tuple:
-        found = find_notes(root)
+    def find_then_delete(root: Path, ignore: tuple[str, ...] = ()) -> tuple:
+        found = find_notes(root, ignore)
         (root / "doomed.md").unlink()  # gone between the listing and the read
         (root / "fresh.md").unlink()
         return found

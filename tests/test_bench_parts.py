@@ -23,7 +23,8 @@ from rag.embed.embedding import HashEmbedder
 from rag.eval.qa import Span
 from rag.ingest.chunking import approx_tokens, chunk_entries
 from rag.ingest.corpus import read_corpus
-from rag.ingest.notes import clean_inline, parse_heading, split_entries
+from rag.ingest.markup import clean_inline, parse_heading
+from rag.ingest.notes import split_entries
 from rag.settings import IndexSettings
 from rag.store import Lexicon, LoadedIndex
 from rag.store.dense import HnswDense

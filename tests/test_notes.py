@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rag.ingest.notes import split_entries, split_lines
+from rag.ingest.markup import split_lines
+from rag.ingest.notes import split_entries
 from tests.conftest import CORPUS
 
 

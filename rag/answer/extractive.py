@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rag.ingest.notes import clean_inline, parse_heading
+from rag.ingest.markup import clean_inline, parse_heading
 from rag.retrieve.searcher import Hit
 from rag.text import lexical
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from rag.eval.qa import Question
 from rag.ingest.corpus import read_corpus
-from rag.ingest.notes import parse_heading, split_entries, split_lines
+from rag.ingest.markup import parse_heading, split_lines
+from rag.ingest.notes import split_entries
 from rag.settings import Settings
 from rag.store import open_store
 

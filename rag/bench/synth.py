@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.answer.extractive import split_sentences
-from rag.ingest.notes import normalized_title, split_entries
+from rag.ingest.markup import normalized_title
+from rag.ingest.notes import split_entries
 
 MIN_SENTENCE_CHARS = 12
 MAX_SENTENCE_CHARS = 200

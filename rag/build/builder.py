@@ -48,6 +48,7 @@ class BuildReport:
     changed: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     skipped: list[Skip] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # "note.md: front matter is not valid YAML, read as text"
     full_rebuild_reason: str | None = None
     up_to_date: bool = False
     seconds: float = 0.0
@@ -101,12 +102,14 @@ def _token_counter(settings: IndexSettings, models: Models) -> Callable[[str], i
     return lru_cache(maxsize=4096)(lambda text: models.embedder(settings.embedders[0]).count_tokens(text))
 
 
-def _segment(plan: Plan, settings: IndexSettings, models: Models) -> tuple[Plan, dict[str, _Texts]]:
-    """Entries, chunks and tokens of every note to (re)index; a note over the chunk cap is skipped."""
+def _segment(plan: Plan, settings: IndexSettings, models: Models,
+             notices: list[str]) -> tuple[Plan, dict[str, _Texts]]:
+    """Entries, chunks and tokens of every note to (re)index; a note over the chunk cap is skipped.
+    What a note's reading says about it (a front matter read as text) goes to ``notices``."""
     count_tokens = _token_counter(settings, models)
     fresh: dict[str, _Texts] = {}
     for path, text in sorted(plan.texts.items()):
-        entries = split_entries(text, path)
+        entries = split_entries(text, path, warn=lambda message, path=path: notices.append(f"{path}: {message}"))
         chunks = chunk_entries(entries, settings.chunk_tokens, settings.chunk_overlap, count_tokens)
         if len(chunks) > settings.max_chunks_per_note:
             plan = plan.skipping(path, f"would make {len(chunks)} chunks, over the cap of "
@@ -291,7 +294,7 @@ def build_index(settings: IndexSettings, store: IndexStore, models: Models, prog
         raise IndexUnavailable(f"corpus folder {settings.corpus} does not exist")
     with store.lock(wait=wait):
         fingerprint = fingerprint_of(settings)
-        scan = scan_corpus(settings.corpus, settings.max_note_bytes)
+        scan = scan_corpus(settings.corpus, settings.max_note_bytes, settings.ignore)
         manifest, damaged = _live_manifest(store)
         plan = plan_build(scan, manifest, fingerprint, damaged)
         if plan.up_to_date and manifest is not None:
@@ -303,7 +306,8 @@ def build_index(settings: IndexSettings, store: IndexStore, models: Models, prog
         prev = store.previous() if manifest is not None else None  # after a settings change its vectors may fit
         if manifest is not None and prev is None:
             plan = plan_build(scan, None, fingerprint, "previous index unusable (its data did not load)")
-        plan, fresh = _segment(plan, settings, models)
+        notices: list[str] = []
+        plan, fresh = _segment(plan, settings, models, notices)
         texts = _assemble(plan, fresh, prev)
         jobs = _embed_all(settings.embedders, texts.chunks, store, models, prev, progress)
 
@@ -321,5 +325,5 @@ def build_index(settings: IndexSettings, store: IndexStore, models: Models, prog
             notes=len(records), entries=len(texts.entries), chunks=len(texts.chunks),
             embedded=sum(j.total for j in jobs), reused=sum(len(j.hashes) - j.total for j in jobs),
             added=plan.added, changed=plan.changed, removed=list(plan.removed), skipped=list(plan.skips),
-            full_rebuild_reason=plan.full_rebuild_reason, generation=generation,
+            full_rebuild_reason=plan.full_rebuild_reason, generation=generation, notices=notices,
             seconds=time.perf_counter() - started)

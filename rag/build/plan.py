@@ -31,8 +31,8 @@ class Scan:
     skips: tuple[Skip, ...]
 
 
-def scan_corpus(corpus: Path, max_note_bytes: int) -> Scan:
-    files, passed_over = find_notes(corpus)
+def scan_corpus(corpus: Path, max_note_bytes: int, ignore: tuple[str, ...] = ()) -> Scan:
+    files, passed_over = find_notes(corpus, ignore)
     skips = [Skip(path, reason) for path, reason in passed_over]
     notes: dict[str, ScannedNote] = {}
     for note in files:

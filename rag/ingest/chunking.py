@@ -1,7 +1,9 @@
 """Entries → chunks, sized in the embedder's tokens, never crossing an entry boundary.
 
-Each chunk is embedded with its entry's title in front, so a chunk from the middle of a long
-entry still says which paper it is about.
+Each chunk is indexed (BM25 and embedders) with its context in front: where the entry sits, its
+title and the heading path inside it ("HyDE: Precise Zero-Shot … › Key results"), its tags, and
+for the entry's first chunk its aliases and authors. So a "Key results" chunk from the middle of
+a one-paper note still says which paper it is about, and front matter is searchable.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .corpus import NoteError
-from .notes import Entry
+from .markup import clean_title, parse_heading
+from .notes import PATH_SEP, Entry
+from .sections import is_part_heading
 
 #: Paragraphs, lines, table-cell breaks, then sentence ends (Chinese first), then clauses.
 SEPARATORS = ["\n\n", "\n", "<br>", "。", "！", "？", "；", ". ", "! ", "? ", "; ", "，", ", ", " ", ""]
@@ -29,12 +33,12 @@ class Chunk:
     line_start: int
     line_end: int
     text: str  # the raw slice of the entry
-    title: str
+    context: str  # what a reader needs in front of the slice: title › heading path, tags
 
     @property
     def embed_text(self) -> str:
-        """What embedders and BM25 see: the entry title as context, then the text."""
-        return f"{self.title}\n{self.text}"
+        """What embedders and BM25 see: the context, then the text."""
+        return f"{self.context}\n{self.text}"
 
     @property
     def hash(self) -> str:
@@ -68,17 +72,47 @@ def own_tokens(count_tokens: Callable[[str], int]) -> Callable[[str], int]:
     return lambda text: max(1, count_tokens(text) - fixed) if text else 0
 
 
-def _budget(entry: Entry, max_tokens: int, count_tokens: Callable[[str], int]) -> int:
-    """Tokens left for the text once the title (and the fixed cost, counted once) is in."""
-    return max(MIN_BODY_TOKENS, max_tokens - count_tokens(entry.title) - 2)
+def section_contexts(entry: Entry) -> list[tuple[int, str]]:
+    """(character offset, context) from where each heading inside the entry starts.
+
+    A context is the entry's title (a table row's also its table: section and header row, which
+    say what its cells are), the part heading above that point (Key results, 实验), and the
+    entry's tags. Chosen on ``tune`` of both canned collections: a row's table gained a question
+    on each; the whole heading path and a note's place (report title › …) in every chunk lost
+    three bundled questions and gained none.
+    """
+    base = PATH_SEP.join(p for p in (entry.context if entry.kind == "row" else "", entry.title) if p)
+    tags = " ".join(f"#{t}" for t in entry.tags)
+    contexts: list[tuple[int, str]] = []
+    offset = 0
+    for n, line in enumerate(entry.text.split("\n")):
+        heading = parse_heading(line) if n else None  # the entry's own first heading is its title
+        if n == 0 or heading:
+            part = clean_title(heading[1]) if heading and is_part_heading(heading[1]) else None
+            path = PATH_SEP.join(p for p in (base, part) if p)
+            contexts.append((offset, f"{path}\n{tags}" if tags else path))
+        offset += len(line) + 1
+    return contexts
+
+
+def first_context(entry: Entry, context: str) -> str:
+    """The first chunk's context also names the entry's aliases and authors (front matter)."""
+    extra = "; ".join(p for p in (", ".join(entry.aliases), ", ".join(entry.authors)) if p)
+    return f"{context}\n{extra}" if extra else context
+
+
+def _budget(contexts: list[str], max_tokens: int, count_tokens: Callable[[str], int]) -> int:
+    """Tokens left for the text once the longest context (and the fixed cost, counted once) is in."""
+    return max(MIN_BODY_TOKENS, max_tokens - max(map(count_tokens, contexts)) - 2)
 
 
 def chunk_entry(entry: Entry, max_tokens: int, overlap: int,
                 count_tokens: Callable[[str], int]) -> list[Chunk]:
-    """Split one entry; budgets the title's tokens so title + chunk fits ``max_tokens``."""
+    """Split one entry; budgets the context's tokens so context + chunk fits ``max_tokens``."""
     from langchain_text_splitters import RecursiveCharacterTextSplitter  # slow import: only when chunking
 
-    budget = _budget(entry, max_tokens, count_tokens)
+    contexts = section_contexts(entry)
+    budget = _budget([first_context(entry, contexts[0][1]), *(c for _, c in contexts)], max_tokens, count_tokens)
     splitter = RecursiveCharacterTextSplitter(
         chunk_size=budget,
         chunk_overlap=min(overlap, budget // 4),
@@ -97,9 +131,10 @@ def chunk_entry(entry: Entry, max_tokens: int, overlap: int,
             start = max(0, entry.text.find(doc.page_content[:50]))
         first = entry.line_start + entry.text.count("\n", 0, start)
         last = first + doc.page_content.count("\n")
+        context = next(c for offset, c in reversed(contexts) if offset <= start)
         chunks.append(Chunk(entry_id=entry.id, file=entry.file, line_start=first,
                             line_end=min(last, entry.line_end), text=doc.page_content,
-                            title=entry.title))
+                            context=first_context(entry, context) if not chunks else context))
     return chunks
 
 
@@ -131,4 +166,4 @@ def _at_least(entries: list[Entry], max_tokens: int, count_tokens: Callable[[str
     if sum(len(e.text) for e in entries) <= cap * MIN_BODY_TOKENS:
         return 0
     own = own_tokens(count_tokens)
-    return sum(-(-own(e.text) // _budget(e, max_tokens, count_tokens)) for e in entries)
+    return sum(-(-own(e.text) // _budget([e.title], max_tokens, count_tokens)) for e in entries)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import errno
+import fnmatch
 import hashlib
 import os
 import re
@@ -20,7 +21,8 @@ from pathlib import Path
 
 from rag.text import CJK, CJK_CLASS, is_cjk
 
-from .notes import NOTE_SUFFIXES, split_lines
+from .markup import split_lines
+from .notes import NOTE_SUFFIXES
 
 
 class NoteError(Exception):
@@ -68,24 +70,38 @@ def _is_utf8(name: str) -> bool:
     return True
 
 
-def find_notes(corpus: Path) -> tuple[list[NoteFile], list[tuple[str, str]]]:
+def ignored(rel: str, ignore: tuple[str, ...]) -> bool:
+    """Whether a path under the corpus matches one of the user's globs (``index.ignore``): the
+    path itself, or a folder it is in ("templates" and "templates/*" both leave out templates/)."""
+    parts = rel.split("/")
+    prefixes = ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
+    return any(fnmatch.fnmatchcase(p, g.rstrip("/")) for g in ignore for p in prefixes) \
+        or any(fnmatch.fnmatchcase(rel, g) for g in ignore)
+
+
+def find_notes(corpus: Path, ignore: tuple[str, ...] = ()) -> tuple[list[NoteFile], list[tuple[str, str]]]:
     """Note files under ``corpus`` (sorted) and (file, reason) for those passed over.
 
     Symlinks are followed only when they stay inside the corpus; hidden files and folders
-    (``.obsidian``, ``.git``) are not notes. A passed-over file whose name is not UTF-8 is
-    reported with U+FFFD for each byte that is not, so every reported name can be written as JSON
-    and shown through :func:`display_name` once (a ``\\xNN`` here would be escaped a second time).
+    (``.obsidian``, ``.trash``, ``.git``) are not notes, and neither is what ``ignore`` names. A
+    passed-over file whose name is not UTF-8 is reported with U+FFFD for each byte that is not, so
+    every reported name can be written as JSON and shown through :func:`display_name` once (a
+    ``\\xNN`` here would be escaped a second time).
     """
     root = corpus.resolve()
     notes: list[NoteFile] = []
     skipped: list[tuple[str, str]] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        here = Path(dirpath).relative_to(root).as_posix()
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
+                             and not ignored(d if here == "." else f"{here}/{d}", ignore))
         for name in sorted(filenames):
             if name.startswith(".") or not name.lower().endswith(NOTE_SUFFIXES):
                 continue
             path = Path(dirpath) / name
             rel = path.relative_to(root).as_posix()
+            if ignored(rel, ignore):
+                continue
             if not _is_utf8(rel):
                 shown = rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
                 skipped.append((shown, "file name is not valid UTF-8: rename the file to index it"))
@@ -314,11 +330,12 @@ def _decode_legacy(data: bytes) -> str:
                     "save it as UTF-8")
 
 
-def read_corpus(corpus: Path, max_bytes: int) -> tuple[dict[str, str], list[tuple[str, str]]]:
+def read_corpus(corpus: Path, max_bytes: int,
+                ignore: tuple[str, ...] = ()) -> tuple[dict[str, str], list[tuple[str, str]]]:
     """Every note the indexer would read, as rel → text (lines numbered as the segmenter numbers
     them), and (rel, reason) for the notes it would skip: for tools (eval, bench) that read the
     corpus themselves, so a bad note is passed over for the same reason, not a traceback."""
-    notes, skipped = find_notes(corpus)
+    notes, skipped = find_notes(corpus, ignore)
     texts: dict[str, str] = {}
     for note in notes:
         try:

@@ -1,48 +1,70 @@
-"""Notes → entries: a generic, fence-aware markdown segmenter.
+"""Notes → entries: a generic, fence-aware segmenter for the notes researchers keep.
 
-A note mixes several styles (a heading per paper, dated logs of bullets, tables of models). The
-segmenter finds the repeated *items* of a file without knowing its name:
+Structure is read from the content, never from a file name or the tool that wrote it:
 
+* a note **about one thing** — front matter that names a paper (authors, an id, a link), or one
+  title heading whose sub-headings are parts (Summary, Method, 实验, My take: :mod:`.sections`) —
+  is one item; its sections are parts of it, and its front matter (title, aliases, tags, authors,
+  date) describes the item;
 * the heading group (same level, same shape: emoji prefix, ``N.`` numbering) whose titles are
   many and mostly distinct is the item level; sub-headings repeat the same titles in every item
-  (``应用领域``, ``实验效果``) and lose. Inside an item, any heading belongs to the item: notes
-  often paste a paper's own ``# Title`` report under the item heading;
+  (``应用领域``, ``实验效果``) and lose. Inside an item, any heading belongs to the item. A part
+  heading never opens an entry under another heading: "Key results" belongs to what is above it;
 * date headings (``## 1.12``, ``## 2026-02-07``) open a day; the top-level bullets under them
   that carry a link or indented children are the items of that day;
-* table rows whose first cell is a link are items of their own;
+* table rows with a link in any cell are items of their own;
+* an outline (a note of bullets, as Logseq writes): each top-level bullet with its children is an
+  item, its ``key:: value`` properties its metadata;
+* plain text of paragraphs (a reading log): each paragraph is an entry, an item when its first
+  line is a title (a date, or a short line above prose);
 * everything else becomes a section entry, so no text is lost: every non-blank line outside
-  front matter belongs to exactly one entry.
+  front matter and page properties belongs to exactly one entry.
 """
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
-from dataclasses import dataclass
-from datetime import date
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
+
+from .dates import COMPACT_DATE, DATE_LEAD, FULL_DATE, YEAR, leading_date, valid_date
+from .markup import (
+    clean_inline,
+    clean_title,
+    fence_mask,
+    first_url,
+    has_link,
+    normalized_title,
+    parse_heading,
+    split_lines,
+    strip_urls,
+    title_shape,
+    wikilinks,
+)
+from .meta import NoteMeta, front_matter, inline_tags, is_property, meta_from_mapping, properties
+from .sections import is_part_heading
 
 NOTE_SUFFIXES = (".md", ".markdown", ".txt")
 MIN_ITEMS = 4  # fewer distinct headings than this is not a list of items
 MIN_DISTINCT_RATIO = 0.7
+MIN_OUTLINE_ITEMS = 2  # top-level bullets with children that make a note an outline
+MIN_PARAGRAPHS = 3  # blank-line separated blocks that make plain text a list of entries
+MIN_LIST_BULLETS = 4  # a heading's text that is this many bullets of names or links is a list
+MAX_NAME_CHARS = 60  # a bullet that names a paper, with a word or two on it
+PATH_SEP = " › "
 
-_HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?)|([^#\s].*?))[ \t]*#*[ \t]*$")
-_FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
 _BULLET = re.compile(r"^(?:[-*+]|\d{1,3}[.)])[ \t]+(\S.*)$")
 _TABLE_ROW = re.compile(r"^\s*\|(.*)\|?\s*$")
-_MD_LINK = re.compile(r"(!?)\[([^\]]*)\]\((\S+?)(?:\s+\"[^\"]*\")?\)")
-_BARE_URL = re.compile(r"https?://[^\s<>()\[\]\"'，。）]+")
-_IMAGE_EXT = re.compile(r"\.(?:png|jpe?g|gif|webp|svg|bmp)(?:\?.*)?$", re.I)
-_FULL_DATE = re.compile(r"(?<!\d)((?:19|20)\d{2})[-./年](\d{1,2})[-./月](\d{1,2})(?!\d)")
-_COMPACT_DATE = re.compile(r"(?<!\d)((?:19|20)\d{2})(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])")
-_YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)")
+#: A table's |---|:---:| rule; no two optional runs of blanks touch, so a long line cannot backtrack.
+_TABLE_RULE = re.compile(r"^[ \t]*(?:\|[ \t]*)?:?-{3,}:?[ \t]*(?:\|[ \t]*:?-{3,}:?[ \t]*)*(?:\|[ \t]*)?$")
 _DATE_HEADING = re.compile(
     r"^(?:(?P<y>(?:19|20)\d{2})[-./年])?(?P<m>\d{1,2})[-./月](?P<d>\d{1,2})日?$"
 )
-_LEAD_SYMBOLS = re.compile(r"^[^\w\[(（]+")
-_NUMBERED = re.compile(r"^\d+(?:[.)][ \t]+|、\s*)")
-_HTML_IMG = re.compile(r"<img\b[^>]*>", re.I)
+_SENTENCE_END = ("。", ".", "！", "!", "？", "?", "；", ";", "：", ":", "，", ",")
+_SHORT_ALIAS = re.compile(r"^[\w.+-]+(?: [\w.+-]+){0,2}$")
 
 
 @dataclass(frozen=True)
@@ -57,111 +79,33 @@ class Entry:
     date: str | None  # ISO YYYY-MM-DD
     text: str
     kind: str = "item"  # item | row | section
+    tags: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    authors: tuple[str, ...] = ()
+    links: tuple[str, ...] = ()  # [[wikilink]] targets
+    context: str = ""  # where it sits ("Digest › 2025-02-03"), a table row's header
+
+    def __post_init__(self) -> None:  # stores hand back lists; the entry stays hashable
+        for name in ("tags", "aliases", "authors", "links"):
+            value = getattr(self, name)
+            if not isinstance(value, tuple):
+                object.__setattr__(self, name, tuple(value or ()))
 
     @property
     def id(self) -> str:
         return f"{self.file}:{self.line_start}-{self.line_end}"
 
 
-def split_lines(text: str) -> list[str]:
-    """Lines as editors and ``grep -n`` number them (``str.splitlines`` also breaks on U+2028)."""
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return lines
+@dataclass
+class _Span:
+    """Where an entry starts (0-based line) and what the segmenter knows about it there."""
 
-
-def clean_inline(text: str) -> str:
-    """Markdown inline text → plain text: links to their text, emphasis and code marks dropped."""
-    text = _MD_LINK.sub(lambda m: m.group(2) if not m.group(1) else "", text)
-    text = re.sub(r"<br\s*/?>", " ", text, flags=re.I)
-    text = re.sub(r"(\*\*|__|`)", "", text)
-    return re.sub(r"\s+", " ", text).strip()
-
-
-def clean_title(raw: str) -> str:
-    """A heading's text as a title: leading emoji, symbols and list numbering go."""
-    plain = clean_inline(raw)
-    return _NUMBERED.sub("", _LEAD_SYMBOLS.sub("", plain)).strip() or plain
-
-
-def first_url(text: str) -> str | None:
-    """The first link of a text that is not an image."""
-    text = _HTML_IMG.sub(lambda m: " " * len(m.group(0)), text)
-    found: list[tuple[int, str]] = []
-    for m in _MD_LINK.finditer(text):
-        if not m.group(1) and m.group(3).startswith(("http://", "https://")):
-            found.append((m.start(), m.group(3)))
-    images = [(m.start(), m.end()) for m in _MD_LINK.finditer(text) if m.group(1)]
-    for m in _BARE_URL.finditer(text):
-        inside_image = any(a <= m.start() < b for a, b in images)
-        if not inside_image and not _IMAGE_EXT.search(m.group(0)):
-            found.append((m.start(), m.group(0).rstrip(".,;:*")))
-    return min(found)[1] if found else None
-
-
-def _fence_mask(lines: list[str]) -> list[bool]:
-    """True for lines inside (or opening/closing) a fenced code block; unterminated runs to EOF."""
-    mask = [False] * len(lines)
-    opener: str | None = None
-    for i, line in enumerate(lines):
-        m = _FENCE.match(line)
-        if opener is None:
-            if m:
-                opener = m.group(1)
-                mask[i] = True
-        else:
-            mask[i] = True
-            if m and m.group(1)[0] == opener[0] and len(m.group(1)) >= len(opener) \
-                    and not line.strip()[len(m.group(1)):].strip():
-                opener = None
-    return mask
-
-
-def _front_matter(lines: list[str]) -> tuple[int, dict[str, str]]:
-    """(index of the first body line, key → value) for a leading ``---`` block."""
-    if not lines or lines[0].strip() != "---":
-        return 0, {}
-    for i in range(1, min(len(lines), 200)):
-        if lines[i].strip() in ("---", "..."):
-            meta = {}
-            for line in lines[1:i]:
-                key, sep, value = line.partition(":")
-                if sep:
-                    meta[key.strip().lower()] = value.strip()
-            return i + 1, meta
-    return 0, {}
-
-
-def parse_heading(line: str) -> tuple[int, str] | None:
-    m = _HEADING.match(line)
-    if not m:
-        return None
-    level = len(m.group(1))
-    text = m.group(2) if m.group(2) is not None else m.group(3)
-    if m.group(3) is not None and level == 1:  # "#tag" is not a heading
-        return None
-    return level, text or ""
-
-
-def _shape(title: str) -> tuple[str, bool]:
-    """What sibling items share: their leading symbols and whether they are numbered."""
-    plain = clean_inline(title)
-    prefix = _LEAD_SYMBOLS.match(plain)
-    symbols = re.sub(r"[\s*_]", "", prefix.group(0)) if prefix else ""
-    rest = plain[prefix.end():] if prefix else plain
-    return symbols, bool(_NUMBERED.match(rest))
-
-
-def normalized_title(title: str) -> str:
-    return re.sub(r"[\W\d_]+", "", clean_inline(title)).lower()
-
-
-def _valid_date(y: int, m: int, d: int) -> str | None:
-    try:
-        return date(y, m, d).isoformat()
-    except ValueError:
-        return None
+    start: int
+    kind: str
+    title: str
+    date: str | None
+    context: str = ""
+    meta: NoteMeta = field(default_factory=NoteMeta)
 
 
 def _date_heading(title: str) -> tuple[int | None, int, int] | None:
@@ -174,30 +118,25 @@ def _date_heading(title: str) -> tuple[int | None, int, int] | None:
     return (int(m.group("y")) if m.group("y") else None), month, day
 
 
-def _file_dates(lines: list[str], head: list[str], meta: dict[str, str]) -> tuple[str | None, int | None]:
-    """(date of the whole note, its year) from front matter, then the head of the note.
+def _file_dates(lines: list[str], head: list[str], meta: NoteMeta) -> tuple[str | None, int | None]:
+    """(date of the whole note, its year) from its metadata, then the head of the note.
 
     A dated log (``## 1.12``) rarely repeats its year, so as a last resort the year of the first
     full date anywhere in the file is taken (note apps stamp it into pasted-image names).
     """
-    note_date: str | None = None
-    year: int | None = None
-    for key in ("date", "created", "period", "month"):
-        value = meta.get(key, "")
-        if m := _FULL_DATE.search(value):
-            note_date = note_date or _valid_date(*map(int, m.groups()))
-        if m := _YEAR.search(value):
-            year = year or int(m.group(1))
+    note_date, year = meta.date, meta.year
+    if note_date is None and meta.title and (m := FULL_DATE.search(meta.title)):  # a journal page
+        note_date = valid_date(*map(int, m.groups()))
     head_text = "\n".join(head)
-    if note_date is None and (m := _FULL_DATE.search(head_text)):
-        note_date = _valid_date(*map(int, m.groups()))
-    if year is None and (m := _YEAR.search(head_text)):
+    if note_date is None and (m := FULL_DATE.search(head_text)):
+        note_date = valid_date(*map(int, m.groups()))
+    if year is None and (m := YEAR.search(head_text)):
         year = int(m.group(1))
     if year is None:
         body = unquote("\n".join(lines))  # "Pasted%20image%2020260104.png"
-        for pattern in (_FULL_DATE, _COMPACT_DATE):
+        for pattern in (FULL_DATE, COMPACT_DATE):
             for m in pattern.finditer(body):
-                if _valid_date(*map(int, m.groups())):
+                if valid_date(*map(int, m.groups())):
                     year = int(m.group(1))
                     break
             if year:
@@ -211,8 +150,8 @@ def _item_headings(headings: dict[int, tuple[int, str]], dated: set[int]) -> set
     """The heading lines of the repeated items, or an empty set when the note has none."""
     groups: dict[tuple[int, str, bool], list[int]] = defaultdict(list)
     for i, (level, title) in headings.items():
-        if i not in dated:
-            groups[(level, *_shape(title))].append(i)
+        if i not in dated and not is_part_heading(title):
+            groups[(level, *title_shape(title))].append(i)
     best: tuple[int, int] | None = None
     chosen: list[int] = []
     for (level, _, _), members in groups.items():
@@ -225,30 +164,64 @@ def _item_headings(headings: dict[int, tuple[int, str]], dated: set[int]) -> set
     return set(chosen)
 
 
+def _one_thing_title(meta: NoteMeta, headings: dict[int, tuple[int, str]]) -> str | None:
+    """The title of a note that is about one thing, or None when it holds several.
+
+    Front matter naming a paper decides; else one top heading, first, whose direct sub-headings
+    are mostly parts (a deep dive: ``# Mamba`` then ``## 背景``, ``## 实验``, ``## 我的想法``,
+    whatever numbered steps sit deeper), or a front-matter title over nothing but parts.
+    """
+    top_title = None
+    if headings:
+        top = min(level for level, _ in headings.values())
+        tops = [i for i, (level, _) in headings.items() if level == top]
+        below = [level for level, _ in headings.values() if level != top]
+        children = [title for level, title in headings.values() if below and level == min(below)]
+        parts = sum(is_part_heading(t) for t in children)
+        if len(tops) == 1 and tops[0] == min(headings):
+            top_title = clean_title(headings[tops[0]][1])
+            if children and parts * 2 >= len(children) and not any(_date_heading(t) for t in children):
+                return meta.title or top_title
+        elif meta.title and all(is_part_heading(t) for _, t in headings.values()):
+            return meta.title
+    if meta.about_a_paper:
+        return meta.title or top_title or (meta.aliases[0] if meta.aliases else None) or ""
+    return None
+
+
+def _display_title(title: str, aliases: tuple[str, ...]) -> str:
+    """A paper's title with its short name in front ("HyDE: Precise Zero-Shot …") when the title
+    does not say it: people ask for the short name, the source card shows both."""
+    short = next((a for a in aliases if _SHORT_ALIAS.match(a) and len(a) <= 24), None)
+    if short and short.lower() not in title.lower():
+        return f"{short}: {title}" if title else short
+    return title
+
+
 def _is_log_item(lines: list[str], i: int, fenced: list[bool]) -> bool:
     """A top-level bullet under a date heading that names a paper: a link or indented children."""
     m = _BULLET.match(lines[i])
-    if not m or fenced[i]:
-        return False
-    if _MD_LINK.search(m.group(1)) or _BARE_URL.search(m.group(1)):
-        return True
+    return bool(m) and not fenced[i] and (has_link(m.group(1)) or _has_children(lines, i))
+
+
+def _has_children(lines: list[str], i: int) -> bool:
     for nxt in lines[i + 1:]:
         if nxt.strip():
-            return nxt[0] in " \t" and bool(_BULLET.match(nxt.strip()))
+            return nxt[0] in " \t" and (bool(_BULLET.match(nxt.strip())) or is_property(nxt))
     return False
 
 
+def _cells(line: str) -> list[str]:
+    return _TABLE_ROW.match(line).group(1).split("|")  # type: ignore[union-attr]
+
+
 def _is_link_row(line: str) -> bool:
-    m = _TABLE_ROW.match(line)
-    if not m:
-        return False
-    first_cell = m.group(1).split("|", 1)[0]
-    return bool(_MD_LINK.search(first_cell) or _BARE_URL.search(first_cell))
+    return bool(_TABLE_ROW.match(line)) and not _TABLE_RULE.match(line) and any(has_link(c) for c in _cells(line))
 
 
 def _bullet_title(lines: list[str], i: int) -> str:
     text = _BULLET.match(lines[i]).group(1)  # type: ignore[union-attr]
-    title = clean_inline(_BARE_URL.sub(" ", clean_inline(text)))
+    title = clean_inline(strip_urls(clean_inline(text)))
     if title:
         return title
     for nxt in lines[i + 1:]:  # a bare link: describe it by its first child line
@@ -261,15 +234,166 @@ def _bullet_title(lines: list[str], i: int) -> str:
 
 
 def _row_title(line: str) -> str:
-    first_cell = _TABLE_ROW.match(line).group(1).split("|", 1)[0]  # type: ignore[union-attr]
+    first_cell = _cells(line)[0]
     return clean_inline(first_cell) or (first_url(first_cell) or "row")
 
 
-def split_entries(text: str, file: str) -> list[Entry]:
-    """Split one note's text into entries; ``file`` is its path relative to the corpus."""
+def _is_name_list(body: list[str]) -> bool:
+    """A heading over nothing but a flat list of names or links (a topic page's "to read"): it
+    points at papers, it describes none, so it is a section and not an item."""
+    lines = [line for line in body[1:] if line.strip()]
+    if any(line[0] in " \t" for line in lines):
+        return False  # nested bullets describe something
+    bullets = [clean_inline(strip_urls(m.group(1))) for line in lines if (m := _BULLET.match(line))]
+    if len(bullets) < MIN_LIST_BULLETS or len(bullets) * 5 < len(lines) * 4:
+        return False
+    return sum(len(b) <= MAX_NAME_CHARS for b in bullets) * 10 >= len(bullets) * 7
+
+
+def _page_properties(lines: list[str], start: int) -> tuple[int, NoteMeta]:
+    """Logseq page properties (``title:: …``, ``tags:: …``) at the top of the body."""
+    end = start
+    while end < len(lines) and is_property(lines[end]) and not _BULLET.match(lines[end].lstrip()):
+        end += 1
+    if end == start:
+        return start, NoteMeta()
+    return end, meta_from_mapping(properties(lines[start:end]))
+
+
+def _heading_spans(lines: list[str], start: int, fenced: list[bool], headings: dict[int, tuple[int, str]],
+                   dated: dict[int, tuple[int | None, int, int]], items: set[int], note_date: str | None,
+                   year: int | None, note_title: str | None) -> list[_Span]:
+    """Entries of a note with headings: items, days of a log, table rows, sections."""
+    spans: list[_Span] = []
+    in_log = False  # under a date heading
+    section: tuple[str, str | None] | None = None  # enclosing section, for rows and text after rows
+    after_row = False
+    last_month: int | None = None
+    current_date = note_date
+    first_title = clean_title(headings[min(headings)][1])
+    # the headings above the current line, under the note's front-matter title when it has its own
+    stack: list[tuple[int, str]] = [(0, note_title)] if note_title and note_title != first_title else []
+    header = ""  # the header row of the table being read
+    first_item = min(items, default=None)
+    for i in range(start, len(lines)):
+        line = lines[i]
+        span: _Span | None = None
+        heading = headings.get(i)
+        if heading:
+            while stack and stack[-1][0] >= heading[0]:
+                stack.pop()
+            context = PATH_SEP.join(t for _, t in stack)
+            stack.append((heading[0], clean_title(heading[1])))
+        if i in dated:
+            y, m, d = dated[i]
+            if y is None and year is not None:
+                if last_month is not None and m < last_month - 6:
+                    year += 1  # a log running from December into January
+                y = year
+            last_month = m
+            current_date = valid_date(y, m, d) if y else None
+            in_log = True
+            span = _Span(i, "section", clean_title(heading[1]), current_date, context)
+        elif i in items:
+            in_log, current_date = False, note_date
+            title = clean_title(heading[1])
+            span = _Span(i, "item", title, leading_date(title) or note_date, context)
+        elif heading and (first_item is None or i < first_item):
+            if is_part_heading(heading[1]) and spans and spans[-1].start in headings:
+                if first_item is None and spans[-1].kind == "section":
+                    spans[-1].kind = "item"  # "PaperA" with its "Summary" and "My take" is a thing
+                continue
+            in_log, current_date = False, note_date
+            title = clean_title(heading[1])
+            span = _Span(i, "section", title, leading_date(title) or note_date, context)
+        elif in_log and not fenced[i] and _is_log_item(lines, i, fenced):
+            day = PATH_SEP.join(t for _, t in stack)
+            span = _Span(i, "item", _bullet_title(lines, i), current_date, day)
+        elif section is not None and not fenced[i] and _is_link_row(line):
+            span = _Span(i, "row", _row_title(line), section[1], PATH_SEP.join(filter(None, (section[0], header))))
+        elif after_row and section is not None:
+            span = _Span(i, "section", section[0], section[1])
+        elif not fenced[i] and _TABLE_RULE.match(line) and i > start and _TABLE_ROW.match(lines[i - 1]):
+            header = " | ".join(clean_inline(c) for c in _cells(lines[i - 1]) if c.strip())
+        if span is not None:
+            spans.append(span)
+            after_row = span.kind == "row"
+            if span.kind == "section":
+                section = (span.title, span.date)
+            elif span.kind == "item":
+                section = None
+        elif not spans and line.strip():  # text before any structure: a preamble section
+            title = clean_title(line)[:80] or note_title or ""
+            spans.append(_Span(i, "section", title, note_date))
+            section = (title, note_date)
+    return spans
+
+
+def _outline_spans(lines: list[str], start: int, fenced: list[bool], note_date: str | None,
+                   note_title: str | None) -> list[_Span] | None:
+    """An outline's entries: each top-level bullet with its children; None when it is no outline."""
+    body = [i for i in range(start, len(lines)) if lines[i].strip() and not fenced[i]]
+    tops = [i for i in body if _BULLET.match(lines[i])]
+    parents = [i for i in tops if _has_children(lines, i)]
+    nested = sum(1 for i in body if lines[i][0] in " \t" or _BULLET.match(lines[i]))
+    if len(parents) < MIN_OUTLINE_ITEMS or nested * 10 < len(body) * 6:
+        return None
+    spans: list[_Span] = []
+    for i in tops:
+        if i in parents:
+            block = []
+            for line in lines[i + 1:]:
+                if line.strip() and line[0] not in " \t":
+                    break
+                block.append(line)
+            meta = meta_from_mapping(properties(block))
+            spans.append(_Span(i, "item", _bullet_title(lines, i), meta.date or note_date, note_title or "", meta))
+        elif not spans or spans[-1].kind == "item":  # loose bullets between items: one section
+            spans.append(_Span(i, "section", clean_inline(lines[i])[2:82].strip(), note_date, note_title or ""))
+    if body and body[0] < spans[0].start:
+        spans.insert(0, _Span(body[0], "section", clean_title(lines[body[0]])[:80], note_date))
+    return spans
+
+
+def _paragraph_spans(lines: list[str], start: int, fenced: list[bool], note_date: str | None,
+                     note_title: str | None) -> list[_Span] | None:
+    """Plain text's entries: a paragraph each; None when the text is not paragraphs of prose."""
+    blocks: list[list[int]] = []
+    for i in range(start, len(lines)):
+        if not lines[i].strip() or fenced[i]:
+            if blocks and blocks[-1]:
+                blocks.append([])
+            continue
+        if not blocks:
+            blocks.append([])
+        blocks[-1].append(i)
+    blocks = [b for b in blocks if b]
+    listish = sum(1 for b in blocks for i in b if _BULLET.match(lines[i].strip()) or _TABLE_ROW.match(lines[i]))
+    if len(blocks) < MIN_PARAGRAPHS or listish * 3 > sum(map(len, blocks)):
+        return None
+    spans = []
+    for block in blocks:
+        first = lines[block[0]].strip()
+        when = leading_date(first)
+        titled = when or (len(block) > 1 and len(first) <= 120 and not first.endswith(_SENTENCE_END))
+        if titled:
+            title = clean_inline(DATE_LEAD.sub("", first)) or first
+            spans.append(_Span(block[0], "item", title, when or note_date, note_title or ""))
+        else:
+            spans.append(_Span(block[0], "section", clean_inline(first)[:80], note_date, note_title or ""))
+    return spans
+
+
+def split_entries(text: str, file: str, warn: Callable[[str], None] | None = None) -> list[Entry]:
+    """Split one note's text into entries; ``file`` is its path relative to the corpus. ``warn``
+    hears what the reading says about the note (a front matter read as text, and why)."""
     lines = split_lines(text)
-    body_start, meta = _front_matter(lines)
-    fenced = _fence_mask(lines)
+    body_start, meta = front_matter(lines)
+    if meta.problem and warn is not None:
+        warn(meta.problem)
+    body_start, props = _page_properties(lines, body_start)
+    meta = meta.merged(props)
+    fenced = fence_mask(lines)
     headings: dict[int, tuple[int, str]] = {}
     for i in range(body_start, len(lines)):
         if not fenced[i] and (h := parse_heading(lines[i])):
@@ -281,61 +405,45 @@ def split_entries(text: str, file: str) -> list[Entry]:
     first_structure = min(items | set(dated), default=None)
     head_end = first_structure if first_structure is not None else min(len(lines), body_start + 10)
     note_date, year = _file_dates(lines, lines[body_start:head_end], meta)
+    one_thing = _one_thing_title(meta, headings)
+    top_heading = next((clean_title(t) for i, (level, t) in sorted(headings.items()) if level == 1), None)
+    note_title = meta.title or top_heading
+    body = [i for i in range(body_start, len(lines)) if lines[i].strip()]
+    if not body:
+        return []
+    if one_thing is not None:
+        title = _display_title(one_thing or Path(file).stem, meta.aliases)
+        spans = [_Span(body[0], "item", title, note_date, "", meta)]
+    elif headings:
+        spans = _heading_spans(lines, body_start, fenced, headings, dated, items, note_date, year, note_title)
+        if len(spans) == 1 and spans[0].start in headings:
+            spans[0].kind = "item"  # one heading over prose: the note is about that
+    else:
+        spans = (_outline_spans(lines, body_start, fenced, note_date, note_title)
+                 or _paragraph_spans(lines, body_start, fenced, note_date, note_title)
+                 or [_Span(body[0], "section", clean_title(lines[body[0]])[:80], note_date)])
+    return _entries(spans, lines, file, meta if one_thing is None else NoteMeta(), headings)
 
-    # boundaries: line → (kind, title, date)
-    spans: list[tuple[int, str, str, str | None]] = []
-    in_log = False  # under a date heading
-    section: tuple[str, str | None] | None = None  # enclosing section, for rows and text after rows
-    after_row = False
-    last_month: int | None = None
-    current_date = note_date
-    for i in range(body_start, len(lines)):
-        line = lines[i]
-        boundary: tuple[str, str, str | None] | None = None
-        if i in dated:
-            y, m, d = dated[i]
-            if y is None and year is not None:
-                if last_month is not None and m < last_month - 6:
-                    year += 1  # a log running from December into January
-                y = year
-            last_month = m
-            current_date = _valid_date(y, m, d) if y else None
-            in_log = True
-            boundary = ("section", clean_title(headings[i][1]), current_date)
-        elif i in items:
-            in_log, current_date = False, note_date
-            boundary = ("item", clean_title(headings[i][1]), note_date)
-        elif i in headings and (not items or i < min(items)):
-            in_log, current_date = False, note_date
-            boundary = ("section", clean_title(headings[i][1]), note_date)
-        elif in_log and not fenced[i] and _is_log_item(lines, i, fenced):
-            boundary = ("item", _bullet_title(lines, i), current_date)
-        elif section is not None and not fenced[i] and _is_link_row(line):
-            boundary = ("row", _row_title(line), section[1])
-        elif after_row and section is not None:
-            boundary = ("section", section[0], section[1])
-        if boundary is not None:
-            spans.append((i, *boundary))
-            after_row = boundary[0] == "row"
-            if boundary[0] == "section":
-                section = (boundary[1], boundary[2])
-            elif boundary[0] == "item":
-                section = None
-        elif not spans and line.strip():  # text before any structure: a preamble section
-            title = clean_title(line)[:80] or Path(file).stem
-            spans.append((i, "section", title, note_date))
-            section = (title, note_date)
 
+def _entries(spans: list[_Span], lines: list[str], file: str, note: NoteMeta,
+             headings: dict[int, tuple[int, str]]) -> list[Entry]:
+    """Spans → entries: each runs to the next one's start, trailing blank lines dropped; an
+    entry's tags are the note's (front matter, page properties), its own and its ``#tags``."""
     entries = []
-    for n, (start, kind, title, entry_date) in enumerate(spans):
-        stop = spans[n + 1][0] if n + 1 < len(spans) else len(lines)
+    for n, span in enumerate(spans):
+        stop = spans[n + 1].start if n + 1 < len(spans) else len(lines)
         end = stop - 1
-        while end > start and not lines[end].strip():
+        while end > span.start and not lines[end].strip():
             end -= 1
-        if not lines[start].strip() and end == start:
+        if not lines[span.start].strip() and end == span.start:
             continue
-        body = "\n".join(lines[start:end + 1])
-        entries.append(Entry(file=file, title=title or Path(file).stem, line_start=start + 1,
-                             line_end=end + 1, url=first_url(body), date=entry_date, text=body,
-                             kind=kind))
+        body = "\n".join(lines[span.start:end + 1])
+        meta = span.meta
+        if span.kind == "item" and span.start in headings and _is_name_list(lines[span.start:end + 1]):
+            span.kind = "section"
+        tags = tuple(dict.fromkeys((*note.tags, *meta.tags, *inline_tags(body))))
+        entries.append(Entry(
+            file=file, title=span.title or note.title or Path(file).stem, line_start=span.start + 1,
+            line_end=end + 1, url=meta.url or first_url(body), date=span.date, text=body, kind=span.kind,
+            tags=tags, aliases=meta.aliases, authors=meta.authors, links=wikilinks(body), context=span.context))
     return entries

@@ -12,8 +12,8 @@ from typing import Any
 
 from rag.text import lexical
 
-PIPELINE_VERSION = 4
-SCHEMA = 4
+PIPELINE_VERSION = 5
+SCHEMA = 5
 
 
 class ManifestError(ValueError):

@@ -20,7 +20,7 @@ from psycopg import errors
 from rag.store import IndexUnavailable
 
 #: Bump when the tables change; a store of another version says what to do (see :func:`check_version`).
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: pg_advisory_lock keys: one builder per database; commits and garbage collection serialised.
 BUILD_LOCK = 0x7261_6762_7569_6C64  # "ragbuild"
 COMMIT_LOCK = 0x7261_6763_6F6D_6D74  # "ragcommt"
@@ -40,10 +40,12 @@ CREATE TABLE rag_current (
     generation bigint NOT NULL REFERENCES rag_generations (id));
 CREATE TABLE rag_entries (
     key text PRIMARY KEY, file text NOT NULL, title text NOT NULL, line_start integer NOT NULL,
-    line_end integer NOT NULL, url text, date text, text text NOT NULL, kind text NOT NULL);
+    line_end integer NOT NULL, url text, date text, text text NOT NULL, kind text NOT NULL,
+    tags text[] NOT NULL, aliases text[] NOT NULL, authors text[] NOT NULL, links text[] NOT NULL,
+    context text NOT NULL);
 CREATE TABLE rag_chunks (
     key text PRIMARY KEY, vkey text NOT NULL, entry_id text NOT NULL, file text NOT NULL,
-    line_start integer NOT NULL, line_end integer NOT NULL, text text NOT NULL, title text NOT NULL,
+    line_start integer NOT NULL, line_end integer NOT NULL, text text NOT NULL, context text NOT NULL,
     tokens text[] NOT NULL);
 CREATE TABLE rag_generation_entries (
     generation bigint NOT NULL REFERENCES rag_generations (id) ON DELETE CASCADE,

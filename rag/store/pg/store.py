@@ -50,6 +50,11 @@ CHUNK_COLUMNS = tuple(f.name for f in fields(Chunk))
 QUICK_WAIT = 1.0
 
 
+def _sql_row(entry: Entry) -> tuple:
+    """An entry's fields as COPY takes them: tag and link tuples as lists (Postgres arrays)."""
+    return tuple(list(v) if isinstance(v, tuple) else v for v in astuple(entry))
+
+
 class PgStore(IndexStore):
     """Generations in a PostgreSQL database; ``location`` is the DSN with its password masked."""
 
@@ -293,7 +298,7 @@ class PgStore(IndexStore):
                     for token, df in lexicon.doc_freq.items():
                         copy.write_row((generation, token, df))
                 put_rows(conn, "entries", generation, entry_keys, None,
-                          lambda i: astuple(data.entries[i]), ENTRY_COLUMNS)
+                          lambda i: _sql_row(data.entries[i]), ENTRY_COLUMNS)
                 put_rows(conn, "chunks", generation, chunk_keys, vkeys,
                           lambda i: (*astuple(data.chunks[i]), data.tokens[i], vkeys[i]),
                           (*CHUNK_COLUMNS, "tokens", "vkey"))

@@ -1,0 +1,119 @@
+"""Markdown as researchers' note tools write it, read line by line: headings, fences, links,
+``[[wikilinks]]``, callouts and inline marks, so the segmenter and the answerer agree on what a
+line says."""
+
+from __future__ import annotations
+
+import re
+
+_HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?)|([^#\s].*?))[ \t]*#*[ \t]*$")
+_FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
+#: Link text and target are bounded and possessive, so a line of "[[[[…" costs linear time, not quadratic.
+_MD_LINK = re.compile(r"(!?)\[([^\]\n]{0,500}+)\]\((\S{1,500}?)(?:\s+\"[^\"\n]{0,500}+\")?\)")
+#: ``[[target]]``, ``[[target|alias]]``, ``[[target#heading]]`` and ``![[embed]]``.
+_WIKILINK = re.compile(r"!?\[\[([^\]|#\n]{0,300}+)(?:#[^\]|\n]{0,300}+)?(?:\|([^\]\n]{0,300}+))?\]\]")
+_CALLOUT = re.compile(r"\[!\w+\][+-]?")
+_BARE_URL = re.compile(r"https?://[^\s<>()\[\]\"'，。）]+")
+_IMAGE_EXT = re.compile(r"\.(?:png|jpe?g|gif|webp|svg|bmp)(?:\?.*)?$", re.I)
+_LEAD_SYMBOLS = re.compile(r"^[^\w\[(（]+")
+_NUMBERED = re.compile(r"^\d+(?:[.)][ \t]+|、\s*)")
+_HTML_IMG = re.compile(r"<img\b[^>]*>", re.I)
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines as editors and ``grep -n`` number them (``str.splitlines`` also breaks on U+2028)."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def _wikilink_text(m: re.Match) -> str:
+    target, alias = m.group(1), m.group(2)
+    return (alias or target.rsplit("/", 1)[-1]).strip()
+
+
+def wikilinks(text: str) -> tuple[str, ...]:
+    """The notes a text links to with ``[[…]]``, as written (path and all), in order."""
+    return tuple(dict.fromkeys(t.strip() for t, _ in _WIKILINK.findall(text) if t.strip()))
+
+
+def clean_inline(text: str) -> str:
+    """Markdown inline text → plain text: links and wikilinks to their text, marks dropped."""
+    text = _WIKILINK.sub(_wikilink_text, text)
+    text = _MD_LINK.sub(lambda m: m.group(2) if not m.group(1) else "", text)
+    text = _CALLOUT.sub(" ", text)
+    text = re.sub(r"<br\s*/?>", " ", text, flags=re.I)
+    text = re.sub(r"(\*\*|__|`)", "", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def clean_title(raw: str) -> str:
+    """A heading's text as a title: leading emoji, symbols and list numbering go."""
+    plain = clean_inline(raw)
+    return _NUMBERED.sub("", _LEAD_SYMBOLS.sub("", plain)).strip() or plain
+
+
+def normalized_title(title: str) -> str:
+    return re.sub(r"[\W\d_]+", "", clean_inline(title)).lower()
+
+
+def title_shape(title: str) -> tuple[str, bool]:
+    """What sibling items share: their leading symbols and whether they are numbered."""
+    plain = clean_inline(title)
+    prefix = _LEAD_SYMBOLS.match(plain)
+    symbols = re.sub(r"[\s*_]", "", prefix.group(0)) if prefix else ""
+    rest = plain[prefix.end():] if prefix else plain
+    return symbols, bool(_NUMBERED.match(rest))
+
+
+def has_link(text: str) -> bool:
+    return bool(_MD_LINK.search(text) or _BARE_URL.search(text))
+
+
+def strip_urls(text: str) -> str:
+    return _BARE_URL.sub(" ", text)
+
+
+def first_url(text: str) -> str | None:
+    """The first link of a text that is not an image."""
+    text = _HTML_IMG.sub(lambda m: " " * len(m.group(0)), text)
+    found: list[tuple[int, str]] = []
+    for m in _MD_LINK.finditer(text):
+        if not m.group(1) and m.group(3).startswith(("http://", "https://")):
+            found.append((m.start(), m.group(3)))
+    images = [(m.start(), m.end()) for m in _MD_LINK.finditer(text) if m.group(1)]
+    for m in _BARE_URL.finditer(text):
+        inside_image = any(a <= m.start() < b for a, b in images)
+        if not inside_image and not _IMAGE_EXT.search(m.group(0)):
+            found.append((m.start(), m.group(0).rstrip(".,;:*")))
+    return min(found)[1] if found else None
+
+
+def fence_mask(lines: list[str]) -> list[bool]:
+    """True for lines inside (or opening/closing) a fenced code block; unterminated runs to EOF."""
+    mask = [False] * len(lines)
+    opener: str | None = None
+    for i, line in enumerate(lines):
+        m = _FENCE.match(line)
+        if opener is None:
+            if m:
+                opener = m.group(1)
+                mask[i] = True
+        else:
+            mask[i] = True
+            if m and m.group(1)[0] == opener[0] and len(m.group(1)) >= len(opener) \
+                    and not line.strip()[len(m.group(1)):].strip():
+                opener = None
+    return mask
+
+
+def parse_heading(line: str) -> tuple[int, str] | None:
+    m = _HEADING.match(line)
+    if not m:
+        return None
+    level = len(m.group(1))
+    text = m.group(2) if m.group(2) is not None else m.group(3)
+    if m.group(3) is not None and level == 1:  # "#tag" is not a heading
+        return None
+    return level, text or ""
