@@ -15,6 +15,8 @@ from rag.answer.answer import Answer, iter_answer
 from rag.answer.llm.model import AnswerModel
 from rag.build.builder import BuildReport, Progress, build_index
 from rag.embed.models import Models
+from rag.ingest.notes import Entry
+from rag.retrieve.related import Related, find_entry, related_entries
 from rag.retrieve.searcher import Filters, RetrievalResult, Searcher
 from rag.store import IndexHandle, LoadedIndex, open_store
 
@@ -89,6 +91,14 @@ class Notes:
         settings = self.model.answer_settings(model) if llm_on else self.settings
         return iter_answer(question, self.searcher(), settings, k=k, filters=filters, history=history,
                            use_llm=use_llm, source_budget=self.model.source_budget)
+
+    def related(self, file: str, line: int, k: int = 5,
+                filters: Filters | None = None) -> tuple[Entry, list[Related]]:
+        """The entry of ``file`` covering ``line`` and up to ``k`` related entries that ``filters``
+        allows (LookupError if there is no such entry)."""
+        index = self.index()
+        entry = find_entry(index, file, line)
+        return entry, related_entries(index, entry, check_k(k, 50), filters)
 
     def build(self, progress: Progress | None = None, wait: bool = True) -> BuildReport:
         return build_index(self.settings.index, self.store, self.models, progress=progress, wait=wait)

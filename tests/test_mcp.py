@@ -27,7 +27,7 @@ NOTES = {
               "## HySparse\nKV Cache 显存直降 80%，混合稀疏注意力。\n",
     "audio.md": "## AudioSAE\nSparse autoencoders on Whisper and HuBERT reduce hallucinations.\n",
 }
-TOOLS = {"search_notes", "ask_notes", "get_entry", "list_notes"}
+TOOLS = {"search_notes", "ask_notes", "get_entry", "related_entries", "list_notes"}
 
 
 def env_for(settings: Settings, **more: str) -> dict[str, str]:
@@ -80,6 +80,9 @@ def test_stdio_client_lists_and_calls_every_tool(indexed: Settings, run_rag: Run
             where = {"file": top["file"], "line_start": top["line_start"]}
             entry = structured(await client.call_tool("get_entry", where))
             assert entry["title"] == "OmniMoE" and "原子专家" in entry["text"]
+            related = structured(await client.call_tool("related_entries", {**where, "k": 2}))
+            assert related["entry"]["title"] == "OmniMoE" and len(related["related"]) == 2
+            assert all((r["file"], r["line_start"]) != (top["file"], top["line_start"]) for r in related["related"])
             listed = structured(await client.call_tool("list_notes", {}))
             assert {n["file"]: n["entries"] for n in listed["notes"]} == {"audio.md": 1, "moe.md": 3}
             # bad arguments: one line each, as tool errors

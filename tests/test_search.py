@@ -17,7 +17,9 @@ from rag.store import open_store
 from rag.text.lexical import tokenize
 from tests.conftest import CORPUS, RunRag
 
-HIT_KEYS = ["rank", "score", "file", "path", "title", "line_start", "line_end", "url", "date", "snippet"]
+#: The contract's fields (../shared/docs/cli.md) in order, then the ones added since (front matter).
+HIT_KEYS = ["rank", "score", "file", "path", "title", "line_start", "line_end", "url", "date", "snippet",
+            "tags", "aliases", "authors", "context"]
 
 
 def test_tokenizer_keeps_technical_terms_and_cuts_chinese() -> None:

@@ -40,7 +40,7 @@ def test_a_chat_payload_is_checked_before_the_chat_meets_it() -> None:
            (("q", [], 2.5, MODE_LLM, ()), "k must be"),
            (("q", [], 6, "Turbo", ()), "the mode must be"),
            ((7, [], 6, MODE_LLM, ()), "the question must be text"),
-           (("q", [], 6, MODE_LLM, (None, ["2026"])), "dates and model must be text")]
+           (("q", [], 6, MODE_LLM, (None, ["2026"])), "dates, model and tag must be text")]
     for args, start in bad:
         problem = chat_payload_problem(*args)
         assert problem is not None and start in problem and "\n" not in problem, args

@@ -80,7 +80,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def filters_from(args: argparse.Namespace) -> Filters:
     try:
-        return Filters.parse(args.file, args.since, args.until)
+        return Filters.parse(args.file, args.since, args.until, args.tag)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
@@ -93,13 +93,44 @@ def terminal_text(text: str) -> str:
 
 def format_hit(hit: Hit) -> str:
     e = hit.entry
-    meta = " · ".join(x for x in (f"{hit.path}:{e.line_start}-{e.line_end}", e.date, e.url) if x)
+    tags = " ".join(f"#{t}" for t in e.tags)
+    meta = " · ".join(x for x in (f"{hit.path}:{e.line_start}-{e.line_end}", e.date, e.url, tags) if x)
     return terminal_text(f"{hit.rank:>2}. {e.title}  ({hit.score:.4f})\n    {meta}\n    {hit.snippet}")
 
 
+def cmd_related(args: argparse.Namespace, settings: Settings) -> int:
+    file, sep, line = args.entry.rpartition(":")
+    if not sep or not file or not line.isdigit():
+        raise UsageError(f"{args.entry!r} is not FILE:LINE (a file of the corpus and a line of one of its entries)")
+    notes = Notes(settings)
+    try:
+        entry, related = notes.related(file, int(line), args.k or 5)
+    except LookupError as exc:
+        raise UsageError(str(exc)) from None
+    searcher = notes.searcher()
+    if args.json:
+        _print_json({"entry": {"file": entry.file, "title": entry.title, "line_start": entry.line_start,
+                               "line_end": entry.line_end},
+                     "related": [{"file": r.entry.file, "path": searcher.note_path(r.entry.file),
+                                  "title": r.entry.title, "line_start": r.entry.line_start,
+                                  "line_end": r.entry.line_end, "url": r.entry.url, "date": r.entry.date,
+                                  "tags": list(r.entry.tags), "score": r.score, "linked": r.linked}
+                                 for r in related]})
+        return 0
+    print(terminal_text(f"related to {entry.title} ({entry.file}:{entry.line_start}-{entry.line_end}):"))
+    for n, r in enumerate(related, start=1):
+        link = " · linked" if r.linked else ""
+        print(terminal_text(f"{n:>2}. {r.entry.title}\n    {searcher.note_path(r.entry.file)}:"
+                            f"{r.entry.line_start}-{r.entry.line_end}{link}"))
+    if not related:
+        print("no related entries")
+    return 0
+
+
 def report_lines(report: BuildReport) -> list[str]:
-    """Each skip (names escaped: a newline in a file name cannot fake a line), then the summary."""
-    return [f"skipped {s.describe()}" for s in report.skipped] + [report.summary()]
+    """Each skip and notice (names escaped: a newline in a file name cannot fake a line), then the summary."""
+    return ([f"skipped {s.describe()}" for s in report.skipped] + [f"note {terminal_text(n)}" for n in report.notices]
+            + [report.summary()])
 
 
 def progress_printer(tty: bool) -> Progress:
@@ -210,11 +241,21 @@ def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.embed.models import Models
+    from rag.eval.collections import run_collections
     from rag.eval.runner import EvalError, run_eval
 
+    models = Models()
+
+    def run(local: Settings, qa: Path, out: Path) -> dict:
+        return run_eval(local, qa_path=qa, out_dir=out, configs=args.eval_config or None, judge=args.judge,
+                        split=args.split, limit=args.limit, models=models)
+
     try:
-        run_eval(settings, qa_path=Path(args.qa), out_dir=Path(args.out), configs=args.eval_config or None,
-                 judge=args.judge, split=args.split, limit=args.limit)
+        if args.collection:
+            run_collections(settings, Path(args.qa), Path(args.out), [Path(c) for c in args.collection], run, models)
+        else:
+            run(settings, Path(args.qa), Path(args.out))
     except EvalError as exc:
         raise UsageError(str(exc)) from None
     return 0
@@ -289,6 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--file", help="only notes whose path matches this glob")
     query.add_argument("--since", help="only entries dated on or after YYYY-MM-DD")
     query.add_argument("--until", help="only entries dated on or before YYYY-MM-DD")
+    query.add_argument("--tag", action="append",
+                       help="only entries with this tag (front matter or #tag; repeatable: all of them)")
 
     parser = _Parser(prog="rag", description="Search and ask your paper notes.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -300,6 +343,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ask", parents=[common, query], help="a cited answer")
     p.add_argument("--no-llm", action="store_true", help="extractive answer from the notes, no model")
     p.set_defaults(func=cmd_ask)
+    p = sub.add_parser("related", parents=[common], help="entries most like one entry (wikilinks, then vectors)")
+    p.add_argument("entry", help="FILE:LINE, e.g. vault/Papers/HyDE.md:22 (any line of the entry)")
+    p.add_argument("-k", type=_k, help="number of related entries (default 5)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_related)
     p = sub.add_parser("config", parents=[common], help="print the effective settings (never a secret)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_config)
@@ -314,6 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--judge", action="store_true", help="LLM-as-judge (needs a configured endpoint)")
     p.add_argument("--limit", type=_limit,
                    help="only N questions of the split, evenly spread over it (for a slow local model)")
+    p.add_argument("--collection", action="append",
+                   help="also a collection of other notes: a folder with notes/ and qa.jsonl, indexed into its "
+                   ".index/ (repeatable; e.g. eval/other); each is reported, then all pooled")
     p.set_defaults(func=cmd_eval)
     p = sub.add_parser("serve", parents=[common], help="the Gradio app")
     p.add_argument("--host")

@@ -20,6 +20,8 @@ from pydantic import BaseModel, Field
 
 from rag.answer.answer import collect
 from rag.answer.llm.local import LocalModelError
+from rag.ingest.notes import Entry
+from rag.retrieve.related import find_entry
 from rag.retrieve.searcher import Filters
 from rag.service import Notes, QuestionError
 from rag.store import IndexUnavailable
@@ -39,6 +41,10 @@ class EntryFields(BaseModel):
     line_end: int
     url: str | None
     date: str | None
+    tags: list[str] = Field(default_factory=list)
+    aliases: list[str] = Field(default_factory=list)
+    authors: list[str] = Field(default_factory=list)
+    context: str = ""  # where the entry sits: "Note title › Section", a table row's header
 
 
 class HitOut(EntryFields):
@@ -79,6 +85,19 @@ class EntryOut(EntryFields):
     notice: str = DATA_NOTICE
 
 
+class RelatedEntryOut(EntryFields):
+    score: float
+    linked: bool  # a [[wikilink]] joins the two notes
+
+
+class RelatedOut(BaseModel):
+    """An entry and the entries most like it (wikilinks first, then by the index's vectors)."""
+
+    entry: EntryFields
+    related: list[RelatedEntryOut]
+    notice: str = DATA_NOTICE
+
+
 class NoteOut(BaseModel):
     file: str
     entries: int
@@ -99,15 +118,15 @@ def _fail(exc: Exception) -> Exception:
 
 
 class NotesTools:
-    """The four tools as plain methods (tested directly and through a real MCP client)."""
+    """The tools as plain methods (tested directly and through a real MCP client)."""
 
     def __init__(self, notes: Notes) -> None:
         self.notes = notes
 
     def search_notes(self, query: str, k: int = 10, file: str | None = None, since: str | None = None,
-                     until: str | None = None) -> SearchOut:
+                     until: str | None = None, tag: list[str] | str | None = None) -> SearchOut:
         try:
-            result = self.notes.search(query, k=k, filters=Filters.parse(file, since, until))
+            result = self.notes.search(query, k=k, filters=Filters.parse(file, since, until, tag))
         except (QuestionError, ValueError, IndexUnavailable) as exc:
             raise _fail(exc) from None
         return SearchOut(question=result.query.text, hits=[HitOut(**h.to_json()) for h in result.hits])
@@ -124,17 +143,25 @@ class NotesTools:
 
     def get_entry(self, file: str, line_start: int) -> EntryOut:
         try:
-            index = self.notes.index()
-        except IndexUnavailable as exc:
+            entry = find_entry(self.notes.index(), file, line_start)
+        except (IndexUnavailable, LookupError) as exc:
             raise _fail(exc) from None
-        entry = next((e for e in index.entries if e.file == file and e.line_start <= line_start <= e.line_end), None)
-        if entry is None:
-            known = file in index.manifest.notes
-            raise _fail(LookupError(f"no entry of {file} covers line {line_start}" if known
-                                    else f"{file} is not an indexed note; list_notes names them"))
-        path = self.notes.searcher().note_path(entry.file)
-        return EntryOut(file=entry.file, path=path, title=entry.title, line_start=entry.line_start,
-                        line_end=entry.line_end, url=entry.url, date=entry.date, kind=entry.kind, text=entry.text)
+        return EntryOut(**self._fields(entry), kind=entry.kind, text=entry.text)
+
+    def related_entries(self, file: str, line_start: int, k: int = 5) -> RelatedOut:
+        try:
+            entry, related = self.notes.related(file, line_start, k)
+        except (IndexUnavailable, LookupError, QuestionError) as exc:
+            raise _fail(exc) from None
+        return RelatedOut(entry=EntryFields(**self._fields(entry)),
+                          related=[RelatedEntryOut(**self._fields(r.entry), score=r.score, linked=r.linked)
+                                   for r in related])
+
+    def _fields(self, entry: Entry) -> dict:
+        return {"file": entry.file, "path": self.notes.searcher().note_path(entry.file), "title": entry.title,
+                "line_start": entry.line_start, "line_end": entry.line_end, "url": entry.url, "date": entry.date,
+                "tags": list(entry.tags), "aliases": list(entry.aliases), "authors": list(entry.authors),
+                "context": entry.context}
 
     def list_notes(self) -> NotesOut:
         try:
@@ -151,7 +178,7 @@ class NotesTools:
 
 
 def build_server(notes: Notes) -> Any:
-    """The MCP server with the four tools registered and described for agents."""
+    """The MCP server with its tools registered and described for agents."""
     from mcp.server.mcpserver import MCPServer
 
     tools = NotesTools(notes)
@@ -161,8 +188,8 @@ def build_server(notes: Notes) -> Any:
         "for an entry's whole text, list_notes for what is indexed. " + DATA_NOTICE))
     server.add_tool(tools.search_notes, name="search_notes", description=(
         "Hybrid search (BM25 + multilingual embeddings) over the notes. Returns up to k note entries, best "
-        "first: title, file, line span, url, date and a snippet. Filters: file glob, since/until dates "
-        "(YYYY-MM-DD). " + DATA_NOTICE))
+        "first: title, file, line span, url, date, tags and a snippet. Filters: file glob, since/until dates "
+        "(YYYY-MM-DD), tag (one or a list: entries with all of them). " + DATA_NOTICE))
     server.add_tool(tools.ask_notes, name="ask_notes", description=(
         "A short answer to a question from the notes, citing note entries as [n]; every [n] is in citations "
         "(file and line span of the entry). refused is true when the notes do not cover the question. mode: "
@@ -170,6 +197,9 @@ def build_server(notes: Notes) -> Any:
     server.add_tool(tools.get_entry, name="get_entry", description=(
         "The whole text of the note entry of `file` that covers line `line_start` (as returned by search), "
         "with its title, line span, link and date. " + DATA_NOTICE))
+    server.add_tool(tools.related_entries, name="related_entries", description=(
+        "The note entries most related to the entry of `file` covering line `line_start`: entries joined by "
+        "[[wikilinks]] first, then the most similar by the index's embeddings. " + DATA_NOTICE))
     server.add_tool(tools.list_notes, name="list_notes", description=(
         "The indexed notes: file names, how many entries each has, and the dates they cover."))
     return server

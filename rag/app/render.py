@@ -8,20 +8,23 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from rag.answer.answer import Answer, Citation
 from rag.build.builder import BuildReport
 from rag.ingest.corpus import display_name
+from rag.ingest.notes import Entry
+from rag.retrieve.related import Related
 from rag.retrieve.searcher import Filters
 from rag.settings import LLMSettings
 from rag.store import LoadedIndex
 from rag.store.manifest import Skip
-from rag.text import lexical
+from rag.text import language, lexical
 
 ALL_NOTES = "All notes"
+ALL_TAGS = "All tags"
 #: Longer entries are cut in the preview; the card still names file and lines of the whole entry.
 PREVIEW_CHARS = 12_000
 #: Separates an answer from its compact source list in the chat, so history can drop the list.
@@ -37,6 +40,8 @@ CSS = """
 .rag-meta code { font-size: 0.95em; }
 .rag-snippet { font-size: 0.92em; margin: 6px 0; }
 .rag-card mark { background: #fde68a; color: #1f2937; padding: 0 1px; border-radius: 2px; }
+.rag-tag { color: var(--color-accent); }
+.rag-related { font-size: 0.82em; color: var(--body-text-color-subdued); margin-top: 6px; }
 .rag-preview summary { cursor: pointer; font-size: 0.88em; color: var(--color-accent); }
 .rag-preview pre { white-space: pre-wrap; word-break: break-word; max-height: 420px; overflow-y: auto;
                    font-size: 0.85em; background: var(--background-fill-primary); padding: 8px;
@@ -77,8 +82,9 @@ def safe_url(url: str | None) -> str | None:
     return None
 
 
-def source_card(citation: Citation, terms: Sequence[str]) -> str:
-    """One cited entry: title, file:lines, date, link, highlighted snippet, and the whole entry."""
+def source_card(citation: Citation, terms: Sequence[str], related: Sequence[Related] = ()) -> str:
+    """One cited entry: title, file:lines, date, tags, link, highlighted snippet, the whole entry,
+    and the entries related to it (wikilinks, then nearest by the index's vectors)."""
     hit = citation.hit
     entry = hit.entry
     link = safe_url(entry.url)
@@ -87,6 +93,8 @@ def source_card(citation: Citation, terms: Sequence[str]) -> str:
     meta = [f"<code>{html.escape(entry.file)}:{entry.line_start}–{entry.line_end}</code>"]
     if entry.date:
         meta.append(html.escape(entry.date))
+    if entry.tags:
+        meta.append(" ".join(f'<span class="rag-tag">#{html.escape(t)}</span>' for t in entry.tags))
     if link:
         meta.append(f'<a href="{html.escape(link)}" target="_blank" rel="noopener noreferrer">'
                     f"{html.escape(urlsplit(link).netloc)} ↗</a>")
@@ -99,15 +107,43 @@ def source_card(citation: Citation, terms: Sequence[str]) -> str:
             f'<div class="rag-meta">{" · ".join(meta)}</div>'
             f'<p class="rag-snippet">{highlight(hit.snippet, terms)}</p>'
             f'<details class="rag-preview"><summary>Show the whole entry ({lines} lines)</summary>'
-            f"<pre>{body}</pre></details></div>")
+            f"<pre>{body}</pre></details>{related_list(related)}</div>")
 
 
-def render_sources(citations: Sequence[Citation], question: str) -> str:
-    """The source panel: a card per citation, or a hint of what will appear there."""
+def related_list(related: Sequence[Related]) -> str:
+    """A line of related entries under a card: title and file:line, 🔗 for a wikilink."""
+    if not related:
+        return ""
+    items = " · ".join(f'{"🔗 " if r.linked else ""}{html.escape(r.entry.title)} '
+                       f"<code>{html.escape(r.entry.file)}:{r.entry.line_start}</code>" for r in related)
+    return f'<div class="rag-related">Related: {items}</div>'
+
+
+def example_questions(entries: Sequence[Entry], n: int = 4) -> list[str]:
+    """Questions about the user's own notes for the page's examples: the newest items of
+    different notes, asked by their short name, in the language of the title. None: no items."""
+    items = sorted((e for e in entries if e.kind == "item"), key=lambda e: (e.date or "", e.file), reverse=True)
+    questions: list[str] = []
+    files: set[str] = set()
+    for e in items:
+        name = next((a for a in e.aliases if len(a) <= 40), None) or re.split(r"[:：]\s", e.title, maxsplit=1)[0]
+        name = name.strip()[:60]
+        if e.file in files or len(name) < 2:
+            continue
+        files.add(e.file)
+        questions.append(f"{name} 讲了什么？" if language(name) == "zh" else f"What do my notes say about {name}?")
+        if len(questions) == n:
+            break
+    return questions
+
+
+def render_sources(citations: Sequence[Citation], question: str,
+                   related: Mapping[int, Sequence[Related]] | None = None) -> str:
+    """The source panel: a card per citation (with its related entries), or a hint of what will appear there."""
     if not citations:
         return '<div class="rag-empty">The entries an answer cites appear here, with their text.</div>'
     terms = query_terms(question)
-    return "".join(source_card(c, terms) for c in citations)
+    return "".join(source_card(c, terms, (related or {}).get(c.n, ())) for c in citations)
 
 
 def sources_footer(citations: Sequence[Citation]) -> str:
@@ -192,7 +228,7 @@ def report_text(report: BuildReport) -> str:
     return "\n".join([f"✅ {report.summary()}", *(skip_line(s) for s in report.skipped)])
 
 
-def parse_filters(file: str | None, since: str | None, until: str | None) -> Filters:
+def parse_filters(file: str | None, since: str | None, until: str | None, tag: str | None = None) -> Filters:
     """Filters from the settings fields (the CLI's validator); a bad date is a ValueError to show."""
     file = (file or "").strip()
-    return Filters.parse(None if file == ALL_NOTES else file, since, until)
+    return Filters.parse(None if file == ALL_NOTES else file, since, until, None if tag == ALL_TAGS else tag)

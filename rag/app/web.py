@@ -15,17 +15,21 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rag.answer.answer import collect
+from rag.answer.answer import Answer, collect
 from rag.answer.llm.local import LocalModelError
 from rag.build.builder import BuildReport, Progress
+from rag.retrieve.related import Related
+from rag.retrieve.searcher import Filters
 from rag.service import Notes, QuestionError
 from rag.settings import Settings
 from rag.store import IndexUnavailable, LoadedIndex
 
 from .render import (
     ALL_NOTES,
+    ALL_TAGS,
     CSS,
     chat_history,
+    example_questions,
     format_answer,
     index_status,
     model_text,
@@ -40,12 +44,7 @@ if TYPE_CHECKING:
 
 MODE_LLM = "LLM"
 MODE_EXTRACTIVE = "Extractive"
-EXAMPLES = [
-    "哪篇工作把 MoE 专家拆成原子专家?",
-    "Which paper cut KV-cache memory by 80%?",
-    "有哪些用稀疏自动编码器分析音频模型的工作？",
-    "What is Metis-HOME?",
-]
+RELATED_PER_SOURCE = 3
 
 
 class NotesApp:
@@ -99,6 +98,28 @@ class NotesApp:
         index, _ = self._index()
         return [ALL_NOTES, *(sorted(index.manifest.notes) if index is not None else [])]
 
+    def tag_choices(self) -> list[str]:
+        index, _ = self._index()
+        tags = {t for e in index.entries for t in e.tags} if index is not None else set()
+        return [ALL_TAGS, *sorted(tags, key=str.lower)]
+
+    def examples(self) -> list[str]:
+        """Example questions about the user's own notes (none before the first build)."""
+        index, _ = self._index()
+        return example_questions(index.entries) if index is not None else []
+
+    def related(self, answer: Answer, filters: Filters) -> dict[int, list[Related]]:
+        """Entries related to each cited one, within the question's filters, for the source cards
+        (none when the index moved on)."""
+        out: dict[int, list[Related]] = {}
+        for c in answer.citations:
+            try:
+                out[c.n] = self.notes.related(c.hit.entry.file, c.hit.entry.line_start, RELATED_PER_SOURCE,
+                                              filters)[1]
+            except (LookupError, IndexUnavailable):
+                continue
+        return out
+
     def build(self, progress: Progress | None = None) -> BuildReport:
         """An incremental build; ``progress`` gets (stage, done, total) like the CLI's bar. The new
         generation is loaded at once, so the next question does not wait for it."""
@@ -120,8 +141,8 @@ class NotesApp:
         return added, problems
 
     def respond(self, message: str, messages: list[dict] | None, k: int, mode: str, file: str | None,
-                since: str | None, until: str | None,
-                model: str | None = None) -> Iterator[tuple[str, list[dict], str]]:
+                since: str | None, until: str | None, model: str | None = None,
+                tag: str | None = None) -> Iterator[tuple[str, list[dict], str]]:
         """Stream one chat turn: (cleared textbox, the chat, the source panel).
 
         ``model`` is one the endpoint offers (the page's model list); a local model that is not
@@ -139,7 +160,7 @@ class NotesApp:
             return "", [*turn, {"role": "assistant", "content": reply}], sources
 
         try:
-            filters = parse_filters(file, since, until)
+            filters = parse_filters(file, since, until, tag)
             if mode == MODE_LLM and not self.notes.model.ready:
                 for line in self.load_model():
                     yield show(f"⏳ {line}")
@@ -162,7 +183,8 @@ class NotesApp:
                     break
                 yield show(text)
             reply = format_answer(answer)
-            sources = render_sources(answer.citations, answer.standalone_question or question)
+            sources = render_sources(answer.citations, answer.standalone_question or question,
+                                     self.related(answer, filters))
         except IndexUnavailable as exc:
             reply = f"⚠️ {exc}\n\nOpen the **Index** tab and press **Rebuild index** to build it."
         except Exception as exc:  # the page must show a message, never die mid-stream
@@ -201,7 +223,7 @@ def chat_payload_problem(message: object, history: object, k: object, mode: obje
     if mode not in (MODE_LLM, MODE_EXTRACTIVE):
         return f"the mode must be {MODE_LLM!r} or {MODE_EXTRACTIVE!r}"
     if any(t is not None and not isinstance(t, str) for t in texts):
-        return "the note file, dates and model must be text"
+        return "the note file, dates, model and tag must be text"
     return None
 
 
@@ -246,7 +268,9 @@ def build_app(app: NotesApp) -> gr.Blocks:
                                      placeholder="Ask in Chinese or English; follow-up questions use the chat.")
                 textbox = gr.Textbox(placeholder="Ask your notes… 例如：哪篇工作把 MoE 专家拆成原子专家?",
                                      show_label=False, submit_btn=True, elem_id="rag-question", lines=1)
-                examples = gr.Examples(EXAMPLES, inputs=[textbox], label="Examples (click to ask)")
+                questions = app.examples()
+                examples = gr.Examples(questions, inputs=[textbox], label="Examples from your notes (click to ask)") \
+                    if questions else None
                 with gr.Accordion("Settings", open=False):
                     with gr.Row():
                         k = gr.Slider(1, 12, value=settings.answer.k, step=1, label="Number of sources")
@@ -260,6 +284,8 @@ def build_app(app: NotesApp) -> gr.Blocks:
                         since = gr.Textbox(label="From date", placeholder="YYYY-MM-DD")
                         until = gr.Textbox(label="To date", placeholder="YYYY-MM-DD")
                     with gr.Row():
+                        tag = gr.Dropdown(app.tag_choices(), value=ALL_TAGS, label="Tag", allow_custom_value=True,
+                                          info="entries with this tag (front matter or #tag)")
                         llm_model = gr.Dropdown([], value=None, label="Model", visible=llm_on,
                                                 allow_custom_value=True, elem_id="rag-model",
                                                 info="the models the endpoint offers")
@@ -281,19 +307,22 @@ def build_app(app: NotesApp) -> gr.Blocks:
 
         def chat(message: str, history: list[dict] | None = None, k: int = settings.answer.k,
                  mode: str = MODE_EXTRACTIVE, file: str | None = ALL_NOTES, since: str | None = None,
-                 until: str | None = None, model: str | None = None) -> Iterator[tuple[str, list[dict], str]]:
+                 until: str | None = None, model: str | None = None,
+                 tag: str | None = ALL_TAGS) -> Iterator[tuple[str, list[dict], str]]:
             """The chat for API clients: (cleared textbox, the chat, the source panel) as it streams.
 
             Its own endpoint rather than the page's event, whose components reject a malformed payload
             with a server traceback and an empty error; here it is one line back to the client.
             """
-            if problem := chat_payload_problem(message, history, k, mode, (file, since, until, model)):
+            if problem := chat_payload_problem(message, history, k, mode, (file, since, until, model, tag)):
                 raise gr.Error(problem, print_exception=False)
-            yield from app.respond(message, history, k, mode, file, since, until, model)
+            yield from app.respond(message, history, k, mode, file, since, until, model, tag)
 
-        chat_in, chat_out = [textbox, chatbot, k, mode, note, since, until, llm_model], [textbox, chatbot, sources]
+        chat_in = [textbox, chatbot, k, mode, note, since, until, llm_model, tag]
+        chat_out = [textbox, chatbot, sources]
         textbox.submit(app.respond, chat_in, chat_out, api_name=False)
-        examples.load_input_event.then(app.respond, chat_in, chat_out, api_name=False)
+        if examples is not None:
+            examples.load_input_event.then(app.respond, chat_in, chat_out, api_name=False)
         clear.click(lambda: ([], render_sources([], "")), None, [chatbot, sources], api_name=False)
         rebuild_btn.click(rebuild, None, [log, status, note], api_name="rebuild", concurrency_id="build",
                           concurrency_limit=1)

@@ -69,7 +69,8 @@ class Hit:
         e = self.entry
         return {"rank": self.rank, "score": round(self.score, 4), "file": e.file, "path": self.path,
                 "title": e.title, "line_start": e.line_start, "line_end": e.line_end,
-                "url": e.url, "date": e.date, "snippet": self.snippet}
+                "url": e.url, "date": e.date, "snippet": self.snippet,
+                "tags": list(e.tags), "aliases": list(e.aliases), "authors": list(e.authors), "context": e.context}
 
 
 @dataclass(frozen=True)
@@ -95,10 +96,14 @@ class Filters:
     file_glob: str | None = None
     since: str | None = None  # ISO dates, inclusive
     until: str | None = None
+    tags: tuple[str, ...] = ()  # every one of them, lower-cased; "ml" also matches "ml/rl"
 
     @classmethod
-    def parse(cls, file: str | None = None, since: str | None = None, until: str | None = None) -> Filters:
-        """Validated filters from user text (CLI flags, app fields); ValueError says what is wrong."""
+    def parse(cls, file: str | None = None, since: str | None = None, until: str | None = None,
+              tags: Sequence[str] | str | None = None) -> Filters:
+        """Validated filters from user text (CLI flags, app fields); ValueError says what is wrong.
+
+        ``tags`` are names with or without ``#``; one string may hold several, comma-separated."""
         dates = []
         for label, value in (("since", since), ("until", until)):
             value = (value or "").strip()
@@ -110,11 +115,16 @@ class Filters:
             dates.append(value or None)
         if dates[0] and dates[1] and dates[0] > dates[1]:
             raise ValueError(f"since {dates[0]} is after until {dates[1]}")
-        return cls(file_glob=(file or "").strip() or None, since=dates[0], until=dates[1])
+        wanted = [tags] if isinstance(tags, str) else list(tags or ())
+        names = tuple(dict.fromkeys(t.strip().lstrip("#").strip().lower() for w in wanted for t in w.split(",")
+                                    if t.strip().lstrip("#").strip()))
+        if any(len(t) > 200 or any(c.isspace() for c in t) for t in names):
+            raise ValueError("a tag is one word (no spaces), like retrieval or ml/rl")
+        return cls(file_glob=(file or "").strip() or None, since=dates[0], until=dates[1], tags=names)
 
     @property
     def active(self) -> bool:
-        return bool(self.file_glob or self.since or self.until)
+        return bool(self.file_glob or self.since or self.until or self.tags)
 
     def allows(self, entry: Entry) -> bool:
         if self.file_glob and not (fnmatch.fnmatch(entry.file, self.file_glob)
@@ -126,6 +136,10 @@ class Filters:
             if self.since and entry.date < self.since:
                 return False
             if self.until and entry.date > self.until:
+                return False
+        if self.tags:
+            have = {t.lower() for t in entry.tags}
+            if not all(t in have or any(h.startswith(t + "/") for h in have) for t in self.tags):
                 return False
         return True
 
