@@ -15,6 +15,7 @@ from rag.text import language, lexical
 from rag.text.dictionary import ENGLISH_STOPWORDS
 
 _WORD = re.compile(r"(?<![\w-])[A-Za-z][\w%+.-]*")
+_PARTS = re.compile(r"[-./+]")
 #: A capitalised word or run of them ("Sora", "Constitutional AI", "Diffusion Forcing").
 _CAPITALISED = re.compile(r"(?<![\w-])[A-Z][a-z][\w-]*(?: +[A-Z][\w-]*)*")
 _SENTENCE_END = re.compile(r"(?:^|[.?!:;。？！：；\"'“‘(（]\s*)$")
@@ -27,9 +28,24 @@ NOT_NAMES = frozenset(
 
 
 def question_names(question: str) -> list[str]:
-    """The words of a question that are names by their shape (:func:`rag.text.lexical.is_name`), once each."""
+    """The words of a question that are names by their shape (:func:`rag.text.lexical.is_name`),
+    once each; "N-by-N" has the shape but no part that names anything, so it is no name."""
     words = (m.group(0).rstrip(".-") for m in _WORD.finditer(question))
-    return list(dict.fromkeys(w for w in words if lexical.is_name(w)))
+    return list(dict.fromkeys(w for w in words if lexical.is_name(w) and _names_something(w)))
+
+
+def _names_something(word: str) -> bool:
+    parts = _PARTS.split(word)
+    return len(parts) == 1 or any(len(p) > 1 and (lexical.is_name(p) or p[:1].isupper()) for p in parts)
+
+
+def spells_out(acronym: str, text: str) -> bool:
+    """Whether ``text`` writes the words an acronym stands for: DPO in "Direct Preference
+    Optimization", so a question asking for DPO is about a note that only spells it out."""
+    if not (2 <= len(acronym) <= 6 and acronym.isalpha() and acronym.isupper()):
+        return False
+    words = r"[\s-]+".join(rf"{c}[\w]*" for c in acronym)
+    return re.search(rf"(?<![\w]){words}", text) is not None
 
 
 def capitalised_names(question: str) -> list[str]:

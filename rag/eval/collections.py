@@ -1,0 +1,83 @@
+"""`rag eval --collection DIR`: the canned set of another collection of notes beside the main one.
+
+A collection is a folder with ``notes/`` (anyone's notes, in any style) and ``qa.jsonl`` (their
+canned questions). Its index is built (incrementally) in ``DIR/.index`` with the same settings, so
+the same code is measured on notes it was not written for; each collection is reported on its own
+and all of them pooled, question-weighted, so a gain on one cannot hide a loss on another.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from rag.build.builder import build_index
+from rag.embed.models import Models
+from rag.settings import Settings
+from rag.store import open_store
+
+from .qa import EvalError
+from .tables import fmt, markdown_table
+
+#: Retrieval metrics pooled over the covered questions, answer counts summed.
+POOLED = ("hit@1", "hit@5", "mrr@10", "ndcg@10")
+COUNTS = ("uncovered_refused", "n_uncovered", "answerable_refused", "n_covered")
+RATES = ("keyword_coverage", "citation_precision", "citation_recall")
+
+RunEval = Callable[[Settings, Path, Path], dict]
+
+
+def collection_settings(settings: Settings, folder: Path) -> Settings:
+    """The settings with the corpus and index of a collection (always the folder store)."""
+    notes = folder / "notes"
+    if not (notes.is_dir() and (folder / "qa.jsonl").is_file()):
+        raise EvalError(f"{folder} is not a collection: it needs notes/ and qa.jsonl")
+    index = settings.index.model_copy(update={"corpus": notes, "path": folder / ".index", "store": None})
+    return settings.model_copy(update={"index": index})
+
+
+def run_collections(settings: Settings, qa_path: Path, out_dir: Path, folders: Sequence[Path],
+                    run: RunEval, models: Models) -> dict:
+    """The main set, then each collection (built first, into DIR/.index), then all pooled."""
+    results = {"main": run(settings, qa_path, out_dir)}
+    for folder in folders:
+        local = collection_settings(settings, folder)
+        print(build_index(local.index, open_store(local), models).summary())
+        results[folder.name] = run(local, folder / "qa.jsonl", out_dir / folder.name)
+    pooled = pool(results)
+    (out_dir / "collections.json").write_text(json.dumps(pooled, indent=1, ensure_ascii=False), encoding="utf-8")
+    (out_dir / "collections.md").write_text(pooled_table(pooled) + "\n", encoding="utf-8")
+    print(pooled_table(pooled))
+    return pooled
+
+
+def pool(results: dict[str, dict]) -> dict:
+    """Per collection and pooled: the default configuration's retrieval and answer numbers."""
+    rows = {}
+    for name, m in results.items():
+        config = m["answers"].get("config") or next(iter(m["configs"]))
+        c, a = m["configs"][config], m["answers"]
+        rows[name] = {"split": m["split"], "config": config, "n": c["n"], **{k: c[k] for k in POOLED},
+                      **{k: a.get(k) for k in (*COUNTS, *RATES)}}
+    n = sum(r["n"] for r in rows.values())
+    together = {"split": "/".join(sorted({r["split"] for r in rows.values()})), "config": "", "n": n}
+    together |= {k: sum(r[k] * r["n"] for r in rows.values()) / n if n else None for k in POOLED}
+    together |= {k: sum(r[k] or 0 for r in rows.values()) for k in COUNTS}
+    together |= {k: _weighted(rows, k) for k in RATES}
+    return {**rows, "all": together}
+
+
+def _weighted(rows: dict[str, dict], key: str) -> float | None:
+    have = [(r[key], r["n_covered"]) for r in rows.values() if r.get(key) is not None]
+    total = sum(w for _, w in have)
+    return sum(v * w for v, w in have) / total if total else None
+
+
+def pooled_table(pooled: dict) -> str:
+    headers = ["collection", "split", "covered", "hit@1", "hit@5", "MRR@10", "nDCG@10", "keywords",
+               "citation P", "uncovered refused", "answerable refused"]
+    rows = [[name, r["split"], r["n"], *(fmt(r[k]) for k in POOLED), fmt(r["keyword_coverage"]),
+             fmt(r["citation_precision"]), f"{r['uncovered_refused']}/{r['n_uncovered']}",
+             f"{r['answerable_refused']}/{r['n_covered']}"] for name, r in pooled.items()]
+    return markdown_table(headers, rows)
