@@ -19,11 +19,14 @@ from typing import NoReturn
 from rag.answer.llm.local import LocalModelError
 from rag.build.builder import BuildReport, Progress
 from rag.embed.models import EmbedderError, configure_process
+from rag.inputs import InputFileError, read_regular_file
 from rag.retrieve.searcher import Filters, Hit
 from rag.service import Notes, QuestionError, check_question
 from rag.settings import Settings, SettingsError, load_settings
 from rag.store import IndexUnavailable
 
+#: A batch of questions is at most this big (each is at most answer.max_question_chars).
+MAX_BATCH_BYTES = 64 << 20
 #: A build on a pipe (CI, nohup, a log) says how far it is at most this often.
 PROGRESS_EVERY_S = 5.0
 #: Characters a terminal acts on (ESC sequences, carriage return, backspace, bidi overrides).
@@ -42,9 +45,9 @@ def _print_json(obj: dict) -> None:
 def read_batch(path: Path, max_chars: int) -> list[tuple[object, str]]:
     """(id, question) per line of a JSONL file, all checked before any is run."""
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+        data = read_regular_file(path, MAX_BATCH_BYTES, "batch file")
+    except InputFileError as exc:
+        raise UsageError(str(exc)) from None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
