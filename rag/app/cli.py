@@ -23,7 +23,7 @@ from rag.inputs import InputFileError, read_regular_file
 from rag.retrieve.searcher import Filters, Hit
 from rag.service import Notes, QuestionError, check_question
 from rag.settings import Settings, SettingsError, load_settings
-from rag.store import IndexUnavailable
+from rag.store import IndexStore, IndexUnavailable
 
 #: A batch of questions is at most this big (each is at most answer.max_question_chars).
 MAX_BATCH_BYTES = 64 << 20
@@ -135,6 +135,8 @@ def progress_printer(tty: bool) -> Progress:
 
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     notes = Notes(settings)
+    if args.check:
+        return check_index(notes.store)
     if args.watch:
         from rag.build.watch import watch_index
 
@@ -142,6 +144,18 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     report = notes.build(progress=progress_printer(sys.stderr.isatty()))
     for line in report_lines(report):
         print(line, file=sys.stderr)
+    return 0
+
+
+def check_index(store: IndexStore) -> int:
+    """``rag index --check``: the live generation against its manifest; one line per problem, exit 2."""
+    problems = store.check()
+    for problem in problems:
+        print(f"rag: {store.location}: {terminal_text(problem)}", file=sys.stderr)
+    if problems:
+        return 2
+    counts = store.manifest().counts
+    print(f"index in {store.location} is whole: {counts.notes} notes, {counts.entries} entries, {counts.chunks} chunks")
     return 0
 
 
@@ -297,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     p = sub.add_parser("index", parents=[common], help="build or update the index")
     p.add_argument("--watch", action="store_true", help="keep the index current while notes change")
+    p.add_argument("--check", action="store_true", help="verify the index against its manifest and say what is "
+                   "wrong (exit 2 when damaged); builds nothing")
     p.set_defaults(func=cmd_index)
     p = sub.add_parser("search", parents=[common, query], help="hybrid search")
     p.set_defaults(func=cmd_search)
