@@ -25,6 +25,8 @@ from rag.service import Notes, QuestionError, check_question
 from rag.settings import Settings, SettingsError, load_settings
 from rag.store import IndexStore, IndexUnavailable
 
+from .launch import LaunchError
+
 #: A batch of questions is at most this big (each is at most answer.max_question_chars).
 MAX_BATCH_BYTES = 64 << 20
 #: A build on a pipe (CI, nohup, a log) says how far it is at most this often.
@@ -362,7 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = settings_from(args)
         return args.func(args, settings)
-    except (UsageError, SettingsError, IndexUnavailable, QuestionError, EmbedderError, LocalModelError) as exc:
+    except (UsageError, SettingsError, IndexUnavailable, QuestionError, EmbedderError, LocalModelError,
+            LaunchError) as exc:
         print(f"rag: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
