@@ -104,7 +104,7 @@ def format_hit(hit: Hit) -> str:
 
 def report_lines(report: BuildReport) -> list[str]:
     """Each skip (names escaped: a newline in a file name cannot fake a line), then the summary."""
-    return [f"skipped {s.describe()}" for s in report.skipped] + [report.summary()]
+    return [f"skipped {s.describe()}" for s in report.skipped] + report.partial + [report.summary()]
 
 
 def progress_printer(tty: bool) -> Progress:

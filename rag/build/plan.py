@@ -66,13 +66,6 @@ class Plan:
     def changed(self) -> list[str]:
         return sorted(p for p in self.texts if p in self.indexed_before)
 
-    def skipping(self, path: str, reason: str) -> Plan:
-        """The plan with a note of ``texts`` skipped after all (found too big once chunked)."""
-        kept = path in self.indexed_before
-        skip = Skip(path, reason, kept=kept, sha256=self.sha256[path])
-        return replace(self, texts={p: t for p, t in self.texts.items() if p != path},
-                       reuse=self.reuse | {path} if kept else self.reuse, skips=(*self.skips, skip))
-
 
 def _settings_change(old: dict, new: dict) -> str | None:
     keys = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
