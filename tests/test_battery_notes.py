@@ -181,3 +181,22 @@ def test_a_bad_file_named_to_fake_lines_is_escaped_everywhere(name: str, rag_mai
         assert span and max(map(len, re.findall("`+", span[2])), default=0) < len(span[1]), line
         assert "<img" not in line and "\r" not in line and "\x1b" not in line, line
         assert not any(x.startswith("indexed 99") for x in shown.split("\n"))
+
+
+def test_a_note_reached_through_several_names_is_indexed_once(rag_main: RagMain, tmp_path: Path) -> None:
+    """Issue 25 risk: a note reached through a symlink was indexed once per name (3 hits for one entry)."""
+    corpus = tmp_path / "corpus"
+    (corpus / "sub").mkdir(parents=True)
+    (corpus / "sub" / "real.md").write_text(GOOD, encoding="utf-8")
+    (corpus / "a-link.md").symlink_to(corpus / "sub" / "real.md")
+    os.link(corpus / "sub" / "real.md", corpus / "hard.md")
+    env = {"RAG_CORPUS": str(corpus), "RAG_INDEX": str(tmp_path / "index"), "RAG_EMBEDDERS": "hash"}
+    run = rag_main("index", env=env)
+    assert run.code == 0 and run.err_lines[-1].startswith("indexed 1 notes"), run.err
+    assert sorted(line for line in run.err_lines if "the same file as" in line) == [
+        "skipped a-link.md: the same file as hard.md: indexed once, under that name",
+        "skipped sub/real.md: the same file as hard.md: indexed once, under that name"]  # hard links: the first name
+    hits = json.loads(rag_main("search", "Kangaroo-Net", "--json", env=env).out)["hits"]
+    assert {h["file"] for h in hits} == {"hard.md"}
+    assert len({(h["title"], h["line_start"]) for h in hits}) == len(hits)  # each entry once
+    assert rag_main("index", env=env).err_lines[-1].startswith("index is up to date")
