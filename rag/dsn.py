@@ -2,8 +2,9 @@
 
 A DSN may carry a password (``postgresql://ann:s3cret@db/notes``); every message, ``rag config`` and
 the store's ``location`` show it masked, and a check's error never repeats it. The login is read as
-libpq would not: up to the *last* ``@`` before the query, so a password holding an unencoded ``/``
-or ``@`` is still masked whole (and :func:`check_dsn` refuses it: libpq would read it as a host).
+libpq would not: up to the *last* ``@``, so a password holding an unencoded ``/``, ``@``, ``?`` or
+``#`` is still masked whole (and :func:`check_dsn` refuses it: libpq would read part of it as the
+host). An ``@`` in the query must then be percent-encoded too.
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ def _login_and_rest(dsn: str) -> tuple[str, str, str]:
     scheme, sep, rest = dsn.partition("://")
     if not sep:
         return "", "", dsn
-    head, _, _query = rest.partition("?")
-    login, at, host = head.rpartition("@")
-    return scheme, login if at else "", host if at else head
+    login, at, host = rest.rpartition("@")  # the last @ anywhere: a ? or # in a password cannot hide it
+    return scheme, login if at else "", host if at else rest
 
 
 def check_dsn(dsn: str) -> None:
@@ -30,8 +30,9 @@ def check_dsn(dsn: str) -> None:
     if _CONTROL.search(dsn):
         raise ValueError("holds a control character (a line break?): give the DSN on one line")
     scheme, login, rest = _login_and_rest(dsn)
-    if "/" in login or "@" in login:
-        raise ValueError("has a '/' or '@' in its user or password: percent-encode them (/ as %2F, @ as %40)")
+    if any(c in login for c in "/@?#"):
+        raise ValueError("has a '/', '@', '?' or '#' in its user or password: percent-encode them (/ as %2F, "
+                         "@ as %40, ? as %3F, # as %23)")
     try:
         parts = urlsplit(f"{scheme}://{rest}")
         _ = parts.port  # raises on a bad port
