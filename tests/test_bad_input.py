@@ -129,7 +129,10 @@ def test_symlinks_inside_are_followed_outside_are_not(settings: Settings, models
     assert [n.rel for n in notes] == ["alias.md", "audio.md", "transformer.md"]
     assert passed_over == [("out.md", "symlink pointing outside the corpus: not followed")]
     report = build(settings, models)
-    assert report.added == ["alias.md", "audio.md", "transformer.md"]
+    assert report.added == ["audio.md", "transformer.md"]  # issue 25: the alias is the same note, indexed once
+    assert [(s.path, s.reason) for s in report.skipped] == [
+        ("out.md", "symlink pointing outside the corpus: not followed"),
+        ("alias.md", "the same file as audio.md: indexed once, under that name")]
     assert all("snorkelfish" not in e.text for e in open_store(settings).load().entries)
 
 

@@ -209,3 +209,29 @@ def test_chat_bubbles_keep_html_sanitised(app_settings: Settings, models: Models
     chatbots = [c for c in demo.config["components"] if c.get("type") == "chatbot"]
     assert chatbots and all(c["props"].get("sanitize_html", True) for c in chatbots)
 
+
+
+def test_login_page_lists_no_note_names(guarded: str, app_settings: Settings) -> None:
+    """Issue 25 bug 1: with RAG_AUTH, `/` embedded the API info, whose note-file choices named every
+    note (`secret-diagnosis-2026.md`) before any login. Nothing about the notes shows until then."""
+    with httpx.Client(base_url=guarded, timeout=10) as http:
+        page = http.get("/").text
+        for secret in ("quokka.md", "n00.md", str(app_settings.index.corpus), "Notes:", "Quokka"):
+            assert secret not in page, secret
+        assert http.post("/login", data={"username": "ana", "password": "s3cret"}).status_code == 200
+        assert http.get("/config").status_code == 200  # the page loads, and fills the notes in, after the login
+
+
+@pytest.mark.parametrize("api, data, message", [
+    ("ask", [], "/ask takes 1 to 3 values (question, k, use_llm); got 0"),
+    ("chat", [], "/chat takes 1 to 8 values"),
+])
+def test_api_calls_with_too_few_values_are_one_line(api: str, data: list, message: str, url: str, capfd) -> None:  # type: ignore[no-untyped-def]
+    """Issue 25 bug 7: /ask and /chat with too few data items gave the client an empty error and the
+    server log a traceback; now the missing trailing values take their defaults, a missing question is one line."""
+    with httpx.Client(base_url=url.rstrip("/"), timeout=60) as http:
+        for payload, expected in ((data, message), ([QUESTION], "Quokka")):
+            event = http.post(f"/gradio_api/call/{api}", json={"data": payload}).json()["event_id"]
+            body = http.get(f"/gradio_api/call/{api}/{event}").text
+            assert expected in body, body[:500]
+    assert "Traceback" not in capfd.readouterr().err

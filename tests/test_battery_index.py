@@ -140,3 +140,17 @@ def test_odd_corpus_folder(where: str, rag_main: RagMain, env: dict[str, str], t
     else:
         assert_one_line_error(run, "corpus")
         assert searches(rag_main, env)  # the old index stays
+
+
+def test_index_check_lists_each_problem_of_a_folder_index(rag_main: RagMain, env: dict[str, str]) -> None:
+    """Issue 25: `rag index --check` verifies the live generation against its manifest, builds nothing."""
+    fine = rag_main("index", "--check", env=env)
+    assert fine.code == 0 and "is whole: 1 notes" in fine.out and fine.err == ""
+    DAMAGE["entries flipped byte"](env)
+    DAMAGE["vectors deleted"](env)
+    damaged = rag_main("index", "--check", env=env)
+    assert_no_traceback(damaged)
+    assert damaged.code == 2 and damaged.out == "" and len(damaged.err_lines) == 2, damaged.err
+    assert "entries.jsonl is corrupt" in damaged.err and "vectors-hash.npy is missing" in damaged.err
+    assert rag_main("index", env=env).code == 0
+    assert rag_main("index", "--check", env=env).code == 0

@@ -212,24 +212,23 @@ def test_settings_change_rebuilds_everything(make_corpus: MakeCorpus, models: Mo
     assert open_store(settings).load().dense == {}
 
 
-def test_a_note_over_the_chunk_cap_is_skipped(make_corpus: MakeCorpus, models: Models) -> None:
+def test_a_note_over_the_chunk_cap_is_indexed_in_part(make_corpus: MakeCorpus, models: Models) -> None:
+    """Issue 25: a note over index.max_chunks_per_note was dropped whole; now its first chunks up to the
+    cap are indexed, and the build says so in one line."""
     settings = make_corpus({**NOTES, "dump.md": note("Dump", "Pasted wombat logs.", entries=5)},
                            max_chunks_per_note=3)
     report = build(settings, models)
-    cap = "over the cap of 3 (index.max_chunks_per_note)"
-    assert [(s.path, s.reason, s.kept) for s in report.skipped] == [("dump.md", f"would make 5 chunks, {cap}", False)]
-    assert report.added == ["audio.md", "transformer.md"]
-
-    (settings.index.corpus / "audio.md").write_text(note("AudioSAE", "Now much longer.", entries=4), encoding="utf-8")
-    report = build(settings, models)
-    assert not report.changed and ("audio.md", f"would make 4 chunks, {cap}", True) in [
-        (s.path, s.reason, s.kept) for s in report.skipped]
-    assert top_file(settings, models, "Whisper HuBERT") == "audio.md"  # the indexed version still serves
-    assert build(settings, NoModels()).up_to_date  # the verdict is remembered: nothing is chunked again
+    assert report.partial == ["dump.md: indexed in part, its first 3 of 5 chunks (index.max_chunks_per_note)"]
+    assert not report.skipped and report.added == ["audio.md", "dump.md", "transformer.md"]
+    index = open_store(settings).load()
+    assert [e.title for e in index.entries if e.file == "dump.md"] == [f"Dump part {i}" for i in range(3)]
+    assert sum(c.file == "dump.md" for c in index.chunks) == 3
+    assert top_file(settings, models, "Pasted wombat logs") == "dump.md"
+    assert build(settings, NoModels()).up_to_date  # unchanged: nothing is chunked again
 
     raised = build(settings.updated({"index.max_chunks_per_note": 10}), models)
-    assert raised.full_rebuild_reason == "index settings changed (max_chunks_per_note)" and not raised.skipped
-    assert raised.notes == 3 and raised.embedded == 4 + 5  # the grown note and the dump; the rest was cached
+    assert raised.full_rebuild_reason == "index settings changed (max_chunks_per_note)" and not raised.partial
+    assert raised.notes == 3 and raised.embedded == 2  # the dump's last two chunks; the rest was cached
 
 
 class Recording(HashEmbedder):

@@ -31,6 +31,12 @@ def _accepts(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _alive(pid: int) -> bool:
     """True while the process exists and is not a zombie."""
     try:
@@ -158,3 +164,36 @@ def test_no_server_outlives_the_app(smollm2: Path, ending: str) -> None:
     pid_text, base_url = done.stdout.split()
     pid, port = int(pid_text), int(base_url.rsplit(":", 1)[1].split("/", 1)[0])
     assert _gone(pid, port), f"llama.cpp server {pid} still running after the app's {ending}"
+
+
+_PARENT = """
+import subprocess, sys
+child = subprocess.Popen([sys.executable, "-P", sys.argv[1], "serve", sys.argv[2], "--port", sys.argv[3]],
+                         stdin=subprocess.PIPE, start_new_session=True)
+print(child.pid, flush=True)
+child.wait()
+"""
+
+
+def test_the_child_ends_when_the_parent_dies_while_the_model_loads(tmp_path: Path) -> None:
+    """Issue 25 risk: a `kill -9` of the app while a model loaded left the llama.cpp child running until
+    the load ended (the load holds the child's GIL: it cannot notice its stdin closing). A model on a
+    FIFO nobody writes loads for ever; the child must still go within moments of its parent."""
+    import rag.answer.llm.local as local
+
+    model = tmp_path / "endless.gguf"
+    os.mkfifo(model)
+    port = _free_port()
+    parent = subprocess.Popen([sys.executable, "-c", _PARENT, local.__file__, str(model), str(port)],
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert parent.stdout
+    child = int(parent.stdout.readline())
+    try:
+        time.sleep(3)  # importing xllamacpp, then stuck opening the model
+        assert _alive(child)
+        parent.kill()
+        parent.wait(timeout=10)
+        assert _gone(child, port), "the llama.cpp child outlived its killed parent"
+    finally:
+        if _alive(child):
+            os.kill(child, 9)

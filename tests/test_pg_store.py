@@ -67,7 +67,7 @@ def test_commit_then_load_gives_back_what_was_committed(pg_dsn: str) -> None:
     assert index.generation == generation
     assert index.entries == data.entries and index.chunks == data.chunks
     assert index.manifest.notes == data.manifest.notes and index.manifest.corpus == "v1"
-    assert index.manifest == store.manifest() and set(index.manifest.checksums) == {"rag_entries", "rag_chunks"}
+    assert index.manifest == store.manifest() and set(index.manifest.checksums) == {"rag_entries", "rag_chunks", "bm25"}
     assert index.lexicon == Lexicon.of(data.tokens)
     dense = index.dense["hash"]
     assert isinstance(dense, ExactDense)

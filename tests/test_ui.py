@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rag.app.render import index_status
+from rag.app.render import index_status, report_text
 from rag.app.uploads import add_note
 from rag.app.web import MODE_EXTRACTIVE, MODE_LLM, NotesApp, build_app, chat_payload_problem, launch
 from rag.build.builder import build_index
@@ -209,3 +209,16 @@ def test_app_py_builds_the_missing_index_then_serves_on_loopback(make_corpus: Ca
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_an_upload_over_the_chunk_cap_is_indexed_in_part_and_the_log_says_so(app_corpus: Settings, models: Models,
+                                                                              tmp_path: Path) -> None:
+    """Issue 25 risk: an upload under the size cap was accepted, then skipped whole by the chunk cap."""
+    app = make_app(app_corpus.updated({"index.max_chunks_per_note": 40}), models)
+    dump = tmp_path / "dump.md"
+    dump.write_text("".join(f"## Wombat log {i}\n\nWombat burrow reading {i}.\n\n" for i in range(60)),
+                    encoding="utf-8")
+    assert app.add_files([dump]) == (["dump.md"], [])
+    log = report_text(app.build())
+    assert "✂️ dump.md: indexed in part, its first 40 of 60 chunks" in log
+    assert "dump.md" in app.note_choices()

@@ -19,11 +19,16 @@ from typing import NoReturn
 from rag.answer.llm.local import LocalModelError
 from rag.build.builder import BuildReport, Progress
 from rag.embed.models import EmbedderError, configure_process
+from rag.inputs import InputFileError, read_regular_file
 from rag.retrieve.searcher import Filters, Hit
 from rag.service import Notes, QuestionError, check_question
 from rag.settings import Settings, SettingsError, load_settings
-from rag.store import IndexUnavailable
+from rag.store import IndexStore, IndexUnavailable
 
+from .launch import LaunchError
+
+#: A batch of questions is at most this big (each is at most answer.max_question_chars).
+MAX_BATCH_BYTES = 64 << 20
 #: A build on a pipe (CI, nohup, a log) says how far it is at most this often.
 PROGRESS_EVERY_S = 5.0
 #: Characters a terminal acts on (ESC sequences, carriage return, backspace, bidi overrides).
@@ -42,9 +47,9 @@ def _print_json(obj: dict) -> None:
 def read_batch(path: Path, max_chars: int) -> list[tuple[object, str]]:
     """(id, question) per line of a JSONL file, all checked before any is run."""
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+        data = read_regular_file(path, MAX_BATCH_BYTES, "batch file")
+    except InputFileError as exc:
+        raise UsageError(str(exc)) from None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -128,9 +133,10 @@ def cmd_related(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def report_lines(report: BuildReport) -> list[str]:
-    """Each skip and notice (names escaped: a newline in a file name cannot fake a line), then the summary."""
-    return ([f"skipped {s.describe()}" for s in report.skipped] + [f"note {terminal_text(n)}" for n in report.notices]
-            + [report.summary()])
+    """Each skip, partly indexed note and notice (names escaped: a newline in a file name cannot fake a
+    line), then the summary."""
+    return ([f"skipped {s.describe()}" for s in report.skipped] + report.partial
+            + [f"note {terminal_text(n)}" for n in report.notices] + [report.summary()])
 
 
 def progress_printer(tty: bool) -> Progress:
@@ -163,6 +169,8 @@ def progress_printer(tty: bool) -> Progress:
 
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     notes = Notes(settings)
+    if args.check:
+        return check_index(notes.store)
     if args.watch:
         from rag.build.watch import watch_index
 
@@ -170,6 +178,18 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     report = notes.build(progress=progress_printer(sys.stderr.isatty()))
     for line in report_lines(report):
         print(line, file=sys.stderr)
+    return 0
+
+
+def check_index(store: IndexStore) -> int:
+    """``rag index --check``: the live generation against its manifest; one line per problem, exit 2."""
+    problems = store.check()
+    for problem in problems:
+        print(f"rag: {store.location}: {terminal_text(problem)}", file=sys.stderr)
+    if problems:
+        return 2
+    counts = store.manifest().counts
+    print(f"index in {store.location} is whole: {counts.notes} notes, {counts.entries} entries, {counts.chunks} chunks")
     return 0
 
 
@@ -337,6 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     p = sub.add_parser("index", parents=[common], help="build or update the index")
     p.add_argument("--watch", action="store_true", help="keep the index current while notes change")
+    p.add_argument("--check", action="store_true", help="verify the index against its manifest and say what is "
+                   "wrong (exit 2 when damaged); builds nothing")
     p.set_defaults(func=cmd_index)
     p = sub.add_parser("search", parents=[common, query], help="hybrid search")
     p.set_defaults(func=cmd_search)
@@ -394,7 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = settings_from(args)
         return args.func(args, settings)
-    except (UsageError, SettingsError, IndexUnavailable, QuestionError, EmbedderError, LocalModelError) as exc:
+    except (UsageError, SettingsError, IndexUnavailable, QuestionError, EmbedderError, LocalModelError,
+            LaunchError) as exc:
         print(f"rag: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -224,8 +224,9 @@ def skip_line(skip: Skip) -> str:
 
 
 def report_text(report: BuildReport) -> str:
-    """The outcome of a build, one line plus the files it skipped."""
-    return "\n".join([f"✅ {report.summary()}", *(skip_line(s) for s in report.skipped)])
+    """The outcome of a build, one line plus the files it skipped or indexed in part."""
+    return "\n".join([f"✅ {report.summary()}", *(skip_line(s) for s in report.skipped),
+                      *(f"- ✂️ {line}" for line in report.partial)])
 
 
 def parse_filters(file: str | None, since: str | None, until: str | None, tag: str | None = None) -> Filters:

@@ -7,6 +7,7 @@ handle picks up a rebuild (from the page or from ``rag index``) without a restar
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 import threading
@@ -24,6 +25,7 @@ from rag.service import Notes, QuestionError
 from rag.settings import Settings
 from rag.store import IndexUnavailable, LoadedIndex
 
+from .launch import check_bind
 from .render import (
     ALL_NOTES,
     ALL_TAGS,
@@ -259,7 +261,7 @@ def build_app(app: NotesApp) -> gr.Blocks:
         choices = app.model_choices()
         return gr.Dropdown(choices=choices, value=choices[0] if choices else None)
 
-    with gr.Blocks(title="notes-rag") as demo:
+    with _page_class()(title="notes-rag") as demo:
         gr.Markdown("## 📚 notes-rag · ask your paper notes\nAnswers cite the note entries they come from "
                     "as [n]; the cited entries are listed on the right.")
         with gr.Tab("Ask"), gr.Row(equal_height=False):
@@ -279,7 +281,8 @@ def build_app(app: NotesApp) -> gr.Blocks:
                                         interactive=llm_on,
                                         info=None if llm_on else "no LLM configured")
                     with gr.Row():
-                        note = gr.Dropdown(app.note_choices(), value=ALL_NOTES, label="Note file",
+                        # filled in on load: the page's config is shown before a login (the API info)
+                        note = gr.Dropdown([ALL_NOTES], value=ALL_NOTES, label="Note file",
                                            allow_custom_value=True, info="a note, or a glob such as 00*.txt")
                         since = gr.Textbox(label="From date", placeholder="YYYY-MM-DD")
                         until = gr.Textbox(label="To date", placeholder="YYYY-MM-DD")
@@ -295,7 +298,7 @@ def build_app(app: NotesApp) -> gr.Blocks:
                 gr.Markdown("#### Sources")
                 sources = gr.HTML(render_sources([], ""), elem_id="rag-sources")
         with gr.Tab("Index"):
-            status = gr.Markdown(app.status(), elem_id="rag-status")
+            status = gr.Markdown("", elem_id="rag-status")  # filled in on load, after any login
             with gr.Row():
                 rebuild_btn = gr.Button("Rebuild index", variant="primary", elem_id="rag-rebuild")
                 upload_btn = gr.UploadButton("Add notes (.md / .txt)", file_count="multiple",
@@ -336,6 +339,31 @@ def build_app(app: NotesApp) -> gr.Blocks:
     return demo
 
 
+def _page_class() -> type[gr.Blocks]:
+    """Blocks whose API endpoints take their trailing arguments as optional, as their signatures say.
+
+    Gradio requires every input of an endpoint and answers a short call with an empty error (and a
+    traceback in the server's log); here the missing ones get their defaults, and a call without a
+    required one is one line back to the client.
+    """
+    import gradio as gr
+
+    class Page(gr.Blocks):
+        def validate_inputs(self, block_fn: Any, inputs: list[Any]) -> None:
+            wanted = len(block_fn.inputs)
+            if len(inputs) < wanted and block_fn.api_name and block_fn.fn is not None:
+                params = list(inspect.signature(block_fn.fn).parameters.values())[:wanted]
+                missing = params[len(inputs):]
+                if any(p.default is p.empty for p in missing):
+                    needed = sum(p.default is p.empty for p in params)
+                    raise gr.Error(f"/{block_fn.api_name} takes {needed} to {wanted} values "
+                                   f"({', '.join(p.name for p in params)}); got {len(inputs)}", print_exception=False)
+                inputs.extend(p.default for p in missing)
+            super().validate_inputs(block_fn, inputs)
+
+    return Page
+
+
 def launch(demo: gr.Blocks, settings: Settings, **kwargs: Any) -> None:
     """Launch on 127.0.0.1 unless told otherwise, never shared, optional login from ``RAG_AUTH``."""
     import gradio as gr
@@ -352,7 +380,10 @@ def _print_progress(stage: str, done: int, total: int) -> None:
 
 
 def serve(settings: Settings) -> None:
-    """``rag serve`` and ``python app.py``: build the index if there is none, then serve the page."""
+    """``rag serve`` and ``python app.py``: build the index if there is none, then serve the page.
+    Where it listens is checked first (LaunchError), before a build that may take minutes."""
+    check_bind(settings.serve.host, settings.serve.port, settings.serve.login is not None, "the app",
+               "--port or GRADIO_SERVER_PORT")
     notes = Notes(settings)
     if notes.store.current() is None:
         print(f"no index in {notes.store.location} yet: building it from {settings.index.corpus} first …",

@@ -25,6 +25,7 @@ import numpy as np
 from rag.embed.embedding import Embedder, runs_concurrently
 from rag.embed.models import Models
 from rag.ingest.chunking import Chunk, approx_tokens, chunk_entries
+from rag.ingest.corpus import display_name
 from rag.ingest.notes import Entry, split_entries
 from rag.settings import IndexSettings
 from rag.store import GenerationData, IndexDamaged, IndexStore, IndexUnavailable, PreviousGeneration, VectorCache
@@ -48,6 +49,8 @@ class BuildReport:
     changed: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     skipped: list[Skip] = field(default_factory=list)
+    #: Notes over the chunk cap, indexed in part: one line each, saying how much.
+    partial: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)  # "note.md: front matter is not valid YAML, read as text"
     full_rebuild_reason: str | None = None
     up_to_date: bool = False
@@ -102,21 +105,27 @@ def _token_counter(settings: IndexSettings, models: Models) -> Callable[[str], i
     return lru_cache(maxsize=4096)(lambda text: models.embedder(settings.embedders[0]).count_tokens(text))
 
 
-def _segment(plan: Plan, settings: IndexSettings, models: Models,
-             notices: list[str]) -> tuple[Plan, dict[str, _Texts]]:
-    """Entries, chunks and tokens of every note to (re)index; a note over the chunk cap is skipped.
-    What a note's reading says about it (a front matter read as text) goes to ``notices``."""
+def _segment(plan: Plan, settings: IndexSettings, models: Models) -> tuple[dict[str, _Texts], list[str], list[str]]:
+    """Entries, chunks and tokens of every note to (re)index; a line per note over the chunk cap
+    (such a note keeps its first chunks up to the cap, and their entries, so a pasted dump is
+    searchable in part instead of missing whole); and what reading a note said about it (a front
+    matter read as text)."""
     count_tokens = _token_counter(settings, models)
+    cap = settings.max_chunks_per_note
     fresh: dict[str, _Texts] = {}
+    partial: list[str] = []
+    notices: list[str] = []
     for path, text in sorted(plan.texts.items()):
         entries = split_entries(text, path, warn=lambda message, path=path: notices.append(f"{path}: {message}"))
         chunks = chunk_entries(entries, settings.chunk_tokens, settings.chunk_overlap, count_tokens)
-        if len(chunks) > settings.max_chunks_per_note:
-            plan = plan.skipping(path, f"would make {len(chunks)} chunks, over the cap of "
-                                       f"{settings.max_chunks_per_note} (index.max_chunks_per_note)")
-            continue
+        if len(chunks) > cap:
+            partial.append(f"{display_name(path)}: indexed in part, its first {cap} of {len(chunks)} chunks "
+                           "(index.max_chunks_per_note)")
+            chunks = chunks[:cap]
+            kept = {c.entry_id for c in chunks}
+            entries = [e for e in entries if e.id in kept]
         fresh[path] = _Texts(entries, chunks, [tokenize(c.embed_text) for c in chunks])
-    return plan, fresh
+    return fresh, partial, notices
 
 
 def _assemble(plan: Plan, fresh: dict[str, _Texts], prev: PreviousGeneration | None) -> _Texts:
@@ -306,8 +315,7 @@ def build_index(settings: IndexSettings, store: IndexStore, models: Models, prog
         prev = store.previous() if manifest is not None else None  # after a settings change its vectors may fit
         if manifest is not None and prev is None:
             plan = plan_build(scan, None, fingerprint, "previous index unusable (its data did not load)")
-        notices: list[str] = []
-        plan, fresh = _segment(plan, settings, models, notices)
+        fresh, partial, notices = _segment(plan, settings, models)
         texts = _assemble(plan, fresh, prev)
         jobs = _embed_all(settings.embedders, texts.chunks, store, models, prev, progress)
 
@@ -325,5 +333,5 @@ def build_index(settings: IndexSettings, store: IndexStore, models: Models, prog
             notes=len(records), entries=len(texts.entries), chunks=len(texts.chunks),
             embedded=sum(j.total for j in jobs), reused=sum(len(j.hashes) - j.total for j in jobs),
             added=plan.added, changed=plan.changed, removed=list(plan.removed), skipped=list(plan.skips),
-            full_rebuild_reason=plan.full_rebuild_reason, generation=generation, notices=notices,
+            partial=partial, notices=notices, full_rebuild_reason=plan.full_rebuild_reason, generation=generation,
             seconds=time.perf_counter() - started)

@@ -8,10 +8,11 @@ search; one that was emptied or deleted on purpose should).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from rag.ingest.corpus import NoteError, decode_note, file_hash, find_notes, read_bytes
+from rag.ingest.corpus import NoteError, NoteFile, decode_note, display_name, file_hash, find_notes, read_bytes
 from rag.store.manifest import Manifest, Skip
 
 
@@ -31,9 +32,32 @@ class Scan:
     skips: tuple[Skip, ...]
 
 
+def _one_name_per_file(files: list[NoteFile]) -> tuple[list[NoteFile], list[Skip]]:
+    """A file reached through several names (symlinks, hard links) is one note, or each hit would
+    come back once per name: the name that is not a symlink is kept (else the first), the others
+    are skipped saying which name holds it."""
+    by_file: dict[tuple[int, int], list[NoteFile]] = {}
+    kept: list[NoteFile] = []
+    for note in files:
+        try:
+            st = os.stat(note.path)
+        except OSError:  # vanished or unreadable: read_bytes says so
+            kept.append(note)
+            continue
+        by_file.setdefault((st.st_dev, st.st_ino), []).append(note)
+    skips = []
+    for names in by_file.values():
+        first = min(names, key=lambda n: (n.path.is_symlink(), n.rel))
+        kept.append(first)
+        skips += [Skip(n.rel, f"the same file as {display_name(first.rel)}: indexed once, under that name")
+                  for n in names if n is not first]
+    return sorted(kept, key=lambda n: n.rel), skips
+
+
 def scan_corpus(corpus: Path, max_note_bytes: int, ignore: tuple[str, ...] = ()) -> Scan:
-    files, passed_over = find_notes(corpus, ignore)
-    skips = [Skip(path, reason) for path, reason in passed_over]
+    found, passed_over = find_notes(corpus, ignore)
+    files, aliases = _one_name_per_file(found)
+    skips = [Skip(path, reason) for path, reason in passed_over] + aliases
     notes: dict[str, ScannedNote] = {}
     for note in files:
         try:
@@ -65,13 +89,6 @@ class Plan:
     @property
     def changed(self) -> list[str]:
         return sorted(p for p in self.texts if p in self.indexed_before)
-
-    def skipping(self, path: str, reason: str) -> Plan:
-        """The plan with a note of ``texts`` skipped after all (found too big once chunked)."""
-        kept = path in self.indexed_before
-        skip = Skip(path, reason, kept=kept, sha256=self.sha256[path])
-        return replace(self, texts={p: t for p, t in self.texts.items() if p != path},
-                       reuse=self.reuse | {path} if kept else self.reuse, skips=(*self.skips, skip))
 
 
 def _settings_change(old: dict, new: dict) -> str | None:

@@ -149,7 +149,13 @@ class IndexStore(ABC):
 
     @abstractmethod
     def manifest(self) -> Manifest:
-        """The live manifest, verified; IndexUnavailable when missing or damaged."""
+        """The live manifest, its generation verified against it; IndexDamaged when it does not hold
+        (a build then rebuilds), IndexUnavailable when there is none."""
+
+    @abstractmethod
+    def check(self) -> list[str]:
+        """What is wrong with the live generation against its manifest, one line each ([]: it is
+        whole); IndexUnavailable when there is none or the store cannot be reached."""
 
     @abstractmethod
     def load(self) -> LoadedIndex:

@@ -193,6 +193,25 @@ class FolderStore(IndexStore):
         self._verify(name, manifest, sorted(manifest.checksums))
         return manifest
 
+    def check(self) -> list[str]:
+        try:
+            name = self._live()
+            manifest = self._manifest(name)
+        except IndexDamaged as exc:
+            return [exc.problem]
+        problems = []
+        for rel in sorted(manifest.checksums):
+            try:
+                self._verify(name, manifest, [rel])
+            except IndexDamaged as exc:
+                problems.append(exc.problem)
+        if not problems:
+            try:
+                self.load()
+            except IndexDamaged as exc:
+                problems.append(exc.problem)
+        return problems
+
     def load(self) -> LoadedIndex:
         import bm25s
         import faiss

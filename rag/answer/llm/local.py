@@ -10,7 +10,9 @@ The child binds 127.0.0.1 only, on a port picked here. It exits when its stdin c
 :meth:`LocalModelServer.stop`, at interpreter exit (a ``weakref.finalize`` hook), or when the parent
 dies in any way, even SIGKILL, since the kernel then closes the pipe. That is sturdier than
 ``PR_SET_PDEATHSIG``, which fires when the *thread* that started the child ends (Gradio starts work
-in pool threads). The child has its own session, so a Ctrl-C meant for the app does not reach it.
+in pool threads). While the model loads the child cannot read its stdin (the load holds the GIL), so
+a watcher process forked before the load reads it instead and ends the child at EOF
+(:func:`_watch_stdin`). The child has its own session, so a Ctrl-C meant for the app does not reach it.
 
 Run by hand: ``python -m rag.answer.llm.local serve PATH [--threads N] [--ctx N] [--port N]``.
 """
@@ -21,6 +23,7 @@ import argparse
 import contextlib
 import importlib.util
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -209,8 +212,24 @@ class LocalModelServer:
         self.stop()
 
 
+def _watch_stdin() -> None:
+    """Fork a watcher that kills this process once stdin reaches EOF: the parent stopped us or died,
+    maybe while the model still loads, when no thread of ours can act for minutes."""
+    server = os.getpid()
+    if os.fork():
+        return
+    try:
+        while os.read(0, 65536):
+            pass
+        if os.getppid() == server:  # still ours (not reparented after the server ended)
+            os.kill(server, signal.SIGKILL)
+    finally:
+        os._exit(0)
+
+
 def _serve(path: str, threads: int, ctx: int, port: int) -> int:
     """Child side: serve until stdin closes (the parent stopped us or died), then exit at once."""
+    _watch_stdin()
     import xllamacpp
 
     params = xllamacpp.CommonParams()

@@ -12,14 +12,16 @@ becomes an :class:`~rag.store.IndexUnavailable` with a message written here, nam
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import errors
 
-from rag.store import IndexUnavailable
+from rag.store import IndexDamaged, IndexUnavailable
 
-#: Bump when the tables change; a store of another version says what to do (see :func:`check_version`).
+#: Bump when the tables change: an older store is laid anew by a build, a newer one refused (see
+#: :func:`check_version`).
 SCHEMA_VERSION = 2
 #: pg_advisory_lock keys: one builder per database; commits and garbage collection serialised.
 BUILD_LOCK = 0x7261_6762_7569_6C64  # "ragbuild"
@@ -69,30 +71,65 @@ def vector_table(table_id: int) -> str:
     return f"rag_vectors_{int(table_id)}"
 
 
-def version_problem(found: int | None, location: str) -> str | None:
-    """What to do about a store written under another schema version (None: it is ours)."""
+def stored_version(conn: psycopg.Connection, location: str) -> int | None:
+    """The tables' schema version; None before the first build. IndexDamaged when some notes-rag
+    tables exist but their version is missing or unreadable (a dropped ``rag_schema``, a hand-altered
+    column type, several rows): a rebuild lays them anew."""
+    if conn.execute("SELECT to_regclass('rag_schema')").fetchone()[0] is None:
+        if conn.execute("SELECT to_regclass('rag_current')").fetchone()[0] is None:
+            return None
+        raise IndexDamaged(f"the notes-rag tables in {location} have no schema version (rag_schema is missing)")
+    values = {v for (v,) in conn.execute("SELECT version::text FROM rag_schema").fetchall()}
+    text = values.pop().strip() if len(values) == 1 and None not in values else ""
+    if not re.fullmatch(r"-?\d{1,9}", text):
+        raise IndexDamaged(f"the schema version of the notes-rag tables in {location} is unreadable")
+    return int(text)
+
+
+def check_version(found: int | None, location: str) -> None:
+    """Refuse a store of another layout: a newer one with what to upgrade to (a rebuild would
+    destroy it for its newer readers), an older or odd one as damaged (a rebuild fixes it)."""
     if found is None or found == SCHEMA_VERSION:
-        return None
+        return
     if found > SCHEMA_VERSION:
-        return (f"the index in {location} was written by a newer notes-rag (schema {found}, this one reads "
-                f"{SCHEMA_VERSION}): upgrade notes-rag")
-    return (f"the index in {location} has an older layout (schema {found}, this one reads {SCHEMA_VERSION}): "
-            "run `rag index` to rebuild it")
+        raise IndexUnavailable(f"the index in {location} was written by a newer notes-rag (schema {found}, this one "
+                               f"reads {SCHEMA_VERSION}): upgrade notes-rag to a version that reads schema {found}")
+    raise IndexDamaged(f"the index in {location} has an older layout (schema {found}, this one reads "
+                       f"{SCHEMA_VERSION})")
+
+
+def structure_problem(conn: psycopg.Connection) -> str | None:
+    """What is missing from the tables of a store of our version (None: nothing): the extension, a
+    table, a vector table or its column (``DROP EXTENSION vector CASCADE`` drops the columns)."""
+    if not conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone():
+        return "the vector extension was dropped"
+    for table in TABLES:
+        if conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0] is None:
+            return f"table {table} is missing"
+    for table_id, embedder_id in conn.execute("SELECT id, embedder_id FROM rag_vector_tables").fetchall():
+        column = conn.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = "
+                              "to_regclass(%s) AND attname = 'embedding' AND NOT attisdropped",
+                              (vector_table(table_id),)).fetchone()
+        if column is None or not column[0].startswith("vector"):
+            return f"the vector table of {embedder_id} is missing or lost its vectors"
+    return None
 
 
 def ensure_schema(conn: psycopg.Connection, location: str) -> None:
-    """Create the extension and tables on first use; rebuild-from-scratch an older layout (every row
-    is derived from the notes); refuse a newer one. Call in a transaction."""
+    """Create the extension and tables on first use; lay them anew when they are of an older or
+    unreadable version or lack a part (every row is derived from the notes); refuse a newer
+    version. Call in a transaction."""
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (COMMIT_LOCK,))
     if not conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone():
         create_extension(conn, location)
-    if conn.execute("SELECT to_regclass('rag_schema')").fetchone()[0] is not None:
-        found = conn.execute("SELECT max(version) FROM rag_schema").fetchone()[0]
-        if found == SCHEMA_VERSION:
-            return
-        if found is not None and found > SCHEMA_VERSION:
-            raise IndexUnavailable(version_problem(found, location))
-        drop_all(conn)
+    try:
+        found = stored_version(conn, location)
+        check_version(found, location)
+    except IndexDamaged:
+        found = -1
+    if found == SCHEMA_VERSION and structure_problem(conn) is None:
+        return
+    drop_all(conn)
     conn.execute(DDL)
 
 
@@ -111,10 +148,10 @@ def create_extension(conn: psycopg.Connection, location: str) -> None:
 
 
 def drop_all(conn: psycopg.Connection) -> None:
-    if conn.execute("SELECT to_regclass('rag_vector_tables')").fetchone()[0] is not None:
-        for (table_id,) in conn.execute("SELECT id FROM rag_vector_tables").fetchall():
-            conn.execute(f"DROP TABLE IF EXISTS {vector_table(table_id)}")
-    conn.execute(f"DROP TABLE IF EXISTS {', '.join(TABLES)} CASCADE")
+    """Every notes-rag table, vector tables included even when ``rag_vector_tables`` no longer lists them."""
+    vectors = [name for (name,) in conn.execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename ~ '^rag_vectors_[0-9]+$'")]
+    conn.execute(f"DROP TABLE IF EXISTS {', '.join([*TABLES, *vectors])} CASCADE")
 
 
 def _who(location: str) -> tuple[str, str]:
@@ -146,8 +183,9 @@ def unavailable(exc: Exception, location: str, connected: bool) -> IndexUnavaila
                                 "or use the user that built the index")
     if isinstance(exc, errors.ReadOnlySqlTransaction):
         return IndexUnavailable(f"{location} is read-only (a replica?): build against the primary server")
-    if isinstance(exc, errors.UndefinedTable | errors.UndefinedColumn | errors.UndefinedObject):
-        return IndexUnavailable(f"the notes-rag tables in {location} are damaged: run `rag index` to rebuild")
+    if isinstance(exc, errors.UndefinedTable | errors.UndefinedColumn | errors.UndefinedObject
+                  | errors.UndefinedFunction | errors.DatatypeMismatch):
+        return IndexDamaged(f"the notes-rag tables in {location} are damaged ({exc.__class__.__name__})")
     if isinstance(exc, psycopg.OperationalError):
         return IndexUnavailable(f"lost the connection to the index database at {location}: is the server "
                                 "still running?")

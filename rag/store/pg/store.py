@@ -14,6 +14,7 @@ it, pgvector's HNSW index answers in the database.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import sys
@@ -33,12 +34,21 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from rag.dsn import check_dsn, mask_dsn
 from rag.ingest.chunking import Chunk
 from rag.ingest.notes import Entry
-from rag.store import GenerationData, IndexStore, IndexUnavailable, Lexicon, LoadedIndex, PreviousGeneration
+from rag.store import (
+    GenerationData,
+    IndexDamaged,
+    IndexStore,
+    IndexUnavailable,
+    Lexicon,
+    LoadedIndex,
+    PreviousGeneration,
+)
 from rag.store.dense import DenseIndex, ExactDense
 from rag.store.manifest import Manifest, ManifestError
 
 from .dense import PgDense, vectors_ready
-from .schema import BUILD_LOCK, ensure_schema, unavailable, vector_table, version_problem
+from .schema import BUILD_LOCK, check_version, ensure_schema, stored_version, unavailable, vector_table
+from .verify import generation_problems
 from .write import check_shapes, collect_garbage, content_key, digest, pack_bm25, put_rows, put_vectors
 
 #: The pool retries a lost server in the background; its warnings are not for the user's terminal.
@@ -72,6 +82,8 @@ class PgStore(IndexStore):
         self.connect_timeout = connect_timeout
         self._pool: ConnectionPool | None = None
         self._pool_lock = threading.Lock()
+        #: The connection holding this store's build lock while :meth:`lock` runs; a commit checks it lives.
+        self._lock_conn: psycopg.Connection | None = None
 
     def __repr__(self) -> str:
         return f"PgStore({self.location})"
@@ -131,14 +143,15 @@ class PgStore(IndexStore):
 
     def _head(self, conn: psycopg.Connection) -> int | None:
         """The live generation's id after checking the tables' version; None before the first build."""
-        try:
-            version, generation = conn.execute(
-                "SELECT (SELECT max(version) FROM rag_schema), (SELECT generation FROM rag_current)").fetchone()
-        except errors.UndefinedTable:
+        version = stored_version(conn, self.location)
+        if version is None:
             return None
-        if problem := version_problem(version, self.location):
-            raise IndexUnavailable(problem)
-        return generation
+        check_version(version, self.location)
+        try:
+            return conn.execute("SELECT (SELECT generation FROM rag_current)").fetchone()[0]
+        except errors.UndefinedTable:
+            raise IndexDamaged(f"the notes-rag tables in {self.location} are incomplete (rag_current is missing)") \
+                from None
 
     def _live(self, conn: psycopg.Connection) -> tuple[int, Manifest]:
         generation = self._head(conn)
@@ -148,8 +161,7 @@ class PgStore(IndexStore):
         try:
             return generation, Manifest.from_json(data)
         except ManifestError as exc:
-            raise IndexUnavailable(f"index in {self.location} is unreadable ({exc}): run `rag index` to rebuild") \
-                from None
+            raise IndexDamaged(f"index in {self.location} is unreadable ({exc})") from None
 
     def current(self) -> str | None:
         with self._reader() as conn:
@@ -157,8 +169,20 @@ class PgStore(IndexStore):
         return None if generation is None else str(generation)
 
     def manifest(self) -> Manifest:
-        with self._reader() as conn:
-            return self._live(conn)[1]
+        """The live manifest, its generation checked against it (rows, vectors, BM25, tables)."""
+        with self._snapshot() as conn:
+            generation, manifest = self._live(conn)
+            if problems := generation_problems(conn, generation, manifest):
+                raise IndexDamaged(f"index in {self.location} is damaged ({problems[0]})")
+        return manifest
+
+    def check(self) -> list[str]:
+        try:
+            with self._snapshot() as conn:
+                generation, manifest = self._live(conn)
+                return generation_problems(conn, generation, manifest)
+        except IndexDamaged as exc:
+            return [exc.problem]
 
     def _read(self, conn: psycopg.Connection, generation: int, manifest: Manifest, with_tokens: bool
               ) -> tuple[list[Entry], list[Chunk], list[list[str]]]:
@@ -176,7 +200,7 @@ class PgStore(IndexStore):
         tokens = [row[1] for row in rows] if with_tokens else []
         if (manifest.checksums.get("rag_entries") != digest(entry_keys)
                 or manifest.checksums.get("rag_chunks") != digest([row[0] for row in rows])):
-            raise IndexUnavailable(f"index in {self.location} is damaged (rows missing): run `rag index` to rebuild")
+            raise IndexDamaged(f"index in {self.location} is damaged (rows missing)")
         return entries, chunks, tokens
 
     def _tables(self, conn: psycopg.Connection, manifest: Manifest) -> dict[str, tuple[str, int]]:
@@ -186,8 +210,7 @@ class PgStore(IndexStore):
             row = conn.execute("SELECT id, dim FROM rag_vector_tables WHERE embedder_id = %s",
                                (manifest.embedder_ids.get(name),)).fetchone()
             if row is None:
-                raise IndexUnavailable(f"index in {self.location} lacks the vectors of {name}: run `rag index` "
-                                       "to rebuild")
+                raise IndexDamaged(f"index in {self.location} lacks the vectors of {name}")
             out[name] = (vector_table(row[0]), row[1])
         return out
 
@@ -198,8 +221,7 @@ class PgStore(IndexStore):
                     "WHERE g.generation = %s ORDER BY g.position", (generation,))
         vectors = cur.fetchall()
         if len(vectors) != rows:
-            raise IndexUnavailable(f"index in {self.location} is damaged (vectors missing): run `rag index` to "
-                                   "rebuild")
+            raise IndexDamaged(f"index in {self.location} is damaged (vectors missing)")
         return np.stack([v.to_numpy() for (v,) in vectors]) if rows else np.zeros((0, dim), np.float32)
 
     @contextmanager
@@ -227,8 +249,8 @@ class PgStore(IndexStore):
         try:
             bm25 = _unpack_bm25(blob)
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-            raise IndexUnavailable(f"the BM25 index in {self.location} is unreadable ({exc.__class__.__name__}): "
-                                   "run `rag index` to rebuild") from None
+            raise IndexDamaged(f"the BM25 index in {self.location} is unreadable ({exc.__class__.__name__})") \
+                from None
         return LoadedIndex(str(generation), manifest, entries, chunks, lexicon, bm25, dense)
 
     def _spread(self, conn: psycopg.Connection, table: str, generation: int) -> float:
@@ -263,7 +285,28 @@ class PgStore(IndexStore):
                                                "has finished")
                     print(f"waiting for another build of {self.location} to finish…", file=sys.stderr, flush=True)
                     conn.execute("SELECT pg_advisory_lock(%s)", (BUILD_LOCK,))
-            yield
+            self._lock_conn = conn
+            try:
+                yield
+            finally:
+                self._lock_conn = None
+
+    def _check_lock(self, conn: psycopg.Connection) -> None:
+        """Inside a commit: the build lock's session still holds it (a server restart or a killed
+        backend ends it, and a second builder may then be running)."""
+        if self._lock_conn is None:
+            return  # a commit outside a build (tests, the benchmarks)
+        try:
+            pid = self._lock_conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        except psycopg.Error:
+            pid = None
+        held = pid is not None and conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = %s AND "
+            "classid = %s::bigint::oid AND objid = %s::bigint::oid AND objsubid = 1",
+            (pid, BUILD_LOCK >> 32, BUILD_LOCK & 0xFFFF_FFFF)).fetchone()[0]
+        if not held:
+            raise IndexUnavailable(f"the build lock on {self.location} was lost (did the server restart?): nothing "
+                                   "was committed; run `rag index` again")
 
     def check_writable(self) -> None:
         with closing(self._connect()) as conn, self._errors(), conn.transaction():
@@ -284,9 +327,11 @@ class PgStore(IndexStore):
         entry_keys = [content_key(astuple(e)) for e in data.entries]
         chunk_keys = [content_key([*astuple(c), t]) for c, t in zip(data.chunks, data.tokens, strict=True)]
         vkeys = [c.hash for c in data.chunks]
-        manifest = replace(data.manifest, checksums={"rag_entries": digest(entry_keys),
-                                                     "rag_chunks": digest(chunk_keys)})
         lexicon, bm25 = Lexicon.of(data.tokens), pack_bm25(data.tokens)  # before the transaction: slow
+        checksums = {"rag_entries": digest(entry_keys), "rag_chunks": digest(chunk_keys)}
+        if bm25 is not None:
+            checksums["bm25"] = hashlib.sha256(bm25).hexdigest()
+        manifest = replace(data.manifest, checksums=checksums)
         with closing(self._connect()) as conn, self._errors():
             with conn.transaction():
                 ensure_schema(conn, self.location)  # also serialises commits (a transaction lock)
@@ -305,6 +350,7 @@ class PgStore(IndexStore):
                 for name, matrix in data.vectors.items():
                     put_vectors(conn, manifest.embedder_ids[name], matrix, vkeys,
                                  approximate=len(data.chunks) >= self.hnsw_threshold)
+                self._check_lock(conn)
                 conn.execute("INSERT INTO rag_current (generation) VALUES (%s) ON CONFLICT (singleton) "
                              "DO UPDATE SET generation = EXCLUDED.generation", (generation,))
             with conn.transaction():
