@@ -126,7 +126,7 @@ MALFORMED_CHAT = {
     "k text": ((QUESTION, [], "six", MODE_EXTRACTIVE), "k must be a whole number"),
     "unknown mode": ((QUESTION, [], 6, "Turbo"), "the mode must be 'LLM' or 'Extractive'"),
     "question a list": ((["a", "b"], [], 6, MODE_EXTRACTIVE), "the question must be text"),
-    "date a number": ((QUESTION, [], 6, MODE_EXTRACTIVE, None, 20260207), "dates and model must be text"),
+    "date a number": ((QUESTION, [], 6, MODE_EXTRACTIVE, None, 20260207), "dates, model and tag must be text"),
 }
 
 
@@ -224,7 +224,7 @@ def test_login_page_lists_no_note_names(guarded: str, app_settings: Settings) ->
 
 @pytest.mark.parametrize("api, data, message", [
     ("ask", [], "/ask takes 1 to 3 values (question, k, use_llm); got 0"),
-    ("chat", [], "/chat takes 1 to 8 values"),
+    ("chat", [], "/chat takes 1 to 9 values"),
 ])
 def test_api_calls_with_too_few_values_are_one_line(api: str, data: list, message: str, url: str, capfd) -> None:  # type: ignore[no-untyped-def]
     """Issue 25 bug 7: /ask and /chat with too few data items gave the client an empty error and the
