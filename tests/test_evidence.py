@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from rag.answer import extractive
 from rag.answer.citations import cited_numbers
 from rag.answer.evidence import gather_evidence, is_covered, similarity_thresholds, standout_thresholds
 from rag.answer.extractive import extractive_answer, pick_sentences
@@ -201,3 +202,28 @@ def test_a_name_the_notes_write_in_chinese_is_mentioned_through_the_dictionary()
     assert gather_evidence(result, 3).missing_names == ["Xiaomi"]  # no dictionary: unknown
     cedict = Dictionary.parse(["小米 小米 [Xiao3 mi3] /Xiaomi, Chinese electronics company/"])
     assert gather_evidence(replace(result, dictionary=cedict), 3).missing_names == []
+
+
+def test_an_answer_names_the_paper_its_entry_keeps_naming() -> None:
+    """A title that does not say the method: the rare name the entry repeats leads its line,
+    unless the question already holds it (then the title alone)."""
+    hit = make_hit(1, "Back to Basics: Revisiting Exploration in RL", [
+        "ProGRPO reweights low-probability tokens by their generative probability.",
+        "ProGRPO beats the GRPO baseline on AIME.", "GRPO alone collapses entropy."])
+    result = make_result("Which paper revisits exploration with generative probability?", [hit])
+    text, _ = extractive_answer(result.hits, gather_evidence(result, 3), "en") or ("", [])
+    assert text.startswith("From your notes:\n- ProGRPO — Back to Basics: Revisiting Exploration in RL: ")
+    result = make_result("How does ProGRPO reweight low-probability tokens?", [hit])
+    text, _ = extractive_answer(result.hits, gather_evidence(result, 3), "en") or ("", [])
+    assert text.startswith("From your notes:\n- Back to Basics: Revisiting Exploration in RL: ")
+
+
+def test_another_entry_is_cited_only_when_it_nearly_matches_the_best(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Precision: a weaker second entry is left out rather than cited beside the answer."""
+    peer = make_hit(2, "PEER: a million experts", ["PEER latency is 3x lower than dense."],
+                    [{"e5-small-q4": 0.84, "use-m3": 0.45}])
+    result = make_result("How much lower is OmniMoE latency than PEER?", [OMNI, peer])
+    evidence = gather_evidence(result, 3)
+    assert {s.n for s in pick_sentences(result.hits, evidence)} == {1}
+    monkeypatch.setattr(extractive, "OTHER_ENTRY_RATIO", 0.0)  # the old rule: KEEP_RATIO alone
+    assert {s.n for s in pick_sentences(result.hits, evidence)} == {1, 2}

@@ -45,6 +45,8 @@ class Evidence:
     #: BM25 and every embedder put the top entry among their first AGREE_RANK: rankings that share
     #: no signal agree, which holds on any collection (a raw score's scale does not).
     consensus: bool = False
+    question: str = ""  # as searched (a follow-up made standalone): what the extractive answer reads
+    lexicon: Lexicon | None = None  # the notes' document frequencies: how rare a name is
 
 
 def term_overlap(tokens: set[str], weights: Mapping[str, float]) -> float:
@@ -135,7 +137,7 @@ def gather_evidence(result: RetrievalResult, top_entries: int) -> Evidence:
             if not phrase_mentioned(name, result):
                 missing.append(name)
     return Evidence(term_overlap(tokens, weights), similarity, dict(result.standout), _line_similarity(result),
-                    weights, names, missing, _consensus(result))
+                    weights, names, missing, _consensus(result), result.query.text, result.lexicon)
 
 
 def _consensus(result: RetrievalResult) -> bool:

@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag.ingest.markup import clean_inline, parse_heading
+from rag.ingest.notes import Entry
 from rag.retrieve.searcher import Hit
+from rag.store import Lexicon
 from rag.text import lexical
 
 from . import prompts
@@ -35,6 +37,16 @@ DENSE_WEIGHT = 0.6
 OWN_WEIGHT = 0.15
 #: How many top entries are read.
 READ_ENTRIES = 4
+#: A question that asks how much: sentences stating a quantity (80%, 6.7×, 1.5B, 3 倍) score this much more.
+QUANTITY_BONUS = 0.25
+#: Another entry joins the answer only when its best sentence scores this share of the best one.
+OTHER_ENTRY_RATIO = 0.85
+
+_QUANTITY_Q = re.compile(r"多少|几[个倍成次位层步篇%]|多大|多快|多长|比例|占比|百分|提升了?|倍|"
+                         r"how (?:many|much|large|big|fast|long)|what (?:share|fraction|percentage|ratio|number)|"
+                         r"by how|\bscore|accuracy", re.I)
+_QUANTITY = re.compile(r"\d+(?:\.\d+)?\s*(?:%|％|×|x\b|倍|[BMKk]\b|万|亿|小时|hours?|tokens?|个|层|步|bit|pp|分)")
+_NAME = re.compile(r"(?<![\w-])[A-Za-z][\w+-]*[\w+]")
 
 _SPLIT = re.compile(r"(?<=[。！？；!?;])|(?<=[.:：])\s+(?=[A-Z0-9\u4e00-\u9fff*])")
 _BULLET = re.compile(r"^(?:[-*+•]|\d{1,3}[.)、])\s+")
@@ -75,9 +87,11 @@ def pick_sentences(hits: Sequence[Hit], evidence: Evidence) -> list[Sentence]:
     """The few best sentences of the top entries, in source order.
 
     Scored by the evidence's question-term weights and the dense similarity (0..1) of the
-    best chunk covering the sentence's line.
+    best chunk covering the sentence's line; a question asking how much prefers sentences that
+    state a quantity.
     """
     weights, line_similarity = evidence.weights, evidence.line_similarity
+    quantity = bool(_QUANTITY_Q.search(evidence.question))
     scored: list[tuple[float, int, int, Sentence]] = []
     for n, hit in enumerate(hits[:READ_ENTRIES], start=1):
         entry = hit.entry
@@ -88,6 +102,8 @@ def pick_sentences(hits: Sequence[Hit], evidence: Evidence) -> list[Sentence]:
             lexical_score = (1 - OWN_WEIGHT) * term_overlap(own | title_tokens, weights) \
                 + OWN_WEIGHT * term_overlap(own, weights)
             score = lexical_score + DENSE_WEIGHT * line_similarity.get((entry.id, line), 0.0)
+            if quantity and _QUANTITY.search(text):
+                score *= 1 + QUANTITY_BONUS
             scored.append((score, n, line, Sentence(n, line, text)))
     if not scored:
         return []
@@ -101,19 +117,47 @@ def pick_sentences(hits: Sequence[Hit], evidence: Evidence) -> list[Sentence]:
             break
         if per_entry.get(n, 0) >= MAX_PER_ENTRY or sentence.text in seen:
             continue
+        if n not in per_entry and per_entry and score < OTHER_ENTRY_RATIO * best:
+            continue
         chosen.append(sentence)
         per_entry[n] = per_entry.get(n, 0) + 1
         seen.add(sentence.text)
     return sorted(chosen, key=lambda s: (s.n, s.line))
 
 
-def write_answer(sentences: Sequence[Sentence], hits: Sequence[Hit], lang: str) -> str:
-    """The quoted sentences under their entry titles, each entry's group ending with its [n]."""
+def short_name(entry: Entry, question: str, lexicon: Lexicon | None) -> str | None:
+    """What people call the entry's paper when its title does not say it: a front-matter alias,
+    else the rarest name the entry keeps repeating (ProGRPO in "Back to Basics: …", Whisper in
+    "Robust Speech Recognition …"); never one the question already holds."""
+    title, asked = entry.title.lower(), question.lower()
+    for alias in entry.aliases:
+        if len(alias) <= 40 and alias.lower() not in title:
+            return alias
+    counts: dict[str, int] = {}
+    for word in _NAME.findall(entry.text):
+        if lexical.is_name(word) or word[:1].isupper():
+            counts[word] = counts.get(word, 0) + 1
+
+    def rarity(word: str) -> float:
+        token = (lexical.tokenize(word) or [word.lower()])[0]
+        return lexicon.weight(token) if lexicon is not None else 1.0
+
+    names = [(count * rarity(w), w) for w, count in counts.items()
+             if count >= 2 and lexical.is_name(w) and w.lower() not in asked and w.lower() not in title]
+    return max(names)[1] if names else None
+
+
+def write_answer(sentences: Sequence[Sentence], hits: Sequence[Hit], evidence: Evidence, lang: str) -> str:
+    """The quoted sentences under their entries' names, each entry's group ending with its [n]:
+    the paper's short name first when its title does not say it, so "which paper" is answered."""
     sep = "：" if lang == "zh" else ": "
     lines = [prompts.EXTRACTIVE_LEAD[lang]]
     for n in dict.fromkeys(s.n for s in sentences):
+        entry = hits[n - 1].entry
+        name = short_name(entry, evidence.question, evidence.lexicon)
+        label = f"{name} — {entry.title}" if name else entry.title
         quoted = " ".join(s.text for s in sentences if s.n == n)
-        lines.append(f"- {neutralise(hits[n - 1].entry.title + sep + quoted)} [{n}]")
+        lines.append(f"- {neutralise(label + sep + quoted)} [{n}]")
     return "\n".join(lines)
 
 
@@ -122,4 +166,4 @@ def extractive_answer(hits: Sequence[Hit], evidence: Evidence, lang: str) -> tup
     sentences = pick_sentences(hits, evidence)
     if not sentences:
         return None
-    return write_answer(sentences, hits, lang), sorted({s.n for s in sentences})
+    return write_answer(sentences, hits, evidence, lang), sorted({s.n for s in sentences})
