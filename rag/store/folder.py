@@ -29,7 +29,7 @@ import numpy as np
 
 from rag.ingest.chunking import Chunk
 from rag.ingest.notes import Entry
-from rag.store import (
+from rag.store.base import (
     GenerationData,
     IndexDamaged,
     IndexStore,

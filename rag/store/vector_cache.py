@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.store import IndexUnavailable, VectorCache
+from rag.store.base import IndexUnavailable, VectorCache
 
 #: A shard is written when this much time has passed since the last one, or this many rows wait.
 FLUSH_SECONDS = 1.0

@@ -15,7 +15,7 @@ import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
 
-from rag.store import IndexUnavailable
+from rag.store.base import IndexUnavailable
 from rag.store.dense import DenseIndex
 
 #: pgvector returns at most ``hnsw.ef_search`` (≤ 1000) rows from an HNSW scan.

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Self
 
-from rag.store import IndexUnavailable
+from rag.store.base import IndexUnavailable
 
 
 def free_port() -> int:

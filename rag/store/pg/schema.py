@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg import errors
 
-from rag.store import IndexDamaged, IndexUnavailable
+from rag.store.base import IndexDamaged, IndexUnavailable
 
 #: Bump when the tables change: an older store is laid anew by a build, a newer one refused (see
 #: :func:`check_version`).

@@ -34,7 +34,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from rag.dsn import check_dsn, mask_dsn
 from rag.ingest.chunking import Chunk
 from rag.ingest.notes import Entry
-from rag.store import (
+from rag.store.base import (
     GenerationData,
     IndexDamaged,
     IndexStore,

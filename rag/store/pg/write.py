@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import psycopg
 
-from rag.store import GenerationData
+from rag.store.base import GenerationData
 
 from .schema import COMMIT_LOCK, vector_table
 
