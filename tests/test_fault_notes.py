@@ -7,15 +7,13 @@ import json
 import os
 import socket
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-import rag.ingest.chunking
-from rag.ingest.chunking import TooManyChunks, chunk_entries
+from rag.ingest.chunking import chunk_entries
 from rag.ingest.corpus import NoteError, NoteFile, decode_note, display_name, find_notes, read_bytes
 from rag.ingest.notes import split_entries
 
@@ -282,29 +280,3 @@ def test_separators_cost_no_phantom_tokens() -> None:
     chunks = chunk_entries(entries_of("# Big\n\n" + words), 256, 32, e5_like)
     budget = 256 - e5_like("Big") - 2
     assert all(budget - 12 <= len(c.text) <= budget for c in chunks[1:-1])
-
-
-def test_chunk_cap_refuses_a_megabyte_line_before_splitting(monkeypatch: pytest.MonkeyPatch) -> None:
-    entries = entries_of("# Big\n\n" + "attention " * 100_000)
-    monkeypatch.setattr(rag.ingest.chunking, "chunk_entry", lambda *a: pytest.fail("split although far over the cap"))
-    started = time.perf_counter()
-    with pytest.raises(TooManyChunks) as caught:
-        chunk_entries(entries, 256, 32, e5_like, max_chunks=2000)
-    assert time.perf_counter() - started < 2
-    error = caught.value
-    assert isinstance(error, NoteError) and error.keep_previous is True
-    assert error.at_least and error.cap == 2000 and error.chunks == -(-1_000_000 // (256 - e5_like("Big") - 2))
-    assert str(error) == (f"would make at least {error.chunks} chunks, over the cap of 2000 "
-                          "(setting index.max_chunks_per_note)")
-
-
-def test_chunk_cap_counts_exactly_near_the_cap() -> None:
-    paragraphs = "\n\n".join(f"Paragraph {i} " + "y" * 150 for i in range(30))  # one chunk each
-    entries = entries_of("# Near\n\n" + paragraphs)
-    chunks = chunk_entries(entries, 256, 32, e5_like)
-    assert len(chunks) == 30
-    assert chunk_entries(entries, 256, 32, e5_like, max_chunks=30) == chunks
-    with pytest.raises(TooManyChunks) as caught:
-        chunk_entries(entries, 256, 32, e5_like, max_chunks=29)
-    assert (caught.value.chunks, caught.value.at_least) == (30, False)
-    assert str(caught.value) == "would make 30 chunks, over the cap of 29 (setting index.max_chunks_per_note)"

@@ -13,7 +13,6 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from .corpus import NoteError
 from .markup import clean_title, parse_heading
 from .notes import PATH_SEP, Entry
 from .sections import is_part_heading
@@ -49,16 +48,6 @@ def approx_tokens(text: str) -> int:
     """A tokenizer-free estimate (CJK char ≈ 1 token, Latin word ≈ 1.3) for lexical-only setups."""
     cjk = sum(1 for ch in text if "\u3400" <= ch <= "\u9fff")
     return cjk + int(len(text[cjk:].split()) * 1.3) if cjk < len(text) else cjk
-
-
-class TooManyChunks(NoteError):
-    """A note that would make more chunks than the cap: one pasted dump must not cost hours of
-    embedding. ``at_least``: the count is a lower bound, found before splitting anything."""
-
-    def __init__(self, chunks: int, cap: int, at_least: bool = False) -> None:
-        super().__init__(f"would make {'at least ' if at_least else ''}{chunks} chunks, over the cap of {cap} "
-                         "(setting index.max_chunks_per_note)")
-        self.chunks, self.cap, self.at_least = chunks, cap, at_least
 
 
 def own_tokens(count_tokens: Callable[[str], int]) -> Callable[[str], int]:
@@ -139,31 +128,6 @@ def chunk_entry(entry: Entry, max_tokens: int, overlap: int,
 
 
 def chunk_entries(entries: Iterable[Entry], max_tokens: int, overlap: int,
-                  count_tokens: Callable[[str], int], max_chunks: int | None = None) -> list[Chunk]:
-    """Chunks of one note's entries; over ``max_chunks`` raises ``TooManyChunks`` (a ``NoteError``).
-
-    A note far over the cap is refused from a lower bound before any splitting, so a 5 MB dump
-    costs one tokenizer pass, not minutes of splitting.
-    """
-    entries = list(entries)
-    if max_chunks is not None:
-        at_least = _at_least(entries, max_tokens, count_tokens, max_chunks)
-        if at_least > max_chunks:
-            raise TooManyChunks(at_least, max_chunks, at_least=True)
-    chunks = [c for e in entries for c in chunk_entry(e, max_tokens, overlap, count_tokens)]
-    if max_chunks is not None and len(chunks) > max_chunks:
-        raise TooManyChunks(len(chunks), max_chunks)
-    return chunks
-
-
-def _at_least(entries: list[Entry], max_tokens: int, count_tokens: Callable[[str], int], cap: int) -> int:
-    """A lower bound on the chunks: none holds more than its budget of the text's tokens.
-
-    Skipped (0) when the text is too short to reach the cap at one token per character and the
-    smallest budget, which spares ordinary notes a second tokenizer pass; a tokenizer that spends
-    more than a token per character then only loses the early refusal, not the cap.
-    """
-    if sum(len(e.text) for e in entries) <= cap * MIN_BODY_TOKENS:
-        return 0
-    own = own_tokens(count_tokens)
-    return sum(-(-own(e.text) // _budget([e.title], max_tokens, count_tokens)) for e in entries)
+                  count_tokens: Callable[[str], int]) -> list[Chunk]:
+    """Chunks of one note's entries, in order (the builder keeps the first ``max_chunks_per_note``)."""
+    return [c for e in entries for c in chunk_entry(e, max_tokens, overlap, count_tokens)]
