@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ import pytest
 from rag.app.web import NotesApp, build_app, launch
 from rag.build.builder import build_index
 from rag.embed.models import Models, configure_process
+from rag.net import free_port
 from rag.retrieve.searcher import Searcher
 from rag.service import Notes
 from rag.settings import Settings
@@ -166,12 +166,6 @@ def app_corpus(make_corpus: Callable[..., Settings]) -> Settings:
 def app_indexed(app_corpus: Settings, models: Models) -> Settings:
     build_index(app_corpus.index, open_store(app_corpus), models)
     return app_corpus
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager

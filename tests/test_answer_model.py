@@ -13,9 +13,10 @@ from rag.answer.llm.client import list_models
 from rag.answer.llm.local import LocalModelError
 from rag.answer.llm.model import AnswerModel
 from rag.app.web import MODE_LLM, NotesApp
+from rag.net import free_port
 from rag.service import Notes
 from rag.settings import Settings
-from tests.conftest import RunRag, free_port
+from tests.conftest import RunRag
 from tests.fake_openai import FakeOpenAI, Reply
 
 

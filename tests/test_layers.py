@@ -11,7 +11,7 @@ from tests.conftest import ROOT
 
 #: Lowest first. A stage imports only stages before it (settings and its helpers sit between the
 #: model registry, which validates embedder names, and the store, which the settings choose).
-LAYERS = ["text", "ingest", "embed", "dsn", "inputs", "settings", "store", "build", "retrieve", "answer",
+LAYERS = ["text", "net", "ingest", "embed", "dsn", "inputs", "settings", "store", "build", "retrieve", "answer",
           "service", "eval", "bench", "app"]
 
 

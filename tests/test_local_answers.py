@@ -21,9 +21,10 @@ from rag.answer.answer import Answer, collect
 from rag.answer.citations import cited_numbers
 from rag.app.render import message_text
 from rag.app.web import MODE_LLM, NotesApp, build_app, launch
+from rag.net import free_port
 from rag.service import Notes
 from rag.settings import Settings
-from tests.conftest import RunRag, free_port
+from tests.conftest import RunRag
 
 pytestmark = pytest.mark.slow
 

@@ -16,6 +16,7 @@ import pytest
 from openai import OpenAI
 
 from rag.answer.llm.local import LocalEndpoint, LocalModelError, LocalModelServer, gguf_path, is_local
+from rag.net import free_port
 from tests.smollm2 import ROOT
 
 pytestmark = pytest.mark.slow
@@ -29,12 +30,6 @@ def _accepts(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(1)
         return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _alive(pid: int) -> bool:
@@ -183,7 +178,7 @@ def test_the_child_ends_when_the_parent_dies_while_the_model_loads(tmp_path: Pat
 
     model = tmp_path / "endless.gguf"
     os.mkfifo(model)
-    port = _free_port()
+    port = free_port()
     parent = subprocess.Popen([sys.executable, "-c", _PARENT, local.__file__, str(model), str(port)],
                               stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert parent.stdout

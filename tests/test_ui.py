@@ -18,10 +18,11 @@ from rag.app.uploads import add_note
 from rag.app.web import MODE_EXTRACTIVE, MODE_LLM, NotesApp, build_app, chat_payload_problem, launch
 from rag.build.builder import build_index
 from rag.embed.models import Models
+from rag.net import free_port
 from rag.service import Notes
 from rag.settings import Settings, SettingsError
 from rag.store import open_store
-from tests.conftest import QUOKKA, REAL_NOTE, free_port
+from tests.conftest import QUOKKA, REAL_NOTE
 
 
 def make_app(settings: Settings, models: Models) -> NotesApp:

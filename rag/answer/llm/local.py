@@ -24,7 +24,6 @@ import contextlib
 import importlib.util
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -82,13 +81,6 @@ def check_gguf(path: Path) -> Path:
     if magic != GGUF_MAGIC:
         raise LocalModelError(f"not a GGUF model file (no GGUF header): {path}")
     return path
-
-
-def _free_port() -> int:
-    """A port free on 127.0.0.1 right now (the child binds it a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def _health(port: int) -> int | None:
@@ -163,7 +155,9 @@ class LocalModelServer:
         check_gguf(self.path)
         if importlib.util.find_spec("xllamacpp") is None:
             raise LocalModelError(f"local models need the xllamacpp package: {INSTALL_HINT}")
-        port = _free_port()
+        from rag.net import free_port  # the parent's side only: this file also runs as the child
+
+        port = free_port()
         log = tempfile.TemporaryFile()  # noqa: SIM115 -- outlives this call; _end_child closes it
         # -P: the script's folder (rag/) must not shadow top-level modules in the child
         command = [sys.executable, "-P", str(Path(__file__).resolve()), "serve", str(self.path.resolve()),

@@ -12,7 +12,6 @@ import contextlib
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -20,13 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Self
 
+from rag.net import free_port
 from rag.store.base import IndexUnavailable
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pgserver_bin() -> Path:
