@@ -9,7 +9,13 @@ import pytest
 
 from rag.answer import extractive
 from rag.answer.citations import cited_numbers
-from rag.answer.evidence import gather_evidence, is_covered, similarity_thresholds, standout_thresholds
+from rag.answer.evidence import (
+    gather_evidence,
+    is_covered,
+    phrase_mentioned,
+    similarity_thresholds,
+    standout_thresholds,
+)
 from rag.answer.extractive import extractive_answer, pick_sentences
 from rag.ingest.chunking import Chunk
 from rag.ingest.notes import Entry
@@ -227,3 +233,11 @@ def test_another_entry_is_cited_only_when_it_nearly_matches_the_best(monkeypatch
     assert {s.n for s in pick_sentences(result.hits, evidence)} == {1}
     monkeypatch.setattr(extractive, "OTHER_ENTRY_RATIO", 0.0)  # the old rule: KEEP_RATIO alone
     assert {s.n for s in pick_sentences(result.hits, evidence)} == {1, 2}
+
+
+def test_a_multi_word_name_is_written_only_when_its_words_stand_together() -> None:
+    """Words of a name scattered over an entry do not make it ("Decision Transformer")."""
+    far = make_hit(1, "RL notes", ["A decision rule for offline RL " + "with many steps " * 6 + "and a transformer."])
+    near = make_hit(1, "RL notes", ["The decision transformer conditions on returns."])
+    assert not phrase_mentioned("Decision Transformer", make_result("How does Decision Transformer work?", [far]))
+    assert phrase_mentioned("Decision Transformer", make_result("How does Decision Transformer work?", [near]))

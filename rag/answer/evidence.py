@@ -29,6 +29,8 @@ _NAME_PARTS = re.compile(r"[-./+]")
 #: (chosen on ``tune`` of both canned collections: it saved 2 of 58 answerable questions of
 #: the second one from refusal and let no uncovered question through, eval/README.md).
 AGREE_RANK = 3
+#: How close the words of a multi-word name must stand in an entry for it to write that name.
+NEAR_CHARS = 40
 
 
 @dataclass(frozen=True)
@@ -80,12 +82,21 @@ def phrase_mentioned(name: str, result: RetrievalResult) -> bool:
         return mentioned(name, result.lexicon) or any(
             all(result.lexicon.knows(t) for t in lexical.tokenize(zh)) for zh in _translations(name, result))
     phrase = _plain(name)
+    forms = [[w.lower(), *_translations(w, result)] for w in words]
     for hit in result.hits:
         text = _plain(f"{hit.entry.title}\n{hit.entry.text}")
-        if phrase in text or all(w.lower() in text or any(zh in text for zh in _translations(w, result))
-                                 for w in words):
+        if phrase in text or _near(text, forms):
             return True
     return False
+
+
+def _near(text: str, forms: list[list[str]]) -> bool:
+    """Whether one form of every word stands within NEAR_CHARS of the others (丰田 … 研究 for
+    "Toyota Research"); words scattered over an entry do not make its name."""
+    places = [[m.start() for alt in alts if alt for m in re.finditer(re.escape(alt), text)] for alts in forms]
+    starts = sorted(p for found in places for p in found)
+    return all(places) and any(all(any(start <= p <= start + NEAR_CHARS for p in found) for found in places)
+                               for start in starts)
 
 
 def _spelled_out(name: str, result: RetrievalResult) -> bool:
