@@ -127,7 +127,7 @@ def test_streaming_reassembly_and_citation_mapping(searcher: Searcher) -> None:
     assert list(data) == ["question", "answer", "citations", "mode", "refused", "uncited", "notice",
                           "removed_citations"]
     assert list(data["citations"][0]) == ["n", "rank", "score", "file", "path", "title", "line_start", "line_end",
-                                          "url", "date", "snippet"]
+                                          "url", "date", "snippet", "why"]
     request = server.requests[0]
     assert request.body["stream"] is True and request.body["max_tokens"] == 800
     assert request.headers["authorization"] == f"Bearer {KEY}"

@@ -35,6 +35,7 @@ CSS = """
 .rag-n { display: inline-block; min-width: 2.2em; color: var(--color-accent); font-weight: 700; }
 .rag-meta { font-size: 0.85em; color: var(--body-text-color-subdued); margin: 4px 0; }
 .rag-meta code { font-size: 0.95em; }
+.rag-why { font-size: 0.8em; color: var(--body-text-color-subdued); margin: 2px 0; }
 .rag-snippet { font-size: 0.92em; margin: 6px 0; }
 .rag-card mark { background: #fde68a; color: #1f2937; padding: 0 1px; border-radius: 2px; }
 .rag-preview summary { cursor: pointer; font-size: 0.88em; color: var(--color-accent); }
@@ -94,9 +95,10 @@ def source_card(citation: Citation, terms: Sequence[str]) -> str:
     cut = len(text) > PREVIEW_CHARS
     body = highlight(text[:PREVIEW_CHARS], terms) + ("\n… (cut here; the whole entry is in the file)" if cut else "")
     lines = entry.line_end - entry.line_start + 1
+    why = f'<div class="rag-why" title="why it was found">{html.escape(line)}</div>' if (line := hit.why.line()) else ""
     return (f'<div class="rag-card" id="rag-src-{citation.n}">'
             f'<div class="rag-card-head"><span class="rag-n">[{citation.n}]</span>{head}</div>'
-            f'<div class="rag-meta">{" · ".join(meta)}</div>'
+            f'<div class="rag-meta">{" · ".join(meta)}</div>{why}'
             f'<p class="rag-snippet">{highlight(hit.snippet, terms)}</p>'
             f'<details class="rag-preview"><summary>Show the whole entry ({lines} lines)</summary>'
             f"<pre>{body}</pre></details></div>")
