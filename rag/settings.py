@@ -170,6 +170,13 @@ class AnswerSettings(_Section):
     max_question_chars: int = Field(2000, ge=10)
     #: A streamed answer is cut (and flagged) past this many characters.
     max_answer_chars: int = Field(12_000, ge=100)
+    #: Ask a model for JSON claims with source ids (rag.answer.claims); endpoints that refuse a
+    #: JSON schema get the text protocol anyway.
+    structured: bool = True
+    #: Leave out of an LLM answer every sentence its cited source does not back (`rag ask --strict`).
+    strict: bool = False
+    #: Sentences per source a local model reads instead of whole entries.
+    excerpt_sentences: int = Field(4, ge=1, le=20)
 
     _finite_coverage = field_validator("min_coverage", "min_coverage_lexical")(_finite)
 
@@ -184,6 +191,9 @@ class LLMSettings(_Section):
     timeout: float = Field(60.0, gt=0)
     deadline: float = Field(300.0, gt=0)
     temperature: float = Field(0.1, ge=0, le=2)
+    #: llama.cpp's repeat penalty, sent only when set (a remote OpenAI endpoint rejects it); a local
+    #: ``gguf:`` model gets rag.answer.llm.model.LOCAL_REPEAT_PENALTY unless this is set.
+    repeat_penalty: float | None = Field(None, ge=1, le=2)
     #: For a local ``gguf:`` model: threads (one beat two on a loaded 2-core box), context, load wait.
     threads: int = Field(1, ge=1, le=256)
     context: int = Field(4096, ge=512)

@@ -8,6 +8,7 @@ import pytest
 
 from rag.answer.answer import Answer, Citation
 from rag.app.render import (
+    UNSUPPORTED_MARK,
     chat_history,
     format_answer,
     highlight,
@@ -140,3 +141,13 @@ def test_source_card_says_in_one_line_why_the_entry_was_found() -> None:
     html = render_sources([Citation(1, make_hit(why=why))], "KV cache 80%")
     assert '<div class="rag-why" title="why it was found">BM25 #1 · e5 #3 · exact: 80%, KV cache</div>' in html
     assert "rag-why" not in render_sources([Citation(1, make_hit())], "x")  # nothing known, nothing shown
+
+
+def test_a_sentence_its_source_does_not_back_is_marked_in_the_chat_and_not_sent_back() -> None:
+    answer = Answer("q", "OmniMoE uses atomic experts [1]. It is 12x faster [1].", [Citation(1, make_hit())],
+                    "llm", refused=False, format="claims", unsupported=["It is 12x faster [1]."])
+    message = format_answer(answer)
+    assert message.startswith("OmniMoE uses atomic experts [1]. It is 12x faster [1]." + UNSUPPORTED_MARK)
+    assert message.count("⚠️") == 1
+    history = chat_history([{"role": "assistant", "content": message}])
+    assert history[0]["content"] == answer.text  # the mark is for the reader, not for a follow-up rewrite

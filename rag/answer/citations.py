@@ -8,12 +8,14 @@ removed (and reported), the second are neutralised (``［21］``) before any not
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 #: ``[1]``, ``[2, 3]``, ``[2，3]``, ``[2、3]``.
 CITATION = re.compile(r"\[(\d+(?:\s*[,，、]\s*\d+)*)\]")
 _OPEN_TAIL = re.compile(r"[\d,，、\s]*")
 _NUMBER = re.compile(r"\d+")
 _REMOVED = re.compile(r"[ \t]*\0")
+_TAIL = re.compile(r"[\s。．.！!？?；;:：]*$")
 #: Longest unfinished ``[1, 2, …`` a stream holds back; anything longer is not a citation.
 MAX_OPEN_CHARS = 40
 
@@ -39,6 +41,15 @@ def clean_citations(text: str, valid: int) -> tuple[str, list[int]]:
 def cited_numbers(text: str) -> list[int]:
     """The distinct source numbers a text cites, ascending."""
     return sorted({x for m in CITATION.finditer(text) for x in numbers(m)})
+
+
+def with_citations(sentence: str, sources: Sequence[int], stop: str = "") -> str:
+    """``[n]`` marks placed before a sentence's final stop ("… faster." → "… faster [1]."); ``stop``
+    ends a sentence that has none."""
+    m = _TAIL.search(sentence)
+    body, tail = (sentence[:m.start()], m.group()) if m else (sentence, "")
+    space = tail[len(tail.rstrip()):]
+    return f"{body} {''.join(f'[{n}]' for n in sources)}{''.join(tail.split()) or stop}{space}"
 
 
 def neutralise(text: str) -> str:

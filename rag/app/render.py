@@ -120,9 +120,16 @@ def sources_footer(citations: Sequence[Citation]) -> str:
     return f"{SOURCES_MARK} {items}</small>"
 
 
+#: After a sentence its cited source does not back (the answer's ``unsupported``).
+UNSUPPORTED_MARK = ' <sup title="not found in the cited source">⚠️ unverified</sup>'
+
+
 def format_answer(answer: Answer) -> str:
-    """The chat message for a finished answer: text, the notice if any, the sources line."""
+    """The chat message for a finished answer: text (unsupported sentences marked), the notice if
+    any, the sources line."""
     text = answer.text
+    for sentence in dict.fromkeys(answer.unsupported):
+        text = text.replace(sentence, sentence + UNSUPPORTED_MARK)
     if answer.notice:
         text += f"\n\n> ⚠️ {answer.notice}"
     return text + sources_footer(answer.citations)
@@ -143,7 +150,7 @@ def chat_history(messages: Sequence[dict] | None) -> list[dict]:
     """The conversation as the answer layer wants it: role + plain text, no source footers."""
     out = []
     for m in messages or []:
-        text = message_text(m.get("content")).split(SOURCES_MARK)[0].strip()
+        text = message_text(m.get("content")).split(SOURCES_MARK)[0].replace(UNSUPPORTED_MARK, "").strip()
         if m.get("role") in ("user", "assistant") and text:
             out.append({"role": m["role"], "content": text})
     return out

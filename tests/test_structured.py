@@ -1,0 +1,149 @@
+"""Structured answers and the check of every claim: JSON claims with source ids through the real
+openai client and a real local HTTP server (tests/fake_openai.py), the text-protocol fallback, the
+support check, post-hoc attribution, ``strict``, loops and broken characters. Fast: no model."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Generator
+
+import pytest
+
+from rag.answer.answer import Answer, collect, iter_answer
+from rag.answer.claims import ClaimParser, response_format
+from rag.embed.models import Models
+from rag.retrieve.searcher import Searcher
+from rag.settings import Settings
+from tests.fake_openai import FakeOpenAI, Reply
+from tests.tiny_notes import NOTES, tiny_index
+
+OMNI = "How much faster is OmniMoE than PEER?"
+
+
+@pytest.fixture(scope="module")
+def searcher(tmp_path_factory: pytest.TempPathFactory) -> Searcher:
+    settings = Settings().updated({"index.embedders": ("hash",)})
+    return Searcher(tiny_index(NOTES), settings.retrieval, tmp_path_factory.mktemp("corpus"), Models())
+
+
+def llm(base_url: str, **kw: object) -> Settings:
+    return Settings().updated({"llm.base_url": base_url, "llm.model": "fake-model", "llm.api_key": "sk-test",
+                               "llm.timeout": 10.0, **kw})
+
+
+def ask(question: str, searcher: Searcher, settings: Settings) -> tuple[list[str], Answer]:
+    deltas: list[str] = []
+    stream: Generator[str, None, Answer] = iter_answer(question, searcher, settings, k=3)
+    answer = collect(stream, deltas.append)
+    return deltas, answer
+
+
+def test_claims_are_asked_with_an_enum_of_the_sources_and_streamed_as_cited_sentences(searcher: Searcher) -> None:
+    claims = [{"text": "OmniMoE splits experts into vector-level atomic experts.", "sources": [1]},
+              {"text": "It is 10.9x faster than PEER in inference latency.", "sources": [1, 3]}]
+    with FakeOpenAI([Reply(claims=claims)]) as server:
+        deltas, answer = ask(OMNI, searcher, llm(server.base_url))
+    fmt = server.requests[0].body["response_format"]
+    assert fmt["type"] == "json_schema" and fmt["json_schema"]["strict"] is True
+    item = fmt["json_schema"]["schema"]["properties"]["claims"]["items"]
+    assert item["properties"]["sources"]["items"]["enum"] == [1, 2, 3]  # the three sources sent
+    assert '"covered"' in server.requests[0].content("system")  # the model is told the protocol
+    assert deltas == ["OmniMoE splits experts into vector-level atomic experts [1].",
+                      " It is 10.9x faster than PEER in inference latency [1][3]."]  # claim by claim
+    assert answer.text == "".join(deltas) and answer.format == "claims" and answer.to_json()["format"] == "claims"
+    assert [c.n for c in answer.citations] == [1, 3] and not answer.refused and answer.unsupported == []
+
+
+def test_a_claim_without_a_valid_source_never_reaches_the_user(searcher: Searcher) -> None:
+    claims = [{"text": "OmniMoE uses atomic experts.", "sources": [1]},
+              {"text": "OmniMoE won a best paper award.", "sources": [7]},  # no such source
+              {"text": "OmniMoE is open source.", "sources": []},
+              {"text": "OmniMoE is 10.9x faster than PEER [9].", "sources": [1, 9]}]  # 9 dropped, 1 kept
+    with FakeOpenAI([Reply(claims=claims)]) as server:  # an endpoint that does not enforce the enum
+        _, answer = ask(OMNI, searcher, llm(server.base_url))
+    assert answer.text == "OmniMoE uses atomic experts [1]. OmniMoE is 10.9x faster than PEER [1]."
+    assert "award" not in answer.text and "open source" not in answer.text
+
+
+def test_covered_false_is_a_refusal_that_lists_the_closest_entries(searcher: Searcher) -> None:
+    with FakeOpenAI([Reply(claims=[], covered=False)]) as server:
+        _, answer = ask("How much memory does OmniMoE need per expert?", searcher, llm(server.base_url))
+    assert answer.refused and answer.format == "claims" and answer.mode == "llm"
+    assert answer.text.startswith("Your notes don't seem to cover this.") and "OmniMoE" in answer.text
+    assert [c.n for c in answer.citations] == [1, 2, 3]
+
+
+def test_an_endpoint_rejecting_response_format_gets_the_text_protocol(searcher: Searcher) -> None:
+    with FakeOpenAI([Reply("OmniMoE is 10.9x faster than PEER [1].")], formats=False) as server:
+        _, answer = ask(OMNI, searcher, llm(server.base_url))
+    first, second = server.requests
+    assert "response_format" in first.body and "response_format" not in second.body
+    assert '"covered"' not in second.content("system") and "[1]" in second.content("system")
+    assert answer.format == "text" and answer.text == "OmniMoE is 10.9x faster than PEER [1]." and not answer.notice
+
+
+def test_numbers_a_cited_source_does_not_state_are_flagged_and_strict_drops_them(searcher: Searcher) -> None:
+    claims = [{"text": "OmniMoE is 12x faster than PEER.", "sources": [1]},  # the note says 10.9
+              {"text": "OmniMoE is 10.9x faster than PEER.", "sources": [1]},
+              {"text": "Whisper's false speech detections fell by 70%.", "sources": [1]}]  # true, of [2]
+    for strict in (False, True):
+        with FakeOpenAI([Reply(claims=claims)]) as server:
+            _, answer = ask(OMNI, searcher, llm(server.base_url, **{"answer.strict": strict}))
+        assert answer.unsupported == ["OmniMoE is 12x faster than PEER [1].",
+                                      "Whisper's false speech detections fell by 70% [1]."]
+        assert ("12x" in answer.text) is not strict and "10.9x faster than PEER [1]." in answer.text
+
+
+def test_prose_sentences_are_checked_and_an_uncited_one_gets_the_source_that_states_it(searcher: Searcher) -> None:
+    question = "OmniMoE PEER speed and Whisper false speech detections"
+    order = [h.entry.title.split(":")[0] for h in searcher.search(question, k=3).hits]
+    omni, audio = order.index("OmniMoE") + 1, order.index("AudioSAE") + 1
+    reply = (f"OmniMoE is 10.9x faster than PEER [{omni}]. Steering SAE features cut Whisper's false speech "
+             f"detections by 70%. OmniMoE needs 3 GPUs [{omni}].")
+    with FakeOpenAI([Reply(reply)]) as server:
+        deltas, answer = ask(question, searcher, llm(server.base_url))
+    assert f"by 70% [{audio}]." in answer.text and "".join(deltas) == answer.text  # attributed while streaming
+    assert answer.unsupported == [f"OmniMoE needs 3 GPUs [{omni}]."] and answer.format == "text"
+
+
+def test_a_looping_model_is_stopped_at_the_first_repeated_sentence(searcher: Searcher) -> None:
+    with FakeOpenAI([Reply("OmniMoE uses atomic experts [1]. ", endless=True)]) as server:
+        _, answer = ask(OMNI, searcher, llm(server.base_url))
+    assert answer.text == "OmniMoE uses atomic experts [1]." and answer.mode == "llm"
+    assert answer.notice == "the model began repeating itself; the answer ends there"
+    loop = [{"text": "OmniMoE uses atomic experts.", "sources": [1]}] * 6
+    with FakeOpenAI([Reply(claims=loop)]) as server:
+        _, answer = ask(OMNI, searcher, llm(server.base_url))
+    assert answer.text == "OmniMoE uses atomic experts [1]." and "repeating" in (answer.notice or "")
+
+
+def test_characters_are_never_split_or_broken_in_the_stream(searcher: Searcher) -> None:
+    events = [{"choices": [{"index": 0, "delta": {"content": c}}]} for c in
+              ["OmniMoE 快了 10.9 倍 \ud83d", "\ude80 [1]\ufffd。"]]  # a surrogate pair split; a broken byte
+    with FakeOpenAI([Reply(events=[json.dumps(e) for e in events])]) as server:
+        deltas, answer = ask(OMNI, searcher, llm(server.base_url))
+    assert answer.text == "OmniMoE 快了 10.9 倍 🚀 [1]。"
+    assert all("\ufffd" not in d and not any("\ud800" <= ch <= "\udfff" for ch in d) for d in deltas)
+
+
+def test_the_claim_parser_reads_objects_as_they_close_whatever_the_cut() -> None:
+    reply = json.dumps({"covered": True, "claims": [{"text": 'a "quoted" {brace} [x]', "sources": [1]},
+                                                   {"text": "二", "sources": [2]}]}, ensure_ascii=False)
+    for size in (1, 3, 7):
+        parser, seen = ClaimParser(), []
+        for i in range(0, len(reply), size):
+            seen += parser.feed(reply[i:i + size])
+            if seen == [] and parser.raw.endswith('"text"'):
+                assert parser.covered is True  # known before the first claim
+        assert seen == [{"text": 'a "quoted" {brace} [x]', "sources": [1]}, {"text": "二", "sources": [2]}]
+    assert response_format(2)["json_schema"]["schema"]["required"] == ["covered", "claims"]
+
+
+def test_a_repeat_penalty_is_sent_only_when_set(searcher: Searcher) -> None:
+    claims = [{"text": "OmniMoE uses atomic experts.", "sources": [1]}]
+    with FakeOpenAI(default=Reply(claims=claims)) as server:
+        ask(OMNI, searcher, llm(server.base_url))
+        ask(OMNI, searcher, llm(server.base_url, **{"llm.repeat_penalty": 1.2}))
+    plain, penalised = (r.body for r in server.requests)
+    assert "repeat_penalty" not in plain  # a remote OpenAI endpoint would refuse the unknown field
+    assert penalised["repeat_penalty"] == 1.2
