@@ -11,7 +11,9 @@ import pytest
 
 from rag.answer.answer import Answer, collect, iter_answer
 from rag.answer.claims import ClaimParser, response_format
+from rag.answer.support import check_sentence, supported
 from rag.embed.models import Models
+from rag.ingest.notes import Entry
 from rag.retrieve.searcher import Searcher
 from rag.settings import Settings
 from tests.fake_openai import FakeOpenAI, Reply
@@ -40,7 +42,8 @@ def ask(question: str, searcher: Searcher, settings: Settings) -> tuple[list[str
 
 def test_claims_are_asked_with_an_enum_of_the_sources_and_streamed_as_cited_sentences(searcher: Searcher) -> None:
     claims = [{"text": "OmniMoE splits experts into vector-level atomic experts.", "sources": [1]},
-              {"text": "It is 10.9x faster than PEER in inference latency.", "sources": [1, 3]}]
+              {"text": "It is 10.9x faster than PEER in inference latency. It schedules per expert.",
+               "sources": [1, 3]}]
     with FakeOpenAI([Reply(claims=claims)]) as server:
         deltas, answer = ask(OMNI, searcher, llm(server.base_url))
     fmt = server.requests[0].body["response_format"]
@@ -48,8 +51,9 @@ def test_claims_are_asked_with_an_enum_of_the_sources_and_streamed_as_cited_sent
     item = fmt["json_schema"]["schema"]["properties"]["claims"]["items"]
     assert item["properties"]["sources"]["items"]["enum"] == [1, 2, 3]  # the three sources sent
     assert '"covered"' in server.requests[0].content("system")  # the model is told the protocol
+    assert [m["role"] for m in server.requests[0].messages] == ["system", "user"]  # the schema is the example
     assert deltas == ["OmniMoE splits experts into vector-level atomic experts [1].",
-                      " It is 10.9x faster than PEER in inference latency [1][3]."]  # claim by claim
+                      " It is 10.9x faster than PEER in inference latency [1][3]. It schedules per expert [1][3]."]
     assert answer.text == "".join(deltas) and answer.format == "claims" and answer.to_json()["format"] == "claims"
     assert [c.n for c in answer.citations] == [1, 3] and not answer.refused and answer.unsupported == []
 
@@ -147,3 +151,18 @@ def test_a_repeat_penalty_is_sent_only_when_set(searcher: Searcher) -> None:
     plain, penalised = (r.body for r in server.requests)
     assert "repeat_penalty" not in plain  # a remote OpenAI endpoint would refuse the unknown field
     assert penalised["repeat_penalty"] == 1.2
+
+
+def test_the_support_check_reads_numbers_names_and_words_across_languages() -> None:
+    note = Entry(file="n.md", title="HySparse：混合稀疏注意力", line_start=1, line_end=3, url=None, date=None,
+                 text="HySparse 把 KV Cache 显存直降 80%，长文本任务提升 1.50 倍。")
+    other = Entry(file="n.md", title="OmniMoE", line_start=5, line_end=7, url=None, date=None,
+                  text="OmniMoE 把专家拆成原子专家，比 PEER 快 10.9 倍。")
+    assert supported("HySparse cuts KV-cache memory by 80% [1].", [note])  # English on Chinese notes
+    assert supported("HySparse 的长文本任务提升 1.5 倍 [1]。", [note])  # 1.50 is 1.5
+    assert not supported("HySparse cuts KV-cache memory by 90% [1].", [note])  # a number it does not state
+    assert not supported("FlashNorm cuts KV-cache memory by 80% [1].", [note])  # a name it does not hold
+    assert not supported("1.0 [1].", [note])  # a bare number says nothing
+    assert check_sentence("OmniMoE 比 PEER 快 10.9 倍。", [note, other]) == ("OmniMoE 比 PEER 快 10.9 倍 [2]。", True)
+    assert check_sentence("Sparse models are popular in industry now.", [note, other])[1] is False
+    assert check_sentence("Two papers do this:", [note, other]) == ("Two papers do this:", True)  # says nothing

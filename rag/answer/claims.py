@@ -13,13 +13,14 @@ no valid source is dropped here and never reaches the user.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import re
 from dataclasses import dataclass
 
 from .citations import CITATION, with_citations
 
 #: A constrained decoder stops after this many claims: a short answer, and no endless loop.
 MAX_CLAIMS = 8
+_SENTENCES = re.compile(r"(?<=[。！？!?；])|(?<=[.;])\s+")
 
 
 def response_format(n_sources: int) -> dict:
@@ -51,13 +52,16 @@ def make_claim(obj: object, valid: int) -> Claim | None:
 
 
 def render_claim(claim: Claim, lang: str) -> str:
-    """The claim as a sentence with its citations before the final stop: "… 12% faster [1]."."""
-    return with_citations(claim.text, claim.sources, "。" if lang == "zh" else ".")
+    """The claim as sentences with its citations before each one's stop: "… 12% faster [1]."; a
+    claim of two sentences cites both, so that no sentence reaches the user without its source."""
+    parts = [p for p in _SENTENCES.split(claim.text) if p.strip()]
+    return separator(lang).join(with_citations(p.strip(), claim.sources, "。" if lang == "zh" else ".")
+                                for p in parts)
 
 
-def join_claims(rendered: Sequence[str], lang: str) -> str:
-    """Sentences joined as prose (Chinese runs on; English takes a space)."""
-    return ("" if lang == "zh" else " ").join(rendered)
+def separator(lang: str) -> str:
+    """Between sentences: Chinese runs on, English takes a space."""
+    return "" if lang == "zh" else " "
 
 
 class ClaimParser:

@@ -9,7 +9,6 @@ block or forge a source, and a note's own ``[21]`` cannot pass for a citation.
 from __future__ import annotations
 
 import html
-import json
 import re
 from collections.abc import Mapping, Sequence
 
@@ -80,12 +79,6 @@ EXAMPLE_QUESTION = {"en": "Which paper speeds up decoding by merging the norm in
 EXAMPLE_ANSWER = {"en": "FlashNorm folds the RMSNorm weights into the next linear layer [1], which makes decoding "
                         "on Llama-2-7B 12% faster [1].",
                   "zh": "FlashNorm 把 RMSNorm 的权重并入后面的线性层 [1]，在 Llama-2-7B 上解码快了 12% [1]。"}
-EXAMPLE_CLAIMS = {
-    "en": [{"text": "FlashNorm folds the RMSNorm weights into the next linear layer.", "sources": [1]},
-           {"text": "On Llama-2-7B, FlashNorm makes decoding 12% faster.", "sources": [1]}],
-    "zh": [{"text": "FlashNorm 把 RMSNorm 的权重并入后面的线性层。", "sources": [1]},
-           {"text": "在 Llama-2-7B 上，FlashNorm 让解码快了 12%。", "sources": [1]}],
-}
 
 #: Standalone rewrite of a follow-up question (a short, non-streamed call).
 REWRITE_SYSTEM = """Rewrite the user's last question as one standalone search query for their notes,
@@ -191,7 +184,10 @@ def build_messages(question: str, hits: Sequence[Hit], lang: str, budget: int, m
                                    url=fence_attribute(e.url or ""), text=text))
     language = LANGUAGE_NAMES[lang]
     user = USER.format(sources="\n\n".join(parts), language=language, question=question)
-    return [{"role": "system", "content": system_prompt(lang, structured)}, *example_turns(lang, structured),
+    # the schema shows a model the reply's shape and bounds its citations: no worked example needed
+    # (a small model copied it as its answer), and a shorter prompt is read sooner
+    example = [] if structured else example_turns(lang)
+    return [{"role": "system", "content": system_prompt(lang, structured)}, *example,
             {"role": "user", "content": user}], len(parts)
 
 
@@ -200,12 +196,10 @@ def system_prompt(lang: str, structured: bool = False) -> str:
     return SYSTEM.format(language=LANGUAGE_NAMES[lang], rules=rules)
 
 
-def example_turns(lang: str, structured: bool = False) -> list[dict]:
+def example_turns(lang: str) -> list[dict]:
     """The worked exchange (:data:`EXAMPLE_SOURCES`) as a user and an assistant message."""
     sources = "\n\n".join(SOURCE.format(n=n, title=fence_attribute(title), location=location, url="",
                                          text=fence_text(texts[lang]))
                            for n, (title, location, texts) in enumerate(EXAMPLE_SOURCES, start=1))
     user = USER.format(sources=sources, language=LANGUAGE_NAMES[lang], question=EXAMPLE_QUESTION[lang])
-    reply = (json.dumps({"covered": True, "claims": EXAMPLE_CLAIMS[lang]}, ensure_ascii=False) if structured
-             else EXAMPLE_ANSWER[lang])
-    return [{"role": "user", "content": user}, {"role": "assistant", "content": reply}]
+    return [{"role": "user", "content": user}, {"role": "assistant", "content": EXAMPLE_ANSWER[lang]}]

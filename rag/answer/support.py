@@ -19,8 +19,11 @@ from rag.text import lexical
 
 from .citations import CITATION, cited_numbers, with_citations
 
-#: Share of a sentence's words that its cited entries must hold when it names no number or name.
+#: Share of a sentence's words that its cited entries must hold when it names no number or name ...
 MIN_SUPPORT = 0.5
+#: ... and when it does (and they are all there): the words must still tie it to the entry, or a
+#: bare "1.0 [1]" would pass on any entry that writes a 1.
+MIN_KEYED_SUPPORT = 0.2
 #: An uncited sentence is attributed to the one source holding all its numbers and names (and, when
 #: it has none, this share of its words), unless another comes within ATTRIBUTE_MARGIN of it.
 MIN_ATTRIBUTE = 0.6
@@ -75,11 +78,11 @@ def _words(sentence: str) -> set[str]:
 class Verdict:
     keys_found: bool  # every number and name occurs in the sources read
     has_keys: bool
-    overlap: float  # share of the sentence's words the sources hold (1.0 when it has none)
+    overlap: float  # share of the sentence's words the sources hold (0 when it has none)
 
     @property
     def supported(self) -> bool:
-        return self.keys_found and (self.has_keys or self.overlap >= MIN_SUPPORT)
+        return self.keys_found and self.overlap >= (MIN_KEYED_SUPPORT if self.has_keys else MIN_SUPPORT)
 
 
 def judge(sentence: str, sources: Sequence[Source]) -> Verdict:
@@ -89,7 +92,7 @@ def judge(sentence: str, sources: Sequence[Source]) -> Verdict:
     keys_found = numbers <= found_numbers and all(any(n in s.folded for s in sources) for n in names)
     words = _words(sentence)
     held = set().union(*(s.tokens for s in sources)) if sources else set()
-    overlap = len(words & held) / len(words) if words else 1.0
+    overlap = len(words & held) / len(words) if words else 0.0  # numbers alone say nothing
     return Verdict(keys_found, bool(numbers or names), overlap)
 
 
