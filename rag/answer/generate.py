@@ -24,7 +24,7 @@ from rag.ingest.notes import Entry
 
 from . import prompts
 from .citations import CITATION, CitationStream, clean_citations
-from .claims import ClaimParser, make_claim, render_claim
+from .claims import ClaimParser, make_claim, render_claim, separator
 from .support import check_sentence, supported
 
 #: A repeated sentence shorter than this (after folding) is not taken for a loop ("Yes.").
@@ -111,7 +111,7 @@ def claims_reply(pieces: Pieces, entries: Sequence[Entry], lang: str, strict: bo
     model ignored the schema and wrote prose, which is then read as :func:`text_reply` reads it)."""
     parser, repeats, reply = ClaimParser(), Repeats(), Reply("claims")
     waiting: list[str] = []  # claims read before "covered" is known
-    sep = "" if lang == "zh" else " "
+    sep = separator(lang)
     stream = iter(pieces)
     for piece in stream:
         found = parser.feed(piece)
@@ -188,6 +188,11 @@ def text_reply(pieces: Pieces, entries: Sequence[Entry], strict: bool,
     _, reply.removed = clean_citations(cite.raw, len(entries))
     reply.notice, reply.cut = pieces.notice, pieces.cut
     return reply
+
+
+def answer_sentences(text: str) -> list[str]:
+    """The sentences of a finished answer, each with its citations, as the check reads them."""
+    return [s.strip() for s in _sentences(text, final=True) if s.strip()]
 
 
 def _sentences(text: str, final: bool) -> list[str]:
