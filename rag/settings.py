@@ -155,7 +155,7 @@ class AnswerSettings(_Section):
     k: int = Field(6, ge=1, le=50)
     #: Tokens (cl100k) of note text a remote model reads; a local one reads less (it is slow).
     source_token_budget: int = Field(4000, ge=200)
-    local_source_token_budget: int = Field(1500, ge=200)
+    local_source_token_budget: int = Field(600, ge=200)
     max_source_tokens: int = Field(1200, ge=100)
     max_answer_tokens: int = Field(800, ge=16)
     #: Top entries whose relevance decides whether the notes cover a question.
@@ -175,8 +175,9 @@ class AnswerSettings(_Section):
     structured: bool = True
     #: Leave out of an LLM answer every sentence its cited source does not back (`rag ask --strict`).
     strict: bool = False
-    #: Sentences per source a local model reads instead of whole entries.
-    excerpt_sentences: int = Field(4, ge=1, le=20)
+    #: Sentences per source a local model reads instead of whole entries (with the budget above, 3–4
+    #: sources of ~2 sentences: ~800 cl100k tokens of prompt instead of ~2200).
+    excerpt_sentences: int = Field(2, ge=1, le=20)
 
     _finite_coverage = field_validator("min_coverage", "min_coverage_lexical")(_finite)
 

@@ -166,3 +166,16 @@ def test_the_support_check_reads_numbers_names_and_words_across_languages() -> N
     assert check_sentence("OmniMoE 比 PEER 快 10.9 倍。", [note, other]) == ("OmniMoE 比 PEER 快 10.9 倍 [2]。", True)
     assert check_sentence("Sparse models are popular in industry now.", [note, other])[1] is False
     assert check_sentence("Two papers do this:", [note, other]) == ("Two papers do this:", True)  # says nothing
+
+
+def test_a_small_model_reads_the_best_sentences_of_each_source_not_whole_entries(searcher: Searcher) -> None:
+    claims = [{"text": "OmniMoE is 10.9x faster than PEER.", "sources": [1]}]
+    settings = llm("http://127.0.0.1:1/v1", **{"answer.excerpt_sentences": 1})
+    with FakeOpenAI(default=Reply(claims=claims)) as server:
+        settings = settings.updated({"llm.base_url": server.base_url})
+        collect(iter_answer(OMNI, searcher, settings, k=3, excerpts=True))
+        collect(iter_answer(OMNI, searcher, settings, k=3))
+    brief, whole = (r.last("user") for r in server.requests)
+    assert "Expert-centric scheduling" in whole and "Expert-centric scheduling" not in brief
+    assert "10.9" in brief and 'location="' in whole and 'location="' not in brief
+    assert len(brief) < len(whole) / 2

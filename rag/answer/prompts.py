@@ -49,6 +49,8 @@ CLAIM_RULES = """- Reply with one JSON object:
 
 #: One numbered source inside the data fence.
 SOURCE = '<source n="{n}" title="{title}" location="{location}" url="{url}">\n{text}\n</source>'
+#: The same for excerpts read by a small local model: every token of prompt costs it time to read.
+SHORT_SOURCE = '<source n="{n}" title="{title}">\n{text}\n</source>'
 
 #: The user turn: the fenced sources, then the question.
 USER = """<sources>
@@ -179,9 +181,9 @@ def build_messages(question: str, hits: Sequence[Hit], lang: str, budget: int, m
         body = excerpts.get(n, e.text) if excerpts is not None else e.text
         text = truncate_tokens(fence_text(body), min(left, max_source_tokens))
         used += count_tokens(text)
-        parts.append(SOURCE.format(n=n, title=fence_attribute(e.title),
-                                   location=fence_attribute(f"{hit.path}:{e.line_start}-{e.line_end}"),
-                                   url=fence_attribute(e.url or ""), text=text))
+        parts.append((SOURCE if excerpts is None else SHORT_SOURCE).format(
+            n=n, title=fence_attribute(e.title), location=fence_attribute(f"{hit.path}:{e.line_start}-{e.line_end}"),
+            url=fence_attribute(e.url or ""), text=text))
     language = LANGUAGE_NAMES[lang]
     user = USER.format(sources="\n\n".join(parts), language=language, question=question)
     # the schema shows a model the reply's shape and bounds its citations: no worked example needed
