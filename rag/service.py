@@ -88,7 +88,7 @@ class Notes:
         llm_on = self.settings.llm.enabled and use_llm is not False
         settings = self.model.answer_settings(model) if llm_on else self.settings
         return iter_answer(question, self.searcher(), settings, k=k, filters=filters, history=history,
-                           use_llm=use_llm, source_budget=self.model.source_budget, excerpts=self.model.local)
+                           use_llm=use_llm, source_budget=self.model.source_budget, small_model=self.model.local)
 
     def build(self, progress: Progress | None = None, wait: bool = True) -> BuildReport:
         return build_index(self.settings.index, self.store, self.models, progress=progress, wait=wait)

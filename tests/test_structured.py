@@ -10,7 +10,8 @@ from collections.abc import Generator
 import pytest
 
 from rag.answer.answer import Answer, collect, iter_answer
-from rag.answer.claims import ClaimParser, response_format
+from rag.answer.claims import Claim, ClaimParser, make_claim, response_format
+from rag.answer.generate import answer_sentences
 from rag.answer.support import check_sentence, supported
 from rag.embed.models import Models
 from rag.ingest.notes import Entry
@@ -67,6 +68,11 @@ def test_a_claim_without_a_valid_source_never_reaches_the_user(searcher: Searche
         _, answer = ask(OMNI, searcher, llm(server.base_url))
     assert answer.text == "OmniMoE uses atomic experts [1]. OmniMoE is 10.9x faster than PEER [1]."
     assert "award" not in answer.text and "open source" not in answer.text
+    with FakeOpenAI([Reply(claims=claims[1:3])]) as server:  # it meant to answer: none of it holds a source
+        _, answer = ask(OMNI, searcher, llm(server.base_url))
+    assert answer.mode == "extractive" and not answer.refused and "award" not in answer.text
+    assert answer.notice == "the model's answer held no claim with a source it was given; answering from the notes " \
+                            "instead (extractive)"
 
 
 def test_covered_false_is_a_refusal_that_lists_the_closest_entries(searcher: Searcher) -> None:
@@ -89,13 +95,15 @@ def test_an_endpoint_rejecting_response_format_gets_the_text_protocol(searcher: 
 def test_numbers_a_cited_source_does_not_state_are_flagged_and_strict_drops_them(searcher: Searcher) -> None:
     claims = [{"text": "OmniMoE is 12x faster than PEER.", "sources": [1]},  # the note says 10.9
               {"text": "OmniMoE is 10.9x faster than PEER.", "sources": [1]},
-              {"text": "Whisper's false speech detections fell by 70%.", "sources": [1]}]  # true, of [2]
+              {"text": "Whisper's false speech detections fell by 70%.", "sources": [1]},  # true, of [2]
+              {"text": "OmniMoE uses atomic experts. It won 3 awards.", "sources": [1]}]  # checked apart
     for strict in (False, True):
         with FakeOpenAI([Reply(claims=claims)]) as server:
             _, answer = ask(OMNI, searcher, llm(server.base_url, **{"answer.strict": strict}))
         assert answer.unsupported == ["OmniMoE is 12x faster than PEER [1].",
-                                      "Whisper's false speech detections fell by 70% [1]."]
-        assert ("12x" in answer.text) is not strict and "10.9x faster than PEER [1]." in answer.text
+                                      "Whisper's false speech detections fell by 70% [1].", "It won 3 awards [1]."]
+        assert ("12x" in answer.text) is not strict and ("awards" in answer.text) is not strict
+        assert "10.9x faster than PEER [1]." in answer.text and "OmniMoE uses atomic experts [1]." in answer.text
 
 
 def test_prose_sentences_are_checked_and_an_uncited_one_gets_the_source_that_states_it(searcher: Searcher) -> None:
@@ -141,6 +149,10 @@ def test_the_claim_parser_reads_objects_as_they_close_whatever_the_cut() -> None
                 assert parser.covered is True  # known before the first claim
         assert seen == [{"text": 'a "quoted" {brace} [x]', "sources": [1]}, {"text": "二", "sources": [2]}]
     assert response_format(2)["json_schema"]["schema"]["required"] == ["covered", "claims"]
+    claim = make_claim({"text": "1. 专家拆成原子专家 [3]", "sources": [1, 3, 4, True]}, 3)
+    assert claim == Claim("专家拆成原子专家", (1, 3))  # no list number, no [n] of its own, only valid ids
+    assert [make_claim({"text": t, "sources": [1]}, 3) for t in ("...", "1.2", " ")] == [None, None, None]
+    assert make_claim({"text": "1.5B beats 7B", "sources": [1]}, 3) == Claim("1.5B beats 7B", (1,))
 
 
 def test_a_repeat_penalty_is_sent_only_when_set(searcher: Searcher) -> None:
@@ -173,9 +185,19 @@ def test_a_small_model_reads_the_best_sentences_of_each_source_not_whole_entries
     settings = llm("http://127.0.0.1:1/v1", **{"answer.excerpt_sentences": 1})
     with FakeOpenAI(default=Reply(claims=claims)) as server:
         settings = settings.updated({"llm.base_url": server.base_url})
-        collect(iter_answer(OMNI, searcher, settings, k=3, excerpts=True))
+        collect(iter_answer(OMNI, searcher, settings, k=3, small_model=True))
         collect(iter_answer(OMNI, searcher, settings, k=3))
     brief, whole = (r.last("user") for r in server.requests)
+    bounded, plain = (r.body["response_format"]["json_schema"]["schema"]["properties"]["claims"]
+                      for r in server.requests)
+    assert bounded["maxItems"] == 6 and bounded["items"]["properties"]["sources"]["minItems"] == 1  # llama.cpp
+    assert "maxItems" not in plain and "minItems" not in plain["items"]["properties"]["sources"]  # any provider
     assert "Expert-centric scheduling" in whole and "Expert-centric scheduling" not in brief
     assert "10.9" in brief and 'location="' in whole and 'location="' not in brief
     assert len(brief) < len(whole) / 2
+
+
+def test_an_answer_is_cut_into_sentences_with_their_citations() -> None:
+    text = "OmniMoE: atomic experts, 10.9x faster [1]. See also. [2][3] 它快了 10.9 倍 [1]。\n- HySparse [2]"
+    assert answer_sentences(text) == ["OmniMoE: atomic experts, 10.9x faster [1].", "See also. [2][3]",
+                                      "它快了 10.9 倍 [1]。", "- HySparse [2]"]

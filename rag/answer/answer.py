@@ -105,13 +105,14 @@ class _Turn:
 def iter_answer(question: str, searcher: Searcher, settings: Settings, *, k: int | None = None,
                 filters: Filters | None = None, history: Sequence[dict] | None = None,
                 use_llm: bool | None = None, source_budget: int | None = None,
-                excerpts: bool = False) -> AnswerStream:
+                small_model: bool = False) -> AnswerStream:
     """Text deltas as they are produced; the generator's return value is the :class:`Answer`.
 
     ``use_llm`` None means "when a model is configured"; True cannot turn on a model that is not
     (the answer is extractive, with a notice). ``source_budget`` overrides
-    ``settings.answer.source_token_budget`` (a local model reads less); ``excerpts`` sends the
-    model each source's best sentences instead of the whole entry (a small local model).
+    ``settings.answer.source_token_budget`` (a local model reads less). A ``small_model`` (a local
+    one) reads each source's best sentences instead of whole entries, and its schema bounds the
+    number of claims and requires a source for each.
     """
     notice = prompts.FAILURES["disabled"] + prompts.FALLBACK if use_llm and not settings.llm.enabled else None
     use_llm = settings.llm.enabled if use_llm is None else use_llm and settings.llm.enabled
@@ -135,7 +136,7 @@ def iter_answer(question: str, searcher: Searcher, settings: Settings, *, k: int
     if use_llm:
         shown: list[bool] = []
         try:
-            return (yield from _shown(_from_model(turn, evidence, settings, source_budget, excerpts), shown))
+            return (yield from _shown(_from_model(turn, evidence, settings, source_budget, small_model), shown))
         except LLMFailure as exc:
             notice = str(exc)
             if shown:
@@ -168,17 +169,17 @@ def _shown(stream: AnswerStream, shown: list[bool]) -> AnswerStream:
 
 
 def _from_model(turn: _Turn, evidence: Evidence, settings: Settings, source_budget: int | None,
-                excerpts: bool) -> AnswerStream:
+                small_model: bool) -> AnswerStream:
     """The model's answer: structured claims when the endpoint takes a JSON schema, else prose."""
     answer = settings.answer
     asked = turn.question if turn.standalone is None else f"{turn.question}\n({turn.standalone})"
-    texts = best_sentences(turn.hits, evidence, answer.excerpt_sentences) if excerpts else None
+    texts = best_sentences(turn.hits, evidence, answer.excerpt_sentences) if small_model else None
 
     def reply(structured: bool) -> ReplyStream:
         messages, provided = prompts.build_messages(asked, turn.hits, turn.lang,
                                                     source_budget or answer.source_token_budget,
                                                     answer.max_source_tokens, structured, texts)
-        fmt = response_format(provided) if structured else None
+        fmt = response_format(provided, bounded=small_model) if structured else None
         pieces = Pieces(stream_chat(messages, settings.llm, answer.max_answer_tokens, response_format=fmt),
                         answer.max_answer_chars)
         entries = [h.entry for h in turn.hits[:provided]]
@@ -217,11 +218,12 @@ def collect(stream: AnswerStream, on_token: Callable[[str], None] | None = None)
 
 def answer_question(question: str, searcher: Searcher, settings: Settings, *, k: int | None = None,
                     filters: Filters | None = None, history: Sequence[dict] | None = None,
-                    use_llm: bool | None = None, source_budget: int | None = None, excerpts: bool = False,
+                    use_llm: bool | None = None, source_budget: int | None = None, small_model: bool = False,
                     on_token: Callable[[str], None] | None = None) -> Answer:
     """The whole answer; ``on_token`` sees each text delta as it streams (e.g. to a TTY)."""
     return collect(iter_answer(question, searcher, settings, k=k, filters=filters, history=history,
-                               use_llm=use_llm, source_budget=source_budget, excerpts=excerpts), on_token)
+                               use_llm=use_llm, source_budget=source_budget, small_model=small_model),
+                   on_token)
 
 
 def format_sources(answer: Answer) -> str:

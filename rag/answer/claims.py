@@ -6,7 +6,7 @@ grammar) cannot even write a citation to a source it was not given. The schema a
 ``covered``: the model judges in the same call whether the sources answer the question at all.
 
 The reply is parsed as it streams (:class:`ClaimParser`), so each claim can be shown the moment
-its object closes, rendered as a sentence ending in ``[n]`` (:func:`render_claim`). A claim with
+its object closes, rendered as sentences ending in ``[n]`` (:func:`claim_sentences`). A claim with
 no valid source is dropped here and never reaches the user.
 """
 
@@ -18,20 +18,31 @@ from dataclasses import dataclass
 
 from .citations import CITATION, with_citations
 
-#: A constrained decoder stops after this many claims: a short answer, and no endless loop.
-MAX_CLAIMS = 8
+#: A small local model's grammar stops after this many claims: a short answer, and no endless loop.
+MAX_CLAIMS = 6
 _SENTENCES = re.compile(r"(?<=[。！？!?；])|(?<=[.;])\s+")
+#: A list number or bullet a model starts a claim with ("1. …"): not part of the claim.
+_LIST_MARK = re.compile(r"^(?:\d{1,2}[.)、]|[-*•])\s*(?=\D)")
+#: A claim says something only with a letter or a character in it ("..." does not).
+_WORD = re.compile(r"[^\W\d_]")
 
 
-def response_format(n_sources: int) -> dict:
-    """The OpenAI ``response_format`` asking for ``{"covered": bool, "claims": [{text, sources}]}``."""
-    claim = {"type": "object", "additionalProperties": False, "required": ["text", "sources"],
-             "properties": {"text": {"type": "string"},
-                            "sources": {"type": "array",
-                                        "items": {"type": "integer", "enum": list(range(1, n_sources + 1))}}}}
+def response_format(n_sources: int, bounded: bool = False) -> dict:
+    """The OpenAI ``response_format`` asking for ``{"covered": bool, "claims": [{text, sources}]}``.
+
+    ``bounded`` adds ``minItems``/``maxItems`` (a source per claim, at most MAX_CLAIMS claims),
+    which llama.cpp's grammar enforces and a small model needs, but which are outside the subset
+    every provider's strict mode takes; elsewhere the answer layer drops a claim without a source.
+    """
+    ids = {"type": "array", "items": {"type": "integer", "enum": list(range(1, n_sources + 1))}}
+    claims: dict = {"type": "array", "items": {"type": "object", "additionalProperties": False,
+                                               "required": ["text", "sources"],
+                                               "properties": {"text": {"type": "string"}, "sources": ids}}}
+    if bounded:
+        ids["minItems"] = 1
+        claims["maxItems"] = MAX_CLAIMS
     schema = {"type": "object", "additionalProperties": False, "required": ["covered", "claims"],
-              "properties": {"covered": {"type": "boolean"},
-                             "claims": {"type": "array", "items": claim, "maxItems": MAX_CLAIMS}}}
+              "properties": {"covered": {"type": "boolean"}, "claims": claims}}
     return {"type": "json_schema", "json_schema": {"name": "cited_claims", "strict": True, "schema": schema}}
 
 
@@ -42,21 +53,20 @@ class Claim:
 
 
 def make_claim(obj: object, valid: int) -> Claim | None:
-    """A claim from one parsed object; None when it has no text or no source in 1..valid."""
+    """A claim from one parsed object; None when it has no words or no source in 1..valid."""
     if not isinstance(obj, dict) or not isinstance(obj.get("text"), str) or not isinstance(obj.get("sources"), list):
         return None
-    text = " ".join(CITATION.sub("", obj["text"]).split())
+    text = _LIST_MARK.sub("", " ".join(CITATION.sub("", obj["text"]).split()))
     sources = tuple(sorted({s for s in obj["sources"]
                             if isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= valid}))
-    return Claim(text, sources) if text and sources else None
+    return Claim(text, sources) if _WORD.search(text) and sources else None
 
 
-def render_claim(claim: Claim, lang: str) -> str:
-    """The claim as sentences with its citations before each one's stop: "… 12% faster [1]."; a
-    claim of two sentences cites both, so that no sentence reaches the user without its source."""
-    parts = [p for p in _SENTENCES.split(claim.text) if p.strip()]
-    return separator(lang).join(with_citations(p.strip(), claim.sources, "。" if lang == "zh" else ".")
-                                for p in parts)
+def claim_sentences(claim: Claim, lang: str) -> list[str]:
+    """The claim as sentences, each with the claim's citations before its stop ("… 12% faster [1].");
+    a claim of two sentences cites both, so that no sentence reaches the user without its source."""
+    stop = "。" if lang == "zh" else "."
+    return [with_citations(p.strip(), claim.sources, stop) for p in _SENTENCES.split(claim.text) if p.strip()]
 
 
 def separator(lang: str) -> str:

@@ -24,12 +24,13 @@ from rag.ingest.notes import Entry
 
 from . import prompts
 from .citations import CITATION, CitationStream, clean_citations
-from .claims import ClaimParser, make_claim, render_claim, separator
+from .claims import ClaimParser, claim_sentences, make_claim, separator
+from .llm.client import LLMFailure
 from .support import check_sentence, supported
 
 #: A repeated sentence shorter than this (after folding) is not taken for a loop ("Yes.").
 MIN_LOOP_CHARS = 12
-_SENTENCE_END = re.compile(r"[。！？；!?;]|[.:](?=\s)|\n")
+_SENTENCE_END = re.compile(r"[。！？；!?;]|\.(?=\s)|\n")
 #: What still belongs to a sentence after its stop: its citations (the space after goes with the next).
 _AFTER = re.compile(r"(?:\s*\[\d+(?:\s*[,，、]\s*\d+)*\])*")
 _FOLD = re.compile(r"[\W_]+")
@@ -121,15 +122,18 @@ def claims_reply(pieces: Pieces, entries: Sequence[Entry], lang: str, strict: bo
             claim = make_claim(obj, len(entries))
             if claim is None:
                 continue  # no valid source: never shown
-            sentence = render_claim(claim, lang)
-            if repeats.again(sentence):
-                pieces.stop(prompts.LOOP_NOTICE)
+            cited = [entries[n - 1] for n in claim.sources]
+            for sentence in claim_sentences(claim, lang):
+                if repeats.again(sentence):
+                    pieces.stop(prompts.LOOP_NOTICE)
+                    break
+                if not supported(sentence, cited):
+                    reply.unsupported.append(sentence)
+                    if strict:
+                        continue
+                waiting.append(sentence)
+            if pieces.notice == prompts.LOOP_NOTICE:
                 break
-            if not supported(sentence, [entries[n - 1] for n in claim.sources]):
-                reply.unsupported.append(sentence)
-                if strict:
-                    continue
-            waiting.append(sentence)
         if parser.covered is False:
             pieces.stop()
             break
@@ -144,7 +148,9 @@ def claims_reply(pieces: Pieces, entries: Sequence[Entry], lang: str, strict: bo
         out = (sep if reply.text else "") + sep.join(waiting)
         reply.text += out
         yield out
-    reply.refused = not reply.text
+    if covered and not reply.text:  # it meant to answer, but no claim held a source (or, strict, its support)
+        raise LLMFailure(prompts.FAILURES["no_claims"] + prompts.FALLBACK)
+    reply.refused = not covered
     reply.notice, reply.cut = pieces.notice, pieces.cut
     return reply
 

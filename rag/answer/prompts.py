@@ -132,6 +132,7 @@ FAILURES = {
     "status": "LLM endpoint refused the request (HTTP {status}; check the model name)",
     "not_stream": "LLM endpoint sent no completion stream (is it an OpenAI-compatible chat endpoint?)",
     "empty": "LLM endpoint sent an empty answer",
+    "no_claims": "the model's answer held no claim with a source it was given",
     "other": "LLM endpoint returned an unusable reply",
 }
 

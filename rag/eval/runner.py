@@ -81,7 +81,7 @@ def evaluate_retrieval(searcher: Searcher, questions: Sequence[Question], config
 
 def evaluate_answers(searcher: Searcher, settings: Settings, questions: Sequence[Question], rows: Sequence[dict],
                      tick: Callable[[], None] = lambda: None, source_budget: int | None = None,
-                     excerpts: bool = False) -> None:
+                     small_model: bool = False) -> None:
     """Answer each question as `rag ask` would and add the answer, its scores and timings to its row.
 
     ``settings`` are the ones to answer with (:meth:`AnswerModel.answer_settings`: a local model's
@@ -96,7 +96,7 @@ def evaluate_answers(searcher: Searcher, settings: Settings, questions: Sequence
         start = time.perf_counter()  # a fresh question: retrieval and its query embedding included
         answer = answer_question(q.question, searcher, settings, k=settings.answer.k,
                                  use_llm=None if settings.llm.enabled else False, source_budget=source_budget,
-                                 excerpts=excerpts,
+                                 small_model=small_model,
                                  on_token=lambda _, seen=first: seen or seen.append(time.perf_counter()))
         end = time.perf_counter()
         row["answer_ms"] = round((end - start) * 1000, 2)
