@@ -13,10 +13,13 @@ from rag.answer.answer import Answer, collect, iter_answer
 from rag.answer.claims import Claim, ClaimParser, make_claim, response_format
 from rag.answer.generate import answer_sentences
 from rag.answer.support import check_sentence, supported
+from rag.build.builder import build_index
 from rag.embed.models import Models
 from rag.ingest.notes import Entry
 from rag.retrieve.searcher import Searcher
 from rag.settings import Settings
+from rag.store import open_store
+from tests.conftest import QUOKKA
 from tests.fake_openai import FakeOpenAI, Reply
 from tests.tiny_notes import NOTES, tiny_index
 
@@ -201,3 +204,23 @@ def test_an_answer_is_cut_into_sentences_with_their_citations() -> None:
     text = "OmniMoE: atomic experts, 10.9x faster [1]. See also. [2][3] 它快了 10.9 倍 [1]。\n- HySparse [2]"
     assert answer_sentences(text) == ["OmniMoE: atomic experts, 10.9x faster [1].", "See also. [2][3]",
                                       "它快了 10.9 倍 [1]。", "- HySparse [2]"]
+
+
+def test_rag_ask_strict_leaves_out_what_the_cited_note_does_not_say(make_corpus, models: Models, rag_main) -> None:
+    settings = make_corpus({"quokka.md": QUOKKA})
+    build_index(settings.index, open_store(settings), models)
+    claims = [{"text": "Quokka-Attention cuts memory by 37% in a 1M token context.", "sources": [1]},
+              {"text": "Quokka-Attention cuts memory by 90%.", "sources": [1]}]
+    env = {"RAG_CORPUS": str(settings.index.corpus), "RAG_INDEX": str(settings.index.path), "RAG_EMBEDDERS": "hash",
+           "RAG_LLM_MODEL": "fake"}
+    with FakeOpenAI(default=Reply(claims=claims)) as server:
+        plain = rag_main("ask", "How much memory does Quokka-Attention save?", "--json",
+                         env={**env, "OPENAI_BASE_URL": server.base_url})
+        strict = rag_main("ask", "How much memory does Quokka-Attention save?", "--json", "--strict",
+                          env={**env, "OPENAI_BASE_URL": server.base_url})
+    assert plain.code == strict.code == 0, plain.err + strict.err
+    shown, kept = json.loads(plain.out), json.loads(strict.out)
+    assert shown["format"] == kept["format"] == "claims"
+    assert shown["unsupported"] == kept["unsupported"] == ["Quokka-Attention cuts memory by 90% [1]."]
+    assert "90%" in shown["answer"] and "90%" not in kept["answer"]
+    assert kept["answer"] == "Quokka-Attention cuts memory by 37% in a 1M token context [1]."
