@@ -12,22 +12,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from rag.answer.citations import CITATION, numbers  # noqa: E402 -- after the path set-up above
+from rag.answer.citations import cited_numbers  # noqa: E402 -- after the path set-up above
+from rag.answer.generate import answer_sentences  # noqa: E402
 from rag.service import Notes  # noqa: E402
 from rag.settings import Settings  # noqa: E402
-
-_SENTENCE = re.compile(r"(?<=[。！？!?])|(?<=\.)\s+|\n+")
-
-
-def sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE.split(text) if s and len(s.strip()) > 3]
 
 
 def main() -> int:
@@ -43,7 +37,7 @@ def main() -> int:
     rows = rows[::max(1, len(rows) // args.limit)][:args.limit]
     settings = Settings().updated({"index.path": args.index, "index.corpus": args.corpus,
                                    "llm.model": f"gguf:{args.model}", "answer.structured": not args.text})
-    total = {"sentences": 0, "cited": 0, "repeats": 0, "unsupported": 0, "answers": 0, "refused": 0}
+    total = {"sentences": 0, "cited": 0, "repeats": 0, "unsupported": 0, "answers": 0, "refused": 0, "fell_back": 0}
     firsts: list[float] = []
     with Notes(settings) as notes:
         notes.model.answer_settings()  # load the model before the clock starts
@@ -59,12 +53,12 @@ def main() -> int:
                 first = first or time.monotonic() - started
             elapsed = time.monotonic() - started
             if answer.refused or answer.mode != "llm":
-                total["refused"] += 1
-                print(f"{row['id']}: refused/{answer.mode} ({answer.notice})")
+                total["refused" if answer.refused else "fell_back"] += 1
+                print(f"{row['id']}: {'refused' if answer.refused else 'fell back'} ({answer.mode}, {answer.notice})")
                 continue
-            said = sentences(answer.text)
+            said = answer_sentences(answer.text)
             known = {c.n for c in answer.citations}
-            valid = [s for s in said if any(n in known for m in CITATION.finditer(s) for n in numbers(m))]
+            valid = [s for s in said if set(cited_numbers(s)) & known]
             repeats = len(said) - len(set(said))
             total["answers"] += 1
             total["sentences"] += len(said)

@@ -69,7 +69,6 @@ class CitationStream:
         self.valid = valid
         self._parts: list[str] = []
         self._pending = ""  # received, not yet emitted
-        self.emitted = 0  # characters sent so far
 
     @property
     def raw(self) -> str:
@@ -96,5 +95,4 @@ class CitationStream:
     def _emit(self, safe: str) -> str:
         self._pending = self._pending[len(safe):]
         out, _ = clean_citations(safe, self.valid)
-        self.emitted += len(out)
         return out
