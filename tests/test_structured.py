@@ -224,3 +224,10 @@ def test_rag_ask_strict_leaves_out_what_the_cited_note_does_not_say(make_corpus,
     assert shown["unsupported"] == kept["unsupported"] == ["Quokka-Attention cuts memory by 90% [1]."]
     assert "90%" in shown["answer"] and "90%" not in kept["answer"]
     assert kept["answer"] == "Quokka-Attention cuts memory by 37% in a 1M token context [1]."
+
+
+def test_a_models_own_not_covered_sentence_is_no_unsupported_claim_even_when_strict(searcher: Searcher) -> None:
+    with FakeOpenAI([Reply("笔记中没有涉及这个问题。")], formats=False) as server:
+        _, answer = ask("OmniMoE 每个专家需要多少显存？", searcher, llm(server.base_url, **{"answer.strict": True}))
+    assert answer.refused and answer.format == "text" and answer.unsupported == []
+    assert answer.text.startswith("笔记中没有涉及这个问题。\n- OmniMoE")  # then the closest entries
