@@ -175,8 +175,8 @@ class AnswerSettings(_Section):
     structured: bool = True
     #: Leave out of an LLM answer every sentence its cited source does not back (`rag ask --strict`).
     strict: bool = False
-    #: Sentences per source a local model reads instead of whole entries (with the budget above, 3–4
-    #: sources of ~2 sentences: ~800 cl100k tokens of prompt instead of ~2200).
+    #: Sentences per source a local model reads instead of whole entries (with the budget above:
+    #: ~900 cl100k tokens of prompt on report questions, ~2000 with 4 sentences within 1500 tokens).
     excerpt_sentences: int = Field(2, ge=1, le=20)
 
     _finite_coverage = field_validator("min_coverage", "min_coverage_lexical")(_finite)
