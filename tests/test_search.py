@@ -13,6 +13,7 @@ import pytest
 from rag.build.builder import build_index
 from rag.embed.models import Models
 from rag.retrieve.searcher import Filters, Searcher
+from rag.retrieve.why import holds
 from rag.store import open_store
 from rag.text.lexical import tokenize
 from tests.conftest import CORPUS, RunRag
@@ -131,6 +132,12 @@ def test_each_hit_says_which_retrievers_ranked_it_and_which_exact_terms_it_holds
     assert hits[1].entry.title == "OmniMoE" and second["matched"] == ["KV-cache"]  # its "KV cache" has both parts
     assert second["ranks"]["bm25"] == 2
     assert {n: s.rank for n, s in hits[1].sources.items()} == second["ranks"]  # fusion's own ranks
+
+
+def test_an_exact_term_matches_as_a_whole_word_or_as_chinese_anywhere() -> None:
+    text = "hysparse 把 kv cache 显存直降 180%，kvm 里 grpo-style"
+    assert [holds(text, t) for t in ("kv", "cache", "显存", "grpo", "grpo-style")] == [True] * 5
+    assert [holds(text, t) for t in ("80%", "kvm2", "sparse", "直升")] == [False] * 4
 
 
 def test_missing_index_is_one_clear_line(tmp_path: Path, run_rag: RunRag) -> None:
