@@ -20,8 +20,9 @@ from pathlib import Path
 from rag.answer.llm.model import AnswerModel
 from rag.embed.models import Models
 from rag.retrieve.searcher import Hit, Searcher
+from rag.service import Notes
 from rag.settings import Settings
-from rag.store import LoadedIndex, open_store
+from rag.store import LoadedIndex
 
 from .configs import CONFIGS, DEFAULT_CONFIG, resolve_configs
 from .judge import judge_answers, llm_ask
@@ -167,8 +168,8 @@ def run_eval(settings: Settings, qa_path: Path, out_dir: Path, configs: Sequence
     from tqdm import tqdm
 
     qa = load_split(qa_path, split)
-    index = open_store(settings).load()
-    searcher = Searcher(index, settings.retrieval, settings.index.corpus, models or Models())
+    searcher = Notes(settings, models or Models()).searcher()  # the one place a searcher is assembled
+    index = searcher.index
     check_gold_files(qa, index, settings.index.corpus)
     chosen, skipped = resolve_configs(configs, searcher.sources, tuple(index.dense))
     if not chosen:
