@@ -36,7 +36,9 @@ def llm(base_url: str, **kw: object) -> Settings:
 def run(stream: Generator[str, None, Answer]) -> tuple[list[str], Answer]:
     deltas: list[str] = []
     answer = collect(stream, deltas.append)
-    assert "".join(deltas) == answer.text or answer.notice  # what streamed is the answer (fallbacks add)
+    streamed = "".join(deltas)
+    # what streamed is the answer; after a failing model, what it had streamed, then the fallback
+    assert streamed == answer.text or (answer.notice is not None and streamed.endswith(answer.text)), streamed
     return deltas, answer
 
 
