@@ -90,7 +90,7 @@ class Notes:
         llm_on = self.settings.llm.enabled and use_llm is not False
         settings = self.model.answer_settings(model) if llm_on else self.settings
         return iter_answer(question, self.searcher(), settings, k=k, filters=filters, history=history,
-                           use_llm=use_llm, source_budget=self.model.source_budget)
+                           use_llm=use_llm, source_budget=self.model.source_budget, small_model=self.model.local)
 
     def related(self, file: str, line: int, k: int = 5,
                 filters: Filters | None = None) -> tuple[Entry, list[Related]]:

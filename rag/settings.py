@@ -166,7 +166,7 @@ class AnswerSettings(_Section):
     k: int = Field(6, ge=1, le=50)
     #: Tokens (cl100k) of note text a remote model reads; a local one reads less (it is slow).
     source_token_budget: int = Field(4000, ge=200, le=1_000_000)
-    local_source_token_budget: int = Field(1500, ge=200, le=1_000_000)
+    local_source_token_budget: int = Field(600, ge=200, le=1_000_000)
     max_source_tokens: int = Field(1200, ge=100, le=1_000_000)
     max_answer_tokens: int = Field(800, ge=16, le=131_072)
     #: Top entries whose relevance decides whether the notes cover a question.
@@ -181,6 +181,14 @@ class AnswerSettings(_Section):
     max_question_chars: int = Field(2000, ge=10, le=1_000_000)
     #: A streamed answer is cut (and flagged) past this many characters.
     max_answer_chars: int = Field(12_000, ge=100, le=10_000_000)
+    #: Ask a model for JSON claims with source ids (rag.answer.claims); endpoints that refuse a
+    #: JSON schema get the text protocol anyway.
+    structured: bool = True
+    #: Leave out of an LLM answer every sentence its cited source does not back (`rag ask --strict`).
+    strict: bool = False
+    #: Sentences per source a local model reads instead of whole entries (with the budget above:
+    #: ~900 cl100k tokens of prompt on report questions, ~2000 with 4 sentences within 1500 tokens).
+    excerpt_sentences: int = Field(2, ge=1, le=20)
 
     _finite_coverage = field_validator("min_coverage", "min_coverage_lexical")(_finite)
 
@@ -195,6 +203,9 @@ class LLMSettings(_Section):
     timeout: float = Field(60.0, gt=0, le=86_400)
     deadline: float = Field(300.0, gt=0, le=86_400)
     temperature: float = Field(0.1, ge=0, le=2)
+    #: llama.cpp's repeat penalty, sent only when set (a remote OpenAI endpoint rejects it); a local
+    #: ``gguf:`` model gets rag.answer.llm.model.LOCAL_REPEAT_PENALTY unless this is set.
+    repeat_penalty: float | None = Field(None, ge=1, le=2)
     #: For a local ``gguf:`` model: threads (one beat two on a loaded 2-core box), context, load wait.
     threads: int = Field(1, ge=1, le=256)
     #: The context is allocated up front (its KV cache): 2e9 tokens would take the machine's memory.

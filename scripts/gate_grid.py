@@ -18,9 +18,8 @@ import numpy as np
 from rag.answer.evidence import Evidence, gather_evidence, is_covered, standout_thresholds
 from rag.embed.models import Models
 from rag.eval.qa import load_split
-from rag.retrieve.searcher import Searcher
+from rag.service import Notes
 from rag.settings import Settings
-from rag.store import open_store
 
 BARS = (0.2, 0.3, 0.35, 0.4, 0.5, 0.6)
 STANDOUTS = (2.0, 2.15, 2.25, 2.3, 2.5, 2.75, 3.0)
@@ -34,8 +33,7 @@ def main() -> None:
     parser.add_argument("--qa", default="eval/qa.jsonl")
     args = parser.parse_args()
     settings = Settings().updated({"index.path": Path(args.index)})
-    models = Models()
-    searcher = Searcher(open_store(settings).load(), settings.retrieval, settings.index.corpus, models)
+    searcher = Notes(settings, Models()).searcher()
     questions = load_split(Path(args.qa), args.split).questions
     seen: list[tuple[str, bool, Evidence]] = []
     raw_zh = []

@@ -37,6 +37,12 @@ class Reply:
     content_type: str = "text/event-stream"
     events: list[object] | None = None  # raw SSE ``data:`` payloads (JSON-encoded unless a str)
     endless: bool = False  # stream pieces of ``text`` until the client hangs up
+    claims: list[dict] | None = None  # a structured answer: {"covered", "claims"} as JSON text
+    covered: bool = True
+
+    def __post_init__(self) -> None:
+        if self.claims is not None:
+            self.text = json.dumps({"covered": self.covered, "claims": self.claims}, ensure_ascii=False)
 
 
 @dataclass
@@ -65,8 +71,10 @@ def split_text(text: str, size: int = 4) -> list[str]:
 
 class FakeOpenAI:
     def __init__(self, replies: Iterable[Reply] = (),
-                 default: Reply | Callable[[dict], Reply] | None = None, model: str = "fake-model") -> None:
+                 default: Reply | Callable[[dict], Reply] | None = None, model: str = "fake-model",
+                 formats: bool | None = None) -> None:
         self.replies = list(replies)
+        self.formats = formats
         self.default = default or Reply("OK")
         self.model = model
         self.requests: list[Request] = []
@@ -146,6 +154,10 @@ class FakeOpenAI:
                 server.requests.append(Request(self.path, self._headers(), body))
                 if not self.path.rstrip("/").endswith("/chat/completions"):
                     self._json(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
+                    return
+                if body.get("response_format") is not None and server.formats is False:
+                    self._json(400, {"error": {"message": "response_format is not supported",
+                                               "type": "invalid_request_error", "code": 400}})
                     return
                 reply = server._next_reply(body)
                 if reply.delay and reply.stall_after is None and server._stop.wait(reply.delay):

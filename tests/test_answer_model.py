@@ -50,8 +50,8 @@ def test_a_local_model_is_described_before_it_is_started(tmp_path: Path) -> None
     assert model.local and not model.ready
     assert model.label == "local: q.gguf, 2 threads"
     assert model.source_budget == settings.answer.local_source_token_budget < settings.answer.source_token_budget
-    small = AnswerModel(settings.updated({"llm.context": 2048, "answer.max_answer_tokens": 48}))
-    assert small.source_budget == 1000  # the prompt must fit the context, in the model's own tokens
+    small = AnswerModel(settings.updated({"llm.context": 1024, "answer.max_answer_tokens": 48}))
+    assert small.source_budget == 488  # the prompt must fit the context, in the model's own tokens
     assert model.models() == ["q.gguf"]  # itself, without starting anything
     model.close()  # nothing started: nothing to stop, no error
 

@@ -207,7 +207,7 @@ def test_the_login_opens_the_api(guarded: str) -> None:
 def test_chat_bubbles_keep_html_sanitised(app_settings: Settings, models: Models) -> None:
     demo = build_app(NotesApp(Notes(app_settings, models)))
     chatbots = [c for c in demo.config["components"] if c.get("type") == "chatbot"]
-    assert chatbots and all(c["props"].get("sanitize_html", True) for c in chatbots)
+    assert chatbots and all(c["props"]["sanitize_html"] is True for c in chatbots)
 
 
 

@@ -4,6 +4,7 @@ contract — never a traceback. Fast tier: ``rag`` runs in this process over a `
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,9 @@ from rag.embed.models import Models
 from rag.store import open_store
 from tests.battery import Run, assert_citations_hold, assert_no_traceback, assert_one_line_error, run_subprocess
 from tests.conftest import QUOKKA, settings_for
+
+#: The hit fields of the CLI contract (../shared/docs/cli.md).
+HIT_FIELDS = ("rank", "score", "file", "path", "title", "line_start", "line_end", "url", "date", "snippet")
 
 RagMain = Callable[..., Run]
 NOTES = {
@@ -87,7 +91,8 @@ def test_odd_question_searches(name: str, rag_main: RagMain, env: dict[str, str]
     assert_no_traceback(run)
     assert run.code == 0 and run.err == "", run.err
     result = json.loads(run.out)
-    assert isinstance(result["hits"], list) and "\udcff" not in result["question"]
+    assert "\udcff" not in result["question"] and result["question"].strip()
+    assert all(set(HIT_FIELDS) <= set(hit) and hit["rank"] == n for n, hit in enumerate(result["hits"], start=1))
 
 
 @pytest.mark.parametrize("name", ACCEPTED)
@@ -137,8 +142,9 @@ def test_bad_date_is_one_line(flag: str, date: str, rag_main: RagMain, env: dict
 def test_odd_file_glob_is_no_crash(glob: str, rag_main: RagMain, env: dict[str, str]) -> None:
     run = rag_main("search", "quokka", "--file", glob, "--json", env=env)
     assert_no_traceback(run)
-    if run.code == 0:
-        assert isinstance(json.loads(run.out)["hits"], list)
+    if run.code == 0:  # whatever it found lies in notes the glob names, by path or by file name
+        hits = json.loads(run.out)["hits"]
+        assert all(fnmatch.fnmatch(h["file"], glob) or fnmatch.fnmatch(Path(h["file"]).name, glob) for h in hits)
     else:
         assert_one_line_error(run)
 

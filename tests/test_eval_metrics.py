@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from rag.answer.answer import Answer
 from rag.eval.configs import parse_config, resolve_configs
 from rag.eval.judge import judge_answers, parse_judgement
 from rag.eval.metrics import (
@@ -26,6 +27,7 @@ from rag.eval.metrics import (
     summarize_answers,
     summarize_by,
     summarize_retrieval,
+    support_rate,
 )
 from rag.eval.qa import EvalError, Question, Span, load_qa, load_split
 from rag.eval.runner import spread
@@ -127,6 +129,18 @@ def test_answer_metrics() -> None:
     assert keyword_coverage("OmniMoE splits experts; 80% less KV", ["omnimoe", "80%", "HySparse"]) \
         == pytest.approx(2 / 3)
     assert keyword_coverage("anything", []) is None
+
+
+def test_support_rate_is_the_share_of_an_llm_answers_sentences_not_flagged() -> None:
+    text = "OmniMoE uses atomic experts [1]. It is 12x faster [1]. 它快了 10.9 倍 [1]。 It is open [2]."
+    flagged = Answer("q", text, [], "llm", refused=False, unsupported=["It is 12x faster [1]."])
+    assert support_rate(flagged) == 0.75
+    assert support_rate(Answer("q", text, [], "extractive", refused=False)) is None  # quotes: nothing checked
+    assert support_rate(Answer("q", "Not covered.", [], "llm", refused=True)) is None
+    rows = [{"gold": [], "answer_scores": {"support_rate": r}, "answer": {"mode": "llm", "refused": False,
+                                                                         "uncited": False}, "answer_ms": 1.0}
+            for r in (0.5, None, 1.0)]
+    assert summarize_answers(rows)["support_rate"] == 0.75
 
 
 def test_answer_summary_counts_refusals_on_each_side() -> None:

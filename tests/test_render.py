@@ -8,6 +8,7 @@ import pytest
 
 from rag.answer.answer import Answer, Citation
 from rag.app.render import (
+    UNSUPPORTED_MARK,
     chat_history,
     format_answer,
     highlight,
@@ -19,16 +20,17 @@ from rag.app.render import (
 from rag.app.uploads import UploadError, add_note, safe_note_name
 from rag.ingest.notes import Entry
 from rag.retrieve.searcher import Hit
+from rag.retrieve.why import Why
 from rag.settings import LLMSettings
 
 
-def make_hit(**changes: object) -> Hit:
+def make_hit(why: Why | None = None, **changes: object) -> Hit:
     entry = Entry(file="001_a.txt", title="OmniMoE: Atomic Experts", line_start=42, line_end=68,
                   url="https://huggingface.co/papers/2602.05711", date="2026-02-09",
                   text="OmniMoE 把 MoE 专家拆成原子专家 (atomic experts).\n<b>bold</b>")
     entry = Entry(**{**entry.__dict__, **changes})
     return Hit(rank=1, score=0.05, entry=entry, snippet="OmniMoE 把 MoE 专家拆成原子专家 <script>x</script>",
-               path="corpus/001_a.txt", chunk_lines=(42, 60))
+               path="corpus/001_a.txt", chunk_lines=(42, 60), why=why or Why())
 
 
 
@@ -132,3 +134,20 @@ def test_add_note_checks_and_never_overwrites(tmp_path: Path) -> None:
     assert add_note(tmp_path, "gbk.txt", "稀疏自动编码器分析音频模型".encode("gbk"), 1000) == "gbk.txt"
     assert (tmp_path / "gbk.txt").read_text(encoding="utf-8") == "稀疏自动编码器分析音频模型"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gbk.txt", "new.md"]
+
+
+def test_source_card_says_in_one_line_why_the_entry_was_found() -> None:
+    why = Why({"bm25": 1, "e5-onnx": 3, "exact": 1}, ("80%", "KV cache"))
+    html = render_sources([Citation(1, make_hit(why=why))], "KV cache 80%")
+    assert '<div class="rag-why" title="why it was found">BM25 #1 · e5 #3 · exact: 80%, KV cache</div>' in html
+    assert "rag-why" not in render_sources([Citation(1, make_hit())], "x")  # nothing known, nothing shown
+
+
+def test_a_sentence_its_source_does_not_back_is_marked_in_the_chat_and_not_sent_back() -> None:
+    answer = Answer("q", "OmniMoE uses atomic experts [1]. It is 12x faster [1].", [Citation(1, make_hit())],
+                    "llm", refused=False, format="claims", unsupported=["It is 12x faster [1]."])
+    message = format_answer(answer)
+    assert message.startswith("OmniMoE uses atomic experts [1]. It is 12x faster [1]." + UNSUPPORTED_MARK)
+    assert message.count("⚠️") == 1
+    history = chat_history([{"role": "assistant", "content": message}])
+    assert history[0]["content"] == answer.text  # the mark is for the reader, not for a follow-up rewrite

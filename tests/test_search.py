@@ -13,13 +13,14 @@ import pytest
 from rag.build.builder import build_index
 from rag.embed.models import Models
 from rag.retrieve.searcher import Filters, Searcher
+from rag.retrieve.why import holds
 from rag.store import open_store
 from rag.text.lexical import tokenize
 from tests.conftest import CORPUS, RunRag
 
-#: The contract's fields (../shared/docs/cli.md) in order, then the ones added since (front matter).
+#: The contract's fields (../shared/docs/cli.md) in order, then the ones added since (front matter, why).
 HIT_KEYS = ["rank", "score", "file", "path", "title", "line_start", "line_end", "url", "date", "snippet",
-            "tags", "aliases", "authors", "context"]
+            "tags", "aliases", "authors", "context", "why"]
 
 
 def test_tokenizer_keeps_technical_terms_and_cuts_chinese() -> None:
@@ -115,6 +116,30 @@ def test_search_batch_keeps_order_and_ids(make_corpus, run_rag: RunRag, tmp_path
     assert [(x["id"], x["question"]) for x in lines] == [("b", "HySparse KV Cache"), (7, "原子专家")]
     assert [x["hits"][0]["title"] for x in lines] == ["HySparse", "OmniMoE"]
     assert all(len(x["hits"]) == 2 and list(x["hits"][0]) == HIT_KEYS for x in lines)
+
+
+def test_each_hit_says_which_retrievers_ranked_it_and_which_exact_terms_it_holds(make_corpus,
+                                                                                models: Models) -> None:
+    settings = make_corpus({"n.md": "## HySparse\nKV-cache 显存直降 80%，GRPO-style 训练\n\n"
+                                    "## OmniMoE\n原子专家 路由 KV cache\n\n"
+                                    + "".join(f"## Filler {c}\n无关 内容 {c}\n\n" for c in "abcdefghijklmnopqrst")})
+    build_index(settings.index, open_store(settings), models)
+    searcher = Searcher(open_store(settings).load(), settings.retrieval, settings.index.corpus, models)
+    hits = searcher.search("Which paper cut KV-cache by 80% with GRPO-style RL?", k=3).hits
+    top, second = hits[0].to_json()["why"], hits[1].to_json()["why"]
+    assert hits[0].entry.title == "HySparse"
+    assert top["matched"] == ["KV-cache", "80%", "GRPO-style"]  # as written, in question order, not "kv"
+    assert top["ranks"]["bm25"] == 1 and top["ranks"]["exact"] == 1 and "hash" in top["ranks"]
+    assert list(top["ranks"].values()) == sorted(top["ranks"].values())  # best rank first
+    assert hits[1].entry.title == "OmniMoE" and second["matched"] == ["KV-cache"]  # its "KV cache" has both parts
+    assert second["ranks"]["bm25"] == 2
+    assert {n: s.rank for n, s in hits[1].sources.items()} == second["ranks"]  # fusion's own ranks
+
+
+def test_an_exact_term_matches_as_a_whole_word_or_as_chinese_anywhere() -> None:
+    text = "hysparse 把 kv cache 显存直降 180%，kvm 里 grpo-style"
+    assert [holds(text, t) for t in ("kv", "cache", "显存", "grpo", "grpo-style")] == [True] * 5
+    assert [holds(text, t) for t in ("80%", "kvm2", "sparse", "直升")] == [False] * 4
 
 
 def test_missing_index_is_one_clear_line(tmp_path: Path, run_rag: RunRag) -> None:

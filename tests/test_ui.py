@@ -164,15 +164,16 @@ def test_llm_endpoint_down_gives_extractive_answer_with_notice(app_indexed: Sett
 def test_llm_answer_streams_and_follow_up_uses_the_chat(app_indexed: Settings, models: Models) -> None:
     from tests.fake_openai import FakeOpenAI, Reply
 
-    first = "OmniMoE 把 MoE 专家拆成向量级的原子专家 [1]。"
-    with FakeOpenAI([Reply(first, chunks=["OmniMoE 把 MoE ", "专家拆成向量级的", "原子专家 [1]。"]),
+    first = "OmniMoE 把 MoE 专家拆成向量级的原子专家 [1]。推理比 PEER 快 10.9 倍 [1]。"
+    chunks = ["OmniMoE 把 MoE ", "专家拆成向量级的", "原子专家 [1]。推理比", " PEER 快 10.9 倍 [1]。"]
+    with FakeOpenAI([Reply(first, chunks=chunks),
                      Reply("OmniMoE 相比 PEER 的推理加速"), Reply("比 PEER 快 10.9 倍 [1]。")]) as server:
         app = make_app(app_indexed.updated({"llm.base_url": server.base_url, "llm.api_key": "sk-test",
                                         "llm.model": "fake"}), models)
         settings = {"k": 4, "mode": "LLM", "file": "All notes", "since": "", "until": ""}
         turns = list(app.respond("哪篇工作把 MoE 专家拆成原子专家?", None, **settings))
         shown = [messages[-1]["content"] for _, messages, _ in turns]
-        assert any(0 < len(s) < len(first) and first.startswith(s) for s in shown)  # partial text came first
+        assert "OmniMoE 把 MoE 专家拆成向量级的原子专家 [1]。" in shown  # its first (checked) sentence came first
         assert shown[-1].startswith(first) and f"[1] {REAL_NOTE}:42" in shown[-1] and "⚠️" not in shown[-1]
 
         _, messages, sources = last_turn(app, "它快了多少?", turns[-1][1], mode="LLM")

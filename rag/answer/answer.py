@@ -2,8 +2,12 @@
 
 The orchestration only; each step is its own module: :mod:`rag.answer.rewrite` (follow-ups),
 :mod:`rag.answer.evidence` (the coverage gate), :mod:`rag.answer.prompts` (the fenced sources),
-:mod:`rag.answer.llm.client` (the request), :mod:`rag.answer.citations` (the check), :mod:`rag.answer.extractive` (the
-offline answer). When retrieval finds nothing relevant the answer is a plain refusal listing the
+:mod:`rag.answer.llm.client` (the request), :mod:`rag.answer.claims` (structured claims with source
+ids), :mod:`rag.answer.generate` (the reply as checked sentences), :mod:`rag.answer.support` (does
+the cited source say it), :mod:`rag.answer.extractive` (the offline answer). A model is asked for
+JSON claims first and, if its endpoint refuses a JSON schema, for prose with ``[n]``.
+
+When retrieval finds nothing relevant the answer is a plain refusal listing the
 closest entries, with no model call; when the endpoint fails the user gets one line saying so and
 the extractive answer instead. With no model configured no request is made, whatever ``use_llm``
 a caller passes.
@@ -15,15 +19,17 @@ import re
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 
-from rag.answer.llm.client import LLMFailure, stream_chat
+from rag.answer.llm.client import FormatRejected, LLMFailure, stream_chat
 from rag.retrieve.searcher import Filters, Hit, Searcher
 from rag.settings import Settings
 from rag.text import language
 
 from . import prompts
-from .citations import CitationStream, cited_numbers, clean_citations, neutralise
-from .evidence import gather_evidence, is_covered
-from .extractive import extractive_answer
+from .citations import cited_numbers, neutralise
+from .claims import response_format
+from .evidence import Evidence, gather_evidence, is_covered
+from .extractive import best_sentences, extractive_answer
+from .generate import Pieces, Reply, ReplyStream, claims_reply, text_reply
 from .rewrite import rewrite_question
 
 #: A refusal lists this many of the closest entries.
@@ -51,12 +57,15 @@ class Answer:
     notice: str | None = None  # one line for the user (e.g. the model failed), never a secret
     removed_citations: list[int] = field(default_factory=list)
     standalone_question: str | None = None  # the rewritten follow-up actually searched
+    format: str = "text"  # "claims" when the model answered in structured claims
+    unsupported: list[str] = field(default_factory=list)  # sentences their cited source does not back
 
     def to_json(self) -> dict:
         return {"question": self.question, "answer": self.text,
                 "citations": [c.to_json() for c in self.citations], "mode": self.mode,
                 "refused": self.refused, "uncited": self.uncited, "notice": self.notice,
-                "removed_citations": self.removed_citations}
+                "removed_citations": self.removed_citations, "format": self.format,
+                "unsupported": self.unsupported}
 
 
 AnswerStream = Generator[str, None, Answer]
@@ -95,12 +104,15 @@ class _Turn:
 
 def iter_answer(question: str, searcher: Searcher, settings: Settings, *, k: int | None = None,
                 filters: Filters | None = None, history: Sequence[dict] | None = None,
-                use_llm: bool | None = None, source_budget: int | None = None) -> AnswerStream:
+                use_llm: bool | None = None, source_budget: int | None = None,
+                small_model: bool = False) -> AnswerStream:
     """Text deltas as they are produced; the generator's return value is the :class:`Answer`.
 
     ``use_llm`` None means "when a model is configured"; True cannot turn on a model that is not
     (the answer is extractive, with a notice). ``source_budget`` overrides
-    ``settings.answer.source_token_budget`` (a local model reads less).
+    ``settings.answer.source_token_budget`` (a local model reads less). A ``small_model`` (a local
+    one) reads each source's best sentences instead of whole entries, and its schema bounds the
+    number of claims and requires a source for each.
     """
     notice = prompts.FAILURES["disabled"] + prompts.FALLBACK if use_llm and not settings.llm.enabled else None
     use_llm = settings.llm.enabled if use_llm is None else use_llm and settings.llm.enabled
@@ -122,16 +134,12 @@ def iter_answer(question: str, searcher: Searcher, settings: Settings, *, k: int
         yield text
         return turn.answer(text, cited_numbers(text), refused=True)
     if use_llm:
-        asked = turn.question if turn.standalone is None else f"{turn.question}\n({turn.standalone})"
-        messages, provided = prompts.build_messages(asked, turn.hits, turn.lang,
-                                                    source_budget or settings.answer.source_token_budget,
-                                                    settings.answer.max_source_tokens)
-        stream = CitationStream(provided)
+        shown: list[bool] = []
         try:
-            return (yield from _from_model(turn, messages, stream, settings))
+            return (yield from _shown(_from_model(turn, evidence, settings, source_budget, small_model), shown))
         except LLMFailure as exc:
             notice = str(exc)
-            if stream.emitted:
+            if shown:
                 yield "\n\n"
     quoted = extractive_answer(result.hits, evidence, turn.lang)
     text, cited = quoted or (refusal_text(result.hits, turn.lang), [])
@@ -149,31 +157,52 @@ def _unusable_question(question: str, lang: str, limit: int) -> tuple[str, str |
     return None
 
 
-def _from_model(turn: _Turn, messages: list[dict], stream: CitationStream, settings: Settings) -> AnswerStream:
-    """The model's answer, streamed through the citation filter and cut at ``max_answer_chars``."""
-    cap, received, notice = settings.answer.max_answer_chars, 0, None
-    deltas = stream_chat(messages, settings.llm, settings.answer.max_answer_tokens)
-    for delta in deltas:
-        piece = delta[:cap - received]
-        received += len(piece)
-        if out := stream.feed(piece):
-            yield out
-        if received >= cap:
-            deltas.close()  # hang up: the rest is not wanted
-            notice = prompts.ANSWER_CUT_NOTICE.format(limit=cap)
-            break
-    if tail := stream.finish():
-        yield tail
-    text, removed = clean_citations(stream.raw.strip(), stream.valid)
-    if notice:
+def _shown(stream: AnswerStream, shown: list[bool]) -> AnswerStream:
+    """``stream`` passed on, noting in ``shown`` whether any text reached the user."""
+    while True:
+        try:
+            delta = next(stream)
+        except StopIteration as done:
+            return done.value
+        shown.append(True)
+        yield delta
+
+
+def _from_model(turn: _Turn, evidence: Evidence, settings: Settings, source_budget: int | None,
+                small_model: bool) -> AnswerStream:
+    """The model's answer: structured claims when the endpoint takes a JSON schema, else prose."""
+    answer = settings.answer
+    asked = turn.question if turn.standalone is None else f"{turn.question}\n({turn.standalone})"
+    texts = best_sentences(turn.hits, evidence, answer.excerpt_sentences) if small_model else None
+
+    def reply(structured: bool) -> ReplyStream:
+        messages, provided = prompts.build_messages(asked, turn.hits, turn.lang,
+                                                    source_budget or answer.source_token_budget,
+                                                    answer.max_source_tokens, structured, texts)
+        fmt = response_format(provided, bounded=small_model) if structured else None
+        pieces = Pieces(stream_chat(messages, settings.llm, answer.max_answer_tokens, response_format=fmt),
+                        answer.max_answer_chars)
+        entries = [h.entry for h in turn.hits[:provided]]
+        if structured:
+            return (yield from claims_reply(pieces, entries, turn.lang, answer.strict))
+        return (yield from text_reply(pieces, entries, answer.strict))
+
+    try:
+        result: Reply = yield from reply(answer.structured)
+    except FormatRejected:  # an endpoint without structured outputs: today's text protocol
+        result = yield from reply(False)
+    text = result.text
+    if result.cut:
         yield prompts.ANSWER_CUT
         text += prompts.ANSWER_CUT
-    refused = is_model_refusal(text)
-    if refused:
-        extra = "\n" + refusal_text(turn.hits, turn.lang, lead="")
+    refused = result.refused or is_model_refusal(text)
+    if refused:  # no claim, or the model's own "not covered" sentence: then the closest entries
+        extra = refusal_text(turn.hits, turn.lang) if result.refused else "\n" + refusal_text(
+            turn.hits, turn.lang, lead="")
         yield extra
         text += extra
-    return turn.answer(text, cited_numbers(text), refused=refused, removed_citations=removed, notice=notice)
+    return turn.answer(text, cited_numbers(text), refused=refused, removed_citations=result.removed,
+                       notice=result.notice, format=result.format, unsupported=result.unsupported)
 
 
 def collect(stream: AnswerStream, on_token: Callable[[str], None] | None = None) -> Answer:
@@ -189,11 +218,12 @@ def collect(stream: AnswerStream, on_token: Callable[[str], None] | None = None)
 
 def answer_question(question: str, searcher: Searcher, settings: Settings, *, k: int | None = None,
                     filters: Filters | None = None, history: Sequence[dict] | None = None,
-                    use_llm: bool | None = None, source_budget: int | None = None,
+                    use_llm: bool | None = None, source_budget: int | None = None, small_model: bool = False,
                     on_token: Callable[[str], None] | None = None) -> Answer:
     """The whole answer; ``on_token`` sees each text delta as it streams (e.g. to a TTY)."""
     return collect(iter_answer(question, searcher, settings, k=k, filters=filters, history=history,
-                               use_llm=use_llm, source_budget=source_budget), on_token)
+                               use_llm=use_llm, source_budget=source_budget, small_model=small_model),
+                   on_token)
 
 
 def format_sources(answer: Answer) -> str:

@@ -8,12 +8,14 @@ removed (and reported), the second are neutralised (``［21］``) before any not
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 #: ``[1]``, ``[2, 3]``, ``[2，3]``, ``[2、3]``.
 CITATION = re.compile(r"\[(\d+(?:\s*[,，、]\s*\d+)*)\]")
 _OPEN_TAIL = re.compile(r"[\d,，、\s]*")
 _NUMBER = re.compile(r"\d+")
 _REMOVED = re.compile(r"[ \t]*\0")
+_TAIL = re.compile(r"[\s。．.！!？?；;:：]*$")
 #: Longest unfinished ``[1, 2, …`` a stream holds back; anything longer is not a citation.
 MAX_OPEN_CHARS = 40
 
@@ -41,6 +43,15 @@ def cited_numbers(text: str) -> list[int]:
     return sorted({x for m in CITATION.finditer(text) for x in numbers(m)})
 
 
+def with_citations(sentence: str, sources: Sequence[int], stop: str = "") -> str:
+    """``[n]`` marks placed before a sentence's final stop ("… faster." → "… faster [1]."); ``stop``
+    ends a sentence that has none."""
+    m = _TAIL.search(sentence)
+    body, tail = (sentence[:m.start()], m.group()) if m else (sentence, "")
+    space = tail[len(tail.rstrip()):]
+    return f"{body} {''.join(f'[{n}]' for n in sources)}{''.join(tail.split()) or stop}{space}"
+
+
 def neutralise(text: str) -> str:
     """A note's own bracketed numbers (``[21]``) in full-width brackets, so they read as no citation."""
     return CITATION.sub(lambda m: f"［{m.group(1)}］", text)
@@ -58,7 +69,6 @@ class CitationStream:
         self.valid = valid
         self._parts: list[str] = []
         self._pending = ""  # received, not yet emitted
-        self.emitted = 0  # characters sent so far
 
     @property
     def raw(self) -> str:
@@ -85,5 +95,4 @@ class CitationStream:
     def _emit(self, safe: str) -> str:
         self._pending = self._pending[len(safe):]
         out, _ = clean_citations(safe, self.valid)
-        self.emitted += len(out)
         return out

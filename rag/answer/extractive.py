@@ -83,8 +83,8 @@ def split_sentences(text: str, first_line: int = 1) -> list[tuple[int, str]]:
     return out
 
 
-def pick_sentences(hits: Sequence[Hit], evidence: Evidence) -> list[Sentence]:
-    """The few best sentences of the top entries, in source order.
+def _scored(hits: Sequence[Hit], evidence: Evidence, read: int) -> list[tuple[float, int, int, Sentence]]:
+    """(score, n, line, sentence) for every sentence of the first ``read`` entries, best first.
 
     Scored by the evidence's question-term weights and the dense similarity (0..1) of the
     best chunk covering the sentence's line; a question asking how much prefers sentences that
@@ -93,7 +93,7 @@ def pick_sentences(hits: Sequence[Hit], evidence: Evidence) -> list[Sentence]:
     weights, line_similarity = evidence.weights, evidence.line_similarity
     quantity = bool(_QUANTITY_Q.search(evidence.question))
     scored: list[tuple[float, int, int, Sentence]] = []
-    for n, hit in enumerate(hits[:READ_ENTRIES], start=1):
+    for n, hit in enumerate(hits[:read], start=1):
         entry = hit.entry
         title_tokens = set(lexical.tokenize(entry.title))
         for line, text in split_sentences(entry.text, entry.line_start):
@@ -105,9 +105,15 @@ def pick_sentences(hits: Sequence[Hit], evidence: Evidence) -> list[Sentence]:
             if quantity and _QUANTITY.search(text):
                 score *= 1 + QUANTITY_BONUS
             scored.append((score, n, line, Sentence(n, line, text)))
+    scored.sort(key=lambda s: (-s[0], s[1], s[2]))
+    return scored
+
+
+def pick_sentences(hits: Sequence[Hit], evidence: Evidence) -> list[Sentence]:
+    """The few best sentences of the top entries, in source order."""
+    scored = _scored(hits, evidence, READ_ENTRIES)
     if not scored:
         return []
-    scored.sort(key=lambda s: (-s[0], s[1], s[2]))
     best = scored[0][0]
     chosen: list[Sentence] = []
     per_entry: dict[int, int] = {}
@@ -145,6 +151,17 @@ def short_name(entry: Entry, question: str, lexicon: Lexicon | None) -> str | No
     names = [(count * rarity(w), w) for w, count in counts.items()
              if count >= 2 and lexical.is_name(w) and w.lower() not in asked and w.lower() not in title]
     return max(names)[1] if names else None
+
+
+def best_sentences(hits: Sequence[Hit], evidence: Evidence, per_entry: int) -> dict[int, str]:
+    """Source n → its ``per_entry`` best sentences in note order, for a model that should read
+    less than whole entries (a small local one: shorter prompt, less to drift on)."""
+    chosen: dict[int, list[Sentence]] = {}
+    for _, n, _, sentence in _scored(hits, evidence, len(hits)):
+        picked = chosen.setdefault(n, [])
+        if len(picked) < per_entry and all(s.text != sentence.text for s in picked):
+            picked.append(sentence)
+    return {n: "\n".join(s.text for s in sorted(picked, key=lambda s: s.line)) for n, picked in chosen.items()}
 
 
 def write_answer(sentences: Sequence[Sentence], hits: Sequence[Hit], evidence: Evidence, lang: str) -> str:

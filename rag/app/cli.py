@@ -79,7 +79,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
              "index.embedders": args.embedders,
              "llm.model": args.llm_model, "llm.base_url": args.llm_base_url,
              "serve.host": getattr(args, "host", None), "serve.port": getattr(args, "port", None),
-             "serve.mcp_port": getattr(args, "mcp_port", None)}
+             "serve.mcp_port": getattr(args, "mcp_port", None), "answer.strict": getattr(args, "strict", None) or None}
     return load_settings(args.config, os.environ, flags)
 
 
@@ -364,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_search)
     p = sub.add_parser("ask", parents=[common, query], help="a cited answer")
     p.add_argument("--no-llm", action="store_true", help="extractive answer from the notes, no model")
+    p.add_argument("--strict", action="store_true", help="leave out sentences their cited source does not back")
     p.set_defaults(func=cmd_ask)
     p = sub.add_parser("related", parents=[common], help="entries most like one entry (wikilinks, then vectors)")
     p.add_argument("entry", help="FILE:LINE, e.g. vault/Papers/HyDE.md:22 (any line of the entry)")

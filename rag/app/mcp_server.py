@@ -49,12 +49,20 @@ class EntryFields(BaseModel):
     context: str = ""  # where the entry sits: "Note title › Section", a table row's header
 
 
+class WhyOut(BaseModel):
+    """Why an entry was found: its rank in each retriever, and the question's exact terms it holds."""
+
+    ranks: dict[str, int] = Field(default_factory=dict)
+    matched: list[str] = Field(default_factory=list)
+
+
 class HitOut(EntryFields):
     """One note entry, as `rag search --json` prints it."""
 
     rank: int
     score: float
     snippet: str
+    why: WhyOut = Field(default_factory=WhyOut)
 
 
 class SearchOut(BaseModel):
@@ -78,6 +86,8 @@ class AnswerOut(BaseModel):
     uncited: bool = False
     notice: str | None = None
     removed_citations: list[int] = Field(default_factory=list)
+    format: Literal["claims", "text"] = "text"
+    unsupported: list[str] = Field(default_factory=list)  # sentences their cited source does not back
     data_notice: str = DATA_NOTICE
 
 

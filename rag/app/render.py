@@ -38,6 +38,7 @@ CSS = """
 .rag-n { display: inline-block; min-width: 2.2em; color: var(--color-accent); font-weight: 700; }
 .rag-meta { font-size: 0.85em; color: var(--body-text-color-subdued); margin: 4px 0; }
 .rag-meta code { font-size: 0.95em; }
+.rag-why { font-size: 0.8em; color: var(--body-text-color-subdued); margin: 2px 0; }
 .rag-snippet { font-size: 0.92em; margin: 6px 0; }
 .rag-card mark { background: #fde68a; color: #1f2937; padding: 0 1px; border-radius: 2px; }
 .rag-tag { color: var(--color-accent); }
@@ -102,9 +103,10 @@ def source_card(citation: Citation, terms: Sequence[str], related: Sequence[Rela
     cut = len(text) > PREVIEW_CHARS
     body = highlight(text[:PREVIEW_CHARS], terms) + ("\n… (cut here; the whole entry is in the file)" if cut else "")
     lines = entry.line_end - entry.line_start + 1
+    why = f'<div class="rag-why" title="why it was found">{html.escape(line)}</div>' if (line := hit.why.line()) else ""
     return (f'<div class="rag-card" id="rag-src-{citation.n}">'
             f'<div class="rag-card-head"><span class="rag-n">[{citation.n}]</span>{head}</div>'
-            f'<div class="rag-meta">{" · ".join(meta)}</div>'
+            f'<div class="rag-meta">{" · ".join(meta)}</div>{why}'
             f'<p class="rag-snippet">{highlight(hit.snippet, terms)}</p>'
             f'<details class="rag-preview"><summary>Show the whole entry ({lines} lines)</summary>'
             f"<pre>{body}</pre></details>{related_list(related)}</div>")
@@ -154,9 +156,16 @@ def sources_footer(citations: Sequence[Citation]) -> str:
     return f"{SOURCES_MARK} {items}</small>"
 
 
+#: After a sentence its cited source does not back (the answer's ``unsupported``).
+UNSUPPORTED_MARK = ' <sup title="not found in the cited source">⚠️ unverified</sup>'
+
+
 def format_answer(answer: Answer) -> str:
-    """The chat message for a finished answer: text, the notice if any, the sources line."""
+    """The chat message for a finished answer: text (unsupported sentences marked), the notice if
+    any, the sources line."""
     text = answer.text
+    for sentence in dict.fromkeys(answer.unsupported):
+        text = text.replace(sentence, sentence + UNSUPPORTED_MARK)
     if answer.notice:
         text += f"\n\n> ⚠️ {answer.notice}"
     return text + sources_footer(answer.citations)
@@ -177,7 +186,7 @@ def chat_history(messages: Sequence[dict] | None) -> list[dict]:
     """The conversation as the answer layer wants it: role + plain text, no source footers."""
     out = []
     for m in messages or []:
-        text = message_text(m.get("content")).split(SOURCES_MARK)[0].strip()
+        text = message_text(m.get("content")).split(SOURCES_MARK)[0].replace(UNSUPPORTED_MARK, "").strip()
         if m.get("role") in ("user", "assistant") and text:
             out.append({"role": m["role"], "content": text})
     return out

@@ -16,8 +16,9 @@ from rag.eval.metrics import K, ranking_quality
 from rag.eval.qa import Question, Span
 from rag.retrieve.query import Query, make_query
 from rag.retrieve.searcher import Searcher
+from rag.service import Notes
 from rag.settings import Settings
-from rag.store import LoadedIndex, open_store
+from rag.store import LoadedIndex
 
 from .harness import latency, peak_rss_mb, timed
 
@@ -76,8 +77,9 @@ def measure_search(settings: Settings, questions: Sequence[Question], n_queries:
                    models: Models) -> tuple[dict, Searcher, dict[str, np.ndarray]]:
     """Load the index of ``settings``, warm up, time ``n_queries`` hybrid searches (questions
     cycled) and the stage breakdown; also the searcher and the questions' query vectors."""
-    index, load_s = timed(open_store(settings).load)
-    searcher = Searcher(index, settings.retrieval, settings.index.corpus, models)
+    notes = Notes(settings, models)
+    index, load_s = timed(notes.index)
+    searcher = notes.searcher()
     _, warm_s = timed(searcher.warm_up)
     times = [timed(lambda q=q: searcher.search(q, k=K))[1] for q in cycled(questions, n_queries)]
     stages, vectors = stage_breakdown(searcher, [q.question for q in questions])

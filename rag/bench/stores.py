@@ -34,6 +34,7 @@ from rag.eval.qa import Question
 from rag.eval.tables import markdown_table
 from rag.ingest.corpus import read_corpus
 from rag.retrieve.searcher import Searcher
+from rag.service import Notes
 from rag.settings import Settings
 from rag.store import GenerationData, IndexUnavailable, LoadedIndex, open_store
 from rag.store.dense import ExactDense
@@ -148,9 +149,10 @@ def readers_worker(settings: Settings, questions: Sequence[Question], n_queries:
     """A reading process (fresh): load, then hybrid search with 1 and ``readers`` threads on
     queries embedded beforehand; peak RSS before the recall check (which fetches every vector)."""
     before = rss_mb()
-    index, load_s = timed(open_store(settings).load)
+    notes = Notes(settings, Models())
+    index, load_s = timed(notes.index)
     loaded = rss_mb()
-    searcher = Searcher(index, settings.retrieval, settings.index.corpus, Models())
+    searcher = notes.searcher()
     searcher.warm_up()
     prepared = {q.question: searcher.query(q.question) for q in questions}
     texts = cycled(questions, n_queries)

@@ -12,10 +12,9 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from rag.build.builder import build_index
 from rag.embed.models import Models
+from rag.service import Notes
 from rag.settings import Settings
-from rag.store import open_store
 
 from .qa import EvalError
 from .tables import fmt, markdown_table
@@ -43,7 +42,7 @@ def run_collections(settings: Settings, qa_path: Path, out_dir: Path, folders: S
     results = {"main": run(settings, qa_path, out_dir)}
     for folder in folders:
         local = collection_settings(settings, folder)
-        print(build_index(local.index, open_store(local), models).summary())
+        print(Notes(local, models).build().summary())
         results[folder.name] = run(local, folder / "qa.jsonl", out_dir / folder.name)
     pooled = pool(results)
     (out_dir / "collections.json").write_text(json.dumps(pooled, indent=1, ensure_ascii=False), encoding="utf-8")

@@ -10,6 +10,9 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
+from rag.answer.answer import Answer
+from rag.answer.generate import answer_sentences
+
 from .qa import Question, Span, overlaps_any
 from .stats import mean, percentiles
 
@@ -89,6 +92,15 @@ def keyword_coverage(text: str, keywords: Sequence[str]) -> float | None:
     return sum(1 for kw in keywords if kw.lower() in lowered) / len(keywords)
 
 
+def support_rate(answer: Answer) -> float | None:
+    """Share of an LLM answer's sentences that their cited sources back (rag.answer.support); None
+    for a refusal or an extractive answer (quotes, not checked)."""
+    if answer.mode != "llm" or answer.refused:
+        return None
+    said = answer_sentences(answer.text)
+    return 1 - min(len(answer.unsupported), len(said)) / len(said) if said else None
+
+
 def ranking_quality(rankings: Sequence[Sequence[Span]], questions: Sequence[Question]) -> dict:
     """Entry-level hit@1, hit@5 and MRR@10 over the covered questions (the bench's comparisons)."""
     rows = [relevance(list(r)[:K], q.gold) for r, q in zip(rankings, questions, strict=True) if q.covered]
@@ -131,6 +143,7 @@ def summarize_answers(rows: Sequence[dict]) -> dict:
         "citation_precision": mean(r["answer_scores"]["citation_precision"] for r in covered),
         "citation_recall": mean(r["answer_scores"]["citation_recall"] for r in covered),
         "keyword_coverage": mean(r["answer_scores"]["keyword_coverage"] for r in covered),
+        "support_rate": mean(r["answer_scores"].get("support_rate") for r in rows),
         "refusal_accuracy": mean(float(r["answer"]["refused"]) for r in uncovered),
         "false_refusal_rate": mean(float(r["answer"]["refused"]) for r in covered),
         "uncovered_refused": sum(r["answer"]["refused"] for r in uncovered),

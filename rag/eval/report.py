@@ -36,8 +36,9 @@ def answer_table(answers: dict) -> str:
                                    f"{answers['n_uncovered']} uncovered refused)"),
               ("false_refusal_rate", f"false refusals ({answers['answerable_refused']} of "
                                      f"{answers['n_covered']} answerable refused)"),
-              ("uncited_rate", "uncited answers")]
-    rows = [[label, fmt(answers[key])] for key, label in labels]
+              ("uncited_rate", "uncited answers"),
+              ("support_rate", "claims their cited source backs (LLM answers)")]
+    rows = [[label, fmt(answers.get(key))] for key, label in labels]
     for key, label in (("ttft_ms", "time to first token p50 / p95 ms"), ("latency_ms", "answer latency p50 / p95 ms")):
         if answers.get(key, {}).get("p50") is not None:
             rows.append([label, f"{fmt(answers[key]['p50'], 0)} / {fmt(answers[key]['p95'], 0)}"])
@@ -58,7 +59,7 @@ def summary_table(metrics: dict) -> str:
                      f"citation P {fmt(a['citation_precision'])} R {fmt(a['citation_recall'])}, "
                      f"keywords {fmt(a['keyword_coverage'])}, uncovered refused {a['uncovered_refused']}"
                      f"/{a['n_uncovered']}, answerable refused {a['answerable_refused']}/{a['n_covered']}, "
-                     f"uncited {fmt(a['uncited_rate'])}")
+                     f"uncited {fmt(a['uncited_rate'])}, supported {fmt(a.get('support_rate'))}")
     j = metrics["judge"]
     parts.append(f"judge: skipped, {j['skipped']}" if "skipped" in j else
                  f"judge ({j['model']}, n={j['n']}): faithfulness {fmt(j['faithfulness'])}, "

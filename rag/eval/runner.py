@@ -20,8 +20,9 @@ from pathlib import Path
 from rag.answer.llm.model import AnswerModel
 from rag.embed.models import Models
 from rag.retrieve.searcher import Hit, Searcher
+from rag.service import Notes
 from rag.settings import Settings
-from rag.store import LoadedIndex, open_store
+from rag.store import LoadedIndex
 
 from .configs import CONFIGS, DEFAULT_CONFIG, resolve_configs
 from .judge import judge_answers, llm_ask
@@ -34,6 +35,7 @@ from .metrics import (
     summarize_answers,
     summarize_by,
     summarize_retrieval,
+    support_rate,
 )
 from .qa import EvalError, QASet, Question, Span, load_split, overlaps_any
 from .report import summary_table, write_outputs
@@ -79,7 +81,8 @@ def evaluate_retrieval(searcher: Searcher, questions: Sequence[Question], config
 
 
 def evaluate_answers(searcher: Searcher, settings: Settings, questions: Sequence[Question], rows: Sequence[dict],
-                     tick: Callable[[], None] = lambda: None, source_budget: int | None = None) -> None:
+                     tick: Callable[[], None] = lambda: None, source_budget: int | None = None,
+                     small_model: bool = False) -> None:
     """Answer each question as `rag ask` would and add the answer, its scores and timings to its row.
 
     ``settings`` are the ones to answer with (:meth:`AnswerModel.answer_settings`: a local model's
@@ -94,6 +97,7 @@ def evaluate_answers(searcher: Searcher, settings: Settings, questions: Sequence
         start = time.perf_counter()  # a fresh question: retrieval and its query embedding included
         answer = answer_question(q.question, searcher, settings, k=settings.answer.k,
                                  use_llm=None if settings.llm.enabled else False, source_budget=source_budget,
+                                 small_model=small_model,
                                  on_token=lambda _, seen=first: seen or seen.append(time.perf_counter()))
         end = time.perf_counter()
         row["answer_ms"] = round((end - start) * 1000, 2)
@@ -101,12 +105,13 @@ def evaluate_answers(searcher: Searcher, settings: Settings, questions: Sequence
         row["out_tokens"] = count_tokens(answer.text)
         cited = [Span.of(c.hit.entry) for c in answer.citations]
         row["answer"] = {"text": answer.text, "mode": answer.mode, "refused": bool(answer.refused),
-                         "uncited": answer.uncited,
+                         "uncited": answer.uncited, "format": answer.format, "unsupported": answer.unsupported,
                          "citations": [{"n": c.n, **hit_json(c.hit, q.gold)} for c in answer.citations]}
         row["answer_scores"] = {
             "citation_precision": citation_precision(cited, q.gold) if q.covered else None,
             "citation_recall": citation_recall(cited, q.gold),
             "keyword_coverage": keyword_coverage(answer.text, q.answer_keywords) if q.covered else None,
+            "support_rate": support_rate(answer),
         }
         tick()
 
@@ -163,8 +168,8 @@ def run_eval(settings: Settings, qa_path: Path, out_dir: Path, configs: Sequence
     from tqdm import tqdm
 
     qa = load_split(qa_path, split)
-    index = open_store(settings).load()
-    searcher = Searcher(index, settings.retrieval, settings.index.corpus, models or Models())
+    searcher = Notes(settings, models or Models()).searcher()  # the one place a searcher is assembled
+    index = searcher.index
     check_gold_files(qa, index, settings.index.corpus)
     chosen, skipped = resolve_configs(configs, searcher.sources, tuple(index.dense))
     if not chosen:
@@ -191,7 +196,7 @@ def run_eval(settings: Settings, qa_path: Path, out_dir: Path, configs: Sequence
             answering = model.answer_settings() if answer_config and settings.llm.enabled else settings
             if answer_config:
                 evaluate_answers(searcher, answering, questions, rows_by_config[answer_config], tick,
-                                 model.source_budget)
+                                 model.source_budget, model.local)
             judge_result = (judge_answers(llm_ask(answering.llm), str(settings.llm.model), index.entry_by_id,
                                           rows_by_config[DEFAULT_CONFIG], tick)
                             if judging else _judge_skipped(judge, settings, answer_config))

@@ -40,6 +40,7 @@ from .retrievers import (
     Retriever,
     TranslatedRetriever,
 )
+from .why import Why, explain, question_terms
 
 SNIPPET_CHARS = 220
 #: Chunks whose similarity to a question stands for its similarity to all the notes (mean, spread).
@@ -64,13 +65,15 @@ class Hit:
     chunk_lines: tuple[int, int]  # the best chunk's own span, inside the entry's
     sources: Mapping[str, SourceScore] = field(default_factory=dict)
     chunks: tuple[ChunkMatch, ...] = ()
+    why: Why = field(default_factory=Why)  # the retrievers' ranks and the exact terms matched (rag.retrieve.why)
 
     def to_json(self) -> dict:
         e = self.entry
         return {"rank": self.rank, "score": round(self.score, 4), "file": e.file, "path": self.path,
                 "title": e.title, "line_start": e.line_start, "line_end": e.line_end,
                 "url": e.url, "date": e.date, "snippet": self.snippet,
-                "tags": list(e.tags), "aliases": list(e.aliases), "authors": list(e.authors), "context": e.context}
+                "tags": list(e.tags), "aliases": list(e.aliases), "authors": list(e.authors), "context": e.context,
+                "why": self.why.to_json()}
 
 
 @dataclass(frozen=True)
@@ -221,12 +224,14 @@ class Searcher:
         fused = fused[:k]
         entries = [self.index.entries[item.entry] for item in fused]
         matches = self._chunk_matches(entries, query)
+        terms = question_terms(query)
         hits = []
         for rank, (item, entry, chunks) in enumerate(zip(fused, entries, matches, strict=True), start=1):
             best = self.index.chunks[item.best_chunk]
             hits.append(Hit(rank=rank, score=item.score, entry=entry,
                             snippet=make_snippet(best.text, query.terms), path=self.note_path(entry.file),
-                            chunk_lines=(best.line_start, best.line_end), sources=item.sources, chunks=chunks))
+                            chunk_lines=(best.line_start, best.line_end), sources=item.sources, chunks=chunks,
+                            why=explain(item.sources, entry, terms)))
         return RetrievalResult(query, hits, self.index.lexicon, self.dictionary, standout)
 
     def _standout(self, rankings: Sequence[Ranking], query: Query) -> dict[str, float]:

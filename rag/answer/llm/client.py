@@ -29,6 +29,15 @@ class LLMFailure(Exception):
     """The endpoint could not answer; the message is safe to show (no key, no server text)."""
 
 
+class FormatRejected(LLMFailure):
+    """The endpoint refused a request because of its ``response_format`` (HTTP 400 / 422): ask
+    again without it."""
+
+
+#: Statuses with which an endpoint that does not know structured outputs refuses one.
+FORMAT_REJECTED = frozenset({400, 422})
+
+
 def _client(llm: LLMSettings) -> openai.OpenAI:
     import openai
 
@@ -69,11 +78,13 @@ def _content(chunk: object) -> str | None:
 
 
 def stream_chat(messages: list[dict], llm: LLMSettings, max_tokens: int,
-                timings: dict | None = None) -> Generator[str, None, None]:
+                timings: dict | None = None, response_format: dict | None = None) -> Generator[str, None, None]:
     """Text deltas of a streamed chat completion; every way it can fail raises LLMFailure.
 
     ``timings`` receives the server's own speed report when it sends one (llama.cpp's last chunk
-    has ``prompt_per_second``, ``predicted_per_second``, …), for `rag bench`.
+    has ``prompt_per_second``, ``predicted_per_second``, …), for `rag bench`. ``response_format``
+    asks for structured output; an endpoint that refuses it raises :class:`FormatRejected`.
+    ``llm.repeat_penalty`` (llama.cpp's own parameter) is sent only when set.
 
     Failures include a 200 reply that is no completion stream (an HTML page, plain JSON,
     ``choices: null``), a stream with no text, and a stream still going at ``llm.deadline``.
@@ -84,10 +95,15 @@ def stream_chat(messages: list[dict], llm: LLMSettings, max_tokens: int,
 
     deadline = time.monotonic() + llm.deadline
     chunks = text = 0
+    extra: dict = {}
+    if response_format is not None:
+        extra["response_format"] = response_format
+    if llm.repeat_penalty is not None:
+        extra["extra_body"] = {"repeat_penalty": llm.repeat_penalty}
     try:
         stream = _client(llm).chat.completions.create(
             model=llm.model or "", messages=messages, temperature=llm.temperature,  # type: ignore[arg-type]
-            max_tokens=max_tokens, stream=True)
+            max_tokens=max_tokens, stream=True, **extra)
         with stream:
             for chunk in stream:
                 if time.monotonic() > deadline:
@@ -101,6 +117,10 @@ def stream_chat(messages: list[dict], llm: LLMSettings, max_tokens: int,
                 if content:
                     text += len(content)
                     yield content
+    except openai.APIStatusError as exc:
+        if response_format is not None and exc.status_code in FORMAT_REJECTED:
+            raise FormatRejected(prompts.FAILURES["status"].format(status=exc.status_code)) from None
+        raise _failure(exc, llm) from None
     except (openai.OpenAIError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise _failure(exc, llm) from None
     if not text:

@@ -21,6 +21,10 @@ from .local import LocalModelServer, gguf_path, is_local
 LIST_TIMEOUT_S = 3.0
 #: A local model reads at least this much note text, however small its context.
 MIN_SOURCE_BUDGET = 200
+#: Sampling for a small local model, unless the settings say otherwise: a repeat penalty (SmolLM2
+#: otherwise repeats one paragraph until the token cap) and a short cap on the answer.
+LOCAL_REPEAT_PENALTY = 1.15
+LOCAL_MAX_ANSWER_TOKENS = 320
 
 
 class AnswerModel:
@@ -87,9 +91,12 @@ class AnswerModel:
         with self._lock:
             endpoint = self._server.start()
         # the user's key is for their remote endpoint: it is never sent to the local server
-        llm = self.settings.llm.model_copy(update={"base_url": endpoint.base_url, "model": endpoint.model,
-                                                   "api_key": None})
-        return self.settings.model_copy(update={"llm": llm})
+        llm = self.settings.llm.model_copy(update={
+            "base_url": endpoint.base_url, "model": endpoint.model, "api_key": None,
+            "repeat_penalty": self.settings.llm.repeat_penalty or LOCAL_REPEAT_PENALTY})
+        answer = self.settings.answer.model_copy(update={
+            "max_answer_tokens": min(self.settings.answer.max_answer_tokens, LOCAL_MAX_ANSWER_TOKENS)})
+        return self.settings.model_copy(update={"llm": llm, "answer": answer})
 
     def models(self) -> list[str]:
         """The models the endpoint offers (``/v1/models``), configured one first; no request when
