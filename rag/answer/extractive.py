@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rag.ingest.markup import clean_inline, parse_heading
+from rag.ingest.markup import clean_inline, parse_heading, title_head
 from rag.ingest.notes import Entry
 from rag.retrieve.searcher import Hit
 from rag.store import Lexicon
@@ -132,16 +132,19 @@ def pick_sentences(hits: Sequence[Hit], evidence: Evidence) -> list[Sentence]:
 
 
 def short_name(entry: Entry, question: str, lexicon: Lexicon | None) -> str | None:
-    """What people call the entry's paper when its title does not say it: a front-matter alias,
-    else the rarest name the entry keeps repeating (ProGRPO in "Back to Basics: …", Whisper in
-    "Robust Speech Recognition …"); never one the question already holds."""
+    """What people call the entry's paper when its title does not say it ("Back to Basics: …",
+    not "HySparse：…"): a front-matter alias, else the rarest name the entry keeps repeating
+    (ProGRPO, Whisper); never one the question already holds."""
     title, asked = entry.title.lower(), question.lower()
+    head = title_head(entry.title)
+    if " " not in head or any(lexical.is_name(w) for w in head.split()):
+        return None  # the title leads with a name of its own
     for alias in entry.aliases:
         if len(alias) <= 40 and alias.lower() not in title:
             return alias
     counts: dict[str, int] = {}
     for word in _NAME.findall(entry.text):
-        if lexical.is_name(word) or word[:1].isupper():
+        if lexical.is_name(word):
             counts[word] = counts.get(word, 0) + 1
 
     def rarity(word: str) -> float:
@@ -149,7 +152,7 @@ def short_name(entry: Entry, question: str, lexicon: Lexicon | None) -> str | No
         return lexicon.weight(token) if lexicon is not None else 1.0
 
     names = [(count * rarity(w), w) for w, count in counts.items()
-             if count >= 2 and lexical.is_name(w) and w.lower() not in asked and w.lower() not in title]
+             if count >= 2 and w.lower() not in asked and w.lower() not in title]
     return max(names)[1] if names else None
 
 

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from rag.answer.answer import Answer, Citation
 from rag.build.builder import BuildReport
 from rag.ingest.corpus import display_name
+from rag.ingest.markup import title_head
 from rag.ingest.notes import Entry
 from rag.retrieve.related import Related
 from rag.retrieve.searcher import Filters
@@ -25,6 +26,8 @@ from rag.text import language, lexical
 
 ALL_NOTES = "All notes"
 ALL_TAGS = "All tags"
+#: An example question names an item by at most this many characters (a longer "title" is a sentence).
+MAX_EXAMPLE_NAME = 24
 #: Longer entries are cut in the preview; the card still names file and lines of the whole entry.
 PREVIEW_CHARS = 12_000
 #: Separates an answer from its compact source list in the chat, so history can drop the list.
@@ -128,10 +131,9 @@ def example_questions(entries: Sequence[Entry], n: int = 4) -> list[str]:
     questions: list[str] = []
     files: set[str] = set()
     for e in items:
-        name = next((a for a in e.aliases if len(a) <= 40), None) or re.split(r"[:：]\s", e.title, maxsplit=1)[0]
-        name = name.strip()[:60]
-        if e.file in files or len(name) < 2:
-            continue
+        name = next((a for a in e.aliases if len(a) <= 40), None) or title_head(e.title)
+        if e.file in files or not 2 <= len(name) <= MAX_EXAMPLE_NAME:
+            continue  # a title that is a whole sentence makes no question
         files.add(e.file)
         questions.append(f"{name} 讲了什么？" if language(name) == "zh" else f"What do my notes say about {name}?")
         if len(questions) == n:

@@ -15,6 +15,7 @@ _WIKILINK = re.compile(r"!?\[\[([^\]|#\n]{0,300}+)(?:#[^\]|\n]{0,300}+)?(?:\|([^
 _CALLOUT = re.compile(r"\[!\w+\][+-]?")
 _BARE_URL = re.compile(r"https?://[^\s<>()\[\]\"'，。）]+")
 _IMAGE_EXT = re.compile(r"\.(?:png|jpe?g|gif|webp|svg|bmp)(?:\?.*)?$", re.I)
+_TAG_PREFIX = re.compile(r"^(?:[\[【][^\]】]{1,30}[\]】]\s*)+")
 _LEAD_SYMBOLS = re.compile(r"^[^\w\[(（]+")
 _NUMBERED = re.compile(r"^\d+(?:[.)][ \t]+|、\s*)")
 _HTML_IMG = re.compile(r"<img\b[^>]*>", re.I)
@@ -52,6 +53,14 @@ def clean_title(raw: str) -> str:
     """A heading's text as a title: leading emoji, symbols and list numbering go."""
     plain = clean_inline(raw)
     return _NUMBERED.sub("", _LEAD_SYMBOLS.sub("", plain)).strip() or plain
+
+
+def title_head(title: str) -> str:
+    """What a title calls its subject: the part before its first colon ("HySparse" of "[小米]
+    HySparse：…", "Back to Basics" of "Back to Basics: Revisiting …"), else its first three words."""
+    bare = _TAG_PREFIX.sub("", title).strip()
+    head = re.split(r"[:：]", bare, maxsplit=1)[0].strip()
+    return head if head != bare else " ".join(bare.split()[:3])
 
 
 def normalized_title(title: str) -> str:
