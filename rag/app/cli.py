@@ -9,30 +9,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
 from rag.answer.llm.local import LocalModelError
-from rag.build.builder import BuildReport, Progress
 from rag.embed.models import EmbedderError, configure_process
 from rag.inputs import InputFileError, read_regular_file
-from rag.retrieve.searcher import Filters, Hit
+from rag.retrieve.searcher import Filters
 from rag.service import Notes, QuestionError, check_question
 from rag.settings import Settings, SettingsError, load_settings
 from rag.store import IndexStore, IndexUnavailable
 
 from .launch import LaunchError
+from .terminal import format_hit, progress_printer, report_lines, terminal_text, write_stream
 
 #: A batch of questions is at most this big (each is at most answer.max_question_chars).
 MAX_BATCH_BYTES = 64 << 20
-#: A build on a pipe (CI, nohup, a log) says how far it is at most this often.
-PROGRESS_EVERY_S = 5.0
-#: Characters a terminal acts on (ESC sequences, carriage return, backspace, bidi overrides).
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 class UsageError(Exception):
@@ -90,19 +84,6 @@ def filters_from(args: argparse.Namespace) -> Filters:
         raise UsageError(str(exc)) from None
 
 
-def terminal_text(text: str) -> str:
-    """Note text as a terminal shows it: a note's control characters are printed escaped, so a
-    note can neither drive the terminal (clear it, retitle it) nor overwrite a line."""
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
-
-
-def format_hit(hit: Hit) -> str:
-    e = hit.entry
-    tags = " ".join(f"#{t}" for t in e.tags)
-    meta = " · ".join(x for x in (f"{hit.path}:{e.line_start}-{e.line_end}", e.date, e.url, tags) if x)
-    return terminal_text(f"{hit.rank:>2}. {e.title}  ({hit.score:.4f})\n    {meta}\n    {hit.snippet}")
-
-
 def cmd_related(args: argparse.Namespace, settings: Settings) -> int:
     file, sep, line = args.entry.rpartition(":")
     if not sep or not file or not line.isdigit():
@@ -130,39 +111,6 @@ def cmd_related(args: argparse.Namespace, settings: Settings) -> int:
     if not related:
         print("no related entries")
     return 0
-
-
-def report_lines(report: BuildReport) -> list[str]:
-    """Each skip, partly indexed note and notice (names escaped: a newline in a file name cannot fake a
-    line), then the summary."""
-    return ([f"skipped {s.describe()}" for s in report.skipped] + report.partial
-            + [f"note {terminal_text(n)}" for n in report.notices] + [report.summary()])
-
-
-def progress_printer(tty: bool) -> Progress:
-    """A bar on a terminal; elsewhere a line every few seconds, so a long build is never silent."""
-    if tty:
-        from tqdm import tqdm
-
-        bars: dict[str, tqdm] = {}
-
-        def bar(stage: str, done: int, total: int) -> None:
-            b = bars.get(stage) or bars.setdefault(stage, tqdm(total=total, desc=stage, unit="chunk"))
-            b.n = done
-            b.refresh()
-            if done >= total:
-                b.close()
-
-        return bar
-    last = [0.0]
-
-    def line(stage: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        if done >= total or now - last[0] >= PROGRESS_EVERY_S:
-            last[0] = now
-            print(f"{stage}: {done}/{total}", file=sys.stderr, flush=True)
-
-    return line
 
 
 # ---------------------------------------------------------------------------- commands
@@ -230,7 +178,8 @@ def _ask(args: argparse.Namespace, settings: Settings, notes: Notes) -> None:
     use_llm = False if args.no_llm else None
     stream = sys.stdout.isatty() and not args.json and not args.batch
     for qid, question in _questions(args, settings):
-        answer = collect(notes.ask(question, k=args.k, filters=filters, use_llm=use_llm), _write if stream else None)
+        answer = collect(notes.ask(question, k=args.k, filters=filters, use_llm=use_llm),
+                         write_stream if stream else None)
         if args.batch:
             _print_json({"id": qid, **answer.to_json()})
         elif args.json:
@@ -239,11 +188,6 @@ def _ask(args: argparse.Namespace, settings: Settings, notes: Notes) -> None:
             if answer.notice:
                 print(answer.notice, file=sys.stderr)
             print(terminal_text(("\n" if stream else answer.text + "\n") + format_sources(answer)))
-
-
-def _write(text: str) -> None:
-    sys.stdout.write(terminal_text(text))
-    sys.stdout.flush()
 
 
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:

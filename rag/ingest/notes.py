@@ -26,11 +26,12 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
-from .dates import COMPACT_DATE, DATE_LEAD, FULL_DATE, YEAR, leading_date, valid_date
+from .blocks import BULLET, TABLE_ROW, Span, bullet_title, has_children, outline_spans, paragraph_spans
+from .dates import COMPACT_DATE, FULL_DATE, YEAR, leading_date, valid_date
 from .markup import (
     clean_inline,
     clean_title,
@@ -50,20 +51,15 @@ from .sections import is_part_heading
 NOTE_SUFFIXES = (".md", ".markdown", ".txt")
 MIN_ITEMS = 4  # fewer distinct headings than this is not a list of items
 MIN_DISTINCT_RATIO = 0.7
-MIN_OUTLINE_ITEMS = 2  # top-level bullets with children that make a note an outline
-MIN_PARAGRAPHS = 3  # blank-line separated blocks that make plain text a list of entries
-MIN_LIST_BULLETS = 4  # a heading's text that is this many bullets of names or links is a list
+MIN_LISTBULLETS = 4  # a heading's text that is this many bullets of names or links is a list
 MAX_NAME_CHARS = 60  # a bullet that names a paper, with a word or two on it
 PATH_SEP = " › "
 
-_BULLET = re.compile(r"^(?:[-*+]|\d{1,3}[.)])[ \t]+(\S.*)$")
-_TABLE_ROW = re.compile(r"^\s*\|(.*)\|?\s*$")
 #: A table's |---|:---:| rule; no two optional runs of blanks touch, so a long line cannot backtrack.
 _TABLE_RULE = re.compile(r"^[ \t]*(?:\|[ \t]*)?:?-{3,}:?[ \t]*(?:\|[ \t]*:?-{3,}:?[ \t]*)*(?:\|[ \t]*)?$")
 _DATE_HEADING = re.compile(
     r"^(?:(?P<y>(?:19|20)\d{2})[-./年])?(?P<m>\d{1,2})[-./月](?P<d>\d{1,2})日?$"
 )
-_SENTENCE_END = ("。", ".", "！", "!", "？", "?", "；", ";", "：", ":", "，", ",")
 _SHORT_ALIAS = re.compile(r"^[\w.+-]+(?: [\w.+-]+){0,2}$")
 
 
@@ -94,18 +90,6 @@ class Entry:
     @property
     def id(self) -> str:
         return f"{self.file}:{self.line_start}-{self.line_end}"
-
-
-@dataclass
-class _Span:
-    """Where an entry starts (0-based line) and what the segmenter knows about it there."""
-
-    start: int
-    kind: str
-    title: str
-    date: str | None
-    context: str = ""
-    meta: NoteMeta = field(default_factory=NoteMeta)
 
 
 def _date_heading(title: str) -> tuple[int | None, int, int] | None:
@@ -200,37 +184,16 @@ def _display_title(title: str, aliases: tuple[str, ...]) -> str:
 
 def _is_log_item(lines: list[str], i: int, fenced: list[bool]) -> bool:
     """A top-level bullet under a date heading that names a paper: a link or indented children."""
-    m = _BULLET.match(lines[i])
-    return bool(m) and not fenced[i] and (has_link(m.group(1)) or _has_children(lines, i))
-
-
-def _has_children(lines: list[str], i: int) -> bool:
-    for nxt in lines[i + 1:]:
-        if nxt.strip():
-            return nxt[0] in " \t" and (bool(_BULLET.match(nxt.strip())) or is_property(nxt))
-    return False
+    m = BULLET.match(lines[i])
+    return bool(m) and not fenced[i] and (has_link(m.group(1)) or has_children(lines, i))
 
 
 def _cells(line: str) -> list[str]:
-    return _TABLE_ROW.match(line).group(1).split("|")  # type: ignore[union-attr]
+    return TABLE_ROW.match(line).group(1).split("|")  # type: ignore[union-attr]
 
 
 def _is_link_row(line: str) -> bool:
-    return bool(_TABLE_ROW.match(line)) and not _TABLE_RULE.match(line) and any(has_link(c) for c in _cells(line))
-
-
-def _bullet_title(lines: list[str], i: int) -> str:
-    text = _BULLET.match(lines[i]).group(1)  # type: ignore[union-attr]
-    title = clean_inline(strip_urls(clean_inline(text)))
-    if title:
-        return title
-    for nxt in lines[i + 1:]:  # a bare link: describe it by its first child line
-        stripped = nxt.strip()
-        if stripped:
-            child = _BULLET.match(stripped)
-            words = clean_inline(child.group(1) if child else stripped)
-            return words[:80] + ("…" if len(words) > 80 else "")
-    return first_url(text) or "untitled"
+    return bool(TABLE_ROW.match(line)) and not _TABLE_RULE.match(line) and any(has_link(c) for c in _cells(line))
 
 
 def _row_title(line: str) -> str:
@@ -244,8 +207,8 @@ def _is_name_list(body: list[str]) -> bool:
     lines = [line for line in body[1:] if line.strip()]
     if any(line[0] in " \t" for line in lines):
         return False  # nested bullets describe something
-    bullets = [clean_inline(strip_urls(m.group(1))) for line in lines if (m := _BULLET.match(line))]
-    if len(bullets) < MIN_LIST_BULLETS or len(bullets) * 5 < len(lines) * 4:
+    bullets = [clean_inline(strip_urls(m.group(1))) for line in lines if (m := BULLET.match(line))]
+    if len(bullets) < MIN_LISTBULLETS or len(bullets) * 5 < len(lines) * 4:
         return False
     return sum(len(b) <= MAX_NAME_CHARS for b in bullets) * 10 >= len(bullets) * 7
 
@@ -253,7 +216,7 @@ def _is_name_list(body: list[str]) -> bool:
 def _page_properties(lines: list[str], start: int) -> tuple[int, NoteMeta]:
     """Logseq page properties (``title:: …``, ``tags:: …``) at the top of the body."""
     end = start
-    while end < len(lines) and is_property(lines[end]) and not _BULLET.match(lines[end].lstrip()):
+    while end < len(lines) and is_property(lines[end]) and not BULLET.match(lines[end].lstrip()):
         end += 1
     if end == start:
         return start, NoteMeta()
@@ -262,9 +225,9 @@ def _page_properties(lines: list[str], start: int) -> tuple[int, NoteMeta]:
 
 def _heading_spans(lines: list[str], start: int, fenced: list[bool], headings: dict[int, tuple[int, str]],
                    dated: dict[int, tuple[int | None, int, int]], items: set[int], note_date: str | None,
-                   year: int | None, note_title: str | None) -> list[_Span]:
+                   year: int | None, note_title: str | None) -> list[Span]:
     """Entries of a note with headings: items, days of a log, table rows, sections."""
-    spans: list[_Span] = []
+    spans: list[Span] = []
     in_log = False  # under a date heading
     section: tuple[str, str | None] | None = None  # enclosing section, for rows and text after rows
     after_row = False
@@ -277,7 +240,7 @@ def _heading_spans(lines: list[str], start: int, fenced: list[bool], headings: d
     first_item = min(items, default=None)
     for i in range(start, len(lines)):
         line = lines[i]
-        span: _Span | None = None
+        span: Span | None = None
         heading = headings.get(i)
         if heading:
             while stack and stack[-1][0] >= heading[0]:
@@ -293,11 +256,11 @@ def _heading_spans(lines: list[str], start: int, fenced: list[bool], headings: d
             last_month = m
             current_date = valid_date(y, m, d) if y else None
             in_log = True
-            span = _Span(i, "section", clean_title(heading[1]), current_date, context)
+            span = Span(i, "section", clean_title(heading[1]), current_date, context)
         elif i in items:
             in_log, current_date = False, note_date
             title = clean_title(heading[1])
-            span = _Span(i, "item", title, leading_date(title) or note_date, context)
+            span = Span(i, "item", title, leading_date(title) or note_date, context)
         elif heading and (first_item is None or i < first_item):
             if is_part_heading(heading[1]) and spans and spans[-1].start in headings:
                 if first_item is None and spans[-1].kind == "section":
@@ -305,15 +268,15 @@ def _heading_spans(lines: list[str], start: int, fenced: list[bool], headings: d
                 continue
             in_log, current_date = False, note_date
             title = clean_title(heading[1])
-            span = _Span(i, "section", title, leading_date(title) or note_date, context)
+            span = Span(i, "section", title, leading_date(title) or note_date, context)
         elif in_log and not fenced[i] and _is_log_item(lines, i, fenced):
             day = PATH_SEP.join(t for _, t in stack)
-            span = _Span(i, "item", _bullet_title(lines, i), current_date, day)
+            span = Span(i, "item", bullet_title(lines, i), current_date, day)
         elif section is not None and not fenced[i] and _is_link_row(line):
-            span = _Span(i, "row", _row_title(line), section[1], PATH_SEP.join(filter(None, (section[0], header))))
+            span = Span(i, "row", _row_title(line), section[1], PATH_SEP.join(filter(None, (section[0], header))))
         elif after_row and section is not None:
-            span = _Span(i, "section", section[0], section[1])
-        elif not fenced[i] and _TABLE_RULE.match(line) and i > start and _TABLE_ROW.match(lines[i - 1]):
+            span = Span(i, "section", section[0], section[1])
+        elif not fenced[i] and _TABLE_RULE.match(line) and i > start and TABLE_ROW.match(lines[i - 1]):
             header = " | ".join(clean_inline(c) for c in _cells(lines[i - 1]) if c.strip())
         if span is not None:
             spans.append(span)
@@ -324,63 +287,8 @@ def _heading_spans(lines: list[str], start: int, fenced: list[bool], headings: d
                 section = None
         elif not spans and line.strip():  # text before any structure: a preamble section
             title = clean_title(line)[:80] or note_title or ""
-            spans.append(_Span(i, "section", title, note_date))
+            spans.append(Span(i, "section", title, note_date))
             section = (title, note_date)
-    return spans
-
-
-def _outline_spans(lines: list[str], start: int, fenced: list[bool], note_date: str | None,
-                   note_title: str | None) -> list[_Span] | None:
-    """An outline's entries: each top-level bullet with its children; None when it is no outline."""
-    body = [i for i in range(start, len(lines)) if lines[i].strip() and not fenced[i]]
-    tops = [i for i in body if _BULLET.match(lines[i])]
-    parents = [i for i in tops if _has_children(lines, i)]
-    nested = sum(1 for i in body if lines[i][0] in " \t" or _BULLET.match(lines[i]))
-    if len(parents) < MIN_OUTLINE_ITEMS or nested * 10 < len(body) * 6:
-        return None
-    spans: list[_Span] = []
-    for i in tops:
-        if i in parents:
-            block = []
-            for line in lines[i + 1:]:
-                if line.strip() and line[0] not in " \t":
-                    break
-                block.append(line)
-            meta = meta_from_mapping(properties(block))
-            spans.append(_Span(i, "item", _bullet_title(lines, i), meta.date or note_date, note_title or "", meta))
-        elif not spans or spans[-1].kind == "item":  # loose bullets between items: one section
-            spans.append(_Span(i, "section", clean_inline(lines[i])[2:82].strip(), note_date, note_title or ""))
-    if body and body[0] < spans[0].start:
-        spans.insert(0, _Span(body[0], "section", clean_title(lines[body[0]])[:80], note_date))
-    return spans
-
-
-def _paragraph_spans(lines: list[str], start: int, fenced: list[bool], note_date: str | None,
-                     note_title: str | None) -> list[_Span] | None:
-    """Plain text's entries: a paragraph each; None when the text is not paragraphs of prose."""
-    blocks: list[list[int]] = []
-    for i in range(start, len(lines)):
-        if not lines[i].strip() or fenced[i]:
-            if blocks and blocks[-1]:
-                blocks.append([])
-            continue
-        if not blocks:
-            blocks.append([])
-        blocks[-1].append(i)
-    blocks = [b for b in blocks if b]
-    listish = sum(1 for b in blocks for i in b if _BULLET.match(lines[i].strip()) or _TABLE_ROW.match(lines[i]))
-    if len(blocks) < MIN_PARAGRAPHS or listish * 3 > sum(map(len, blocks)):
-        return None
-    spans = []
-    for block in blocks:
-        first = lines[block[0]].strip()
-        when = leading_date(first)
-        titled = when or (len(block) > 1 and len(first) <= 120 and not first.endswith(_SENTENCE_END))
-        if titled:
-            title = clean_inline(DATE_LEAD.sub("", first)) or first
-            spans.append(_Span(block[0], "item", title, when or note_date, note_title or ""))
-        else:
-            spans.append(_Span(block[0], "section", clean_inline(first)[:80], note_date, note_title or ""))
     return spans
 
 
@@ -413,19 +321,19 @@ def split_entries(text: str, file: str, warn: Callable[[str], None] | None = Non
         return []
     if one_thing is not None:
         title = _display_title(one_thing or Path(file).stem, meta.aliases)
-        spans = [_Span(body[0], "item", title, note_date, "", meta)]
+        spans = [Span(body[0], "item", title, note_date, "", meta)]
     elif headings:
         spans = _heading_spans(lines, body_start, fenced, headings, dated, items, note_date, year, note_title)
         if len(spans) == 1 and spans[0].start in headings:
             spans[0].kind = "item"  # one heading over prose: the note is about that
     else:
-        spans = (_outline_spans(lines, body_start, fenced, note_date, note_title)
-                 or _paragraph_spans(lines, body_start, fenced, note_date, note_title)
-                 or [_Span(body[0], "section", clean_title(lines[body[0]])[:80], note_date)])
+        spans = (outline_spans(lines, body_start, fenced, note_date, note_title)
+                 or paragraph_spans(lines, body_start, fenced, note_date, note_title)
+                 or [Span(body[0], "section", clean_title(lines[body[0]])[:80], note_date)])
     return _entries(spans, lines, file, meta if one_thing is None else NoteMeta(), headings)
 
 
-def _entries(spans: list[_Span], lines: list[str], file: str, note: NoteMeta,
+def _entries(spans: list[Span], lines: list[str], file: str, note: NoteMeta,
              headings: dict[int, tuple[int, str]]) -> list[Entry]:
     """Spans → entries: each runs to the next one's start, trailing blank lines dropped; an
     entry's tags are the note's (front matter, page properties), its own and its ``#tags``."""
