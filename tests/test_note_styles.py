@@ -367,3 +367,11 @@ def test_tag_filter_is_case_insensitive_and_matches_nested_tags() -> None:
     tag_sets = [("retrieval", "ml/rl"), ("Retrieval", "ML"), ("retrieval",), ("retrieval", "mlops")]
     assert [filters.allows(Entry("a.md", "t", 1, 1, None, None, "x", tags=t)) for t in tag_sets] == [
         True, True, False, False]
+
+
+def test_a_rule_over_prose_at_the_top_is_no_front_matter() -> None:
+    """A note that opens with a --- rule over prose is read as it is, with no warning about YAML."""
+    note = "---\nJust a thought before the rule closes.\n\n---\n# Topic\n\nBody text.\n"
+    start, meta = front_matter(split_lines(note))
+    assert (start, meta.problem) == (0, None)
+    assert_every_line_once(note, split_entries(note, "rule.md"))

@@ -23,6 +23,8 @@ MAX_FRONT_LINES = 400
 _PROPERTY = re.compile(r"^\s*(?:[-*+]\s+)?([A-Za-z][\w-]*)::(.*)$")
 #: ``#tag`` and ``#nested/tag``: not a heading (``# Title``), not ``C#``, not a URL fragment or colour.
 _INLINE_TAG = re.compile(r"(?<![\w#&/])#([A-Za-z\u4e00-\u9fff][\w\u4e00-\u9fff/-]*)")
+#: The first line of a front matter names a key: ``title: …``, ``"tags" = […]``, ``date = 2024``.
+_KEY_LINE = re.compile(r"^\s*[\"']?[\w.-]+[\"']?\s*[:=]")
 _ARXIV = re.compile(r"(?<![\d.])(\d{4}\.\d{4,5})(?:v\d+)?(?![\d])")
 _DOI = re.compile(r"\b(10\.\d{4,9}/[^\s\"'<>]+)")
 
@@ -82,6 +84,8 @@ def front_matter(lines: list[str]) -> tuple[int, NoteMeta]:
     end = next((i for i in range(1, len(lines)) if lines[i].strip() in closers), None)
     if end is None:
         return 0, NoteMeta()  # a lone rule at the top, not front matter
+    if not _KEY_LINE.match(next((line for line in lines[1:end] if line.strip()), "")):
+        return 0, NoteMeta()  # a rule over prose, not a header of keys: nothing to say about it
     block = "\n".join(lines[1:end])
     if len(block.encode("utf-8")) > MAX_FRONT_MATTER:
         return 0, NoteMeta(problem=f"front matter over {MAX_FRONT_MATTER // 1024} KB, read as text")
