@@ -14,23 +14,20 @@ from rag.answer.answer import Answer, answer_question, collect, format_sources, 
 from rag.answer.citations import cited_numbers
 from rag.answer.prompts import build_messages
 from rag.answer.rewrite import rewrite_question
-from rag.embed.models import Models
 from rag.retrieve.searcher import Filters, Searcher
 from rag.settings import Settings
 from rag.text.tokens import count_tokens
 from tests.fake_openai import FakeOpenAI, Reply, closed_port
-from tests.tiny_notes import ATTACK, FAST, NOTES, tiny_index
+from tests.tiny_notes import ATTACK, FAST, llm_settings, tiny_searcher
 
 KEY = "sk-test-SECRET-4f9a1c"
 @pytest.fixture(scope="module")
 def searcher(tmp_path_factory: pytest.TempPathFactory) -> Searcher:
-    settings = Settings().updated({"index.embedders": ("hash",)})
-    return Searcher(tiny_index(NOTES), settings.retrieval, tmp_path_factory.mktemp("corpus"), Models())
+    return tiny_searcher(tmp_path_factory.mktemp("corpus"))
 
 
 def llm(base_url: str, **kw: object) -> Settings:
-    return Settings().updated({"llm.base_url": base_url, "llm.model": "fake-model", "llm.api_key": KEY,
-                               "llm.timeout": 10.0, **kw})
+    return llm_settings(base_url, KEY, **kw)
 
 
 def run(stream: Generator[str, None, Answer]) -> tuple[list[str], Answer]:

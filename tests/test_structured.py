@@ -21,20 +21,18 @@ from rag.settings import Settings
 from rag.store import open_store
 from tests.conftest import QUOKKA
 from tests.fake_openai import FakeOpenAI, Reply
-from tests.tiny_notes import NOTES, tiny_index
+from tests.tiny_notes import llm_settings, tiny_searcher
 
 OMNI = "How much faster is OmniMoE than PEER?"
 
 
 @pytest.fixture(scope="module")
 def searcher(tmp_path_factory: pytest.TempPathFactory) -> Searcher:
-    settings = Settings().updated({"index.embedders": ("hash",)})
-    return Searcher(tiny_index(NOTES), settings.retrieval, tmp_path_factory.mktemp("corpus"), Models())
+    return tiny_searcher(tmp_path_factory.mktemp("corpus"))
 
 
 def llm(base_url: str, **kw: object) -> Settings:
-    return Settings().updated({"llm.base_url": base_url, "llm.model": "fake-model", "llm.api_key": "sk-test",
-                               "llm.timeout": 10.0, **kw})
+    return llm_settings(base_url, "sk-test", **kw)
 
 
 def ask(question: str, searcher: Searcher, settings: Settings) -> tuple[list[str], Answer]:

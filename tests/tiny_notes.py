@@ -3,9 +3,14 @@ answer-layer tests that need real hits but no model: three papers and an injecti
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rag.embed.embedding import HashEmbedder
+from rag.embed.models import Models
 from rag.ingest.chunking import approx_tokens, chunk_entries
 from rag.ingest.notes import split_entries
+from rag.retrieve.searcher import Searcher
+from rag.settings import Settings
 from rag.store import Lexicon, LoadedIndex
 from rag.store.dense import ExactDense
 from rag.store.manifest import Manifest
@@ -75,3 +80,13 @@ def tiny_index(notes: dict[str, str]) -> LoadedIndex:
                        {"hash": ExactDense(vectors)})
 
 
+def tiny_searcher(corpus: Path) -> Searcher:
+    """A searcher over :data:`NOTES` in memory, with the hash embedder (``corpus`` names their folder)."""
+    settings = Settings().updated({"index.embedders": ("hash",)})
+    return Searcher(tiny_index(NOTES), settings.retrieval, corpus, Models())
+
+
+def llm_settings(base_url: str, api_key: str, **kw: object) -> Settings:
+    """Settings for a fake OpenAI-compatible endpoint at ``base_url``."""
+    return Settings().updated({"llm.base_url": base_url, "llm.model": "fake-model", "llm.api_key": api_key,
+                               "llm.timeout": 10.0, **kw})

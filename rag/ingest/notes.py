@@ -241,6 +241,7 @@ def _heading_spans(lines: list[str], start: int, fenced: list[bool], headings: d
     for i in range(start, len(lines)):
         line = lines[i]
         span: Span | None = None
+        context = ""
         heading = headings.get(i)
         if heading:
             while stack and stack[-1][0] >= heading[0]:

@@ -54,9 +54,17 @@ def _target(link: str) -> str:
     return link.strip().lower()
 
 
+def _ids_by_file(index: LoadedIndex) -> dict[str, list[str]]:
+    """Entry ids per note, in note order (the index keeps entries in file and line order)."""
+    out: dict[str, list[str]] = {}
+    for e in index.entries:
+        out.setdefault(e.file, []).append(e.id)
+    return out
+
+
 def linked_entries(index: LoadedIndex, entry: Entry) -> set[str]:
     """Ids of the entries this one links to and of those that link to it (other notes only)."""
-    heads = {next(e.id for e in index.entries if e.file == f) for f in {e.file for e in index.entries}}
+    heads = {entries[0] for entries in _ids_by_file(index).values()}
     mine = _names(entry, heads)
     wanted = {_target(link) for link in entry.links}
     out = set()
