@@ -17,6 +17,7 @@ from rag.answer.evidence import (
     standout_thresholds,
 )
 from rag.answer.extractive import extractive_answer, pick_sentences
+from rag.answer.intent import BUDGETS
 from rag.ingest.chunking import Chunk
 from rag.ingest.notes import Entry
 from rag.retrieve.names import capitalised_names, question_names
@@ -231,7 +232,8 @@ def test_another_entry_is_cited_only_when_it_nearly_matches_the_best(monkeypatch
     result = make_result("How much lower is OmniMoE latency than PEER?", [OMNI, peer])
     evidence = gather_evidence(result, 3)
     assert {s.n for s in pick_sentences(result.hits, evidence)} == {1}
-    monkeypatch.setattr(extractive, "OTHER_ENTRY_RATIO", 0.0)  # the old rule: KEEP_RATIO alone
+    loose = {intent: replace(b, other_entry_ratio=0.0, rank_decay=0.0) for intent, b in BUDGETS.items()}
+    monkeypatch.setattr(extractive, "BUDGETS", loose)  # the old rule: the keep ratio alone
     assert {s.n for s in pick_sentences(result.hits, evidence)} == {1, 2}
 
 

@@ -14,18 +14,16 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rag.ingest.markup import clean_inline, parse_heading, title_head
-from rag.ingest.notes import Entry
+from rag.ingest.markup import clean_inline, parse_heading
 from rag.retrieve.searcher import Hit
-from rag.store import Lexicon
 from rag.text import lexical
 
 from . import prompts
 from .citations import neutralise
 from .evidence import Evidence, term_overlap
+from .intent import BUDGETS, asks_quantity, intent_of
+from .paper_name import short_name
 
-MAX_SENTENCES = 3
-MAX_PER_ENTRY = 2
 MAX_SENTENCE_CHARS = 240
 MIN_SENTENCE_CHARS = 6
 #: A sentence joins the answer when it scores at least this share of the best one (0.7 on the
@@ -39,14 +37,8 @@ OWN_WEIGHT = 0.15
 READ_ENTRIES = 4
 #: A question that asks how much: sentences stating a quantity (80%, 6.7×, 1.5B, 3 倍) score this much more.
 QUANTITY_BONUS = 0.25
-#: Another entry joins the answer only when its best sentence scores this share of the best one.
-OTHER_ENTRY_RATIO = 0.85
 
-_QUANTITY_Q = re.compile(r"多少|几[个倍成次位层步篇%]|多大|多快|多长|比例|占比|百分|提升了?|倍|"
-                         r"how (?:many|much|large|big|fast|long)|what (?:share|fraction|percentage|ratio|number)|"
-                         r"by how|\bscore|accuracy", re.I)
 _QUANTITY = re.compile(r"\d+(?:\.\d+)?\s*(?:%|％|×|x\b|倍|[BMKk]\b|万|亿|小时|hours?|tokens?|个|层|步|bit|pp|分)")
-_NAME = re.compile(r"(?<![\w-])[A-Za-z][\w+-]*[\w+]")
 
 _SPLIT = re.compile(r"(?<=[。！？；!?;])|(?<=[.:：])\s+(?=[A-Z0-9\u4e00-\u9fff*])")
 _BULLET = re.compile(r"^(?:[-*+•]|\d{1,3}[.)、])\s+")
@@ -83,7 +75,8 @@ def split_sentences(text: str, first_line: int = 1) -> list[tuple[int, str]]:
     return out
 
 
-def _scored(hits: Sequence[Hit], evidence: Evidence, read: int) -> list[tuple[float, int, int, Sentence]]:
+def _scored(hits: Sequence[Hit], evidence: Evidence, read: int,
+            rank_decay: float = 0.0) -> list[tuple[float, int, int, Sentence]]:
     """(score, n, line, sentence) for every sentence of the first ``read`` entries, best first.
 
     Scored by the evidence's question-term weights and the dense similarity (0..1) of the
@@ -91,7 +84,7 @@ def _scored(hits: Sequence[Hit], evidence: Evidence, read: int) -> list[tuple[fl
     state a quantity.
     """
     weights, line_similarity = evidence.weights, evidence.line_similarity
-    quantity = bool(_QUANTITY_Q.search(evidence.question))
+    quantity = asks_quantity(evidence.question)
     scored: list[tuple[float, int, int, Sentence]] = []
     for n, hit in enumerate(hits[:read], start=1):
         entry = hit.entry
@@ -104,14 +97,17 @@ def _scored(hits: Sequence[Hit], evidence: Evidence, read: int) -> list[tuple[fl
             score = lexical_score + DENSE_WEIGHT * line_similarity.get((entry.id, line), 0.0)
             if quantity and _QUANTITY.search(text):
                 score *= 1 + QUANTITY_BONUS
+            score *= 1 - rank_decay * (n - 1)
             scored.append((score, n, line, Sentence(n, line, text)))
     scored.sort(key=lambda s: (-s[0], s[1], s[2]))
     return scored
 
 
 def pick_sentences(hits: Sequence[Hit], evidence: Evidence) -> list[Sentence]:
-    """The few best sentences of the top entries, in source order."""
-    scored = _scored(hits, evidence, READ_ENTRIES)
+    """The few best sentences of the top entries, in source order; how many, and from how many
+    entries, is what the question asks for (:mod:`rag.answer.intent`)."""
+    budget = BUDGETS[intent_of(evidence.question)]
+    scored = _scored(hits, evidence, READ_ENTRIES, budget.rank_decay)
     if not scored:
         return []
     best = scored[0][0]
@@ -119,41 +115,16 @@ def pick_sentences(hits: Sequence[Hit], evidence: Evidence) -> list[Sentence]:
     per_entry: dict[int, int] = {}
     seen: set[str] = set()
     for score, n, _, sentence in scored:
-        if len(chosen) >= MAX_SENTENCES or score < KEEP_RATIO * best:
+        if len(chosen) >= budget.sentences or score < budget.keep_ratio * best:
             break
-        if per_entry.get(n, 0) >= MAX_PER_ENTRY or sentence.text in seen:
+        if per_entry.get(n, 0) >= budget.per_entry or sentence.text in seen:
             continue
-        if n not in per_entry and per_entry and score < OTHER_ENTRY_RATIO * best:
+        if n not in per_entry and per_entry and score < budget.other_entry_ratio * best:
             continue
         chosen.append(sentence)
         per_entry[n] = per_entry.get(n, 0) + 1
         seen.add(sentence.text)
     return sorted(chosen, key=lambda s: (s.n, s.line))
-
-
-def short_name(entry: Entry, question: str, lexicon: Lexicon | None) -> str | None:
-    """What people call the entry's paper when its title does not say it ("Back to Basics: …",
-    not "HySparse：…"): a front-matter alias, else the rarest name the entry keeps repeating
-    (ProGRPO, Whisper); never one the question already holds."""
-    title, asked = entry.title.lower(), question.lower()
-    head = title_head(entry.title)
-    if " " not in head or any(lexical.is_name(w) for w in head.split()):
-        return None  # the title leads with a name of its own
-    for alias in entry.aliases:
-        if len(alias) <= 40 and alias.lower() not in title:
-            return alias
-    counts: dict[str, int] = {}
-    for word in _NAME.findall(entry.text):
-        if lexical.is_name(word):
-            counts[word] = counts.get(word, 0) + 1
-
-    def rarity(word: str) -> float:
-        token = (lexical.tokenize(word) or [word.lower()])[0]
-        return lexicon.weight(token) if lexicon is not None else 1.0
-
-    names = [(count * rarity(w), w) for w, count in counts.items()
-             if count >= 2 and w.lower() not in asked and w.lower() not in title]
-    return max(names)[1] if names else None
 
 
 def best_sentences(hits: Sequence[Hit], evidence: Evidence, per_entry: int) -> dict[int, str]:

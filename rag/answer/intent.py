@@ -1,0 +1,74 @@
+"""What a question asks for, read from its wording: a name, a quantity, a list, an explanation.
+
+The offline answer quotes sentences, and how many it quotes from how many entries depends on
+this: "which paper …" is answered by one entry's name, "which entries …" by a line from each,
+"how does …" by its mechanism sentences, "how much …" by the sentence stating the number.
+Patterns are Chinese and English, the two languages of the notes; a question that matches none
+is ``OTHER`` and gets the default budget.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Intent(Enum):
+    LIST = "list"  # several entries: "which entries / papers …", "哪些 / 分别 / 各自"
+    NAME = "name"  # one entry's name: "which paper …", "哪篇 / 叫什么"
+    QUANTITY = "quantity"  # a number: "how many / much", "多少 / 几倍"
+    EXPLAIN = "explain"  # a mechanism or reason: "how does / why", "怎么 / 为什么"
+    OTHER = "other"
+
+
+_LIST = re.compile(r"哪些|哪几|几篇|几个(?:模型|工作|条目|方法)|分别|各自|都有|"
+                   r"\bwhich (?:entries|papers|notes|works|methods|models|approaches|systems|ones|two|three)\b|"
+                   r"\b(?:list|each (?:one|of them))\b", re.I)
+_NAME = re.compile(r"哪篇|哪个(?:工作|方法|模型|框架|系统|算法|基准|数据集)|叫什么|什么名字|是哪|"
+                   r"\bwhich (?:paper|work|method|model|approach|framework|system|note|entry|technique|benchmark)\b|"
+                   r"\bwhat(?:'s| is) (?:it|the \w+) called\b|\bname of\b", re.I)
+_QUANTITY = re.compile(r"多少|几[个倍成次位层步篇%]|多大|多快|多长|比例|占比|百分|提升了?|倍|"
+                       r"\bhow (?:many|much|large|big|fast|long)\b|\bwhat (?:share|fraction|percentage|ratio|number)\b|"
+                       r"\bby how\b|\bscore|\baccuracy\b|\bperplexity\b|\bspeed-?ups?\b|\bthroughput\b", re.I)
+_EXPLAIN = re.compile(r"为什么|为何|怎么|如何|怎样|原理|机制|思路|\bhow (?:does|do|did|is|are|can|could)\b|\bwhy\b|"
+                      r"\bwhat exactly\b|\bexplain", re.I)
+
+
+def asks_quantity(question: str) -> bool:
+    """Does the question ask for a number, whatever else it asks ("which paper … by how much")?"""
+    return bool(_QUANTITY.search(question))
+
+
+def intent_of(question: str) -> Intent:
+    """The first intent whose pattern the question matches, most specific first: a list question
+    often also says "which paper" and "how"."""
+    for intent, pattern in ((Intent.LIST, _LIST), (Intent.NAME, _NAME), (Intent.QUANTITY, _QUANTITY),
+                            (Intent.EXPLAIN, _EXPLAIN)):
+        if pattern.search(question):
+            return intent
+    return Intent.OTHER
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much an offline answer quotes: sentences in all and per entry; how close (as a share of
+    the best sentence's score) a sentence must come to join, and another entry's best sentence."""
+
+    sentences: int
+    per_entry: int
+    other_entry_ratio: float
+    keep_ratio: float = 0.7
+    #: Each rank down the fused list costs a sentence this share of its score: for one answer,
+    #: retrieval's order (which weighs the whole entry) is the better judge of which entry it is.
+    rank_decay: float = 0.15
+
+
+#: Chosen on the ``tune`` split of both canned collections (eval/README.md).
+BUDGETS: dict[Intent, Budget] = {
+    Intent.LIST: Budget(sentences=5, per_entry=2, other_entry_ratio=0.7, keep_ratio=0.6, rank_decay=0.05),
+    Intent.NAME: Budget(sentences=3, per_entry=2, other_entry_ratio=0.85, keep_ratio=0.5),
+    Intent.QUANTITY: Budget(sentences=4, per_entry=3, other_entry_ratio=0.85, keep_ratio=0.5),
+    Intent.EXPLAIN: Budget(sentences=5, per_entry=4, other_entry_ratio=0.9, keep_ratio=0.4),
+    Intent.OTHER: Budget(sentences=4, per_entry=3, other_entry_ratio=0.9, keep_ratio=0.6),
+}

@@ -1,0 +1,130 @@
+"""What people call an entry's paper when its title does not say it.
+
+A which-paper question is answered by a name ("CBU", "TRIT", "CLIP"), and notes often title an
+entry with the paper's full title ("Judging What We Cannot Solve: …") or a topic ("开源模型
+IOI金牌") while the name the question expects sits in the body. Notes introduce that name in a
+few recurring ways, which are read here in order of how surely they mean "this paper is X":
+a front-matter alias; an acronym spelled out right before it ("Consequence-Based Utility, CBU");
+a name after "提出了 / 名为 / called / we propose"; an opening line that is only a name ("OpenAI
+的 CLIP。", as reading logs start); else the rarest name the entry keeps repeating.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rag.ingest.markup import clean_inline, title_head
+from rag.ingest.notes import Entry
+from rag.store import Lexicon
+from rag.text import lexical
+
+MAX_NAME_CHARS = 40
+
+_NAME = re.compile(r"(?<![\w-])[A-Za-z][\w+-]*[\w+]")
+#: "Integrated Training (TRIT)" and "(Consequence-Based Utility, CBU)": an acronym after its words.
+_WORDS = r"([A-Za-z][\w-]*(?:[\s-]+[A-Za-z][\w-]*){1,8})"
+_ACR = r"([A-Z][A-Za-z0-9-]*[A-Z0-9])"
+_ACRONYMS = (re.compile(_WORDS + r"\s*[(（]\s*" + _ACR + r"\s*[)）]"),
+             re.compile(r"[(（]\s*" + _WORDS + r"\s*[,，]\s*" + _ACR + r"\s*[)）]"))
+_CALLING = r"名为|叫做?|称为|called|named|dubbed"
+_PROPOSING = r"提出了?|推出了?|propose[sd]?|introduce[sd]?|present[s]?"
+#: The name a sentence introduces: a capitalised word right after "名为 / called", a name after "提出了 / we propose".
+_CALLED = re.compile(rf"(?:{_CALLING})\s*[“\"「『]?([A-Z][\w+-]*[\w+])", re.I)
+_PROPOSED = re.compile(rf"(?:{_PROPOSING})\s*(?:了|一种|一个|an?\s|the\s)?\s*[“\"「『]?([A-Za-z][\w+-]*[\w+])", re.I)
+#: An acronym is the paper's own when the clause before it says so, not a term it merely defines (RLVR).
+_INTRODUCING = re.compile(rf"{_CALLING}|{_PROPOSING}", re.I)
+INTRO_REACH = 30
+#: A note line that is only a key:: value property says nothing about the name.
+_PROPERTY = re.compile(r"^\s*[-*]?\s*[\w-]+::")
+#: An opening sentence that only names the thing: "CLIP." or "OpenAI 的 CLIP。" / "OpenAI's CLIP."
+_NAMING_LINE = re.compile(r"^(?:[\w-]+\s*(?:的|'s)\s*)?([A-Za-z][\w+-]*[\w+])\s*[。.!！]?$")
+#: "**DeepSeekMath**（Shao et al. …）": a line that opens with a bold name.
+_BOLD_LEAD = re.compile(r"^\s*(?:[-*+]\s+)?\*\*([A-Za-z][\w+-]*[\w+])\*\*")
+
+
+def _spells(words: str, acronym: str) -> bool:
+    """Are the acronym's capitals the words' initials, in order, the last one last ("Multi-head
+    Latent Attention" → MLA)?"""
+    letters = [c for c in acronym if c.isupper()]
+    initials = [part[0].upper() for part in re.split(r"[\s-]+", words) if part]
+    rest = iter(initials)
+    return len(letters) >= 2 and letters[-1] == initials[-1] and all(c in rest for c in letters)
+
+
+def _opening_name(entry: Entry) -> str | None:
+    """The name an entry's first line after its title opens with in bold ("**DeepSeekMath**（Shao
+    et al.）") or consists of ("OpenAI 的 CLIP。")."""
+    title = clean_inline(entry.title).lower()
+    for raw in entry.text.split("\n"):
+        line = clean_inline(raw).strip()
+        if not line or (title and title in line.lower()) or _PROPERTY.match(raw):
+            continue
+        if bold := _BOLD_LEAD.match(raw):
+            return bold.group(1)
+        first = re.split(r"(?<=[。！？!?])|(?<=\.)\s", line, maxsplit=1)[0].strip()
+        named = _NAMING_LINE.match(first)
+        return named.group(1) if named else None
+    return None
+
+
+def introduced_name(entry: Entry) -> str | None:
+    """The first name the entry's text introduces as its own, by the patterns above."""
+    text, title = clean_inline(entry.text), entry.title.lower()
+
+    def own(m: re.Match[str]) -> bool:
+        return _spells(m.group(1), m.group(2)) and (
+            m.group(1).lower() in title or bool(_INTRODUCING.search(text[max(0, m.start() - INTRO_REACH):m.start()])))
+
+    found: list[tuple[int, str]] = []
+    for pattern in _ACRONYMS:
+        found += [(m.start(2), m.group(2)) for m in pattern.finditer(text) if own(m)]
+    found += [(m.start(1), m.group(1)) for m in _CALLED.finditer(text) if m.group(1)[0].isupper()]
+    for m in _PROPOSED.finditer(text):
+        if lexical.is_name(m.group(1)):
+            found.append((m.start(1), m.group(1)))
+    if found:
+        return min(found)[1]
+    return _opening_name(entry)
+
+
+def _leads_with_name(title: str) -> bool:
+    """Does the title start with a name of its own ("HySparse", "ProGRPO — …"), not a topic
+    ("开源模型 IOI金牌") or a sentence ("Back to Basics")?"""
+    head = title_head(title)
+    return " " not in head or any(_names_itself(w) for w in head.split())
+
+
+def _names_itself(word: str) -> bool:
+    """A name on its own (HySparse, GRPO, Qwen2.5), not a title-cased compound ("Self-Improving")
+    or a term beside Chinese ("IOI金牌")."""
+    title_cased = all(part[:1].isupper() and part[1:].islower() for part in word.split("-"))
+    return lexical.is_name(word) and word.isascii() and not title_cased
+
+
+def short_name(entry: Entry, question: str, lexicon: Lexicon | None) -> str | None:
+    """The entry's paper's name when its title does not lead with one; never a name the title or
+    the question already holds (repeating it answers nothing)."""
+    title, asked = entry.title.lower(), question.lower()
+
+    def fresh(name: str) -> bool:
+        return len(name) <= MAX_NAME_CHARS and name.lower() not in title and name.lower() not in asked
+
+    if _leads_with_name(entry.title):
+        return None
+    alias = next((a for a in entry.aliases if fresh(a)), None)
+    if alias:
+        return alias
+    introduced = introduced_name(entry)
+    if introduced and fresh(introduced):
+        return introduced
+    counts: dict[str, int] = {}
+    for word in _NAME.findall(entry.text):
+        if lexical.is_name(word):
+            counts[word] = counts.get(word, 0) + 1
+
+    def rarity(word: str) -> float:
+        token = (lexical.tokenize(word) or [word.lower()])[0]
+        return lexicon.weight(token) if lexicon is not None else 1.0
+
+    names = [(count * rarity(w), w) for w, count in counts.items() if count >= 2 and fresh(w)]
+    return max(names)[1] if names else None

@@ -1,0 +1,69 @@
+"""What an offline answer calls an entry's paper, and what it takes a question to ask (fast tier)."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.answer.intent import Intent, asks_quantity, intent_of
+from rag.answer.paper_name import introduced_name, short_name
+from rag.ingest.notes import Entry
+
+
+def entry(title: str, body: str, aliases: tuple[str, ...] = ()) -> Entry:
+    text = f"{title}\n{body}"
+    return Entry(file="n.md", title=title, line_start=1, line_end=text.count("\n") + 1, url=None, date=None,
+                 text=text, aliases=aliases)
+
+
+@pytest.mark.parametrize(("title", "body", "name"), [
+    # an acronym after the words it abbreviates, when the title holds those words
+    ("Self-Improving Multilingual Reasoning via Translation-Reasoning Integrated Training",
+     "# Translation-Reasoning Integrated Training (TRIT) 论文报告\n提出了一种自改进框架。", "TRIT"),
+    # an acronym spelled out inside the parentheses, right after "名为"
+    ("Judging What We Cannot Solve: A Consequence-Based Approach",
+     "提出了一种名为“基于后果的效用”（Consequence-Based Utility, CBU）的评估方法。", "CBU"),
+    ("开源模型 IOI金牌", "1. 本文提出了GENCLUSTER，一个可扩展的测试时计算框架。", "GENCLUSTER"),
+    ("Learning Transferable Visual Models From Natural Language Supervision",
+     "OpenAI 的 CLIP。从网上收集 4 亿对 (image, text)。", "CLIP"),
+    ("2025-04-22 赵六：DeepSeek-R1 与 GRPO", "**DeepSeekMath**（Shao et al. · 2024）\n- 先讲 GRPO 的出处", "DeepSeekMath"),
+])
+def test_the_name_a_note_introduces_is_the_papers(title: str, body: str, name: str) -> None:
+    assert short_name(entry(title, body), "which paper is it?", None) == name
+
+
+@pytest.mark.parametrize(("title", "body"), [
+    # a term the entry defines is not the paper's name
+    ("Back to Basics: Revisiting Exploration", "在 Reinforcement Learning with Verifiable Rewards (RLVR) 中，熵会塌缩。"),
+    # affiliations on the opening line are no name
+    ("Generative Agents: Interactive Simulacra", "Stanford + Google。沙盒小镇 Smallville"),
+    # "called" must be followed by a capitalised word
+    ("A study of decoding", "this is what is called paper review. Nothing else."),
+])
+def test_what_is_not_an_introduction(title: str, body: str) -> None:
+    assert introduced_name(entry(title, body)) is None
+
+
+def test_a_title_that_leads_with_a_name_needs_none_and_the_question_never_gets_its_own_back() -> None:
+    assert short_name(entry("[小米] HySparse：混合稀疏注意力", "本文提出了 HySparse 与 GENCLUSTER。"), "?", None) is None
+    cbu = entry("Judging What We Cannot Solve", "名为（Consequence-Based Utility, CBU）的方法。")
+    assert short_name(cbu, "How does CBU judge a solution?", None) is None
+    assert short_name(entry("Fast attention on GPUs", "名为 FlashAttention 的方法。", aliases=("FA1",)), "?", None) == "FA1"
+
+
+@pytest.mark.parametrize(("question", "intent"), [
+    ("Which entries in my notes use sparse autoencoders?", Intent.LIST),
+    ("笔记里出现过哪几个 LongCat 系列的模型？分别是干什么的？", Intent.LIST),
+    ("Which paper made reasoning-model inference 5.8× faster?", Intent.NAME),
+    ("换一种数值精度格式就能解决训推不一致，是哪篇？", Intent.NAME),
+    ("LongCat 的异步 RL 基建最多能支持多少个环境同时并发？", Intent.QUANTITY),
+    ("How does MSign keep LLM pretraining from blowing up?", Intent.EXPLAIN),
+    ("DPO 为什么不需要单独训练一个 reward model？", Intent.EXPLAIN),
+    ("Tell me about GRPO.", Intent.OTHER),
+])
+def test_what_a_question_asks_for(question: str, intent: Intent) -> None:
+    assert intent_of(question) is intent
+
+
+def test_a_number_is_asked_for_whatever_else_is() -> None:
+    assert asks_quantity("Which paper cut KV-cache memory, and by how much?")
+    assert not asks_quantity("Which paper cut KV-cache memory?")
