@@ -188,6 +188,9 @@ def test_capitalised_words_are_names_except_sentence_starts_dates_and_languages(
     assert capitalised_names("In the Feb 9 Hugging Face daily papers report, which paper?") == ["Hugging Face"]
     assert capitalised_names("How does it work? And Why?") == []
     assert capitalised_names("Sora 的技术报告里，视频是怎么切的？") == ["Sora"]  # Chinese: no sentence starts
+    # "of" joins a name's words; a stop word does not start one
+    assert capitalised_names("What did the Tree of Thoughts paper report on the Game of 24?") == [
+        "Tree of Thoughts", "Game"]
     assert capitalised_names("哪篇论文提出了 Constitutional AI？") == ["Constitutional AI"]
     assert capitalised_names("Is there a Chinese model?") == []
 

@@ -25,7 +25,8 @@ def entry(title: str, body: str, aliases: tuple[str, ...] = ()) -> Entry:
     ("开源模型 IOI金牌", "1. 本文提出了GENCLUSTER，一个可扩展的测试时计算框架。", "GENCLUSTER"),
     ("Learning Transferable Visual Models From Natural Language Supervision",
      "OpenAI 的 CLIP。从网上收集 4 亿对 (image, text)。", "CLIP"),
-    ("2025-04-22 赵六：DeepSeek-R1 与 GRPO", "**DeepSeekMath**（Shao et al. · 2024）\n- 先讲 GRPO 的出处", "DeepSeekMath"),
+    ("2025-04-22 赵六：DeepSeek-R1 与 GRPO", "**DeepSeekMath**（Shao et al. · 2024）\n- 先讲 GRPO 的出处",
+     "DeepSeekMath"),
 ])
 def test_the_name_a_note_introduces_is_the_papers(title: str, body: str, name: str) -> None:
     assert short_name(entry(title, body), "which paper is it?", None) == name
@@ -33,7 +34,8 @@ def test_the_name_a_note_introduces_is_the_papers(title: str, body: str, name: s
 
 @pytest.mark.parametrize(("title", "body"), [
     # a term the entry defines is not the paper's name
-    ("Back to Basics: Revisiting Exploration", "在 Reinforcement Learning with Verifiable Rewards (RLVR) 中，熵会塌缩。"),
+    ("Back to Basics: Revisiting Exploration",
+     "在 Reinforcement Learning with Verifiable Rewards (RLVR) 中，熵会塌缩。"),
     # affiliations on the opening line are no name
     ("Generative Agents: Interactive Simulacra", "Stanford + Google。沙盒小镇 Smallville"),
     # "called" must be followed by a capitalised word
@@ -44,10 +46,12 @@ def test_what_is_not_an_introduction(title: str, body: str) -> None:
 
 
 def test_a_title_that_leads_with_a_name_needs_none_and_the_question_never_gets_its_own_back() -> None:
-    assert short_name(entry("[小米] HySparse：混合稀疏注意力", "本文提出了 HySparse 与 GENCLUSTER。"), "?", None) is None
+    hysparse = entry("[小米] HySparse：混合稀疏注意力", "本文提出了 HySparse 与 GENCLUSTER。")
+    assert short_name(hysparse, "?", None) is None
     cbu = entry("Judging What We Cannot Solve", "名为（Consequence-Based Utility, CBU）的方法。")
     assert short_name(cbu, "How does CBU judge a solution?", None) is None
-    assert short_name(entry("Fast attention on GPUs", "名为 FlashAttention 的方法。", aliases=("FA1",)), "?", None) == "FA1"
+    flash = entry("Fast attention on GPUs", "名为 FlashAttention 的方法。", aliases=("FA1",))
+    assert short_name(flash, "?", None) == "FA1"
 
 
 @pytest.mark.parametrize(("question", "intent"), [

@@ -16,8 +16,9 @@ from rag.text.dictionary import ENGLISH_STOPWORDS
 
 _WORD = re.compile(r"(?<![\w-])[A-Za-z][\w%+.-]*")
 _PARTS = re.compile(r"[-./+]")
-#: A capitalised word or run of them ("Sora", "Constitutional AI", "Diffusion Forcing").
-_CAPITALISED = re.compile(r"(?<![\w-])[A-Z][a-z][\w-]*(?: +[A-Z][\w-]*)*")
+#: A capitalised word or run of them ("Sora", "Constitutional AI", "Diffusion Forcing"), joined
+#: by "of" too ("Tree of Thoughts", "Mixture of Experts").
+_CAPITALISED = re.compile(r"(?<![\w-])[A-Z][a-z][\w-]*(?: +(?:of +)?[A-Z][\w-]*)*")
 _SENTENCE_END = re.compile(r"(?:^|[.?!:;。？！：；\"'“‘(（]\s*)$")
 #: Capitalised words that name no method or paper: dates, languages, nationalities, stop words.
 NOT_NAMES = frozenset(
@@ -60,7 +61,9 @@ def capitalised_names(question: str) -> list[str]:
         words = m.group(0).split()
         if english and _SENTENCE_END.search(question[:m.start()]):
             words = words[1:]  # "Which Xiaomi paper": the run starts with the sentence
-        words = [w for w in words if w.lower() not in NOT_NAMES]
+        while words and words[0].lower() in NOT_NAMES:
+            words = words[1:]
+        words = [w for w in words if w.lower() not in NOT_NAMES or w == "of"]
         if words:
             names.append(" ".join(words))
     return names
