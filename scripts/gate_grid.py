@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.answer.evidence import Evidence, gather_evidence, is_covered, standout_thresholds
+from rag.answer.evidence import Evidence, gather_evidence
+from rag.answer.gate import is_covered, standout_thresholds
 from rag.embed.models import Models
 from rag.eval.qa import load_split
 from rag.service import Notes

@@ -14,6 +14,7 @@ from rag.answer.answer import Answer, answer_question, collect, format_sources, 
 from rag.answer.citations import cited_numbers
 from rag.answer.prompts import build_messages
 from rag.answer.rewrite import rewrite_question
+from rag.answer.session import settings_digest
 from rag.retrieve.searcher import Filters, Searcher
 from rag.settings import Settings
 from rag.text.tokens import count_tokens
@@ -55,8 +56,8 @@ def test_streaming_reassembly_and_citation_mapping(searcher: Searcher) -> None:
     assert [c.n for c in answer.citations] == [1] and answer.citations[0].hit.entry.title.startswith("OmniMoE")
     data = answer.to_json()
     assert list(data) == ["question", "answer", "citations", "mode", "refused", "uncited", "notice",
-                          "removed_citations", "format", "unsupported"]
-    assert data["format"] == "text" and data["unsupported"] == []
+                          "removed_citations", "format", "unsupported", "refusal_reason"]
+    assert data["format"] == "text" and data["unsupported"] == [] and data["refusal_reason"] is None
     assert list(data["citations"][0]) == ["n", "rank", "score", "file", "path", "title", "line_start", "line_end",
                                           "url", "date", "snippet", "tags", "aliases", "authors", "context", "why"]
     request = server.requests[0]
@@ -95,6 +96,27 @@ def test_unrelated_question_refused_without_calling_the_model(searcher: Searcher
     assert server.requests == []
     assert answer.refused and answer.text.startswith("Your notes don't seem to cover this.")
     assert len(answer.citations) == 3 and cited_numbers(answer.text) == [1, 2, 3]
+
+
+def test_an_answer_carries_its_session(searcher: Searcher) -> None:
+    """The way a question went (retrieval, evidence, the gate and its reason, the generation, the
+    settings' digest, each stage's time) is data on the answer, and a refusal says why in JSON."""
+    settings = Settings()
+    refused = answer_question("Which paper proposed federated learning for hospitals?", searcher, settings,
+                              use_llm=False)
+    session = refused.session
+    assert session is not None and session.result is not None and session.evidence is not None
+    assert session.result.hits == [c.hit for c in refused.citations] + session.result.hits[3:]
+    assert session.gate is not None and not session.gate.covered
+    assert refused.to_json()["refusal_reason"] == session.gate.reason and "no embedder" in session.gate.reason
+    assert session.generation == searcher.index.generation
+    assert {"rewrite", "retrieve", "gate"} <= set(session.timings)
+    answered = answer_question("How much faster is OmniMoE than PEER?", searcher, settings, use_llm=False)
+    assert not answered.refused and answered.refusal_reason is None and answered.session is not None
+    assert answered.session.gate is not None and answered.session.gate.covered
+    assert "extractive" in answered.session.timings
+    assert answered.session.settings_digest == session.settings_digest
+    assert settings_digest(settings.updated({"answer.min_coverage": 0.5})) != session.settings_digest
 
 
 def test_injected_instruction_stays_data(searcher: Searcher) -> None:

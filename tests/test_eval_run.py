@@ -101,7 +101,14 @@ def test_run_eval_end_to_end_on_the_report_split(tiny: Settings, models: Models,
     printed = capsys.readouterr().out
     assert printed.startswith("3 questions (2 covered; split report)") and "| hybrid" in printed
     assert "judge: skipped, not requested" in printed
-    assert (out / "report.md").read_text(encoding="utf-8").count("split **report**") == 1
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert report.count("split **report**") == 1
+    t3 = by_key[(DEFAULT_CONFIG, "t3")]["answer"]  # each answer says what the gate decided, and why
+    assert t3["gate"] and {"retrieve", "gate"} <= set(t3["stage_ms"])
+    wrong = [r for r in results if "answer" in r and r["answer"]["refused"] == bool(r["gold"])]
+    section = report.split("## Refusals the gate got wrong")[1]
+    assert all(f"**{r['id']}**" in section and r["answer"]["gate"] in section for r in wrong)
+    assert bool(wrong) != section.strip().split("\n")[2].startswith("None")
 
 
 def test_bad_input_is_one_error_and_writes_nothing(tiny: Settings, models: Models, tmp_path: Path) -> None:

@@ -9,14 +9,9 @@ import pytest
 
 from rag.answer import extractive
 from rag.answer.citations import cited_numbers
-from rag.answer.evidence import (
-    gather_evidence,
-    is_covered,
-    phrase_mentioned,
-    similarity_thresholds,
-    standout_thresholds,
-)
+from rag.answer.evidence import gather_evidence, phrase_mentioned
 from rag.answer.extractive import extractive_answer, pick_sentences
+from rag.answer.gate import Gate, is_covered, judge, similarity_thresholds, standout_thresholds
 from rag.answer.intent import BUDGETS
 from rag.ingest.chunking import Chunk
 from rag.ingest.notes import Entry
@@ -154,6 +149,19 @@ def test_named_things_the_notes_never_mention_are_not_covered() -> None:
     assert evidence.missing_names == ["ROME", "MEMIT"] and not is_covered(evidence, ANSWER)
     compound = gather_evidence(make_result("OmniMoE-style GPUs", [OMNI]), 3)
     assert compound.missing_names == ["GPUs"]  # OmniMoE-style counts by its named part
+
+
+def test_the_gate_says_which_signal_decided() -> None:
+    """`rag ask --json` and `rag eval` say why a question was refused, with the value and its bar."""
+    names = gather_evidence(make_result("Do ROME and MEMIT edit OmniMoE experts?", [OMNI]), 3)
+    assert judge(names, ANSWER).reason == "the notes never mention ROME, MEMIT"
+    hit = make_hit(1, "T", ["unrelated text"], [{"e5-onnx": 0.9}])
+    blends_in = gather_evidence(make_result("hospitals federated learning", [hit], standout={"e5-onnx": 2.1}), 3)
+    gate = judge(blends_in, ANSWER)
+    assert not gate.covered and gate.reason == (
+        "term coverage 0.00 under its bar 0.36, and no embedder vouches: e5-onnx stand-out z 2.10 (bar 2.25)")
+    stands_out = gather_evidence(make_result("hospitals federated learning", [hit], standout={"e5-onnx": 3.1}), 3)
+    assert judge(stands_out, ANSWER) == Gate(True, "e5-onnx stand-out z 3.10 (bar 2.25)")
 
 
 def test_extractive_scores_sentences_and_neutralises_note_brackets() -> None:

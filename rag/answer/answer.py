@@ -27,10 +27,12 @@ from rag.text import language
 from . import prompts
 from .citations import cited_numbers, neutralise
 from .claims import response_format
-from .evidence import Evidence, gather_evidence, is_covered
+from .evidence import Evidence, gather_evidence
 from .extractive import best_sentences, extractive_answer
+from .gate import judge
 from .generate import Pieces, Reply, ReplyStream, claims_reply, text_reply
 from .rewrite import rewrite_question
+from .session import Session, settings_digest
 
 #: A refusal lists this many of the closest entries.
 REFUSAL_ENTRIES = 3
@@ -59,13 +61,18 @@ class Answer:
     standalone_question: str | None = None  # the rewritten follow-up actually searched
     format: str = "text"  # "claims" when the model answered in structured claims
     unsupported: list[str] = field(default_factory=list)  # sentences their cited source does not back
+    session: Session | None = None  # how it was reached: retrieval, evidence, the gate, timings
+
+    @property
+    def refusal_reason(self) -> str | None:
+        return self.session.refusal_reason if self.session is not None else None
 
     def to_json(self) -> dict:
         return {"question": self.question, "answer": self.text,
                 "citations": [c.to_json() for c in self.citations], "mode": self.mode,
                 "refused": self.refused, "uncited": self.uncited, "notice": self.notice,
                 "removed_citations": self.removed_citations, "format": self.format,
-                "unsupported": self.unsupported}
+                "unsupported": self.unsupported, "refusal_reason": self.refusal_reason}
 
 
 AnswerStream = Generator[str, None, Answer]
@@ -88,18 +95,23 @@ def is_model_refusal(text: str) -> bool:
 class _Turn:
     """One question being answered: what every exit needs to build its :class:`Answer`."""
 
-    question: str
-    lang: str
+    session: Session
     mode: str
-    standalone: str | None = None
-    hits: Sequence[Hit] = ()
+
+    @property
+    def lang(self) -> str:
+        return self.session.lang
+
+    @property
+    def hits(self) -> Sequence[Hit]:
+        return self.session.result.hits if self.session.result is not None else ()
 
     def answer(self, text: str, cited: Sequence[int], refused: bool, mode: str | None = None,
                **extra: object) -> Answer:
         citations = [Citation(n, self.hits[n - 1]) for n in cited]
-        return Answer(self.question, text, citations, mode or self.mode, refused,
-                      uncited=not citations and not refused, standalone_question=self.standalone,
-                      **extra)  # type: ignore[arg-type]
+        return Answer(self.session.question, text, citations, mode or self.mode, refused,
+                      uncited=not citations and not refused, standalone_question=self.session.standalone,
+                      session=self.session, **extra)  # type: ignore[arg-type]
 
 
 def iter_answer(question: str, searcher: Searcher, settings: Settings, *, k: int | None = None,
@@ -116,20 +128,25 @@ def iter_answer(question: str, searcher: Searcher, settings: Settings, *, k: int
     """
     notice = prompts.FAILURES["disabled"] + prompts.FALLBACK if use_llm and not settings.llm.enabled else None
     use_llm = settings.llm.enabled if use_llm is None else use_llm and settings.llm.enabled
-    turn = _Turn(question, language(question), "llm" if use_llm else "extractive")
+    session = Session(question, language(question), settings_digest(settings))
+    turn = _Turn(session, "llm" if use_llm else "extractive")
     if refusal := _unusable_question(question, turn.lang, settings.answer.max_question_chars):
         text, refusal_notice = refusal
         yield text
         return turn.answer(text, [], refused=True, notice=refusal_notice)
-    standalone = rewrite_question(question, history, settings.llm, use_llm)
-    turn.standalone = standalone if standalone != question else None
-    result = searcher.search(standalone, k=k or settings.answer.k, filters=filters)
-    turn.hits = result.hits
+    with session.timed("rewrite"):
+        standalone = rewrite_question(question, history, settings.llm, use_llm)
+    session.standalone = standalone if standalone != question else None
+    session.generation = searcher.index.generation
+    with session.timed("retrieve"):
+        result = session.result = searcher.search(standalone, k=k or settings.answer.k, filters=filters)
     if not result.hits:
         yield prompts.NO_ENTRIES[turn.lang]
         return turn.answer(prompts.NO_ENTRIES[turn.lang], [], refused=True)
-    evidence = gather_evidence(result, settings.answer.evidence_entries)
-    if not is_covered(evidence, settings.answer):
+    with session.timed("gate"):
+        evidence = session.evidence = gather_evidence(result, settings.answer.evidence_entries)
+        session.gate = judge(evidence, settings.answer)
+    if not session.gate.covered:
         text = refusal_text(result.hits, turn.lang)
         yield text
         return turn.answer(text, cited_numbers(text), refused=True)
@@ -141,7 +158,8 @@ def iter_answer(question: str, searcher: Searcher, settings: Settings, *, k: int
             notice = str(exc)
             if shown:
                 yield "\n\n"
-    quoted = extractive_answer(result.hits, evidence, turn.lang)
+    with session.timed("extractive"):
+        quoted = extractive_answer(result.hits, evidence, turn.lang)
     text, cited = quoted or (refusal_text(result.hits, turn.lang), [])
     yield text
     return turn.answer(text, cited, refused=not cited, mode="extractive", notice=notice)
@@ -172,7 +190,8 @@ def _from_model(turn: _Turn, evidence: Evidence, settings: Settings, source_budg
                 small_model: bool) -> AnswerStream:
     """The model's answer: structured claims when the endpoint takes a JSON schema, else prose."""
     answer = settings.answer
-    asked = turn.question if turn.standalone is None else f"{turn.question}\n({turn.standalone})"
+    session = turn.session
+    asked = session.question if session.standalone is None else f"{session.question}\n({session.standalone})"
     texts = best_sentences(turn.hits, evidence, answer.excerpt_sentences) if small_model else None
 
     def reply(structured: bool) -> ReplyStream:

@@ -1,4 +1,5 @@
-"""The coverage gate: do the retrieved entries plausibly answer the question, or is it "best of nothing"?
+"""What the coverage gate (:mod:`rag.answer.gate`) weighs: do the retrieved entries plausibly answer
+the question, or are they the "best of nothing"?
 
 Fused RRF scores are ranks, not relevance, so they cannot tell a match from the least bad of
 unrelated entries. :class:`Evidence` gathers what can, all from the :class:`RetrievalResult`
@@ -11,16 +12,14 @@ and per-line similarity.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from rag.embed.models import resolve
 from rag.retrieve.names import question_names, spells_out
 from rag.retrieve.retrievers import BM25
 from rag.retrieve.searcher import RetrievalResult
-from rag.settings import AnswerSettings
 from rag.store import Lexicon
 from rag.text import lexical
 
@@ -157,39 +156,3 @@ def _consensus(result: RetrievalResult) -> bool:
     ranks = result.hits[0].sources
     rankings = [BM25, *result.standout]
     return len(rankings) > 1 and all(name in ranks and ranks[name].rank <= AGREE_RANK for name in rankings)
-
-
-def similarity_thresholds(embedders: Iterable[str]) -> dict[str, float | None]:
-    """Each embedder's calibrated "this chunk alone covers it" similarity (None: it never vouches so)."""
-    return {name: resolve(name).min_similarity for name in embedders}
-
-
-def standout_thresholds(embedders: Iterable[str]) -> dict[str, float | None]:
-    """Each embedder's calibrated "the best chunk stands out" z-score (None: it never vouches so)."""
-    return {name: resolve(name).min_standout for name in embedders}
-
-
-def is_covered(evidence: Evidence, settings: AnswerSettings, thresholds: Mapping[str, float | None] | None = None,
-               standouts: Mapping[str, float | None] | None = None) -> bool:
-    """Do the top entries plausibly answer the question?
-
-    The sharpest signal first: a question about named things (TabPFN, MEMIT) most of which the
-    notes never mention anywhere is not covered, however close some chunk looks. Otherwise a
-    question is refused only when its distinctive terms are mostly absent from the top entries
-    (coverage below ``settings.min_coverage``) *and* no embedder vouches for a chunk, by its raw
-    similarity (``thresholds``) or by how far the best chunk stands out from the rest of the notes
-    (``standouts``); both default to the registry's calibrations, or unless BM25 and every
-    embedder agree on the top entry (:attr:`Evidence.consensus`). When no embedder has a
-    calibration, coverage alone decides, at the lower ``settings.min_coverage_lexical``.
-    """
-    if evidence.names and 2 * len(evidence.missing_names) >= len(evidence.names):
-        return False
-    if thresholds is None:
-        thresholds = similarity_thresholds(evidence.similarity)
-    if standouts is None:
-        standouts = standout_thresholds(evidence.standout)
-    votes = [sim >= limit for name, sim in evidence.similarity.items() if (limit := thresholds.get(name)) is not None]
-    votes += [z >= limit for name, z in evidence.standout.items() if (limit := standouts.get(name)) is not None]
-    if not votes:
-        return evidence.coverage >= settings.min_coverage_lexical
-    return evidence.coverage >= settings.min_coverage or any(votes) or evidence.consensus

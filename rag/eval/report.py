@@ -166,6 +166,15 @@ def _misses_markdown(misses: Sequence[dict]) -> list[str]:
     return out
 
 
+def _gate_markdown(rows: Sequence[dict]) -> list[str]:
+    """The questions the coverage gate got wrong, each with the signal that decided it."""
+    wrong = [r for r in rows if "answer" in r and r["answer"]["refused"] == bool(r["gold"]) and r["answer"]["gate"]]
+    if not wrong:
+        return ["None: every uncovered question was refused and every answerable one answered."]
+    return [f"- **{r['id']}** ({'answerable, refused' if r['gold'] else 'uncovered, answered'}): "
+            f"{r['question']}\n  - gate: {r['answer']['gate']}" for r in wrong]
+
+
 def report_markdown(metrics: dict, rows_by_config: dict[str, list[dict]], entries: Sequence[Entry]) -> str:
     counts, idx = metrics["counts"], metrics["index"]
     out = [
@@ -203,6 +212,8 @@ def report_markdown(metrics: dict, rows_by_config: dict[str, list[dict]], entrie
                            [[j["model"], j["n"], j["failures"], fmt(j["faithfulness"]), fmt(j["relevance"])]]), ""]
     focus = DEFAULT_CONFIG if DEFAULT_CONFIG in rows_by_config else next(iter(rows_by_config))
     out += [f"## Worst misses ({focus})", "", *_misses_markdown(worst_misses(rows_by_config[focus], entries))]
+    if "skipped" not in a:
+        out += ["", f"## Refusals the gate got wrong ({a['config']})", "", *_gate_markdown(rows_by_config[a["config"]])]
     out += ["", "## Plots", "", *(f"![{key}]({name})" for key, name in PLOTS.items())]
     return "\n".join(out) + "\n"
 

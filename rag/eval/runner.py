@@ -104,9 +104,12 @@ def evaluate_answers(searcher: Searcher, settings: Settings, questions: Sequence
         row["ttft_ms"] = round(((first[0] if first else end) - start) * 1000, 2)
         row["out_tokens"] = count_tokens(answer.text)
         cited = [Span.of(c.hit.entry) for c in answer.citations]
+        session = answer.session
         row["answer"] = {"text": answer.text, "mode": answer.mode, "refused": bool(answer.refused),
                          "uncited": answer.uncited, "format": answer.format, "unsupported": answer.unsupported,
-                         "citations": [{"n": c.n, **hit_json(c.hit, q.gold)} for c in answer.citations]}
+                         "citations": [{"n": c.n, **hit_json(c.hit, q.gold)} for c in answer.citations],
+                         "gate": session.gate.reason if session is not None and session.gate is not None else None,
+                         "stage_ms": {k: round(v, 2) for k, v in session.timings.items()} if session else {}}
         row["answer_scores"] = {
             "citation_precision": citation_precision(cited, q.gold) if q.covered else None,
             "citation_recall": citation_recall(cited, q.gold),

@@ -1,0 +1,75 @@
+"""The coverage gate: answer from the top entries, or refuse and list the closest ones, and why.
+
+The decision reads only the :class:`~rag.answer.evidence.Evidence` of one question. It returns
+its reason with it, in words a user can act on ("the notes never mention TabPFN"), so `rag ask
+--json` and `rag eval` can say why a question was refused, not only that it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from rag.embed.models import resolve
+from rag.settings import AnswerSettings
+
+from .evidence import Evidence
+
+
+@dataclass(frozen=True)
+class Gate:
+    covered: bool
+    reason: str  # the signal that decided, with its value and bar
+
+
+def similarity_thresholds(embedders: Iterable[str]) -> dict[str, float | None]:
+    """Each embedder's calibrated "this chunk alone covers it" similarity (None: it never vouches so)."""
+    return {name: resolve(name).min_similarity for name in embedders}
+
+
+def standout_thresholds(embedders: Iterable[str]) -> dict[str, float | None]:
+    """Each embedder's calibrated "the best chunk stands out" z-score (None: it never vouches so)."""
+    return {name: resolve(name).min_standout for name in embedders}
+
+
+def judge(evidence: Evidence, settings: AnswerSettings, thresholds: Mapping[str, float | None] | None = None,
+          standouts: Mapping[str, float | None] | None = None) -> Gate:
+    """Do the top entries plausibly answer the question?
+
+    The sharpest signal first: a question about named things (TabPFN, MEMIT) most of which the
+    notes never mention anywhere is not covered, however close some chunk looks. Otherwise a
+    question is refused only when its distinctive terms are mostly absent from the top entries
+    (coverage below ``settings.min_coverage``) *and* no embedder vouches for a chunk, by its raw
+    similarity (``thresholds``) or by how far the best chunk stands out from the rest of the notes
+    (``standouts``); both default to the registry's calibrations, or unless BM25 and every
+    embedder agree on the top entry (:attr:`Evidence.consensus`). When no embedder has a
+    calibration, coverage alone decides, at the lower ``settings.min_coverage_lexical``.
+    """
+    missing = evidence.missing_names
+    if evidence.names and 2 * len(missing) >= len(evidence.names):
+        return Gate(False, f"the notes never mention {', '.join(missing)}")
+    if thresholds is None:
+        thresholds = similarity_thresholds(evidence.similarity)
+    if standouts is None:
+        standouts = standout_thresholds(evidence.standout)
+    votes = [(sim >= limit, f"{name} similarity {sim:.2f} (bar {limit:.2f})")
+             for name, sim in evidence.similarity.items() if (limit := thresholds.get(name)) is not None]
+    votes += [(z >= limit, f"{name} stand-out z {z:.2f} (bar {limit:.2f})")
+              for name, z in evidence.standout.items() if (limit := standouts.get(name)) is not None]
+    coverage = f"term coverage {evidence.coverage:.2f}"
+    if not votes:
+        bar = settings.min_coverage_lexical
+        return Gate(evidence.coverage >= bar, f"{coverage} (bar {bar:.2f}; no embedder can vouch)")
+    if evidence.coverage >= settings.min_coverage:
+        return Gate(True, f"{coverage} (bar {settings.min_coverage:.2f})")
+    if vouched := [why for ok, why in votes if ok]:
+        return Gate(True, vouched[0])
+    if evidence.consensus:
+        return Gate(True, "BM25 and every embedder rank the same entry near the top")
+    return Gate(False, f"{coverage} under its bar {settings.min_coverage:.2f}, and no embedder vouches: "
+                + "; ".join(why for _, why in votes))
+
+
+def is_covered(evidence: Evidence, settings: AnswerSettings, thresholds: Mapping[str, float | None] | None = None,
+               standouts: Mapping[str, float | None] | None = None) -> bool:
+    return judge(evidence, settings, thresholds, standouts).covered
