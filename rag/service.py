@@ -100,8 +100,8 @@ class Notes:
         entry = find_entry(index, file, line)
         return entry, related_entries(index, entry, check_k(k, 50), filters)
 
-    def build(self, progress: Progress | None = None, wait: bool = True) -> BuildReport:
-        return build_index(self.settings.index, self.store, self.models, progress=progress, wait=wait)
+    def build(self, progress: Progress | None = None, wait: bool = True, rehash: bool = False) -> BuildReport:
+        return build_index(self.settings.index, self.store, self.models, progress=progress, wait=wait, rehash=rehash)
 
     def close(self) -> None:
         """Stop what this object started (a local model server); the index needs no closing."""

@@ -123,7 +123,7 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
         from rag.build.watch import watch_index
 
         return watch_index(settings, notes.store, notes.models)
-    report = notes.build(progress=progress_printer(sys.stderr.isatty()))
+    report = notes.build(progress=progress_printer(sys.stderr.isatty()), rehash=args.rehash)
     for line in report_lines(report):
         print(line, file=sys.stderr)
     return 0
@@ -303,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--watch", action="store_true", help="keep the index current while notes change")
     p.add_argument("--check", action="store_true", help="verify the index against its manifest and say what is "
                    "wrong (exit 2 when damaged); builds nothing")
+    p.add_argument("--rehash", action="store_true", help="read and hash every note, even those whose size and "
+                   "times are as when they were indexed")
     p.set_defaults(func=cmd_index)
     p = sub.add_parser("search", parents=[common, query], help="hybrid search")
     p.set_defaults(func=cmd_search)
