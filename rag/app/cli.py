@@ -23,7 +23,7 @@ from rag.settings import Settings, SettingsError, load_settings
 from rag.store import IndexStore, IndexUnavailable
 
 from .launch import LaunchError
-from .terminal import format_hit, progress_printer, report_lines, terminal_text, write_stream
+from .terminal import format_hit, progress_printer, report_lines, status_lines, terminal_text, write_stream
 
 #: A batch of questions is at most this big (each is at most answer.max_question_chars).
 MAX_BATCH_BYTES = 64 << 20
@@ -190,6 +190,17 @@ def _ask(args: argparse.Namespace, settings: Settings, notes: Notes) -> None:
             print(terminal_text(("\n" if stream else answer.text + "\n") + format_sources(answer)))
 
 
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    """Every note's state against the live index: the counts, then each skipped and pending file."""
+    status = Notes(settings).status()
+    if args.json:
+        _print_json({"corpus": str(settings.index.corpus), **status.to_json()})
+        return 0
+    for line in status_lines(status):
+        print(line)
+    return 0
+
+
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     """The effective settings, after rag.toml, environment and flags; secrets only as (set)."""
     public = settings.public()
@@ -306,6 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rehash", action="store_true", help="read and hash every note, even those whose size and "
                    "times are as when they were indexed")
     p.set_defaults(func=cmd_index)
+    p = sub.add_parser("status", parents=[common], help="each note: indexed, skipped (why) or pending")
+    p.add_argument("--json", action="store_true", help="machine-readable, every file listed")
+    p.set_defaults(func=cmd_status)
     p = sub.add_parser("search", parents=[common, query], help="hybrid search")
     p.set_defaults(func=cmd_search)
     p = sub.add_parser("ask", parents=[common, query], help="a cited answer")

@@ -306,7 +306,7 @@ def build_index(settings: IndexSettings, store: IndexStore, models: Models, prog
         fingerprint = fingerprint_of(settings)
         manifest, damaged = _live_manifest(store)
         known = manifest.notes if manifest is not None and not rehash else None
-        scan = scan_corpus(settings.corpus, settings.max_note_bytes, settings.ignore, known)
+        scan = scan_corpus(settings.corpus, settings.max_note_bytes, settings.ignore, known, progress)
         plan = plan_build(scan, manifest, fingerprint, damaged)
         if plan.up_to_date and manifest is not None:
             counts = manifest.counts

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -29,6 +29,9 @@ from rag.store.manifest import Manifest, NoteRecord, Skip
 
 #: A file changed this recently (2 s) is hashed again next time rather than trusted by its stamp.
 RACY_NS = 2_000_000_000
+
+#: Reading notes is reported every this many notes.
+PROGRESS_EVERY = 100
 
 Stamp = tuple[int, int, int]  # size, mtime_ns, ctime_ns
 
@@ -92,15 +95,19 @@ def distinct_files(files: list[NoteFile]) -> tuple[list[tuple[NoteFile, os.stat_
 
 
 def scan_corpus(corpus: Path, max_note_bytes: int, ignore: tuple[str, ...] = (),
-                known: Mapping[str, NoteRecord] | None = None) -> Scan:
+                known: Mapping[str, NoteRecord] | None = None,
+                progress: Callable[[str, int, int], None] | None = None) -> Scan:
     """Every note of ``corpus``; one whose stamp matches its record in ``known`` (the live
-    manifest's notes) is not read: it gets the recorded hash. ``known=None`` reads every note."""
+    manifest's notes) is not read: it gets the recorded hash. ``known=None`` reads every note.
+    ``progress`` hears ("reading notes", done, total) every :data:`PROGRESS_EVERY` notes and at the end."""
     found, passed_over = find_notes(corpus, ignore)
     files, aliases = distinct_files(found)
     skips = [Skip(path, reason) for path, reason in passed_over] + aliases
     notes: dict[str, ScannedNote] = {}
     now = time.time_ns()
-    for note, st in files:
+    for done, (note, st) in enumerate(files, start=1):
+        if progress is not None and (done % PROGRESS_EVERY == 0 or done == len(files)):
+            progress("reading notes", done, len(files))
         stamp = stamp_of(st, now) if st is not None else None
         record = (known or {}).get(note.rel)
         if stamp is not None and record is not None and record.stamp == stamp and stamp[0] <= max_note_bytes:
@@ -152,7 +159,7 @@ def _stamped(record: NoteRecord, stamp: Stamp | None) -> NoteRecord:
     return replace(record, size=size, mtime_ns=mtime_ns, ctime_ns=ctime_ns)
 
 
-def _settings_change(old: dict, new: dict) -> str | None:
+def settings_change(old: dict, new: dict) -> str | None:
     keys = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
     return f"index settings changed ({', '.join(keys)})" if keys else None
 
@@ -167,7 +174,7 @@ def plan_build(scan: Scan, previous: Manifest | None, fingerprint: dict, damaged
     again without being decoded."""
     reason = damaged
     if previous is not None:
-        reason = _settings_change(previous.fingerprint, fingerprint)
+        reason = settings_change(previous.fingerprint, fingerprint)
     usable = previous if previous is not None and reason is None else None
     indexed = usable.notes if usable is not None else {}
     verdicts = {s.path: s for s in usable.skipped if s.sha256} if usable is not None else {}
