@@ -252,13 +252,18 @@ def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.bench import run_bench
+    from rag.bench import run_bench, run_vault_bench
 
+    if args.vault is not None or args.vault_dir is not None:
+        if args.vault_dir is not None and not args.vault_dir.is_dir():
+            raise UsageError(f"--vault-dir {args.vault_dir} is not a folder")
+        run_vault_bench(settings, args.vault, Path(args.out or "eval/results/vault.json"), args.vault_dir)
+        return 0
     pg = args.pg_dsn or ("local" if args.pg else None)
     if args.stores_only and not (pg or settings.index.store):
         raise UsageError("--stores-only compares the stores: add --pg (a local server) or --pg-dsn DSN")
-    run_bench(settings, out=Path(args.out), scales=args.scale, compare=args.compare_embedders, pg=pg,
-              stores_only=args.stores_only)
+    run_bench(settings, out=Path(args.out or "eval/results/bench.json"), scales=args.scale,
+              compare=args.compare_embedders, pg=pg, stores_only=args.stores_only)
     return 0
 
 
@@ -282,7 +287,7 @@ def _k(value: str) -> int:
 
 def _limit(value: str) -> int:
     if not value.strip().isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"--limit takes a whole number from 1, not {value!r}")
+        raise argparse.ArgumentTypeError(f"takes a whole number from 1, not {value!r}")
     return int(value)
 
 
@@ -359,7 +364,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", dest="mcp_port", type=int, help="HTTP port (default: serve.mcp_port = 8765)")
     p.set_defaults(func=cmd_mcp)
     p = sub.add_parser("bench", parents=[common], help="speed and scale benchmarks")
-    p.add_argument("--out", default="eval/results/bench.json")
+    p.add_argument("--out", help="JSON results, a .md beside (default eval/results/bench.json; --vault: vault.json)")
+    p.add_argument("--vault", type=_limit, metavar="N", help="instead: a generated vault of N notes in several "
+                   "styles beside the bundled notes (first search, build, update, status, search latency)")
+    p.add_argument("--vault-dir", type=Path, metavar="DIR", help="with --vault's measurements: a copy of this "
+                   "folder as the vault instead of a generated one")
     p.add_argument("--scale", type=int, action="append", help="synthetic corpus size (repeatable)")
     p.add_argument("--compare-embedders", action="append",
                    help="an embedder list to build and time side by side (repeatable)")
