@@ -211,3 +211,18 @@ def test_progress_pace_and_time_left() -> None:
     assert pace(20, 1000, (0.0, 0), 1.0) == ", 20.0/s, about 49s left"
     assert pace(20, 10_000, (0.0, 0), 2.0) == ", 10.0/s, about 16m 38s left"
     assert pace(100, 100, (0.0, 0), 2.0) == ""
+
+
+def test_reading_a_large_corpus_is_reported(tmp_path: Path) -> None:
+    for i in range(plan.PROGRESS_EVERY + 50):
+        (tmp_path / f"n{i:03}.md").write_text(f"# N{i}\n\nText.\n", encoding="utf-8")
+    heard: list[tuple[str, int, int]] = []
+    plan.scan_corpus(tmp_path, 10**6, progress=lambda *a: heard.append(a))
+    total = plan.PROGRESS_EVERY + 50
+    assert heard == [("reading notes", plan.PROGRESS_EVERY, total), ("reading notes", total, total)]
+    small = tmp_path / "small"
+    small.mkdir()
+    (small / "a.md").write_text("# A\n\nText.\n", encoding="utf-8")
+    heard.clear()
+    plan.scan_corpus(small, 10**6, progress=lambda *a: heard.append(a))
+    assert heard == []  # a few notes are read in a blink: no line about them

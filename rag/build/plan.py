@@ -99,14 +99,15 @@ def scan_corpus(corpus: Path, max_note_bytes: int, ignore: tuple[str, ...] = (),
                 progress: Callable[[str, int, int], None] | None = None) -> Scan:
     """Every note of ``corpus``; one whose stamp matches its record in ``known`` (the live
     manifest's notes) is not read: it gets the recorded hash. ``known=None`` reads every note.
-    ``progress`` hears ("reading notes", done, total) every :data:`PROGRESS_EVERY` notes and at the end."""
+    ``progress`` hears ("reading notes", done, total) every :data:`PROGRESS_EVERY` notes and at the
+    end, when there are that many (fewer are read in a blink: a line about them is only noise)."""
     found, passed_over = find_notes(corpus, ignore)
     files, aliases = distinct_files(found)
     skips = [Skip(path, reason) for path, reason in passed_over] + aliases
     notes: dict[str, ScannedNote] = {}
     now = time.time_ns()
     for done, (note, st) in enumerate(files, start=1):
-        if progress is not None and (done % PROGRESS_EVERY == 0 or done == len(files)):
+        if progress is not None and len(files) >= PROGRESS_EVERY and (done % PROGRESS_EVERY == 0 or done == len(files)):
             progress("reading notes", done, len(files))
         stamp = stamp_of(st, now) if st is not None else None
         record = (known or {}).get(note.rel)
