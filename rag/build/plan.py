@@ -106,9 +106,10 @@ def scan_corpus(corpus: Path, max_note_bytes: int, ignore: tuple[str, ...] = (),
     skips = [Skip(path, reason) for path, reason in passed_over] + aliases
     notes: dict[str, ScannedNote] = {}
     now = time.time_ns()
-    for done, (note, st) in enumerate(files, start=1):
-        if progress is not None and len(files) >= PROGRESS_EVERY and (done % PROGRESS_EVERY == 0 or done == len(files)):
-            progress("reading notes", done, len(files))
+    report = progress if progress is not None and len(files) >= PROGRESS_EVERY else None
+    for done, (note, st) in enumerate(files):
+        if report is not None and done and done % PROGRESS_EVERY == 0:
+            report("reading notes", done, len(files))
         stamp = stamp_of(st, now) if st is not None else None
         record = (known or {}).get(note.rel)
         if stamp is not None and record is not None and record.stamp == stamp and stamp[0] <= max_note_bytes:
@@ -120,6 +121,8 @@ def scan_corpus(corpus: Path, max_note_bytes: int, ignore: tuple[str, ...] = (),
             skips.append(Skip(note.rel, str(exc), kept=exc.keep_previous))
             continue
         notes[note.rel] = ScannedNote(note.rel, file_hash(data), data, stamp, note)
+    if report is not None:
+        report("reading notes", len(files), len(files))
     return Scan(notes, tuple(skips), max_note_bytes)
 
 
