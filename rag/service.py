@@ -14,6 +14,7 @@ from collections.abc import Generator
 from rag.answer.answer import Answer, iter_answer
 from rag.answer.llm.model import AnswerModel
 from rag.build.builder import BuildReport, Progress, build_index
+from rag.build.status import CorpusStatus, corpus_status
 from rag.embed.models import Models
 from rag.ingest.notes import Entry
 from rag.retrieve.related import Related, find_entry, related_entries
@@ -100,8 +101,12 @@ class Notes:
         entry = find_entry(index, file, line)
         return entry, related_entries(index, entry, check_k(k, 50), filters)
 
-    def build(self, progress: Progress | None = None, wait: bool = True) -> BuildReport:
-        return build_index(self.settings.index, self.store, self.models, progress=progress, wait=wait)
+    def build(self, progress: Progress | None = None, wait: bool = True, rehash: bool = False) -> BuildReport:
+        return build_index(self.settings.index, self.store, self.models, progress=progress, wait=wait, rehash=rehash)
+
+    def status(self) -> CorpusStatus:
+        """Each note's state against the live index (indexed / skipped / pending), without hashing."""
+        return corpus_status(self.settings.index, self.store)
 
     def close(self) -> None:
         """Stop what this object started (a local model server); the index needs no closing."""

@@ -23,8 +23,9 @@ OWN_VARIABLES = re.compile(r"^(RAG_|OPENAI_|GRADIO_SERVER_)")
 OK, BAD_INPUT, INTERRUPTED = 0, 2, 130
 #: A real ``[n]`` citation (not ``[[n]]`` or ``[21]`` inside a word).
 CITATION = re.compile(r"\[(\d+)\]")
-#: What a build prints on a pipe every few seconds (``embedding (e5-small-q4): 120/649``).
-PROGRESS = re.compile(r"^[\w() .-]+: \d+/\d+$")
+#: What a build prints on a pipe every few seconds (``embedding (e5-small-q4): 120/649``, then its pace
+#: and time left once known: ``, 12.5/s, about 1m 20s left``).
+PROGRESS = re.compile(r"^[\w() .-]+: \d+/\d+(, [\d.]+/s, about (\d+m )?\d+s left)?$")
 
 
 @dataclass

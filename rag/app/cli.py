@@ -23,7 +23,7 @@ from rag.settings import Settings, SettingsError, load_settings
 from rag.store import IndexStore, IndexUnavailable
 
 from .launch import LaunchError
-from .terminal import format_hit, progress_printer, report_lines, terminal_text, write_stream
+from .terminal import format_hit, progress_printer, report_lines, status_lines, terminal_text, write_stream
 
 #: A batch of questions is at most this big (each is at most answer.max_question_chars).
 MAX_BATCH_BYTES = 64 << 20
@@ -123,7 +123,7 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
         from rag.build.watch import watch_index
 
         return watch_index(settings, notes.store, notes.models)
-    report = notes.build(progress=progress_printer(sys.stderr.isatty()))
+    report = notes.build(progress=progress_printer(sys.stderr.isatty()), rehash=args.rehash)
     for line in report_lines(report):
         print(line, file=sys.stderr)
     return 0
@@ -190,6 +190,17 @@ def _ask(args: argparse.Namespace, settings: Settings, notes: Notes) -> None:
             print(terminal_text(("\n" if stream else answer.text + "\n") + format_sources(answer)))
 
 
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    """Every note's state against the live index: the counts, then each skipped and pending file."""
+    status = Notes(settings).status()
+    if args.json:
+        _print_json({"corpus": str(settings.index.corpus), **status.to_json()})
+        return 0
+    for line in status_lines(status):
+        print(line)
+    return 0
+
+
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     """The effective settings, after rag.toml, environment and flags; secrets only as (set)."""
     public = settings.public()
@@ -241,13 +252,18 @@ def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.bench import run_bench
+    from rag.bench import run_bench, run_vault_bench
 
+    if args.vault is not None or args.vault_dir is not None:
+        if args.vault_dir is not None and not args.vault_dir.is_dir():
+            raise UsageError(f"--vault-dir {args.vault_dir} is not a folder")
+        run_vault_bench(settings, args.vault, Path(args.out or "eval/results/vault.json"), args.vault_dir)
+        return 0
     pg = args.pg_dsn or ("local" if args.pg else None)
     if args.stores_only and not (pg or settings.index.store):
         raise UsageError("--stores-only compares the stores: add --pg (a local server) or --pg-dsn DSN")
-    run_bench(settings, out=Path(args.out), scales=args.scale, compare=args.compare_embedders, pg=pg,
-              stores_only=args.stores_only)
+    run_bench(settings, out=Path(args.out or "eval/results/bench.json"), scales=args.scale,
+              compare=args.compare_embedders, pg=pg, stores_only=args.stores_only)
     return 0
 
 
@@ -271,7 +287,7 @@ def _k(value: str) -> int:
 
 def _limit(value: str) -> int:
     if not value.strip().isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"--limit takes a whole number from 1, not {value!r}")
+        raise argparse.ArgumentTypeError(f"takes a whole number from 1, not {value!r}")
     return int(value)
 
 
@@ -303,7 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--watch", action="store_true", help="keep the index current while notes change")
     p.add_argument("--check", action="store_true", help="verify the index against its manifest and say what is "
                    "wrong (exit 2 when damaged); builds nothing")
+    p.add_argument("--rehash", action="store_true", help="read and hash every note, even those whose size and "
+                   "times are as when they were indexed")
     p.set_defaults(func=cmd_index)
+    p = sub.add_parser("status", parents=[common], help="each note: indexed, skipped (why) or pending")
+    p.add_argument("--json", action="store_true", help="machine-readable, every file listed")
+    p.set_defaults(func=cmd_status)
     p = sub.add_parser("search", parents=[common, query], help="hybrid search")
     p.set_defaults(func=cmd_search)
     p = sub.add_parser("ask", parents=[common, query], help="a cited answer")
@@ -343,7 +364,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", dest="mcp_port", type=int, help="HTTP port (default: serve.mcp_port = 8765)")
     p.set_defaults(func=cmd_mcp)
     p = sub.add_parser("bench", parents=[common], help="speed and scale benchmarks")
-    p.add_argument("--out", default="eval/results/bench.json")
+    p.add_argument("--out", help="JSON results, a .md beside (default eval/results/bench.json; --vault: vault.json)")
+    p.add_argument("--vault", type=_limit, metavar="N", help="instead: a generated vault of N notes in several "
+                   "styles beside the bundled notes (first search, build, update, status, search latency)")
+    p.add_argument("--vault-dir", type=Path, metavar="DIR", help="with --vault's measurements: a copy of this "
+                   "folder as the vault instead of a generated one")
     p.add_argument("--scale", type=int, action="append", help="synthetic corpus size (repeatable)")
     p.add_argument("--compare-embedders", action="append",
                    help="an embedder list to build and time side by side (repeatable)")

@@ -115,11 +115,26 @@ class NoteOut(BaseModel):
     entries: int
     first_date: str | None
     last_date: str | None
+    #: "indexed"; else the index holds an earlier version: "pending" (the file changed since), "skipped"
+    #: (the file cannot be indexed now, see reason) or "removed" (the file is gone).
+    status: str = "indexed"
+    reason: str | None = None
+
+
+class FileOut(BaseModel):
+    """A note file that is not (or no longer) searchable as it is: skipped, pending or removed."""
+
+    file: str
+    status: str
+    reason: str | None
 
 
 class NotesOut(BaseModel):
     generation: str
     notes: list[NoteOut]
+    #: "9,812 of 10,000 notes indexed, 3 skipped, 185 pending", and the other files with reasons.
+    summary: str = ""
+    not_indexed: list[FileOut] = []
 
 
 def _fail(exc: Exception) -> Exception:
@@ -177,16 +192,23 @@ class NotesTools:
 
     def list_notes(self) -> NotesOut:
         try:
-            index = self.notes.index()
+            index, status = self.notes.index(), self.notes.status()
         except IndexUnavailable as exc:
             raise _fail(exc) from None
         dates: dict[str, list[str]] = {}
         for e in index.entries:
             if e.date:
                 dates.setdefault(e.file, []).append(e.date)
-        notes = [NoteOut(file=f, entries=r.entries, first_date=min(dates.get(f, [None])),
-                         last_date=max(dates.get(f, [None]))) for f, r in sorted(index.manifest.notes.items())]
-        return NotesOut(generation=index.generation, notes=notes)
+        files = {f.file: f for f in status.files}
+        notes = []
+        for name, record in sorted(index.manifest.notes.items()):
+            state = files.get(name)
+            notes.append(NoteOut(file=name, entries=record.entries, first_date=min(dates.get(name, [None])),
+                                 last_date=max(dates.get(name, [None])), status=state.status if state else "indexed",
+                                 reason=state.reason if state else None))
+        others = [FileOut(file=f.file, status=f.status, reason=f.reason) for f in status.files
+                  if f.status != "indexed" and f.file not in index.manifest.notes]
+        return NotesOut(generation=index.generation, notes=notes, summary=status.summary(), not_indexed=others)
 
 
 def argument_problem(tool: str, exc: ValidationError) -> str:
@@ -236,7 +258,9 @@ def build_server(notes: Notes) -> Any:
         "The note entries most related to the entry of `file` covering line `line_start`: entries joined by "
         "[[wikilinks]] first, then the most similar by the index's embeddings. " + DATA_NOTICE))
     server.add_tool(tools.list_notes, name="list_notes", description=(
-        "The indexed notes: file names, how many entries each has, and the dates they cover."))
+        "The indexed notes: file names, how many entries each has, the dates they cover, and each one's status "
+        "(indexed, or pending when the file changed since); a summary line; and the note files that are not "
+        "searchable, with the reason (skipped, pending)."))
     return server
 
 

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from rag.answer.answer import Answer, Citation
 from rag.build.builder import BuildReport
+from rag.build.status import CorpusStatus
 from rag.ingest.corpus import display_name
 from rag.ingest.markup import title_head
 from rag.ingest.notes import Entry
@@ -32,6 +33,8 @@ MAX_EXAMPLE_NAME = 24
 PREVIEW_CHARS = 12_000
 #: Separates an answer from its compact source list in the chat, so history can drop the list.
 SOURCES_MARK = "\n\n<small>📎 Sources:"
+#: The Index tab lists at most this many files of each state.
+STATUS_LIST = 50
 CSS = """
 #rag-sources { max-height: 78vh; overflow-y: auto; }
 .rag-empty { color: var(--body-text-color-subdued); padding: 1.5em 0.5em; }
@@ -204,22 +207,42 @@ def model_text(llm: LLMSettings, label: str | None = None) -> str:
     return f"**Answer model:** `{llm.model}` at `{llm.public_endpoint}`"
 
 
-def index_status(index: LoadedIndex | None, problem: str | None = None) -> str:
-    """The Index tab: counts, embedders, last build, skipped files with reasons."""
+def index_status(index: LoadedIndex | None, problem: str | None = None, files: CorpusStatus | None = None) -> str:
+    """The Index tab: each note's state in counts (``files``, when given), the index's counts,
+    embedders and last build, then the skipped files with reasons and the pending ones."""
+    head = [f"**{files.summary()}**\n"] if files is not None else []
     if index is None:
-        return f"### No index yet\n{problem or ''}\n\nPress **Rebuild index** to build it from the notes folder."
+        return "\n".join([f"### No index yet\n{problem or ''}\n\nPress **Rebuild index** to build it from the "
+                          "notes folder.\n", *head, *_file_lines(files)])
     m = index.manifest
     embedders = " + ".join(["BM25", *(f"`{e}`" for e in m.embedders)])
-    lines = [
-        f"- **Notes:** {m.counts.notes} · **Entries:** {m.counts.entries} · **Chunks:** {m.counts.chunks}",
-        f"- **Retrievers:** {embedders}",
-        f"- **Last build:** {m.built_at.replace('T', ' ') or 'unknown'} (generation `{index.generation}`)",
-        f"- **Corpus:** `{m.corpus or '?'}`",
-    ]
+    lines = [*head,
+             f"- **Notes:** {m.counts.notes} · **Entries:** {m.counts.entries} · **Chunks:** {m.counts.chunks}",
+             f"- **Retrievers:** {embedders}",
+             f"- **Last build:** {m.built_at.replace('T', ' ') or 'unknown'} (generation `{index.generation}`)",
+             f"- **Corpus:** `{m.corpus or '?'}`",
+             ]
+    if files is not None:
+        return "\n".join(lines + _file_lines(files))
     if m.skipped:
         lines.append(f"\n**Skipped files ({len(m.skipped)}):**\n")
         lines.extend(skip_line(s) for s in m.skipped)
     return "\n".join(lines)
+
+
+def _file_lines(files: CorpusStatus | None, limit: int = STATUS_LIST) -> list[str]:
+    """Skipped, pending and removed files with their reasons, up to ``limit`` of each."""
+    lines: list[str] = []
+    for state, label in (("skipped", "Skipped files"), ("pending", "Pending (not in the live index as they are now)"),
+                         ("removed", "Removed since the last build")):
+        listed = [f for f in files.files if f.status == state] if files is not None else []
+        if listed:
+            lines.append(f"\n**{label} ({len(listed):,}):**\n")
+            lines += [f"- {code_span(html.escape(display_name(f.file)))}: {html.escape(f.reason or '')}"
+                      for f in listed[:limit]]
+            if len(listed) > limit:
+                lines.append(f"- … and {len(listed) - limit:,} more (`rag status --json` lists every file)")
+    return lines
 
 
 def code_span(text: str) -> str:

@@ -8,8 +8,12 @@ import sys
 import time
 
 from rag.build.builder import BuildReport, Progress
+from rag.build.status import CorpusStatus
+from rag.ingest.corpus import display_name
 from rag.retrieve.searcher import Hit
 
+#: ``rag status`` lists at most this many files of each state (``--json`` lists them all).
+STATUS_LIST = 20
 #: A build on a pipe (CI, nohup, a log) says how far it is at most this often.
 PROGRESS_EVERY_S = 5.0
 #: Characters a terminal acts on (ESC sequences, carriage return, backspace, bidi overrides).
@@ -36,28 +40,57 @@ def report_lines(report: BuildReport) -> list[str]:
             + [f"note {terminal_text(n)}" for n in report.notices] + [report.summary()])
 
 
+def status_lines(status: CorpusStatus, limit: int = STATUS_LIST) -> list[str]:
+    """The counts and the live build, then each skipped, pending and removed file with its reason (up to
+    ``limit`` of each; indexed files are the rest and are not listed)."""
+    built = f" (index built {status.built_at.replace('T', ' ')})" if status.built_at else ""
+    lines = [status.summary() + built]
+    if status.problem:
+        lines.append(f"index: {terminal_text(status.problem)}")
+    for state in ("skipped", "pending", "removed"):
+        files = [f for f in status.files if f.status == state]
+        lines += [f"{state} {display_name(f.file)}: {terminal_text(f.reason or '')}" for f in files[:limit]]
+        if len(files) > limit:
+            lines.append(f"… and {len(files) - limit:,} more {state} (rag status --json lists every file)")
+    return lines
+
+
+def pace(done: int, total: int, started: tuple[float, int], now: float) -> str:
+    """", 12.5/s, about 1m 20s left": the pace since the stage was first reported (``started``: that
+    moment and the count then), so model loading before the first batch does not slow it; empty
+    until there is a pace to go by."""
+    since, first = started
+    if done <= first or now <= since or done >= total:
+        return ""
+    rate = (done - first) / (now - since)
+    left = round((total - done) / rate)
+    return f", {rate:.1f}/s, about {f'{left // 60}m ' if left >= 60 else ''}{left % 60}s left"
+
+
 def progress_printer(tty: bool) -> Progress:
-    """A bar on a terminal; elsewhere a line every few seconds, so a long build is never silent."""
+    """A bar per stage on a terminal (tqdm shows its pace and time left); elsewhere a line every
+    few seconds with the pace and time left, so a long build is never silent."""
     if tty:
         from tqdm import tqdm
 
         bars: dict[str, tqdm] = {}
 
         def bar(stage: str, done: int, total: int) -> None:
-            b = bars.get(stage) or bars.setdefault(stage, tqdm(total=total, desc=stage, unit="chunk"))
-            b.n = done
-            b.refresh()
+            b = bars.get(stage) or bars.setdefault(stage, tqdm(total=total, desc=stage, unit="item"))
+            b.update(done - b.n)
             if done >= total:
                 b.close()
 
         return bar
     last = [0.0]
+    started: dict[str, tuple[float, int]] = {}
 
     def line(stage: str, done: int, total: int) -> None:
         now = time.monotonic()
+        first = started.setdefault(stage, (now, done))
         if done >= total or now - last[0] >= PROGRESS_EVERY_S:
             last[0] = now
-            print(f"{stage}: {done}/{total}", file=sys.stderr, flush=True)
+            print(f"{stage}: {done}/{total}{pace(done, total, first, now)}", file=sys.stderr, flush=True)
 
     return line
 

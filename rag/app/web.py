@@ -92,7 +92,12 @@ class NotesApp:
             return None, str(exc)
 
     def status(self) -> str:
-        return index_status(*self._index())
+        index, problem = self._index()
+        try:
+            files = self.notes.status()
+        except IndexUnavailable as exc:  # no corpus folder
+            files, problem = None, problem or str(exc)
+        return index_status(index, problem, files)
 
     def note_choices(self) -> list[str]:
         index, _ = self._index()
@@ -279,6 +284,7 @@ def build_app(app: NotesApp) -> gr.Blocks:
                 rebuild_btn = gr.Button("Rebuild index", variant="primary", elem_id="rag-rebuild")
                 upload_btn = gr.UploadButton("Add notes (.md / .txt)", file_count="multiple",
                                              file_types=[".md", ".txt"], elem_id="rag-upload")
+                refresh_btn = gr.Button("Refresh status", variant="secondary", elem_id="rag-refresh")
             log = gr.Markdown(elem_id="rag-log")
             gr.Markdown(f"Added notes are saved in `{settings.index.corpus}` (UTF-8, at most "
                         f"{settings.index.max_note_bytes / 1e6:.1f} MB each) and indexed at once; "
@@ -306,6 +312,7 @@ def build_app(app: NotesApp) -> gr.Blocks:
         rebuild_btn.click(rebuild, None, [log, status, note], api_name="rebuild", concurrency_id="build",
                           concurrency_limit=1)
         upload_btn.upload(upload, upload_btn, [log, status, note], api_name=False, concurrency_id="build")
+        refresh_btn.click(app.status, None, status, api_name=False)  # during a build too: it reads, never waits
         demo.load(lambda: (app.status(), gr.Dropdown(choices=app.note_choices())), None, [status, note],
                   api_name=False)
         if llm_on:  # with no model configured, nothing may be asked of any endpoint

@@ -7,6 +7,7 @@ so each step also records the 1-minute load average it started under.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import resource
@@ -121,6 +122,21 @@ def run_index(index: IndexSettings, cwd: Path | None = None) -> Run:
     if code:
         raise RuntimeError(f"rag {' '.join(args)} failed ({code}): {stderr.strip()[-500:]}")
     return Run(round(seconds, 2), round(usage.ru_maxrss / 1024, 1), stderr, load)
+
+
+def write_report(out: Path, report: dict, markdown: str) -> None:
+    """``out`` (JSON) and the same path with ``.md``: rewritten after every part of a bench, so an
+    interrupted run still leaves what it measured."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    out.with_suffix(".md").write_text(markdown, encoding="utf-8")
+
+
+def finish_report(report: dict, save: Callable[[], None], out: Path) -> None:
+    """The last save of a bench run, with the load it ended under, and the line saying where it went."""
+    report["machine"]["load_average_at_end"] = machine()["load_average_at_start"]
+    save()
+    log(f"wrote {out} and {out.with_suffix('.md')} in {report['total_seconds']:.0f}s")
 
 
 def machine(env_keys: Sequence[str] = ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")) -> dict:

@@ -10,7 +10,6 @@ rewritten after every part, so an interrupted run still leaves what it measured.
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import time
@@ -25,7 +24,7 @@ from rag.ingest.corpus import read_corpus
 from rag.settings import Settings
 
 from .baseline import bench_baseline
-from .harness import log, machine
+from .harness import finish_report, log, machine, write_report
 from .llm import bench_llm
 from .notes import bench_notes
 from .report import baseline_ratios, check_targets, render_markdown
@@ -104,9 +103,7 @@ def run_bench(settings: Settings, out: Path = Path("eval/results/bench.json"), s
         report["comparison"] = baseline_ratios(report)
         report["targets"] = check_targets(report)
         report["total_seconds"] = round(time.perf_counter() - started, 1)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-        out.with_suffix(".md").write_text(render_markdown(report), encoding="utf-8")
+        write_report(out, report, render_markdown(report))
 
     work = Path(tempfile.mkdtemp(prefix="rag-bench-"))
     try:
@@ -136,9 +133,7 @@ def run_bench(settings: Settings, out: Path = Path("eval/results/bench.json"), s
             report["stores"] = bench_stores(settings, work, questions, n_queries, scales[-1] if scales else None,
                                             None if pg == "local" else pg)
             save()
-        report["machine"]["load_average_at_end"] = machine()["load_average_at_start"]
-        save()
+        finish_report(report, save, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    log(f"wrote {out} and {out.with_suffix('.md')} in {report['total_seconds']:.0f}s")
     return report

@@ -75,7 +75,7 @@ def harvest(texts: Mapping[str, str]) -> tuple[list[Sentence], list[str]]:
     return sentences, [t for t in titles if len(normalized_title(t)) >= 4]
 
 
-def _title(rng: random.Random, titles: list[str]) -> str:
+def spliced_title(rng: random.Random, titles: list[str]) -> str:
     """The head of one real title and the tail of another, cut at random points (a few hundred
     real titles give millions of distinct splices)."""
     a, b = rng.sample(titles, 2)
@@ -99,7 +99,7 @@ def generate(texts: Mapping[str, str], n_entries: int, seed: int = 0, per_note: 
         lines: list[str] = []
         for i in range(first, min(first + per_note, n_entries)):
             for _ in range(1000):  # distinct titles: the segmenter wants them, and proxies find entries by them
-                title = _title(rng, titles)
+                title = spliced_title(rng, titles)
                 if normalized_title(title) not in seen:
                     break
             else:

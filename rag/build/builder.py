@@ -29,7 +29,7 @@ from rag.ingest.corpus import display_name
 from rag.ingest.notes import Entry, split_entries
 from rag.settings import IndexSettings
 from rag.store import GenerationData, IndexDamaged, IndexStore, IndexUnavailable, PreviousGeneration, VectorCache
-from rag.store.manifest import Counts, Manifest, NoteRecord, Skip, index_fingerprint
+from rag.store.manifest import Counts, Manifest, Skip, index_fingerprint
 from rag.text.lexical import tokenize
 
 from .plan import Plan, plan_build, scan_corpus
@@ -295,16 +295,18 @@ def _embed_all(names: tuple[str, ...], chunks: list[Chunk], store: IndexStore, m
 
 
 def build_index(settings: IndexSettings, store: IndexStore, models: Models, progress: Progress | None = None,
-                wait: bool = True) -> BuildReport:
+                wait: bool = True, rehash: bool = False) -> BuildReport:
     """Build or update the index of ``settings.corpus`` in ``store``; IndexUnavailable (one line) when
-    it cannot (no corpus, another build running with ``wait=False``, an unwritable index)."""
+    it cannot (no corpus, another build running with ``wait=False``, an unwritable index).
+    ``rehash``: read and hash every note, trusting no recorded stamp (see :mod:`rag.build.plan`)."""
     started = time.perf_counter()
     if not settings.corpus.is_dir():
         raise IndexUnavailable(f"corpus folder {settings.corpus} does not exist")
     with store.lock(wait=wait):
         fingerprint = fingerprint_of(settings)
-        scan = scan_corpus(settings.corpus, settings.max_note_bytes, settings.ignore)
         manifest, damaged = _live_manifest(store)
+        known = manifest.notes if manifest is not None and not rehash else None
+        scan = scan_corpus(settings.corpus, settings.max_note_bytes, settings.ignore, known, progress)
         plan = plan_build(scan, manifest, fingerprint, damaged)
         if plan.up_to_date and manifest is not None:
             counts = manifest.counts
@@ -319,9 +321,9 @@ def build_index(settings: IndexSettings, store: IndexStore, models: Models, prog
         texts = _assemble(plan, fresh, prev)
         jobs = _embed_all(settings.embedders, texts.chunks, store, models, prev, progress)
 
-        records = {p: prev.manifest.notes[p] for p in plan.reuse} if prev is not None else {}
+        records = {p: plan.restamped(p, prev.manifest.notes[p]) for p in plan.reuse} if prev is not None else {}
         for path, t in fresh.items():
-            records[path] = NoteRecord(plan.sha256[path], len(t.entries), len(t.chunks))
+            records[path] = plan.record(path, len(t.entries), len(t.chunks))
         new_manifest = Manifest(
             fingerprint=fingerprint, embedder_ids={j.name: j.embedder_id for j in jobs},
             notes=dict(sorted(records.items())), skipped=plan.skips,

@@ -43,9 +43,22 @@ class Skip:
 
 @dataclass(frozen=True)
 class NoteRecord:
+    """One indexed note. ``size``, ``mtime_ns`` and ``ctime_ns`` are the file's as it was read (None
+    in manifests written before they were recorded, or when the file was too fresh to trust): while
+    they match, the next build does not read or hash it (see :mod:`rag.build.plan`)."""
+
     sha256: str
     entries: int
     chunks: int
+    size: int | None = None
+    mtime_ns: int | None = None
+    ctime_ns: int | None = None
+
+    @property
+    def stamp(self) -> tuple[int, int, int] | None:
+        if self.size is None or self.mtime_ns is None or self.ctime_ns is None:
+            return None
+        return self.size, self.mtime_ns, self.ctime_ns
 
 
 @dataclass(frozen=True)
