@@ -126,6 +126,8 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     report = notes.build(progress=progress_printer(sys.stderr.isatty()))
     for line in report_lines(report):
         print(line, file=sys.stderr)
+    if args.json:
+        _print_json(report.to_json())
     return 0
 
 
@@ -157,9 +159,9 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         result = notes.search(question, k=args.k, filters=filters)
         hits = [h.to_json() for h in result.hits]
         if args.batch:
-            _print_json({"id": qid, "question": result.query.text, "hits": hits})
+            _print_json({"id": qid, "question": result.query.text, "hits": hits, "partial": list(result.partial)})
         elif args.json:
-            _print_json({"question": result.query.text, "hits": hits})
+            _print_json({"question": result.query.text, "hits": hits, "partial": list(result.partial)})
         else:
             print("\n".join(format_hit(h) for h in result.hits) if result.hits else "no matching entries")
     return 0
@@ -303,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--watch", action="store_true", help="keep the index current while notes change")
     p.add_argument("--check", action="store_true", help="verify the index against its manifest and say what is "
                    "wrong (exit 2 when damaged); builds nothing")
+    p.add_argument("--json", action="store_true", help="also print the build's report as JSON on stdout")
     p.set_defaults(func=cmd_index)
     p = sub.add_parser("search", parents=[common, query], help="hybrid search")
     p.set_defaults(func=cmd_search)

@@ -37,13 +37,17 @@ def report_lines(report: BuildReport) -> list[str]:
 
 
 def progress_printer(tty: bool) -> Progress:
-    """A bar on a terminal; elsewhere a line every few seconds, so a long build is never silent."""
+    """A bar on a terminal; elsewhere a line every few seconds, so a long build is never silent.
+    An event (total 0, such as "searchable (lexical) after 3.1s") is always a line of its own."""
     if tty:
         from tqdm import tqdm
 
         bars: dict[str, tqdm] = {}
 
         def bar(stage: str, done: int, total: int) -> None:
+            if not total:
+                tqdm.write(stage, file=sys.stderr)
+                return
             b = bars.get(stage) or bars.setdefault(stage, tqdm(total=total, desc=stage, unit="chunk"))
             b.n = done
             b.refresh()
@@ -55,7 +59,9 @@ def progress_printer(tty: bool) -> Progress:
 
     def line(stage: str, done: int, total: int) -> None:
         now = time.monotonic()
-        if done >= total or now - last[0] >= PROGRESS_EVERY_S:
+        if not total:
+            print(stage, file=sys.stderr, flush=True)
+        elif done >= total or now - last[0] >= PROGRESS_EVERY_S:
             last[0] = now
             print(f"{stage}: {done}/{total}", file=sys.stderr, flush=True)
 
