@@ -59,13 +59,15 @@ class Answer:
     standalone_question: str | None = None  # the rewritten follow-up actually searched
     format: str = "text"  # "claims" when the model answered in structured claims
     unsupported: list[str] = field(default_factory=list)  # sentences their cited source does not back
+    #: Embedders the index was still missing when the notes were searched (see RetrievalResult.partial).
+    partial: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {"question": self.question, "answer": self.text,
                 "citations": [c.to_json() for c in self.citations], "mode": self.mode,
                 "refused": self.refused, "uncited": self.uncited, "notice": self.notice,
                 "removed_citations": self.removed_citations, "format": self.format,
-                "unsupported": self.unsupported}
+                "unsupported": self.unsupported, "partial": self.partial}
 
 
 AnswerStream = Generator[str, None, Answer]
@@ -93,13 +95,14 @@ class _Turn:
     mode: str
     standalone: str | None = None
     hits: Sequence[Hit] = ()
+    partial: tuple[str, ...] = ()  # the searched index's missing embedders
 
     def answer(self, text: str, cited: Sequence[int], refused: bool, mode: str | None = None,
                **extra: object) -> Answer:
         citations = [Citation(n, self.hits[n - 1]) for n in cited]
         return Answer(self.question, text, citations, mode or self.mode, refused,
                       uncited=not citations and not refused, standalone_question=self.standalone,
-                      **extra)  # type: ignore[arg-type]
+                      partial=list(self.partial), **extra)  # type: ignore[arg-type]
 
 
 def iter_answer(question: str, searcher: Searcher, settings: Settings, *, k: int | None = None,
@@ -116,7 +119,7 @@ def iter_answer(question: str, searcher: Searcher, settings: Settings, *, k: int
     """
     notice = prompts.FAILURES["disabled"] + prompts.FALLBACK if use_llm and not settings.llm.enabled else None
     use_llm = settings.llm.enabled if use_llm is None else use_llm and settings.llm.enabled
-    turn = _Turn(question, language(question), "llm" if use_llm else "extractive")
+    turn = _Turn(question, language(question), "llm" if use_llm else "extractive", partial=searcher.partial)
     if refusal := _unusable_question(question, turn.lang, settings.answer.max_question_chars):
         text, refusal_notice = refusal
         yield text
