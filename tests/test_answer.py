@@ -55,7 +55,7 @@ def test_streaming_reassembly_and_citation_mapping(searcher: Searcher) -> None:
     assert [c.n for c in answer.citations] == [1] and answer.citations[0].hit.entry.title.startswith("OmniMoE")
     data = answer.to_json()
     assert list(data) == ["question", "answer", "citations", "mode", "refused", "uncited", "notice",
-                          "removed_citations", "format", "unsupported"]
+                          "removed_citations", "format", "unsupported", "partial"]
     assert data["format"] == "text" and data["unsupported"] == []
     assert list(data["citations"][0]) == ["n", "rank", "score", "file", "path", "title", "line_start", "line_end",
                                           "url", "date", "snippet", "tags", "aliases", "authors", "context", "why"]

@@ -95,7 +95,7 @@ class _Turn:
     mode: str
     standalone: str | None = None
     hits: Sequence[Hit] = ()
-    partial: tuple[str, ...] = ()  # the searched index's missing embedders
+    partial: tuple[str, ...] = ()  # the searched index's missing embedders (none before a search)
 
     def answer(self, text: str, cited: Sequence[int], refused: bool, mode: str | None = None,
                **extra: object) -> Answer:
@@ -119,7 +119,7 @@ def iter_answer(question: str, searcher: Searcher, settings: Settings, *, k: int
     """
     notice = prompts.FAILURES["disabled"] + prompts.FALLBACK if use_llm and not settings.llm.enabled else None
     use_llm = settings.llm.enabled if use_llm is None else use_llm and settings.llm.enabled
-    turn = _Turn(question, language(question), "llm" if use_llm else "extractive", partial=searcher.partial)
+    turn = _Turn(question, language(question), "llm" if use_llm else "extractive")
     if refusal := _unusable_question(question, turn.lang, settings.answer.max_question_chars):
         text, refusal_notice = refusal
         yield text
@@ -127,7 +127,7 @@ def iter_answer(question: str, searcher: Searcher, settings: Settings, *, k: int
     standalone = rewrite_question(question, history, settings.llm, use_llm)
     turn.standalone = standalone if standalone != question else None
     result = searcher.search(standalone, k=k or settings.answer.k, filters=filters)
-    turn.hits = result.hits
+    turn.hits, turn.partial = result.hits, result.partial
     if not result.hits:
         yield prompts.NO_ENTRIES[turn.lang]
         return turn.answer(prompts.NO_ENTRIES[turn.lang], [], refused=True)
