@@ -33,6 +33,7 @@ from rag.retrieve.searcher import Searcher
 from rag.settings import Settings
 from rag.store import IndexHandle, IndexUnavailable, open_store
 from rag.store.folder import FolderStore
+from tests.fake_models import FakeModels
 
 ROOT = Path(__file__).resolve().parent.parent
 MakeCorpus = Callable[..., Settings]
@@ -256,15 +257,6 @@ class Recording(HashEmbedder):
         finally:
             with self._lock:
                 self.active -= 1
-
-
-class FakeModels(Models):
-    def __init__(self, embedders: dict[str, HashEmbedder]) -> None:
-        super().__init__()
-        self.embedders = embedders
-
-    def embedder(self, name: str) -> HashEmbedder:  # type: ignore[override]
-        return self.embedders[name]
 
 
 def test_a_concurrent_embedder_also_gets_the_cores_the_others_leave_idle(

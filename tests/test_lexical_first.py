@@ -19,12 +19,12 @@ import pytest
 from rag.app.mcp_server import NotesTools
 from rag.build.builder import BuildReport, build_index
 from rag.embed.embedding import HashEmbedder
-from rag.embed.models import Models
 from rag.service import Notes
 from rag.settings import Settings
 from rag.store import open_store
 from tests.battery import Run
 from tests.conftest import ROOT, settings_for
+from tests.fake_models import FakeModels
 
 TOPICS = ("speculative decoding", "mixture of experts", "KV-cache compression", "sparse attention",
           "reward models", "retrieval augmentation", "state space models", "quantization")
@@ -57,15 +57,6 @@ class Gated(HashEmbedder):
             raise OSError("model crashed")
         self.batches += 1
         return super().embed_passages(texts)
-
-
-class FakeModels(Models):
-    def __init__(self, embedders: dict[str, HashEmbedder]) -> None:
-        super().__init__()
-        self.embedders = embedders
-
-    def embedder(self, name: str) -> HashEmbedder:  # type: ignore[override]
-        return self.embedders[name]
 
 
 #: "test/slow" is no registered model: a build assumes a small transformer's pace, so 128 chunks
