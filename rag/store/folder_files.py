@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -65,7 +66,10 @@ def _link_base(root: Path, data: GenerationData, base: tuple[Path, Manifest]) ->
     for rel, digest in manifest.checksums.items():
         if rel in shared or rel.startswith(f"{BM25_DIR}/"):
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            os.link(folder / rel, root / rel)
+            try:
+                os.link(folder / rel, root / rel)
+            except OSError:  # a file system without hard links: a copy costs time, not correctness
+                shutil.copyfile(folder / rel, root / rel)
             linked[rel] = digest
     return linked
 
