@@ -64,7 +64,7 @@ class Gated(HashEmbedder):
 EMBEDDERS = ("hash", "test/slow")
 
 
-def search_json(rag_main: Callable[..., Run], settings: Settings, *argv: str) -> dict:
+def rag_json(rag_main: Callable[..., Run], settings: Settings, *argv: str) -> dict:
     env = {"RAG_CORPUS": str(settings.index.corpus), "RAG_INDEX": str(settings.index.path),
            "RAG_EMBEDDERS": ",".join(settings.index.embedders)}
     run = rag_main(*argv, "--json", env=env)
@@ -97,16 +97,16 @@ def test_a_first_build_answers_from_its_text_then_from_each_embedder(tmp_path: P
     try:
         wait_for(1)  # the text is committed; no vector is computed yet
         assert events[0].startswith("searchable (lexical) after ")
-        found = search_json(rag_main, settings, "search", "speculative decoding")
+        found = rag_json(rag_main, settings, "search", "speculative decoding")
         assert found["partial"] == ["hash", "test/slow"] and found["hits"]
         assert {r for h in found["hits"] for r in h["why"]["ranks"]} <= {"bm25", "exact", "translated"}
-        answer = search_json(rag_main, settings, "ask", "What do we know about speculative decoding?", "--no-llm")
+        answer = rag_json(rag_main, settings, "ask", "What do we know about speculative decoding?", "--no-llm")
         assert answer["partial"] == ["hash", "test/slow"] and not answer["refused"] and answer["citations"]
 
         fast.gate.set()
         wait_for(2)
         assert events[1].startswith("searchable (hash) after ")
-        found = search_json(rag_main, settings, "search", "speculative decoding")
+        found = rag_json(rag_main, settings, "search", "speculative decoding")
         assert found["partial"] == ["test/slow"] and any("hash" in h["why"]["ranks"] for h in found["hits"])
         with Notes(settings) as notes:
             assert NotesTools(notes).search_notes("speculative decoding").partial == ["test/slow"]
@@ -125,6 +125,15 @@ def test_a_first_build_answers_from_its_text_then_from_each_embedder(tmp_path: P
     with Notes(settings, FakeModels({"hash": HashEmbedder(256), "test/slow": HashEmbedder(64)})) as notes:
         result = notes.search("speculative decoding")  # "test/slow" is no model the CLI could load
     assert result.partial == () and any("test/slow" in h.why.ranks for h in result.hits)
+
+
+def test_rag_index_json_is_the_build_report(tmp_path: Path, rag_main) -> None:
+    settings = settings_for(tmp_path / "corpus", tmp_path / "index")
+    bulk_corpus(settings.index.corpus, notes=2, entries=3)
+    report = rag_json(rag_main, settings, "index")
+    assert (report["notes"], report["chunks"], report["embedded"], report["reused"]) == (2, 6, 6, 0)
+    assert report["added"] == ["note00.md", "note01.md"] and report["searchable"] == []  # 6 chunks: one commit
+    assert rag_json(rag_main, settings, "index")["up_to_date"] is True
 
 
 def test_an_incremental_build_of_a_whole_index_commits_once(tmp_path: Path) -> None:
