@@ -56,8 +56,9 @@ def test_streaming_reassembly_and_citation_mapping(searcher: Searcher) -> None:
     assert [c.n for c in answer.citations] == [1] and answer.citations[0].hit.entry.title.startswith("OmniMoE")
     data = answer.to_json()
     assert list(data) == ["question", "answer", "citations", "mode", "refused", "uncited", "notice",
-                          "removed_citations", "format", "unsupported", "refusal_reason"]
+                          "removed_citations", "format", "unsupported", "refusal_reason", "partial"]
     assert data["format"] == "text" and data["unsupported"] == [] and data["refusal_reason"] is None
+    assert data["partial"] == []
     assert list(data["citations"][0]) == ["n", "rank", "score", "file", "path", "title", "line_start", "line_end",
                                           "url", "date", "snippet", "tags", "aliases", "authors", "context", "why"]
     request = server.requests[0]

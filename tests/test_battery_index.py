@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-import rag.store.folder
+import rag.store.folder_files
 from tests.battery import PROGRESS, Run, assert_no_traceback, assert_one_line_error
 from tests.conftest import QUOKKA
 
@@ -122,7 +122,7 @@ def test_disk_full_while_writing_keeps_the_old_index(rag_main: RagMain, env: dic
         raise OSError(errno.ENOSPC, "No space left on device")
 
     with monkeypatch.context() as m:
-        m.setattr(rag.store.folder, "_write_jsonl", full)
+        m.setattr(rag.store.folder_files, "_write_jsonl", full)
         assert_one_line_error(rag_main("index", env=env), "No space left on device", "previous index is unchanged")
     assert searches(rag_main, env)
 

@@ -76,6 +76,13 @@ def test_empty_sources_and_chat_footer_round_trip() -> None:
     assert history[2] == {"role": "assistant", "content": "part"}
 
 
+def test_an_answer_from_a_partial_index_says_which_ranking_it_lacked() -> None:
+    answer = Answer("q", "OmniMoE [1]。", [Citation(1, make_hit())], "extractive", refused=False, partial=["e5-onnx"])
+    assert "searched without e5-onnx" in format_answer(answer)
+    answer.partial = []
+    assert "still being built" not in format_answer(answer)
+
+
 def test_model_text_names_model_and_host_never_the_key() -> None:
     llm = LLMSettings(base_url="https://bob:sk-secret@api.example.com/v1?key=sk-secret", api_key="sk-secret",
                       model="qwen-plus")

@@ -17,7 +17,7 @@ from rag.ingest.chunking import Chunk
 from rag.ingest.notes import Entry
 from rag.store import GenerationData, IndexDamaged, IndexHandle, IndexUnavailable
 from rag.store.dense import ExactDense, HnswDense
-from rag.store.folder import FolderStore, _sha256_file
+from rag.store.folder import FolderStore, sha256_file
 from rag.store.manifest import Counts, Manifest, NoteRecord, index_fingerprint
 from rag.store.vector_cache import FolderVectorCache
 
@@ -45,7 +45,7 @@ def rewrite(store: FolderStore, rel: str, data: bytes) -> None:
     root = store.path / store.current()
     (root / rel).write_bytes(data)
     manifest = json.loads((root / "manifest.json").read_text())
-    manifest["checksums"][rel] = _sha256_file(root / rel)
+    manifest["checksums"][rel] = sha256_file(root / rel)
     (root / "manifest.json").write_text(json.dumps(manifest))
 
 
@@ -219,8 +219,8 @@ def test_damaged_files_are_found_by_their_checksums(tmp_path: Path, damage: str)
 def test_one_checksum_pass_per_generation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     FolderStore(tmp_path / "index").commit(generation())
     hashed: list[str] = []
-    real = rag.store.folder._sha256_file
-    monkeypatch.setattr(rag.store.folder, "_sha256_file", lambda path: hashed.append(path.name) or real(path))
+    real = rag.store.folder.sha256_file
+    monkeypatch.setattr(rag.store.folder, "sha256_file", lambda path: hashed.append(path.name) or real(path))
     store = FolderStore(tmp_path / "index")
     store.load()
     assert "tokens.jsonl" not in hashed and len(hashed) == len(set(hashed))
@@ -267,19 +267,18 @@ def test_vector_cache_checkpoints_and_prunes(tmp_path: Path, monkeypatch: pytest
     cache = FolderVectorCache(tmp_path / "cache")
     rows = np.eye(4, dtype=np.float32)
     cache.put(["a", "b"], rows[:2])
-    assert set(cache.get(["a", "b", "z"])) == {"a", "b"}  # unflushed rows count too
-    cache.flush()
-    cache.put(["c", "d"], rows[2:])
-    cache.flush()
+    cache.put(["c", "d"], rows[2:])  # never flushed: a kill -9 now would lose none of it
     fresh = FolderVectorCache(tmp_path / "cache")  # a later build, after this one died
-    assert np.array_equal(fresh.get(["c"])["c"], rows[2])
-    torn = sorted((tmp_path / "cache").glob("shard-*"))[0]
-    torn.write_bytes(torn.read_bytes()[:40])  # a shard torn by a power cut
-    assert set(fresh.get(["a", "b", "c", "d"])) == {"c", "d"} and not torn.exists()
+    assert np.array_equal(fresh.get(["c"])["c"], rows[2]) and set(fresh.get(["a", "b", "c", "d", "z"])) == set("abcd")
+    (log,) = (tmp_path / "cache").glob("log-*.bin")
+    log.write_bytes(log.read_bytes()[:-10])  # its last record torn by a power cut
+    assert set(fresh.get(["a", "b", "c", "d"])) == {"a", "b"}
     fresh.put(["e"], rows[:1])
-    fresh.prune({"c", "e"})  # one stale row of three: more than a quarter, so the shards are rewritten
-    shards = list((tmp_path / "cache").glob("shard-*"))
-    assert len(shards) == 1 and set(FolderVectorCache(tmp_path / "cache").get(["c", "d", "e"])) == {"c", "e"}
+    fresh.prune({"b", "e"})  # one stale row of three: more than a quarter, so the files are rewritten
+    (shard,) = (tmp_path / "cache").iterdir()
+    assert shard.name.startswith("shard-") and set(FolderVectorCache(shard.parent).get(["a", "b", "e"])) == {"b", "e"}
+    shard.write_bytes(shard.read_bytes()[:40])  # a shard torn by a power cut
+    assert FolderVectorCache(shard.parent).get(["b"]) == {} and not shard.exists()
 
 
 def test_commit_prunes_caches_of_embedders_no_longer_used(tmp_path: Path) -> None:

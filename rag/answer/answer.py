@@ -67,12 +67,18 @@ class Answer:
     def refusal_reason(self) -> str | None:
         return self.session.refusal_reason if self.session is not None else None
 
+    @property
+    def partial(self) -> list[str]:
+        """Embedders the index was still missing when the notes were searched (RetrievalResult.partial)."""
+        result = self.session.result if self.session is not None else None
+        return list(result.partial) if result is not None else []
+
     def to_json(self) -> dict:
         return {"question": self.question, "answer": self.text,
                 "citations": [c.to_json() for c in self.citations], "mode": self.mode,
                 "refused": self.refused, "uncited": self.uncited, "notice": self.notice,
                 "removed_citations": self.removed_citations, "format": self.format,
-                "unsupported": self.unsupported, "refusal_reason": self.refusal_reason}
+                "unsupported": self.unsupported, "refusal_reason": self.refusal_reason, "partial": self.partial}
 
 
 AnswerStream = Generator[str, None, Answer]

@@ -126,6 +126,8 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     report = notes.build(progress=progress_printer(sys.stderr.isatty()), rehash=args.rehash)
     for line in report_lines(report):
         print(line, file=sys.stderr)
+    if args.json:
+        _print_json(report.to_json())
     return 0
 
 
@@ -157,9 +159,9 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         result = notes.search(question, k=args.k, filters=filters)
         hits = [h.to_json() for h in result.hits]
         if args.batch:
-            _print_json({"id": qid, "question": result.query.text, "hits": hits})
+            _print_json({"id": qid, "question": result.query.text, "hits": hits, "partial": list(result.partial)})
         elif args.json:
-            _print_json({"question": result.query.text, "hits": hits})
+            _print_json({"question": result.query.text, "hits": hits, "partial": list(result.partial)})
         else:
             print("\n".join(format_hit(h) for h in result.hits) if result.hits else "no matching entries")
     return 0
@@ -321,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "wrong (exit 2 when damaged); builds nothing")
     p.add_argument("--rehash", action="store_true", help="read and hash every note, even those whose size and "
                    "times are as when they were indexed")
+    p.add_argument("--json", action="store_true", help="also print the build's report as JSON on stdout")
     p.set_defaults(func=cmd_index)
     p = sub.add_parser("status", parents=[common], help="each note: indexed, skipped (why) or pending")
     p.add_argument("--json", action="store_true", help="machine-readable, every file listed")

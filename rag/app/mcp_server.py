@@ -69,6 +69,8 @@ class SearchOut(BaseModel):
     question: str
     hits: list[HitOut]
     notice: str = DATA_NOTICE
+    #: Embedders the index does not have yet (a build is still embedding): hits ranked without them.
+    partial: list[str] = Field(default_factory=list)
 
 
 class CitationOut(HitOut):
@@ -89,6 +91,7 @@ class AnswerOut(BaseModel):
     format: Literal["claims", "text"] = "text"
     unsupported: list[str] = Field(default_factory=list)  # sentences their cited source does not back
     data_notice: str = DATA_NOTICE
+    partial: list[str] = Field(default_factory=list)  # embedders the index did not have yet
 
 
 class EntryOut(EntryFields):
@@ -156,7 +159,8 @@ class NotesTools:
             result = self.notes.search(query, k=k, filters=Filters.parse(file, since, until, tag))
         except (QuestionError, ValueError, IndexUnavailable) as exc:
             raise _fail(exc) from None
-        return SearchOut(question=result.query.text, hits=[HitOut(**h.to_json()) for h in result.hits])
+        return SearchOut(question=result.query.text, hits=[HitOut(**h.to_json()) for h in result.hits],
+                         partial=list(result.partial))
 
     def ask_notes(self, question: str, k: int = 6, mode: Literal["auto", "llm", "extractive"] = "auto") -> AnswerOut:
         if mode == "llm" and not self.notes.settings.llm.enabled:

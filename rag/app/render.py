@@ -167,12 +167,15 @@ UNSUPPORTED_MARK = ' <sup title="not found in the cited source">⚠️ unverifie
 
 def format_answer(answer: Answer) -> str:
     """The chat message for a finished answer: text (unsupported sentences marked), the notice if
-    any, the sources line."""
+    any, a line while the index still lacks some embedder's ranking, the sources line."""
     text = answer.text
     for sentence in dict.fromkeys(answer.unsupported):
         text = text.replace(sentence, sentence + UNSUPPORTED_MARK)
     if answer.notice:
         text += f"\n\n> ⚠️ {answer.notice}"
+    if answer.partial:
+        text += (f"\n\n> ⏳ The index is still being built: searched without {', '.join(answer.partial)} "
+                 "(results improve when it finishes).")
     return text + sources_footer(answer.citations)
 
 
@@ -215,7 +218,7 @@ def index_status(index: LoadedIndex | None, problem: str | None = None, files: C
         return "\n".join([f"### No index yet\n{problem or ''}\n\nPress **Rebuild index** to build it from the "
                           "notes folder.\n", *head, *_file_lines(files)])
     m = index.manifest
-    embedders = " + ".join(["BM25", *(f"`{e}`" for e in m.embedders)])
+    embedders = " + ".join(["BM25", *(f"`{e}`" + (" (pending)" if e in m.pending else "") for e in m.embedders)])
     lines = [*head,
              f"- **Notes:** {m.counts.notes} · **Entries:** {m.counts.entries} · **Chunks:** {m.counts.chunks}",
              f"- **Retrievers:** {embedders}",

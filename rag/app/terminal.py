@@ -69,13 +69,17 @@ def pace(done: int, total: int, started: tuple[float, int], now: float) -> str:
 
 def progress_printer(tty: bool) -> Progress:
     """A bar per stage on a terminal (tqdm shows its pace and time left); elsewhere a line every
-    few seconds with the pace and time left, so a long build is never silent."""
+    few seconds with the pace and time left, so a long build is never silent. An event (total 0,
+    such as "searchable (lexical) after 3.1s") is always a line of its own."""
     if tty:
         from tqdm import tqdm
 
         bars: dict[str, tqdm] = {}
 
         def bar(stage: str, done: int, total: int) -> None:
+            if not total:
+                tqdm.write(stage, file=sys.stderr)
+                return
             b = bars.get(stage) or bars.setdefault(stage, tqdm(total=total, desc=stage, unit="item"))
             b.update(done - b.n)
             if done >= total:
@@ -87,6 +91,9 @@ def progress_printer(tty: bool) -> Progress:
 
     def line(stage: str, done: int, total: int) -> None:
         now = time.monotonic()
+        if not total:
+            print(stage, file=sys.stderr, flush=True)
+            return
         first = started.setdefault(stage, (now, done))
         if done >= total or now - last[0] >= PROGRESS_EVERY_S:
             last[0] = now

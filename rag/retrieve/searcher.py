@@ -88,6 +88,9 @@ class RetrievalResult:
     #: similarity to the notes. A question the notes cover has chunks that stand out; one they do
     #: not cover is about as close to everything (e5 gives 0.8–0.92 to almost any pair).
     standout: Mapping[str, float] = field(default_factory=dict)
+    #: Embedders whose rankings the index does not have yet (a build is still embedding, or was
+    #: stopped before it finished): the hits come from the other rankings alone.
+    partial: tuple[str, ...] = ()
 
     def term_weights(self) -> dict[str, float]:
         """The question's distinct terms weighted by their rarity in the notes."""
@@ -162,7 +165,10 @@ def make_snippet(text: str, terms: Sequence[str], width: int = SNIPPET_CHARS) ->
 
 
 class Searcher:
-    """Searches one loaded index with its retrievers; models come from the owner's :class:`Models`."""
+    """Searches one loaded index with its retrievers; models come from the owner's :class:`Models`.
+
+    An index whose build has not embedded everything yet is searched with the rankings it has
+    (BM25 and exact terms at least); its results say which embedders are missing (``partial``)."""
 
     def __init__(self, index: LoadedIndex, settings: RetrievalSettings, corpus: Path,
                  models: Models | None = None, extra: Sequence[Retriever] = ()) -> None:
@@ -172,6 +178,7 @@ class Searcher:
         self.models = models
         glossary = Glossary.mine(e.text for e in index.entries) if settings.glossary else None
         self.retrievers: dict[str, Retriever] = {BM25: BM25Retriever(index.bm25, glossary)}
+        self.partial = tuple(index.manifest.pending)
         for name, dense in index.dense.items():
             self.retrievers[name] = DenseRetriever(name, dense)
         self.dictionary = models.dictionary() if models is not None else None
@@ -232,7 +239,7 @@ class Searcher:
                             snippet=make_snippet(best.text, query.terms), path=self.note_path(entry.file),
                             chunk_lines=(best.line_start, best.line_end), sources=item.sources, chunks=chunks,
                             why=explain(item.sources, entry, terms)))
-        return RetrievalResult(query, hits, self.index.lexicon, self.dictionary, standout)
+        return RetrievalResult(query, hits, self.index.lexicon, self.dictionary, standout, self.partial)
 
     def _standout(self, rankings: Sequence[Ranking], query: Query) -> dict[str, float]:
         """Each dense ranking's best score as a z-score against the question's similarity to a

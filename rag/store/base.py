@@ -114,11 +114,15 @@ class GenerationData:
     chunks: list[Chunk]
     tokens: list[list[str]]
     vectors: dict[str, np.ndarray]
+    #: A generation this one extends (a staged build's previous commit): the same entries, chunks
+    #: and tokens, and the same vectors of every embedder it holds. A store may reuse its data
+    #: instead of writing it again; None, or a generation gone meanwhile: everything is written.
+    base: str | None = None
 
 
 class VectorCache(ABC):
     """Vectors of one embedder (by its id) keyed by chunk hash, saved while a build computes them,
-    so a killed or failed build loses (almost) none of its embedding work."""
+    so a killed or failed build loses none of its embedding work."""
 
     @abstractmethod
     def get(self, hashes: Collection[str]) -> dict[str, np.ndarray]:
@@ -126,7 +130,8 @@ class VectorCache(ABC):
 
     @abstractmethod
     def put(self, hashes: Sequence[str], vectors: np.ndarray) -> None:
-        """Remember rows; durable after a moment (about a second) or at the latest on :meth:`flush`."""
+        """Remember rows: safe from a kill -9 once this returns; safe from a power cut after a moment
+        (about a second) or at the latest on :meth:`flush`."""
 
     @abstractmethod
     def flush(self) -> None:

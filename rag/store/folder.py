@@ -13,7 +13,6 @@ memory-map (exact search), from it on only in a FAISS HNSW file. Chunk tokens ar
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -22,7 +21,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -40,37 +39,26 @@ from rag.store.base import (
 )
 
 from .dense import DenseIndex, ExactDense, HnswDense
+from .folder_files import (
+    BM25_DIR,
+    CHUNKS,
+    ENTRIES,
+    LEXICON,
+    MANIFEST,
+    TOKENS,
+    exact_file,
+    file_slug,
+    hnsw_file,
+    sha256_file,
+    write_generation,
+)
 from .manifest import SCHEMA, Manifest, ManifestError
 from .vector_cache import FolderVectorCache
 
-MANIFEST, ENTRIES, CHUNKS, TOKENS, LEXICON, BM25_DIR = (
-    "manifest.json", "entries.jsonl", "chunks.jsonl", "tokens.jsonl", "lexicon.json", "bm25")
 CACHE_DIR = ".cache"
 _GENERATION = re.compile(r"gen-\d{8}-\d{6}-\d+-\d+")
 #: What a damaged file can make a parser raise (json, numpy, faiss, bm25s, a dataclass).
 _PARSE_ERRORS = (OSError, ValueError, TypeError, KeyError, AttributeError, RuntimeError)
-
-
-def file_slug(name: str) -> str:
-    """A file-name-safe form of an embedder name or id; distinct names stay distinct."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:60]
-    return safe if safe == name else f"{safe}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
-
-
-def _exact_file(embedder: str) -> str:
-    return f"vectors-{file_slug(embedder)}.npy"
-
-
-def _hnsw_file(embedder: str) -> str:
-    return f"dense-{file_slug(embedder)}.faiss"
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _fsync(path: Path) -> None:
@@ -79,12 +67,6 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _write_jsonl(path: Path, rows: list) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def _read_jsonl(path: Path) -> list:
@@ -103,7 +85,7 @@ def _problem(entries: list[Entry], chunks: list[Chunk], manifest: Manifest) -> s
         return "index has chunks whose entry is missing"
     if any(e.file not in manifest.notes for e in entries):
         return "index has entries of notes its manifest does not list"
-    if set(manifest.embedder_ids) != set(manifest.embedders):
+    if set(manifest.embedder_ids) != set(manifest.embedders) or not set(manifest.pending) <= set(manifest.embedders):
         return "index manifest has no embedder id for some embedder"
     return None
 
@@ -160,8 +142,8 @@ class FolderStore(IndexStore):
                                f"(schema {manifest.fingerprint.get('schema')}, this version reads {SCHEMA})")
         needed = {ENTRIES, CHUNKS, TOKENS, LEXICON}
         needed |= {f"{BM25_DIR}/params.index.json"} if manifest.counts.chunks else set()
-        for embedder in manifest.embedders:
-            if not {_exact_file(embedder), _hnsw_file(embedder)} & manifest.checksums.keys():
+        for embedder in manifest.dense:
+            if not {exact_file(embedder), hnsw_file(embedder)} & manifest.checksums.keys():
                 raise IndexDamaged(f"index has no vectors for embedder {embedder}")
         for rel in manifest.checksums:
             parts = Path(rel).parts
@@ -177,7 +159,7 @@ class FolderStore(IndexStore):
             if (name, rel) in self._verified:
                 continue
             try:
-                digest = _sha256_file(self.path / name / rel)
+                digest = sha256_file(self.path / name / rel)
             except FileNotFoundError:
                 raise IndexDamaged(f"index file {rel} is missing") from None
             except OSError as exc:
@@ -228,14 +210,14 @@ class FolderStore(IndexStore):
                               int(lexicon_data["n_chunks"]))
             bm25 = bm25s.BM25.load(str(root / BM25_DIR), mmap=True, show_progress=False) if chunks else None
             dense: dict[str, DenseIndex] = {}
-            for embedder in manifest.embedders:
-                if _exact_file(embedder) in manifest.checksums:
-                    matrix = np.load(root / _exact_file(embedder), mmap_mode="r", allow_pickle=False)
+            for embedder in manifest.dense:
+                if exact_file(embedder) in manifest.checksums:
+                    matrix = np.load(root / exact_file(embedder), mmap_mode="r", allow_pickle=False)
                     if matrix.ndim != 2 or matrix.dtype != np.float32:
                         raise ValueError("vectors are not a float32 matrix")
                     dense[embedder] = ExactDense(matrix)
                 else:
-                    dense[embedder] = HnswDense(faiss.read_index(str(root / _hnsw_file(embedder))), self.ef_search)
+                    dense[embedder] = HnswDense(faiss.read_index(str(root / hnsw_file(embedder))), self.ef_search)
         except _PARSE_ERRORS as exc:
             raise IndexDamaged(f"index generation {name} is unreadable ({exc.__class__.__name__})") from None
         problem = _problem(entries, chunks, manifest)
@@ -259,7 +241,7 @@ class FolderStore(IndexStore):
             entries = [Entry(**row) for row in _read_jsonl(root / ENTRIES)]
             chunks = [Chunk(**row) for row in _read_jsonl(root / CHUNKS)]
             tokens = [[str(t) for t in row] for row in _read_jsonl(root / TOKENS)]
-            vectors = {embedder: self._read_vectors(root, manifest, embedder) for embedder in manifest.embedders}
+            vectors = {embedder: self._read_vectors(root, manifest, embedder) for embedder in manifest.dense}
         except (IndexUnavailable, *_PARSE_ERRORS):
             return None
         if _problem(entries, chunks, manifest) or len(tokens) != len(chunks) \
@@ -268,11 +250,11 @@ class FolderStore(IndexStore):
         return PreviousGeneration(manifest, entries, chunks, tokens, vectors)
 
     def _read_vectors(self, root: Path, manifest: Manifest, embedder: str) -> np.ndarray:
-        if _exact_file(embedder) in manifest.checksums:
-            return np.load(root / _exact_file(embedder), allow_pickle=False).astype(np.float32)
+        if exact_file(embedder) in manifest.checksums:
+            return np.load(root / exact_file(embedder), allow_pickle=False).astype(np.float32)
         import faiss
 
-        index = faiss.read_index(str(root / _hnsw_file(embedder)))
+        index = faiss.read_index(str(root / hnsw_file(embedder)))
         return index.reconstruct_n(0, index.ntotal)
 
     # ------------------------------------------------------------------ writing
@@ -335,31 +317,17 @@ class FolderStore(IndexStore):
             shutil.rmtree(tmp, ignore_errors=True)
         self._verified |= {(name, rel) for rel in manifest.checksums}
         self._collect_garbage(keep={name, live})
-        self._prune_caches(data)
+        if not data.manifest.pending:  # housekeeping waits for the build's complete generation
+            self._prune_caches(data)
         return name
 
     def _write(self, root: Path, data: GenerationData) -> dict[str, str]:
-        """The generation's files under ``root``; their checksums."""
-        import bm25s
-        import faiss
-
-        _write_jsonl(root / ENTRIES, [asdict(e) for e in data.entries])
-        _write_jsonl(root / CHUNKS, [asdict(c) for c in data.chunks])
-        _write_jsonl(root / TOKENS, data.tokens)
-        lexicon = Lexicon.of(data.tokens)
-        (root / LEXICON).write_text(json.dumps({"n_chunks": lexicon.n_chunks, "doc_freq": lexicon.doc_freq},
-                                               ensure_ascii=False), encoding="utf-8")
-        if data.chunks:
-            bm25 = bm25s.BM25()
-            bm25.index(data.tokens, show_progress=False)
-            bm25.save(str(root / BM25_DIR), show_progress=False)
-        for embedder, vectors in data.vectors.items():
-            matrix = np.ascontiguousarray(vectors, dtype=np.float32)
-            if len(matrix) >= self.hnsw_threshold:
-                faiss.write_index(HnswDense.build(matrix, self.ef_search).index, str(root / _hnsw_file(embedder)))
-            else:
-                np.save(root / _exact_file(embedder), matrix)
-        return {p.relative_to(root).as_posix(): _sha256_file(p) for p in sorted(root.rglob("*")) if p.is_file()}
+        """The generation's files under ``root``, linked from its base where they would be the same."""
+        base = None
+        if data.base is not None and _GENERATION.fullmatch(data.base):
+            with suppress(IndexUnavailable):  # a base gone or damaged: everything is written
+                base = (self.path / data.base, self._manifest(data.base))
+        return write_generation(root, data, base, self.hnsw_threshold, self.ef_search)
 
     def _point_to(self, name: str) -> None:
         """The atomic switch: ``CURRENT`` names ``name``, durably."""

@@ -72,6 +72,7 @@ class Counts:
 class Manifest:
     #: What makes two indexes incompatible (see :func:`index_fingerprint`).
     fingerprint: dict[str, Any]
+    #: The model id of each embedder (pending ones too: their checkpointed vectors are kept by it).
     embedder_ids: dict[str, str]
     notes: dict[str, NoteRecord]
     skipped: tuple[Skip, ...] = ()
@@ -80,10 +81,20 @@ class Manifest:
     corpus: str = ""
     #: File (or table) → sha256, filled in by the store that wrote the generation.
     checksums: dict[str, str] = field(default_factory=dict)
+    #: Embedders whose vectors this generation does not hold yet: a large build commits the text
+    #: first (searchable by BM25 and exact terms) and again as each embedder finishes; a build
+    #: killed before then leaves them pending, and the next one completes them.
+    pending: tuple[str, ...] = ()
 
     @property
     def embedders(self) -> tuple[str, ...]:
+        """Every embedder the index is built for, complete or pending."""
         return tuple(self.fingerprint.get("embedders", ()))
+
+    @property
+    def dense(self) -> tuple[str, ...]:
+        """The embedders whose vectors this generation holds (its dense rankings)."""
+        return tuple(e for e in self.embedders if e not in self.pending)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,6 +111,7 @@ class Manifest:
                 built_at=str(data.get("built_at", "")),
                 corpus=str(data.get("corpus", "")),
                 checksums={str(k): str(v) for k, v in data.get("checksums", {}).items()},
+                pending=tuple(str(e) for e in data.get("pending", ())),
             )
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ManifestError(f"manifest is malformed ({exc.__class__.__name__})") from None

@@ -1,18 +1,24 @@
-"""Checkpointed embeddings in a folder: ``.npz`` shards of (chunk hash, vector) for one embedder id.
+"""Checkpointed embeddings in a folder, for one embedder id: (chunk hash, vector) rows in
+append-only logs, compacted into ``.npz`` shards.
 
 Embedding is the slow part of a build (hours for a big corpus), so vectors are saved while they
-are computed: a shard at least every second. A shard is written under a temporary name and
-renamed, so a killed build leaves only whole shards; the zip CRCs inside an ``.npz`` catch one torn
-by a power cut, which is then ignored and deleted. The store prunes the folder to the live
-generation's chunks after each commit (:meth:`FolderVectorCache.prune`).
+are computed: every :meth:`~FolderVectorCache.put` (one batch) is appended to this build's log
+before it returns. A kill -9 cannot lose it (the kernel holds the bytes; the process owns none
+of them), so a killed build's next run embeds only what was never computed; the log is fsynced
+at least every second against a power cut. Each record carries a CRC: a record torn by a power
+cut is the end of what its log holds. The store prunes the folder to the live generation's
+chunks after each complete commit (:meth:`FolderVectorCache.prune`), rewriting logs and shards
+into one shard once enough of it is stale or split.
 """
 
 from __future__ import annotations
 
 import os
+import struct
 import time
 import zipfile
-from collections.abc import Collection, Sequence
+import zlib
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import suppress
 from pathlib import Path
 
@@ -20,55 +26,90 @@ import numpy as np
 
 from rag.store.base import IndexUnavailable, VectorCache
 
-#: A shard is written when this much time has passed since the last one, or this many rows wait.
+#: The log is fsynced when this much time has passed since the last time.
 FLUSH_SECONDS = 1.0
-FLUSH_ROWS = 1024
-#: Compaction rewrites the cache once stale rows pass this share, or shards this count.
+#: Compaction rewrites the cache once stale rows pass this share, or files this count.
 MAX_STALE_SHARE = 0.25
 MAX_SHARDS = 16
+#: A log record: magic, rows, dimension, bytes of the newline-joined hashes; then the hashes,
+#: the float32 rows and a CRC-32 of all of it.
+_HEAD = struct.Struct("<4sIII")
+_MAGIC = b"RVC1"
+_CRC = struct.Struct("<I")
+
+
+def _record(hashes: Sequence[str], vectors: np.ndarray) -> bytes:
+    keys = "\n".join(hashes).encode("utf-8")
+    body = _HEAD.pack(_MAGIC, len(hashes), vectors.shape[1], len(keys)) + keys + vectors.tobytes()
+    return body + _CRC.pack(zlib.crc32(body))
+
+
+def _records(data: bytes) -> Iterator[tuple[list[str], np.ndarray]]:
+    """The whole records of a log, up to the first torn or damaged one."""
+    at = 0
+    while at + _HEAD.size <= len(data):
+        magic, rows, dim, key_bytes = _HEAD.unpack_from(data, at)
+        end = at + _HEAD.size + key_bytes + 4 * rows * dim
+        if magic != _MAGIC or end + _CRC.size > len(data) or \
+                _CRC.unpack_from(data, end)[0] != zlib.crc32(data[at:end]):
+            return
+        hashes = data[at + _HEAD.size:at + _HEAD.size + key_bytes].decode("utf-8").split("\n")
+        vectors = np.frombuffer(data, np.float32, rows * dim, at + _HEAD.size + key_bytes).reshape(rows, dim)
+        if len(hashes) != rows:
+            return
+        yield hashes, vectors
+        at = end + _CRC.size
 
 
 class FolderVectorCache(VectorCache):
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._hashes: list[str] = []
-        self._rows: list[np.ndarray] = []
-        self._last_flush = time.monotonic()
+        self._log = root / f"log-{time.time_ns()}-{os.getpid()}.bin"  # this object's own
+        self._last_sync = time.monotonic()
+        self._unsynced = False
 
     def get(self, hashes: Collection[str]) -> dict[str, np.ndarray]:
         wanted = set(hashes)
         found: dict[str, np.ndarray] = {}
-        for shard_hashes, vectors in self._shards():
-            for i, h in enumerate(shard_hashes):
+        for file_hashes, vectors in self._files():
+            for i, h in enumerate(file_hashes):
                 if h in wanted and h not in found:
                     found[h] = vectors[i]
-        for h, row in zip(self._hashes, self._rows, strict=True):  # put but not yet flushed
-            if h in wanted:
-                found.setdefault(h, row)
         return found
 
     def put(self, hashes: Sequence[str], vectors: np.ndarray) -> None:
-        self._hashes.extend(hashes)
-        self._rows.extend(np.asarray(vectors, dtype=np.float32))
-        if len(self._hashes) >= FLUSH_ROWS or time.monotonic() - self._last_flush >= FLUSH_SECONDS:
+        """Append the rows to the log now (one write); fsync it once a second has passed."""
+        if not len(hashes):
+            return
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with open(self._log, "ab") as f:
+                f.write(_record(hashes, np.ascontiguousarray(vectors, dtype=np.float32)))
+        except OSError as exc:
+            raise IndexUnavailable(f"cannot save embeddings in {self.root}: {exc.strerror or exc}") from None
+        self._unsynced = True
+        if time.monotonic() - self._last_sync >= FLUSH_SECONDS:
             self.flush()
 
     def flush(self) -> None:
-        if self._hashes:
-            self._write(f"shard-{time.time_ns()}-{os.getpid()}.npz", self._hashes, np.stack(self._rows))
-            self._hashes, self._rows = [], []
-        self._last_flush = time.monotonic()
+        """Make the log durable against a power cut (a kill cannot lose what :meth:`put` wrote)."""
+        if self._unsynced:
+            with suppress(FileNotFoundError), open(self._log, "rb") as f:
+                os.fsync(f.fileno())
+            self._unsynced = False
+        self._last_sync = time.monotonic()
 
     def prune(self, live: Collection[str]) -> None:
-        """Keep only rows of ``live`` chunk hashes, rewriting the shards once enough is stale
-        (rewriting a big cache after every small build would cost more than the space it frees)."""
+        """Keep only rows of ``live`` chunk hashes, rewriting the files into one shard once enough
+        is stale or split (rewriting a big cache after every small build would cost more than the
+        space it frees)."""
         self.flush()
         paths = self._paths()
         rows = stale = 0
         keep: dict[str, np.ndarray] = {}
-        for shard_hashes, vectors in self._shards():
-            rows += len(shard_hashes)
-            for h, v in zip(shard_hashes, vectors, strict=True):
+        for file_hashes, vectors in self._files():
+            rows += len(file_hashes)
+            for h, v in zip(file_hashes, vectors, strict=True):
                 if h in live and h not in keep:
                     keep[h] = v
                 else:
@@ -82,14 +123,18 @@ class FolderVectorCache(VectorCache):
 
     def _paths(self) -> list[Path]:
         try:
-            return sorted(self.root.glob("shard-*.npz"))
+            return sorted([*self.root.glob("shard-*.npz"), *self.root.glob("log-*.bin")])
         except OSError:
             return []
 
-    def _shards(self) -> list[tuple[list[str], np.ndarray]]:
-        """Every readable shard; a damaged one is deleted (it only held a copy of work)."""
+    def _files(self) -> list[tuple[list[str], np.ndarray]]:
+        """Every readable shard and log record; a damaged shard is deleted (it only held a copy of work)."""
         out = []
         for path in self._paths():
+            if path.suffix == ".bin":
+                with suppress(OSError):
+                    out += list(_records(path.read_bytes()))
+                continue
             try:
                 with np.load(path, allow_pickle=False) as data:
                     hashes, vectors = [str(h) for h in data["hashes"]], np.asarray(data["vectors"], np.float32)
@@ -108,6 +153,8 @@ class FolderVectorCache(VectorCache):
             self.root.mkdir(parents=True, exist_ok=True)
             with open(tmp, "wb") as f:
                 np.savez(f, hashes=np.asarray(hashes, dtype=str), vectors=vectors.astype(np.float32))
+                f.flush()
+                os.fsync(f.fileno())
             os.replace(tmp, self.root / name)
         except OSError as exc:
             with suppress(OSError):

@@ -46,6 +46,7 @@ from rag.store.base import (
 from rag.store.dense import DenseIndex, ExactDense
 from rag.store.manifest import Manifest, ManifestError
 
+from .cache import PgVectorCache
 from .dense import PgDense, vectors_ready
 from .schema import BUILD_LOCK, check_version, ensure_schema, stored_version, unavailable, vector_table
 from .verify import generation_problems
@@ -206,7 +207,7 @@ class PgStore(IndexStore):
     def _tables(self, conn: psycopg.Connection, manifest: Manifest) -> dict[str, tuple[str, int]]:
         """Embedder name → (its vector table, dimension)."""
         out = {}
-        for name in manifest.embedders:
+        for name in manifest.dense:
             row = conn.execute("SELECT id, dim FROM rag_vector_tables WHERE embedder_id = %s",
                                (manifest.embedder_ids.get(name),)).fetchone()
             if row is None:
@@ -307,6 +308,10 @@ class PgStore(IndexStore):
         if not held:
             raise IndexUnavailable(f"the build lock on {self.location} was lost (did the server restart?): nothing "
                                    "was committed; run `rag index` again")
+
+    def vector_cache(self, embedder_id: str) -> PgVectorCache:
+        """Batches go straight into the embedder's vector table, committed one by one (:mod:`.cache`)."""
+        return PgVectorCache(self._reader, embedder_id)
 
     def check_writable(self) -> None:
         with closing(self._connect()) as conn, self._errors(), conn.transaction():

@@ -29,7 +29,7 @@ def generation_problems(conn: psycopg.Connection, generation: int, manifest: Man
         if manifest.checksums.get(f"rag_{kind}") != digest(keys) or present != len(keys):
             problems.append(f"{kind} rows are missing or altered (rag_generation_{kind}, rag_{kind})")
     chunks = manifest.counts.chunks
-    for name in manifest.embedders:
+    for name in manifest.dense:
         row = conn.execute("SELECT id FROM rag_vector_tables WHERE embedder_id = %s",
                            (manifest.embedder_ids.get(name),)).fetchone()
         if row is None:

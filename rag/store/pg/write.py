@@ -58,17 +58,26 @@ def put_rows(conn: psycopg.Connection, kind: str, generation: int, keys: list[st
                  f"SELECT %s, position, key{extra} FROM {staged}", (generation,))
 
 
-def put_vectors(conn: psycopg.Connection, embedder_id: str, matrix: np.ndarray, vkeys: list[str],
-                 approximate: bool) -> None:
-    dim = int(matrix.shape[1])
+def table_for(conn: psycopg.Connection, embedder_id: str, dim: int) -> str:
+    """The vector table of ``embedder_id``, created on first use. Call in a transaction."""
     row = conn.execute("SELECT id, dim FROM rag_vector_tables WHERE embedder_id = %s", (embedder_id,)).fetchone()
+    if row is None:
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (COMMIT_LOCK,))  # one creator at a time
+        row = conn.execute("SELECT id, dim FROM rag_vector_tables WHERE embedder_id = %s", (embedder_id,)).fetchone()
     if row is None:
         row = conn.execute("INSERT INTO rag_vector_tables (embedder_id, dim) VALUES (%s, %s) RETURNING id, dim",
                            (embedder_id, dim)).fetchone()
         conn.execute(f"CREATE TABLE {vector_table(row[0])} (key text PRIMARY KEY, embedding vector({dim}) NOT NULL)")
     if row[1] != dim:
         raise ValueError(f"embedder {embedder_id} changed its dimension ({row[1]} → {dim})")
-    table, index = vector_table(row[0]), f"{vector_table(row[0])}_hnsw"
+    return vector_table(row[0])
+
+
+def put_vectors(conn: psycopg.Connection, embedder_id: str, matrix: np.ndarray, vkeys: list[str],
+                 approximate: bool) -> None:
+    """The rows the table lacks (a build's cache has usually put them already: then none)."""
+    table = table_for(conn, embedder_id, int(matrix.shape[1]))
+    index = f"{table}_hnsw"
     missing = {k for (k,) in conn.execute(f"SELECT DISTINCT s.vkey FROM rag_staged_chunks s WHERE NOT EXISTS "
                                           f"(SELECT 1 FROM {table} t WHERE t.key = s.vkey)")}
     (rows,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone()

@@ -1,0 +1,196 @@
+"""The vectors of one build: per embedder, the rows known already (the previous generation, the
+store's cache) and the rest computed on threads, each batch checkpointed in the cache at once.
+
+A kill -9 loses no batch that :meth:`VectorCache.put` returned from (the store writes every batch
+before ``put`` returns), so a killed build's next run embeds only what was never computed.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from rag.embed.embedding import Embedder, runs_concurrently
+from rag.embed.models import Models, resolve
+from rag.ingest.chunking import Chunk
+from rag.store import IndexStore, PreviousGeneration, VectorCache
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total); total 0: an event, said as a line
+BATCH = 16
+#: The speed assumed of an embedder the registry has not measured: a small transformer's on one core.
+DEFAULT_CHUNKS_PER_SECOND = 20.0
+
+
+@dataclass
+class Job:
+    """One embedder's share of a build: its matrix, the rows still to compute, where they are saved."""
+
+    name: str
+    embedder: Embedder | None  # None when every row is known: no model is loaded
+    embedder_id: str
+    matrix: np.ndarray
+    hashes: list[str]
+    cache: VectorCache | None
+    todo: deque[list[int]]  # batches of rows not started yet
+    total: int  # rows to compute
+    done: int = 0
+    owner: int | None = None  # the thread computing it, unless it runs concurrently
+
+    @property
+    def concurrent(self) -> bool:
+        return self.embedder is not None and runs_concurrently(self.embedder)
+
+
+def cached(store: IndexStore, embedder_id: str, hashes: list[str],
+           prev_rows: dict[str, np.ndarray]) -> tuple[VectorCache | None, dict[str, np.ndarray]]:
+    """Known vectors of ``hashes`` under ``embedder_id``: the store's cache, completed from the
+    previous generation's rows (cached too, so the cache is whole again if it was deleted)."""
+    cache = store.vector_cache(embedder_id)
+    known = cache.get(hashes) if cache is not None else {}
+    extra = [h for h in dict.fromkeys(hashes) if h not in known and h in prev_rows]
+    if extra:
+        known.update((h, prev_rows[h]) for h in extra)
+        if cache is not None:
+            cache.put(extra, np.stack([prev_rows[h] for h in extra]))
+    return cache, known
+
+
+def make_job(name: str, chunks: list[Chunk], store: IndexStore, models: Models, prev: PreviousGeneration | None) -> Job:
+    """The vectors of ``chunks`` under one embedder that are known already (where (embedder id,
+    chunk hash) match), and the rest in batches, longest texts first: with several threads on one
+    embedder, the short batches left at the end keep them finishing together."""
+    hashes = [c.hash for c in chunks]
+    prev_id = prev.manifest.embedder_ids.get(name) if prev is not None and name in prev.vectors else None
+    cache, known = None, {}
+    if prev is not None and prev_id is not None:
+        prev_rows = dict(zip((c.hash for c in prev.chunks), prev.vectors[name], strict=True))
+        cache, known = cached(store, prev_id, hashes, prev_rows)
+    embedder = None
+    if prev is not None and prev_id is not None and all(h in known for h in hashes):
+        embedder_id, dim = prev_id, prev.vectors[name].shape[1]  # nothing new: trust the recorded id
+    else:
+        embedder = models.embedder(name)
+        embedder_id, dim = embedder.id, embedder.dim
+        if embedder_id != prev_id:  # another model or version: old vectors are incomparable
+            cache, known = cached(store, embedder_id, hashes, {})
+    matrix = np.zeros((len(chunks), dim), np.float32)
+    todo = []
+    for i, h in enumerate(hashes):
+        if h in known:
+            matrix[i] = known[h]
+        else:
+            todo.append(i)
+    todo.sort(key=lambda i: -len(chunks[i].embed_text))
+    batches = deque(todo[start:start + BATCH] for start in range(0, len(todo), BATCH))
+    return Job(name, embedder, embedder_id, matrix, hashes, cache, batches, len(todo))
+
+
+def cores() -> int:
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def embedding_seconds(job: Job) -> float:
+    """How long ``job``'s missing rows should take on one core, by the registry's measured speed."""
+    return job.total / (resolve(job.name).chunks_per_second or DEFAULT_CHUNKS_PER_SECOND)
+
+
+def compute(jobs: list[Job], chunks: list[Chunk], progress: Progress | None,
+            finished: Callable[[Job], None] | None = None) -> None:
+    """Every job's missing rows, each batch checkpointed in the job's cache as it is computed;
+    ``finished(job)`` runs on this (the calling) thread as each job completes, while the others
+    keep embedding.
+
+    One thread per embedder, so two embedders on two cores take the time of the slower one, not
+    the sum (the models run native code that releases the GIL), and the cheaper one finishes
+    first. An embedder that can take calls from several threads at once (:func:`runs_concurrently`)
+    also gets every core the others leave idle: once the quicker model is done, both cores work on
+    the slower one.
+    """
+    pending = [job for job in jobs if job.todo]
+    if not pending:
+        return
+    workers = max(len(pending), cores()) if any(job.concurrent for job in pending) else len(pending)
+    state = threading.Condition()
+    failed = False
+    completed: list[Job] = []
+    running = workers
+
+    def take() -> tuple[Job, list[int]] | None:
+        """This thread's next batch, None when all are taken or a worker failed. A one-call-at-a-time
+        embedder comes first (it can only ever use one core) and stays on the thread that started
+        it (an engine may keep per-thread state, such as an OpenMP team); then the embedder with the
+        most batches left."""
+        me = threading.get_ident()
+        with state:
+            while not failed and any(job.todo for job in pending):
+                ready = [job for job in pending if job.todo and (job.concurrent or job.owner in (None, me))]
+                if ready:
+                    job = min(ready, key=lambda j: (j.concurrent, -len(j.todo)))
+                    job.owner = me
+                    return job, job.todo.popleft()
+                state.wait()
+            return None
+
+    def save(job: Job, batch: list[int], rows: np.ndarray) -> None:
+        with state:
+            job.matrix[batch] = rows
+            job.done += len(batch)
+            if job.cache is not None:
+                job.cache.put([job.hashes[i] for i in batch], rows)
+                if job.done == job.total:
+                    job.cache.flush()  # a stage reported done is a stage saved
+            if progress:
+                progress(f"embedding ({job.name})", job.done, job.total)
+            if job.done == job.total:
+                completed.append(job)
+            state.notify_all()
+
+    def work() -> None:
+        nonlocal failed, running
+        try:
+            while (item := take()) is not None:
+                job, batch = item
+                save(job, batch, job.embedder.embed_passages([chunks[i].embed_text for i in batch]))  # type: ignore[union-attr]
+        except BaseException:
+            with state:
+                failed = True  # the others stop after their current batch
+            raise
+        finally:
+            with state:
+                running -= 1
+                state.notify_all()
+
+    def announce() -> None:
+        """Hand each completed job to ``finished`` on this thread, until every worker has ended."""
+        seen = 0
+        while True:
+            with state:
+                state.wait_for(lambda n=seen: len(completed) > n or not running or failed)
+                new, seen, over = completed[seen:], len(completed), not running or failed
+            for job in new:
+                if finished is not None and not failed:
+                    finished(job)
+            if over and seen == len(completed):
+                return
+
+    if workers <= 1 and finished is None:
+        work()
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="embed") as pool:
+        futures = [pool.submit(work) for _ in range(workers)]
+        try:
+            announce()
+            for future in futures:
+                future.result()
+        except BaseException:  # Ctrl-C here, a failed commit, or a worker's error: the rest stop after their batch
+            with state:
+                failed = True
+                state.notify_all()
+            raise

@@ -1,0 +1,110 @@
+"""The files of one folder-store generation: their names, and writing them.
+
+A staged build commits the same text several times, each time with one more embedder's vectors;
+given the previous of those commits as its *base*, a generation hard-links the files it would
+write byte for byte (entries, chunks, tokens, lexicon, BM25, the vectors it already had), so a
+later commit writes only the new embedder's vectors. A generation is never changed once written,
+so a link shares nothing that could change under it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from rag.store.base import GenerationData, Lexicon
+
+from .dense import HnswDense
+from .manifest import Manifest
+
+MANIFEST, ENTRIES, CHUNKS, TOKENS, LEXICON, BM25_DIR = (
+    "manifest.json", "entries.jsonl", "chunks.jsonl", "tokens.jsonl", "lexicon.json", "bm25")
+
+
+def file_slug(name: str) -> str:
+    """A file-name-safe form of an embedder name or id; distinct names stay distinct."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:60]
+    return safe if safe == name else f"{safe}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+
+
+def exact_file(embedder: str) -> str:
+    return f"vectors-{file_slug(embedder)}.npy"
+
+
+def hnsw_file(embedder: str) -> str:
+    return f"dense-{file_slug(embedder)}.faiss"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_jsonl(path: Path, rows: list) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _link_base(root: Path, data: GenerationData, base: tuple[Path, Manifest]) -> dict[str, str]:
+    """Links to the files of the base generation this one shares; their checksums."""
+    folder, manifest = base
+    same = [e for e in manifest.dense
+            if e in data.vectors and manifest.embedder_ids.get(e) == data.manifest.embedder_ids.get(e)]
+    shared = {ENTRIES, CHUNKS, TOKENS, LEXICON, *map(exact_file, same), *map(hnsw_file, same)}
+    linked = {}
+    for rel, digest in manifest.checksums.items():
+        if rel in shared or rel.startswith(f"{BM25_DIR}/"):
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(folder / rel, root / rel)
+            except OSError:  # a file system without hard links: a copy costs time, not correctness
+                shutil.copyfile(folder / rel, root / rel)
+            linked[rel] = digest
+    return linked
+
+
+def _write_text(root: Path, data: GenerationData) -> None:
+    import bm25s
+
+    _write_jsonl(root / ENTRIES, [asdict(e) for e in data.entries])
+    _write_jsonl(root / CHUNKS, [asdict(c) for c in data.chunks])
+    _write_jsonl(root / TOKENS, data.tokens)
+    lexicon = Lexicon.of(data.tokens)
+    (root / LEXICON).write_text(json.dumps({"n_chunks": lexicon.n_chunks, "doc_freq": lexicon.doc_freq},
+                                           ensure_ascii=False), encoding="utf-8")
+    if data.chunks:
+        bm25 = bm25s.BM25()
+        bm25.index(data.tokens, show_progress=False)
+        bm25.save(str(root / BM25_DIR), show_progress=False)
+
+
+def write_generation(root: Path, data: GenerationData, base: tuple[Path, Manifest] | None,
+                     hnsw_threshold: int, ef_search: int) -> dict[str, str]:
+    """Every file of ``data`` under ``root`` (linked from ``base``, a generation's folder and
+    manifest, where shared); each file's sha256 by its path under ``root``."""
+    linked = _link_base(root, data, base) if base is not None else {}
+    if ENTRIES not in linked:
+        _write_text(root, data)
+    for embedder, vectors in data.vectors.items():
+        if {exact_file(embedder), hnsw_file(embedder)} & linked.keys():
+            continue
+        matrix = np.ascontiguousarray(vectors, dtype=np.float32)
+        if len(matrix) >= hnsw_threshold:
+            import faiss
+
+            faiss.write_index(HnswDense.build(matrix, ef_search).index, str(root / hnsw_file(embedder)))
+        else:
+            np.save(root / exact_file(embedder), matrix)
+    return {rel: linked.get(rel) or sha256_file(root / rel)
+            for rel in sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())}
