@@ -61,17 +61,13 @@ class Answer:
     standalone_question: str | None = None  # the rewritten follow-up actually searched
     format: str = "text"  # "claims" when the model answered in structured claims
     unsupported: list[str] = field(default_factory=list)  # sentences their cited source does not back
+    #: Embedders the index was still missing when the notes were searched (see RetrievalResult.partial).
+    partial: list[str] = field(default_factory=list)
     session: Session | None = None  # how it was reached: retrieval, evidence, the gate, timings
 
     @property
     def refusal_reason(self) -> str | None:
         return self.session.refusal_reason if self.session is not None else None
-
-    @property
-    def partial(self) -> list[str]:
-        """Embedders the index was still missing when the notes were searched (RetrievalResult.partial)."""
-        result = self.session.result if self.session is not None else None
-        return list(result.partial) if result is not None else []
 
     def to_json(self) -> dict:
         return {"question": self.question, "answer": self.text,
@@ -115,9 +111,11 @@ class _Turn:
     def answer(self, text: str, cited: Sequence[int], refused: bool, mode: str | None = None,
                **extra: object) -> Answer:
         citations = [Citation(n, self.hits[n - 1]) for n in cited]
+        result = self.session.result
         return Answer(self.session.question, text, citations, mode or self.mode, refused,
                       uncited=not citations and not refused, standalone_question=self.session.standalone,
-                      session=self.session, **extra)  # type: ignore[arg-type]
+                      partial=list(result.partial) if result is not None else [], session=self.session,
+                      **extra)  # type: ignore[arg-type]
 
 
 def iter_answer(question: str, searcher: Searcher, settings: Settings, *, k: int | None = None,
