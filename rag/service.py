@@ -15,6 +15,7 @@ from rag.answer.answer import Answer, iter_answer
 from rag.answer.llm.model import AnswerModel
 from rag.build.builder import BuildReport, Progress, build_index
 from rag.embed.models import Models
+from rag.errors import RagError
 from rag.ingest.notes import Entry
 from rag.retrieve.related import Related, find_entry, related_entries
 from rag.retrieve.searcher import Filters, RetrievalResult, Searcher
@@ -23,7 +24,7 @@ from rag.store import IndexHandle, LoadedIndex, open_store
 from .settings import Settings
 
 
-class QuestionError(ValueError):
+class QuestionError(RagError, ValueError):
     """A question that cannot be searched; the message is one line for the user."""
 
 

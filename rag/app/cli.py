@@ -14,22 +14,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
-from rag.answer.llm.local import LocalModelError
-from rag.embed.models import EmbedderError, configure_process
+from rag.embed.models import configure_process
+from rag.errors import RagError
 from rag.inputs import InputFileError, read_regular_file
 from rag.retrieve.searcher import Filters
 from rag.service import Notes, QuestionError, check_question
-from rag.settings import Settings, SettingsError, load_settings
-from rag.store import IndexStore, IndexUnavailable
+from rag.settings import Settings, load_settings
+from rag.store import IndexStore
 
-from .launch import LaunchError
 from .terminal import format_hit, progress_printer, report_lines, terminal_text, write_stream
 
 #: A batch of questions is at most this big (each is at most answer.max_question_chars).
 MAX_BATCH_BYTES = 64 << 20
 
 
-class UsageError(Exception):
+class UsageError(RagError):
     """Bad input from the user: printed as one line, exit code 2."""
 
 
@@ -207,7 +206,7 @@ def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from rag.embed.models import Models
     from rag.eval.collections import run_collections
-    from rag.eval.runner import EvalError, run_eval
+    from rag.eval.runner import run_eval
 
     models = Models()
 
@@ -215,13 +214,10 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         return run_eval(local, qa_path=qa, out_dir=out, configs=args.eval_config or None, judge=args.judge,
                         split=args.split, limit=args.limit, models=models)
 
-    try:
-        if args.collection:
-            run_collections(settings, Path(args.qa), Path(args.out), [Path(c) for c in args.collection], run, models)
-        else:
-            run(settings, Path(args.qa), Path(args.out))
-    except EvalError as exc:
-        raise UsageError(str(exc)) from None
+    if args.collection:
+        run_collections(settings, Path(args.qa), Path(args.out), [Path(c) for c in args.collection], run, models)
+    else:
+        run(settings, Path(args.qa), Path(args.out))
     return 0
 
 
@@ -361,8 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = settings_from(args)
         return args.func(args, settings)
-    except (UsageError, SettingsError, IndexUnavailable, QuestionError, EmbedderError, LocalModelError,
-            LaunchError) as exc:
+    except RagError as exc:
         print(f"rag: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
