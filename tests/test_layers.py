@@ -11,9 +11,9 @@ from tests.conftest import ROOT
 
 #: Lowest first. A stage imports only stages before it (settings and its helpers sit between the
 #: model registry, which validates embedder names, and the store, which the settings choose). The
-#: errors' base is below everything that raises one.
+#: errors' base is below everything that raises one; the front ends' contract is over the answer.
 LAYERS = ["errors", "text", "net", "ingest", "embed", "dsn", "inputs", "settings", "store", "build", "retrieve",
-          "answer", "service", "eval", "bench", "app"]
+          "answer", "contract", "service", "eval", "bench", "app"]
 
 
 def _modules() -> dict[str, Path]:

@@ -85,7 +85,7 @@ SEARCHER = """
     from rag.settings import load_settings
     notes = Notes(load_settings(env=os.environ))
     for question in sys.stdin:
-        hits = notes.search(question.strip(), k=3).hits
+        hits = notes.search(SearchRequest(question=question.strip(), k=3)).hits
         print(json.dumps([h.entry.file for h in hits]), flush=True)
 """
 

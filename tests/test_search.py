@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from rag.build.builder import build_index
+from rag.contract import HitOut
 from rag.embed.models import Models
 from rag.retrieve.searcher import Filters, Searcher
 from rag.retrieve.why import holds
@@ -126,7 +127,7 @@ def test_each_hit_says_which_retrievers_ranked_it_and_which_exact_terms_it_holds
     build_index(settings.index, open_store(settings), models)
     searcher = Searcher(open_store(settings).load(), settings.retrieval, settings.index.corpus, models)
     hits = searcher.search("Which paper cut KV-cache by 80% with GRPO-style RL?", k=3).hits
-    top, second = hits[0].to_json()["why"], hits[1].to_json()["why"]
+    top, second = HitOut.of(hits[0]).model_dump()["why"], HitOut.of(hits[1]).model_dump()["why"]
     assert hits[0].entry.title == "HySparse"
     assert top["matched"] == ["KV-cache", "80%", "GRPO-style"]  # as written, in question order, not "kv"
     assert top["ranks"]["bm25"] == 1 and top["ranks"]["exact"] == 1 and "hash" in top["ranks"]

@@ -30,6 +30,7 @@ from .claims import response_format
 from .evidence import Evidence, gather_evidence, is_covered
 from .extractive import best_sentences, extractive_answer
 from .generate import Pieces, Reply, ReplyStream, claims_reply, text_reply
+from .mode import AnswerMode
 from .rewrite import rewrite_question
 
 #: A refusal lists this many of the closest entries.
@@ -41,9 +42,6 @@ _SPACE = re.compile(r"\s+")
 class Citation:
     n: int  # the source number used in the answer text
     hit: Hit
-
-    def to_json(self) -> dict:
-        return {"n": self.n, **self.hit.to_json()}
 
 
 @dataclass
@@ -59,13 +57,6 @@ class Answer:
     standalone_question: str | None = None  # the rewritten follow-up actually searched
     format: str = "text"  # "claims" when the model answered in structured claims
     unsupported: list[str] = field(default_factory=list)  # sentences their cited source does not back
-
-    def to_json(self) -> dict:
-        return {"question": self.question, "answer": self.text,
-                "citations": [c.to_json() for c in self.citations], "mode": self.mode,
-                "refused": self.refused, "uncited": self.uncited, "notice": self.notice,
-                "removed_citations": self.removed_citations, "format": self.format,
-                "unsupported": self.unsupported}
 
 
 AnswerStream = Generator[str, None, Answer]
@@ -114,8 +105,8 @@ def iter_answer(question: str, searcher: Searcher, settings: Settings, *, k: int
     one) reads each source's best sentences instead of whole entries, and its schema bounds the
     number of claims and requires a source for each.
     """
-    notice = prompts.FAILURES["disabled"] + prompts.FALLBACK if use_llm and not settings.llm.enabled else None
-    use_llm = settings.llm.enabled if use_llm is None else use_llm and settings.llm.enabled
+    mode = AnswerMode.of(use_llm)
+    notice, use_llm = mode.notice(settings.llm), mode.uses_model(settings.llm)
     turn = _Turn(question, language(question), "llm" if use_llm else "extractive")
     if refusal := _unusable_question(question, turn.lang, settings.answer.max_question_chars):
         text, refusal_notice = refusal
