@@ -124,15 +124,18 @@ def run_rag() -> RunRag:
 
 
 @pytest.fixture
-def rag_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
-             ) -> Callable[..., Run]:
+def rag_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+             models: Models) -> Callable[..., Run]:
     """``rag`` in this process (the fast tier's CLI runner): ``rag_main("search", "x", env={…})``.
 
     The environment holds only the given ``rag`` variables; the working directory is an empty
     folder (no stray rag.toml). An exception escaping ``main`` fails the test, as a traceback would.
+    Each run's :class:`~rag.service.Notes` gets the session's models, as the commands of one warm
+    process would: loading the dictionary again (0.3 s) for every command was a third of the fast tier.
     """
     from rag.app.cli import main
 
+    monkeypatch.setattr("rag.service.Models", lambda: models)
     workdir = tmp_path / "cwd"
     workdir.mkdir(exist_ok=True)
     monkeypatch.chdir(workdir)

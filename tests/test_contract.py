@@ -8,15 +8,15 @@ from __future__ import annotations
 import ast
 import importlib
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import anyio
 import pytest
+from mcp import Client
 
 from rag import contract
 from rag.answer.mode import AnswerMode
-from rag.app.mcp_server import NotesTools, build_server
+from rag.app.mcp_server import build_server
 from rag.app.web import NotesApp
 from rag.build.builder import build_index
 from rag.contract import AskRequest, QuestionError, SearchRequest
@@ -25,10 +25,9 @@ from rag.errors import RagError
 from rag.service import Notes
 from rag.settings import MAX_ANSWER_K, MAX_SEARCH_K, Settings
 from rag.store import open_store
-from tests.battery import Run
+from tests.battery import RagMain
 from tests.conftest import QUOKKA, ROOT, settings_for
 
-RagMain = Callable[..., Run]
 NOTES = {"quokka.md": QUOKKA,
          "wombat.md": "# Log\n\n## Wombat-MoE: atomic experts\n\n- 2026-03-01\n\nWombat-MoE splits experts into "
                       "atoms, [[quokka]] style.\n"}
@@ -95,14 +94,23 @@ def test_cli_json_keeps_every_documented_field_and_is_the_contracts_shape(rag_ma
 
 
 def test_the_app_and_mcp_return_what_the_cli_prints(rag_main: RagMain, env: dict[str, str], notes: Notes) -> None:
-    tools = NotesTools(notes)
     found = cli_json(rag_main, env, "search", QUESTION, "-k", "2")
-    assert tools.search_notes(QUESTION, k=2).model_dump(exclude={"notice"}) == found
     answer = cli_json(rag_main, env, "ask", QUESTION, "--no-llm")
-    assert tools.ask_notes(QUESTION, mode=AnswerMode.EXTRACTIVE).model_dump(exclude={"data_notice"}) == answer
-    assert json.loads(NotesApp(notes).ask(QUESTION, use_llm=False)) == answer
     related = cli_json(rag_main, env, "related", "wombat.md:3", "-k", "1")
-    assert tools.related_entries("wombat.md", 3, k=1).model_dump(exclude={"notice"}) == related
+    assert json.loads(NotesApp(notes).ask(QUESTION, use_llm=False)) == answer
+
+    async def mcp() -> list[dict]:  # through the SDK's client, as an agent gets them
+        async with Client(build_server(notes)) as client:
+            calls = [("search_notes", {"query": QUESTION, "k": 2}),
+                     ("ask_notes", {"question": QUESTION, "mode": "extractive"}),
+                     ("related_entries", {"file": "wombat.md", "line_start": 3, "k": 1})]
+            return [(await client.call_tool(name, args)).structured_content for name, args in calls]
+
+    by_mcp = anyio.run(mcp)
+    notices = [{"notice"}, {"data_notice"}, {"notice"}]
+    assert [{k: v for k, v in got.items() if k not in extra} for got, extra in zip(by_mcp, notices, strict=True)] \
+        == [found, answer, related]
+    assert all(extra <= set(got) for got, extra in zip(by_mcp, notices, strict=True))
 
 
 def test_mcp_output_schemas_are_generated_from_the_contract(notes: Notes) -> None:

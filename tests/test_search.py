@@ -17,6 +17,7 @@ from rag.retrieve.searcher import Filters, Searcher
 from rag.retrieve.why import holds
 from rag.store import open_store
 from rag.text.lexical import tokenize
+from tests.battery import RagMain
 from tests.conftest import CORPUS, RunRag
 
 #: The contract's fields (../shared/docs/cli.md) in order, then the ones added since (front matter, why).
@@ -105,15 +106,16 @@ def test_search_json_shape(real_settings, run_rag: RunRag) -> None:
     assert Path(top["path"]) == CORPUS / top["file"]
 
 
-def test_search_batch_keeps_order_and_ids(make_corpus, run_rag: RunRag, tmp_path: Path) -> None:
+def test_search_batch_keeps_order_and_ids(make_corpus, rag_main: RagMain, tmp_path: Path) -> None:
     settings = make_corpus({"n.md": "## HySparse\nKV Cache 显存直降 80%\n\n## OmniMoE\n原子专家 路由\n"})
-    assert run_rag("index", settings=settings).returncode == 0
+    env = {"RAG_CORPUS": str(settings.index.corpus), "RAG_INDEX": str(settings.index.path), "RAG_EMBEDDERS": "hash"}
+    assert rag_main("index", env=env).code == 0
     batch = tmp_path / "q.jsonl"
     rows = [{"id": "b", "question": "HySparse KV Cache"}, {"id": 7, "question": "原子专家"}]
     batch.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
-    out = run_rag("search", "--batch", str(batch), "--json", "-k", "2", settings=settings)
-    assert out.returncode == 0, out.stderr
-    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    out = rag_main("search", "--batch", str(batch), "--json", "-k", "2", env=env)
+    assert out.code == 0, out.err
+    lines = [json.loads(line) for line in out.out.splitlines()]
     assert [(x["id"], x["question"]) for x in lines] == [("b", "HySparse KV Cache"), (7, "原子专家")]
     assert [x["hits"][0]["title"] for x in lines] == ["HySparse", "OmniMoE"]
     assert all(len(x["hits"]) == 2 and list(x["hits"][0]) == HIT_KEYS for x in lines)
