@@ -81,6 +81,7 @@ def test_postgres_serves_the_real_embedders_vectors_with_the_same_rankings(real_
 
 SEARCHER = """
     import json, os, sys
+    from rag.contract import SearchRequest
     from rag.service import Notes
     from rag.settings import load_settings
     notes = Notes(load_settings(env=os.environ))
