@@ -84,11 +84,12 @@ class WhyOut(BaseModel):
     matched: list[str] = Field(default_factory=list)
 
 
-class HitOut(BaseModel):
-    """One note entry found for a question; the span is the entry's. Keys in the contract's order."""
-
+class _Ranked(BaseModel):
     rank: int
     score: float
+
+
+class _Where(BaseModel):
     file: str
     path: str
     title: str
@@ -96,19 +97,39 @@ class HitOut(BaseModel):
     line_end: int
     url: str | None
     date: str | None
+
+
+class _Snippet(BaseModel):
     snippet: str
+
+
+class _FrontMatter(BaseModel):
     tags: list[str] = Field(default_factory=list)
     aliases: list[str] = Field(default_factory=list)
     authors: list[str] = Field(default_factory=list)
     context: str = ""  # where the entry sits: "Note title › Section", a table row's header
+
+
+def entry_fields(entry: Entry, path: str) -> dict:
+    """The :class:`_Where` and :class:`_FrontMatter` fields of ``entry`` (``path``: its note as the
+    user named the corpus), for any model made of them."""
+    return {"file": entry.file, "path": path, "title": entry.title, "line_start": entry.line_start,
+            "line_end": entry.line_end, "url": entry.url, "date": entry.date, "tags": list(entry.tags),
+            "aliases": list(entry.aliases), "authors": list(entry.authors), "context": entry.context}
+
+
+# A model's fields come in the reverse order of its bases, then its own: each group above is
+# declared once, and a hit keeps the contract's key order (rank … date, snippet, tags … why).
+
+
+class HitOut(_FrontMatter, _Snippet, _Where, _Ranked):
+    """One note entry found for a question; the span is the entry's."""
+
     why: WhyOut = Field(default_factory=WhyOut)
 
     @classmethod
     def of(cls, hit: Hit) -> HitOut:
-        e = hit.entry
-        return cls(rank=hit.rank, score=round(hit.score, 4), file=e.file, path=hit.path, title=e.title,
-                   line_start=e.line_start, line_end=e.line_end, url=e.url, date=e.date, snippet=hit.snippet,
-                   tags=list(e.tags), aliases=list(e.aliases), authors=list(e.authors), context=e.context,
+        return cls(rank=hit.rank, score=round(hit.score, 4), snippet=hit.snippet, **entry_fields(hit.entry, hit.path),
                    why=WhyOut(ranks=dict(hit.why.ranks), matched=list(hit.why.matched)))
 
 
@@ -154,27 +175,8 @@ class AnswerOut(BaseModel):
                    unsupported=list(answer.unsupported))
 
 
-class EntryFields(BaseModel):
+class EntryFields(_FrontMatter, _Where):
     """Where a note entry is: its file, span, title, link, date and front matter."""
-
-    file: str
-    path: str
-    title: str
-    line_start: int
-    line_end: int
-    url: str | None
-    date: str | None
-    tags: list[str] = Field(default_factory=list)
-    aliases: list[str] = Field(default_factory=list)
-    authors: list[str] = Field(default_factory=list)
-    context: str = ""
-
-    @staticmethod
-    def values(entry: Entry, path: str) -> dict:
-        """The fields of ``entry`` (``path``: its note as the user named the corpus), for any subclass."""
-        return {"file": entry.file, "path": path, "title": entry.title, "line_start": entry.line_start,
-                "line_end": entry.line_end, "url": entry.url, "date": entry.date, "tags": list(entry.tags),
-                "aliases": list(entry.aliases), "authors": list(entry.authors), "context": entry.context}
 
 
 class RelatedEntryOut(EntryFields):
@@ -191,6 +193,6 @@ class RelatedOut(BaseModel):
     @classmethod
     def of(cls, entry: Entry, related: list[Related], path_of: Callable[[str], str]) -> RelatedOut:
         """``path_of``: a note's path as the user named the corpus, from its file."""
-        return cls(entry=EntryFields(**EntryFields.values(entry, path_of(entry.file))),
-                   related=[RelatedEntryOut(**EntryFields.values(r.entry, path_of(r.entry.file)), score=r.score,
+        return cls(entry=EntryFields(**entry_fields(entry, path_of(entry.file))),
+                   related=[RelatedEntryOut(**entry_fields(r.entry, path_of(r.entry.file)), score=r.score,
                                             linked=r.linked) for r in related])

@@ -58,6 +58,16 @@ def settings_for(corpus: Path, index: Path, embedders: tuple[str, ...] = ("hash"
     return Settings().updated({"index.corpus": corpus, "index.path": index, "index.embedders": embedders, **more})
 
 
+def index_notes(root: Path, notes: dict[str, str], models: Models) -> Settings:
+    """``notes`` ({name: text}) written into ``root/corpus`` and indexed into ``root/index`` (``hash``)."""
+    (root / "corpus").mkdir()
+    for name, text in notes.items():
+        (root / "corpus" / name).write_text(text, encoding="utf-8")
+    settings = settings_for(root / "corpus", root / "index")
+    build_index(settings.index, open_store(settings), models)
+    return settings
+
+
 @pytest.fixture(scope="session")
 def models() -> Models:
     """One set of loaded models for the whole test session, as one `rag serve` process has."""

@@ -18,15 +18,13 @@ from rag import contract
 from rag.answer.mode import AnswerMode
 from rag.app.mcp_server import build_server
 from rag.app.web import NotesApp
-from rag.build.builder import build_index
 from rag.contract import AskRequest, QuestionError, SearchRequest
 from rag.embed.models import Models
 from rag.errors import RagError
 from rag.service import Notes
 from rag.settings import MAX_ANSWER_K, MAX_SEARCH_K, Settings
-from rag.store import open_store
 from tests.battery import RagMain
-from tests.conftest import QUOKKA, ROOT, settings_for
+from tests.conftest import QUOKKA, ROOT, index_notes
 
 NOTES = {"quokka.md": QUOKKA,
          "wombat.md": "# Log\n\n## Wombat-MoE: atomic experts\n\n- 2026-03-01\n\nWombat-MoE splits experts into "
@@ -43,13 +41,7 @@ RELATED = ("file", "path", "title", "line_start", "line_end", "url", "date", "ta
 
 @pytest.fixture(scope="module")
 def indexed(tmp_path_factory: pytest.TempPathFactory, models: Models) -> Settings:
-    root = tmp_path_factory.mktemp("contract")
-    (root / "corpus").mkdir()
-    for name, text in NOTES.items():
-        (root / "corpus" / name).write_text(text, encoding="utf-8")
-    settings = settings_for(root / "corpus", root / "index")
-    build_index(settings.index, open_store(settings), models)
-    return settings
+    return index_notes(tmp_path_factory.mktemp("contract"), NOTES, models)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 from rag import contract
 from rag.answer.answer import collect
 from rag.answer.mode import AnswerMode
-from rag.contract import AskRequest, EntryFields, HitOut, SearchRequest
+from rag.contract import AskRequest, EntryFields, HitOut, SearchRequest, entry_fields
 from rag.errors import RagError
 from rag.retrieve.related import find_entry
 from rag.retrieve.searcher import Filters
@@ -108,7 +108,7 @@ class NotesTools:
         except (RagError, LookupError) as exc:
             raise _fail(exc) from None
         path = self.notes.searcher().note_path(entry.file)
-        return EntryOut(**EntryFields.values(entry, path), kind=entry.kind, text=entry.text)
+        return EntryOut(**entry_fields(entry, path), kind=entry.kind, text=entry.text)
 
     def related_entries(self, file: str, line_start: int, k: int = 5) -> RelatedOut:
         try:
