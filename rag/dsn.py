@@ -12,8 +12,14 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+from .errors import RagError
+
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class DSNError(RagError, ValueError):
+    """A connection string that cannot be used; the message never repeats it (it may hold a password)."""
 
 
 def _login_and_rest(dsn: str) -> tuple[str, str, str]:
@@ -26,20 +32,20 @@ def _login_and_rest(dsn: str) -> tuple[str, str, str]:
 
 
 def check_dsn(dsn: str) -> None:
-    """Raise ValueError (a message without the DSN) unless ``dsn`` is a usable PostgreSQL URL."""
+    """Raise DSNError (a message without the DSN) unless ``dsn`` is a usable PostgreSQL URL."""
     if _CONTROL.search(dsn):
-        raise ValueError("holds a control character (a line break?): give the DSN on one line")
+        raise DSNError("holds a control character (a line break?): give the DSN on one line")
     scheme, login, rest = _login_and_rest(dsn)
     if any(c in login for c in "/@?#"):
-        raise ValueError("has a '/', '@', '?' or '#' in its user or password: percent-encode them (/ as %2F, "
-                         "@ as %40, ? as %3F, # as %23)")
+        raise DSNError("has a '/', '@', '?' or '#' in its user or password: percent-encode them (/ as %2F, "
+                       "@ as %40, ? as %3F, # as %23)")
     try:
         parts = urlsplit(f"{scheme}://{rest}")
         _ = parts.port  # raises on a bad port
     except ValueError:
-        raise ValueError("is not a valid PostgreSQL DSN (check the port)") from None
+        raise DSNError("is not a valid PostgreSQL DSN (check the port)") from None
     if scheme not in POSTGRES_SCHEMES or not parts.hostname or not parts.path.strip("/"):
-        raise ValueError("must be a PostgreSQL DSN such as postgresql://user@host:5432/notes")
+        raise DSNError("must be a PostgreSQL DSN such as postgresql://user@host:5432/notes")
 
 
 def dsn_has_password(dsn: str) -> bool:

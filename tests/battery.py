@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,10 @@ class Run:
     @property
     def err_lines(self) -> list[str]:
         return [line for line in self.err.splitlines() if line.strip()]
+
+
+#: The ``rag_main`` fixture's runner: ``rag`` in this process (tests/conftest.py).
+RagMain = Callable[..., Run]
 
 
 def clean_env(env: dict[str, str] | None = None) -> dict[str, str]:

@@ -58,6 +58,16 @@ def settings_for(corpus: Path, index: Path, embedders: tuple[str, ...] = ("hash"
     return Settings().updated({"index.corpus": corpus, "index.path": index, "index.embedders": embedders, **more})
 
 
+def index_notes(root: Path, notes: dict[str, str], models: Models) -> Settings:
+    """``notes`` ({name: text}) written into ``root/corpus`` and indexed into ``root/index`` (``hash``)."""
+    (root / "corpus").mkdir()
+    for name, text in notes.items():
+        (root / "corpus" / name).write_text(text, encoding="utf-8")
+    settings = settings_for(root / "corpus", root / "index")
+    build_index(settings.index, open_store(settings), models)
+    return settings
+
+
 @pytest.fixture(scope="session")
 def models() -> Models:
     """One set of loaded models for the whole test session, as one `rag serve` process has."""
@@ -124,15 +134,18 @@ def run_rag() -> RunRag:
 
 
 @pytest.fixture
-def rag_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
-             ) -> Callable[..., Run]:
+def rag_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+             models: Models) -> Callable[..., Run]:
     """``rag`` in this process (the fast tier's CLI runner): ``rag_main("search", "x", env={…})``.
 
     The environment holds only the given ``rag`` variables; the working directory is an empty
     folder (no stray rag.toml). An exception escaping ``main`` fails the test, as a traceback would.
+    Each run's :class:`~rag.service.Notes` gets the session's models, as the commands of one warm
+    process would: loading the dictionary again (0.3 s) for every command was a third of the fast tier.
     """
     from rag.app.cli import main
 
+    monkeypatch.setattr("rag.service.Models", lambda: models)
     workdir = tmp_path / "cwd"
     workdir.mkdir(exist_ok=True)
     monkeypatch.chdir(workdir)

@@ -4,7 +4,6 @@ local HTTP server (tests/fake_openai.py), and offline. Fast: no model is loaded.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Generator
 
@@ -15,6 +14,7 @@ from rag.answer.citations import cited_numbers
 from rag.answer.prompts import build_messages
 from rag.answer.rewrite import rewrite_question
 from rag.answer.session import settings_digest
+from rag.contract import AnswerOut
 from rag.retrieve.searcher import Filters, Searcher
 from rag.settings import Settings
 from rag.text.tokens import count_tokens
@@ -54,7 +54,7 @@ def test_streaming_reassembly_and_citation_mapping(searcher: Searcher) -> None:
     assert "".join(deltas) == answer.text == reply  # streamed a checked sentence at a time
     assert answer.mode == "llm" and not answer.refused and not answer.uncited and answer.notice is None
     assert [c.n for c in answer.citations] == [1] and answer.citations[0].hit.entry.title.startswith("OmniMoE")
-    data = answer.to_json()
+    data = AnswerOut.of(answer).model_dump()
     assert list(data) == ["question", "answer", "citations", "mode", "refused", "uncited", "notice",
                           "removed_citations", "format", "unsupported", "refusal_reason", "partial"]
     assert data["format"] == "text" and data["unsupported"] == [] and data["refusal_reason"] is None
@@ -73,13 +73,13 @@ def test_out_of_range_citation_removed_and_reported(searcher: Searcher) -> None:
         deltas, answer = ask("OmniMoE expert-centric scheduling memory reads", searcher, llm(server.base_url))
     assert answer.text == "OmniMoE schedules per expert [1], see also [2]." == "".join(deltas)
     assert answer.removed_citations == [7, 7] and [c.n for c in answer.citations] == [1, 2]
-    assert "[7]" not in json.dumps(answer.to_json())
+    assert "[7]" not in AnswerOut.of(answer).model_dump_json()
 
 
 def test_uncited_answer_flagged(searcher: Searcher) -> None:
     with FakeOpenAI([Reply("Mixture models are popular in industry these days.")]) as server:
         _, answer = ask("How fast is OmniMoE?", searcher, llm(server.base_url))
-    assert answer.uncited and answer.to_json()["uncited"] is True and not answer.refused
+    assert answer.uncited and AnswerOut.of(answer).uncited is True and not answer.refused
     assert answer.unsupported == ["Mixture models are popular in industry these days."]  # no source says it
 
 
@@ -109,7 +109,7 @@ def test_an_answer_carries_its_session(searcher: Searcher) -> None:
     assert session is not None and session.result is not None and session.evidence is not None
     assert session.result.hits == [c.hit for c in refused.citations] + session.result.hits[3:]
     assert session.gate is not None and not session.gate.covered
-    assert refused.to_json()["refusal_reason"] == session.gate.reason and "no embedder" in session.gate.reason
+    assert AnswerOut.of(refused).refusal_reason == session.gate.reason and "no embedder" in session.gate.reason
     assert session.generation == searcher.index.generation
     assert {"rewrite", "retrieve", "gate"} <= set(session.timings)
     answered = answer_question("How much faster is OmniMoE than PEER?", searcher, settings, use_llm=False)
@@ -200,7 +200,7 @@ def test_endpoint_failures_fall_back_to_extractive(kind: str, searcher: Searcher
     assert answer.mode == "extractive" and answer.text.startswith("From your notes:") and answer.text.strip()
     assert answer.citations[0].hit.entry.title.startswith("OmniMoE")
     out = capsys.readouterr()
-    everything = out.out + out.err + caplog.text + json.dumps(answer.to_json())
+    everything = out.out + out.err + caplog.text + AnswerOut.of(answer).model_dump_json()
     assert KEY not in everything and "Traceback" not in everything
 
 
@@ -305,7 +305,7 @@ def test_offline_answer_quotes_and_cites(searcher: Searcher) -> None:
     assert answer.mode == "extractive" and not answer.refused and not answer.uncited and answer.notice is None
     assert answer.text.startswith("From your notes:") and "10.9" in answer.text
     assert "[21]" not in answer.text and cited_numbers(answer.text) == [c.n for c in answer.citations]
-    assert ask(FAST, searcher, Settings())[1].to_json() == answer.to_json()  # deterministic
+    assert AnswerOut.of(ask(FAST, searcher, Settings())[1]) == AnswerOut.of(answer)  # deterministic
 
 
 def test_no_entry_matches(searcher: Searcher) -> None:

@@ -13,6 +13,7 @@ from rag.answer.llm.client import list_models
 from rag.answer.llm.local import LocalModelError
 from rag.answer.llm.model import AnswerModel
 from rag.app.web import MODE_LLM, NotesApp
+from rag.contract import AskRequest
 from rag.net import free_port
 from rag.service import Notes
 from rag.settings import Settings
@@ -76,7 +77,7 @@ def test_a_missing_model_file_is_a_warning_in_the_app(bad_local: Settings) -> No
         assert turns[-1][1][-1]["content"] == "⚠️ model file not found: /nonexistent/model.gguf"
         assert '"error": "model file not found' in app.ask("Quokka attention")
         with pytest.raises(LocalModelError):
-            notes.ask("Quokka attention")
+            notes.ask(AskRequest(question="Quokka attention"))
 
 
 def test_the_model_chosen_in_the_app_is_the_one_asked(app_indexed: Settings) -> None:

@@ -11,11 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.build.builder import build_index
 from rag.embed.models import Models
-from rag.store import open_store
 from tests.battery import Run, assert_citations_hold, assert_no_traceback, assert_one_line_error, run_subprocess
-from tests.conftest import QUOKKA, settings_for
+from tests.conftest import QUOKKA, index_notes, settings_for
 
 #: The hit fields of the CLI contract (../shared/docs/cli.md).
 HIT_FIELDS = ("rank", "score", "file", "path", "title", "line_start", "line_end", "url", "date", "snippet")
@@ -32,13 +30,8 @@ NOTES = {
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory, models: Models) -> dict[str, str]:
-    root = tmp_path_factory.mktemp("queries")
-    (root / "corpus").mkdir()
-    for name, text in NOTES.items():
-        (root / "corpus" / name).write_text(text, encoding="utf-8")
-    settings = settings_for(root / "corpus", root / "index")
-    build_index(settings.index, open_store(settings), models)
-    return {"RAG_CORPUS": str(root / "corpus"), "RAG_INDEX": str(root / "index"), "RAG_EMBEDDERS": "hash"}
+    settings = index_notes(tmp_path_factory.mktemp("queries"), NOTES, models)
+    return {"RAG_CORPUS": str(settings.index.corpus), "RAG_INDEX": str(settings.index.path), "RAG_EMBEDDERS": "hash"}
 
 
 # ---------------------------------------------------------------------------- questions

@@ -10,9 +10,10 @@ from pathlib import Path
 from tests.conftest import ROOT
 
 #: Lowest first. A stage imports only stages before it (settings and its helpers sit between the
-#: model registry, which validates embedder names, and the store, which the settings choose).
-LAYERS = ["text", "net", "ingest", "embed", "dsn", "inputs", "settings", "store", "build", "retrieve", "answer",
-          "service", "eval", "bench", "app"]
+#: model registry, which validates embedder names, and the store, which the settings choose). The
+#: errors' base is below everything that raises one; the front ends' contract is over the answer.
+LAYERS = ["errors", "text", "net", "ingest", "embed", "dsn", "inputs", "settings", "store", "build", "retrieve",
+          "answer", "contract", "service", "eval", "bench", "app"]
 
 
 def _modules() -> dict[str, Path]:

@@ -22,6 +22,7 @@ from rag.answer.citations import cited_numbers
 from rag.answer.generate import answer_sentences
 from rag.app.render import message_text
 from rag.app.web import MODE_LLM, NotesApp, build_app, launch
+from rag.contract import AskRequest, SearchRequest
 from rag.net import free_port
 from rag.service import Notes
 from rag.settings import Settings
@@ -72,7 +73,7 @@ def local(app_indexed: Settings, smollm2: Path, tmp_path: Path) -> Settings:
 
 def check_citations(answer: Answer, notes: Notes) -> None:
     """Every surviving [n] is a citation, and each citation is the entry retrieval ranked n-th."""
-    hits = notes.search(QUESTION, k=K).hits
+    hits = notes.search(SearchRequest(question=QUESTION, k=K)).hits
     assert set(cited_numbers(answer.text)) == {c.n for c in answer.citations}
     for c in answer.citations:
         assert 1 <= c.n <= K and c.hit.entry.id == hits[c.n - 1].entry.id
@@ -93,7 +94,7 @@ def test_rag_ask_json_answers_by_the_local_model_and_leaves_nothing(local: Setti
     assert result["mode"] == "llm" and result["notice"] is None
     assert set(cited_numbers(result["answer"])) == {c["n"] for c in result["citations"]}
     with Notes(local.updated({"llm.model": None})) as notes:
-        hits = notes.search(QUESTION, k=K).hits
+        hits = notes.search(SearchRequest(question=QUESTION, k=K)).hits
     for c in result["citations"]:
         hit = hits[c["n"] - 1].entry
         assert (c["file"], c["line_start"], c["title"]) == (hit.file, hit.line_start, hit.title)
@@ -102,7 +103,7 @@ def test_rag_ask_json_answers_by_the_local_model_and_leaves_nothing(local: Setti
 
 def test_the_answer_streams_and_the_server_stops_with_the_notes(local: Settings, capfd) -> None:
     with Notes(local) as notes:
-        stream = notes.ask(QUESTION)  # starts the server first
+        stream = notes.ask(AskRequest(question=QUESTION))  # starts the server first
         pid, port = notes.model.pid, _port(notes.model.answer_settings().llm.base_url)
         deltas: list[str] = []
         answer = collect(stream, deltas.append)
@@ -117,7 +118,7 @@ def test_the_answer_streams_and_the_server_stops_with_the_notes(local: Settings,
 
 def test_killing_the_server_mid_stream_gives_one_line_and_the_notes(local: Settings) -> None:
     with Notes(local) as notes:
-        stream = notes.ask(QUESTION)
+        stream = notes.ask(AskRequest(question=QUESTION))
         first = next(stream)
         os.kill(notes.model.pid or 0, signal.SIGKILL)
         rest: list[str] = []
@@ -126,7 +127,7 @@ def test_killing_the_server_mid_stream_gives_one_line_and_the_notes(local: Setti
         assert answer.notice and "\n" not in answer.notice and "answering from the notes instead" in answer.notice
         assert FAKE_KEY not in answer.notice
         assert not notes.model.ready  # the next LLM answer starts a new server
-        again = collect(notes.ask(QUESTION))
+        again = collect(notes.ask(AskRequest(question=QUESTION)))
         assert again.mode == "llm"
 
 
@@ -192,7 +193,7 @@ def test_a_small_local_model_answers_in_cited_sentences_without_repeating(local:
     answered = 0
     with Notes(local) as notes:
         for question in questions:
-            answer = collect(notes.ask(question))
+            answer = collect(notes.ask(AskRequest(question=question)))
             assert answer.mode == "llm" and answer.format == "claims" and "\ufffd" not in answer.text
             if answer.refused:
                 continue

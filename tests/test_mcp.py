@@ -19,7 +19,12 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
+from rag.app.mcp_server import build_server
+from rag.build.builder import build_index
+from rag.embed.models import Models
+from rag.service import Notes
 from rag.settings import Settings
+from rag.store import open_store
 from tests.conftest import CORPUS, ROOT, RunRag
 
 NOTES = {
@@ -55,9 +60,9 @@ def error_line(result: Any) -> str:
 
 
 @pytest.fixture
-def indexed(make_corpus, run_rag: RunRag) -> Settings:
+def indexed(make_corpus, models: Models) -> Settings:
     settings = make_corpus(NOTES)
-    assert run_rag("index", settings=settings).returncode == 0
+    build_index(settings.index, open_store(settings), models)
     return settings
 
 
@@ -134,11 +139,11 @@ def test_stdout_carries_nothing_but_protocol(indexed: Settings) -> None:
     assert "Traceback" not in stderr
 
 
-def test_missing_index_is_a_tool_error(make_corpus, tmp_path: Path) -> None:
+def test_missing_index_is_a_tool_error(make_corpus, models: Models) -> None:
     settings = make_corpus(NOTES)  # never indexed
 
-    async def session() -> None:
-        async with stdio(settings, tmp_path / "stderr.txt") as client:
+    async def session() -> None:  # the SDK's client on the server in this process (stdio: the test above)
+        async with Client(build_server(Notes(settings, models))) as client:
             assert "rag index" in error_line(await client.call_tool("search_notes", {"query": "MoE"}))
             assert "rag index" in error_line(await client.call_tool("list_notes", {}))
 

@@ -81,11 +81,12 @@ def test_postgres_serves_the_real_embedders_vectors_with_the_same_rankings(real_
 
 SEARCHER = """
     import json, os, sys
+    from rag.contract import SearchRequest
     from rag.service import Notes
     from rag.settings import load_settings
     notes = Notes(load_settings(env=os.environ))
     for question in sys.stdin:
-        hits = notes.search(question.strip(), k=3).hits
+        hits = notes.search(SearchRequest(question=question.strip(), k=3)).hits
         print(json.dumps([h.entry.file for h in hits]), flush=True)
 """
 

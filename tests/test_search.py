@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 
 from rag.build.builder import build_index
+from rag.contract import HitOut
 from rag.embed.models import Models
 from rag.retrieve.searcher import Filters, Searcher
 from rag.retrieve.why import holds
 from rag.store import open_store
 from rag.text.lexical import tokenize
+from tests.battery import RagMain
 from tests.conftest import CORPUS, RunRag
 
 #: The contract's fields (../shared/docs/cli.md) in order, then the ones added since (front matter, why).
@@ -104,15 +106,16 @@ def test_search_json_shape(real_settings, run_rag: RunRag) -> None:
     assert Path(top["path"]) == CORPUS / top["file"]
 
 
-def test_search_batch_keeps_order_and_ids(make_corpus, run_rag: RunRag, tmp_path: Path) -> None:
+def test_search_batch_keeps_order_and_ids(make_corpus, rag_main: RagMain, tmp_path: Path) -> None:
     settings = make_corpus({"n.md": "## HySparse\nKV Cache 显存直降 80%\n\n## OmniMoE\n原子专家 路由\n"})
-    assert run_rag("index", settings=settings).returncode == 0
+    env = {"RAG_CORPUS": str(settings.index.corpus), "RAG_INDEX": str(settings.index.path), "RAG_EMBEDDERS": "hash"}
+    assert rag_main("index", env=env).code == 0
     batch = tmp_path / "q.jsonl"
     rows = [{"id": "b", "question": "HySparse KV Cache"}, {"id": 7, "question": "原子专家"}]
     batch.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
-    out = run_rag("search", "--batch", str(batch), "--json", "-k", "2", settings=settings)
-    assert out.returncode == 0, out.stderr
-    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    out = rag_main("search", "--batch", str(batch), "--json", "-k", "2", env=env)
+    assert out.code == 0, out.err
+    lines = [json.loads(line) for line in out.out.splitlines()]
     assert [(x["id"], x["question"]) for x in lines] == [("b", "HySparse KV Cache"), (7, "原子专家")]
     assert [x["hits"][0]["title"] for x in lines] == ["HySparse", "OmniMoE"]
     assert all(len(x["hits"]) == 2 and list(x["hits"][0]) == HIT_KEYS for x in lines)
@@ -126,7 +129,7 @@ def test_each_hit_says_which_retrievers_ranked_it_and_which_exact_terms_it_holds
     build_index(settings.index, open_store(settings), models)
     searcher = Searcher(open_store(settings).load(), settings.retrieval, settings.index.corpus, models)
     hits = searcher.search("Which paper cut KV-cache by 80% with GRPO-style RL?", k=3).hits
-    top, second = hits[0].to_json()["why"], hits[1].to_json()["why"]
+    top, second = HitOut.of(hits[0]).model_dump()["why"], HitOut.of(hits[1]).model_dump()["why"]
     assert hits[0].entry.title == "HySparse"
     assert top["matched"] == ["KV-cache", "80%", "GRPO-style"]  # as written, in question order, not "kv"
     assert top["ranks"]["bm25"] == 1 and top["ranks"]["exact"] == 1 and "hash" in top["ranks"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from rag.settings import Settings, SettingsError, load_settings
+from tests.battery import RagMain
 from tests.conftest import RunRag
 
 
@@ -95,12 +96,12 @@ def test_updated_validates() -> None:
     ({}, ["search", "x", "--since", "yesterday"]),
     ({}, ["search", "   "]),
 ])
-def test_cli_bad_input_is_one_line_exit_2(env: dict[str, str], args: list[str], run_rag: RunRag,
+def test_cli_bad_input_is_one_line_exit_2(env: dict[str, str], args: list[str], rag_main: RagMain,
                                           tmp_path: Path) -> None:
-    out = run_rag(*args, "--index", str(tmp_path / "idx"), cwd=tmp_path, env=env)
-    assert out.returncode == 2, out.stderr
-    assert out.stdout == "" and "Traceback" not in out.stderr
-    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    out = rag_main(*args, "--index", str(tmp_path / "idx"), env=env)
+    assert out.code == 2, out.err
+    assert out.out == "" and "Traceback" not in out.err
+    assert len(out.err.strip().splitlines()) == 1, out.err
 
 
 @pytest.mark.parametrize("env", [
@@ -122,14 +123,15 @@ def test_a_hub_model_that_cannot_be_downloaded_is_one_line_at_once(env: dict[str
     assert "nobody/absent-model is not in the local model cache and the hub cannot be reached" in out.stderr
 
 
-def test_cli_malformed_rag_toml_in_the_working_directory(run_rag: RunRag, tmp_path: Path) -> None:
-    (tmp_path / "rag.toml").write_text("this is = = not toml", encoding="utf-8")
-    out = run_rag("search", "x", cwd=tmp_path)
-    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
-    assert "rag.toml is not valid TOML" in out.stderr
+def test_cli_malformed_rag_toml_in_the_working_directory(rag_main: RagMain, tmp_path: Path) -> None:
+    (tmp_path / "cwd" / "rag.toml").write_text("this is = = not toml", encoding="utf-8")  # where rag_main runs
+    out = rag_main("search", "x")
+    assert out.code == 2 and len(out.err.strip().splitlines()) == 1
+    assert "rag.toml is not valid TOML" in out.err
 
 
 def test_rag_config_shows_effective_settings_never_the_key(run_rag: RunRag, tmp_path: Path) -> None:
+    """A real process: the key must not leak by any path the command takes, output or error."""
     (tmp_path / "rag.toml").write_text("[retrieval]\nrrf_k = 20\n", encoding="utf-8")
     out = run_rag("config", "--json", cwd=tmp_path,
                   env={"OPENAI_API_KEY": "sk-SECRET", "RAG_LLM_MODEL": "m", "RAG_CANDIDATES": "50"})

@@ -14,6 +14,7 @@ from rag.answer.claims import Claim, ClaimParser, make_claim, response_format
 from rag.answer.generate import answer_sentences
 from rag.answer.support import check_sentence, supported
 from rag.build.builder import build_index
+from rag.contract import AnswerOut
 from rag.embed.models import Models
 from rag.ingest.notes import Entry
 from rag.retrieve.searcher import Searcher
@@ -56,7 +57,7 @@ def test_claims_are_asked_with_an_enum_of_the_sources_and_streamed_as_cited_sent
     assert [m["role"] for m in server.requests[0].messages] == ["system", "user"]  # the schema is the example
     assert deltas == ["OmniMoE splits experts into vector-level atomic experts [1].",
                       " It is 10.9x faster than PEER in inference latency [1][3]. It schedules per expert [1][3]."]
-    assert answer.text == "".join(deltas) and answer.format == "claims" and answer.to_json()["format"] == "claims"
+    assert answer.text == "".join(deltas) and answer.format == "claims" and AnswerOut.of(answer).format == "claims"
     assert [c.n for c in answer.citations] == [1, 3] and not answer.refused and answer.unsupported == []
 
 

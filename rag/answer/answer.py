@@ -31,6 +31,7 @@ from .evidence import Evidence, gather_evidence
 from .extractive import best_sentences, extractive_answer
 from .gate import judge
 from .generate import Pieces, Reply, ReplyStream, claims_reply, text_reply
+from .mode import AnswerMode
 from .rewrite import rewrite_question
 from .session import Session, settings_digest
 
@@ -43,9 +44,6 @@ _SPACE = re.compile(r"\s+")
 class Citation:
     n: int  # the source number used in the answer text
     hit: Hit
-
-    def to_json(self) -> dict:
-        return {"n": self.n, **self.hit.to_json()}
 
 
 @dataclass
@@ -68,13 +66,6 @@ class Answer:
     @property
     def refusal_reason(self) -> str | None:
         return self.session.refusal_reason if self.session is not None else None
-
-    def to_json(self) -> dict:
-        return {"question": self.question, "answer": self.text,
-                "citations": [c.to_json() for c in self.citations], "mode": self.mode,
-                "refused": self.refused, "uncited": self.uncited, "notice": self.notice,
-                "removed_citations": self.removed_citations, "format": self.format,
-                "unsupported": self.unsupported, "refusal_reason": self.refusal_reason, "partial": self.partial}
 
 
 AnswerStream = Generator[str, None, Answer]
@@ -130,8 +121,8 @@ def iter_answer(question: str, searcher: Searcher, settings: Settings, *, k: int
     one) reads each source's best sentences instead of whole entries, and its schema bounds the
     number of claims and requires a source for each.
     """
-    notice = prompts.FAILURES["disabled"] + prompts.FALLBACK if use_llm and not settings.llm.enabled else None
-    use_llm = settings.llm.enabled if use_llm is None else use_llm and settings.llm.enabled
+    mode = AnswerMode.of(use_llm)
+    notice, use_llm = mode.notice(settings.llm), mode.uses_model(settings.llm)
     session = Session(question, language(question), settings_digest(settings))
     turn = _Turn(session, "llm" if use_llm else "extractive")
     if refusal := _unusable_question(question, turn.lang, settings.answer.max_question_chars):

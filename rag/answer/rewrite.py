@@ -66,11 +66,11 @@ def _by_heuristic(question: str, history: Sequence[dict]) -> str:
 def rewrite_question(question: str, history: Sequence[dict] | None, llm: LLMSettings, use_llm: bool) -> str:
     """A standalone search query for ``question`` given the conversation so far (``role``/``content``).
 
-    The model is asked only when ``use_llm`` and a model is configured.
+    The model is asked only when ``use_llm`` (:meth:`~rag.answer.mode.AnswerMode.uses_model` said so).
     """
     turns = _turns(history)
     if not turns:
         return question
-    if use_llm and llm.enabled and (rewritten := _by_model(question, turns, llm)):
+    if use_llm and (rewritten := _by_model(question, turns, llm)):
         return rewritten
     return _by_heuristic(question, turns)

@@ -14,27 +14,41 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
-from rag.answer.llm.local import LocalModelError
-from rag.embed.models import EmbedderError, configure_process
+from pydantic import BaseModel
+
+from rag.answer.mode import AnswerMode
+from rag.contract import (
+    AnswerOut,
+    AskRequest,
+    HitOut,
+    QuestionError,
+    RelatedOut,
+    SearchOut,
+    SearchRequest,
+    check_question,
+)
+from rag.embed.models import configure_process
+from rag.errors import RagError
 from rag.inputs import InputFileError, read_regular_file
 from rag.retrieve.searcher import Filters
-from rag.service import Notes, QuestionError, check_question
-from rag.settings import Settings, SettingsError, load_settings
-from rag.store import IndexStore, IndexUnavailable
+from rag.service import Notes
+from rag.settings import MAX_SEARCH_K, Settings, load_settings
+from rag.store import IndexStore
 
-from .launch import LaunchError
 from .terminal import format_hit, progress_printer, report_lines, status_lines, terminal_text, write_stream
 
 #: A batch of questions is at most this big (each is at most answer.max_question_chars).
 MAX_BATCH_BYTES = 64 << 20
 
 
-class UsageError(Exception):
+class UsageError(RagError):
     """Bad input from the user: printed as one line, exit code 2."""
 
 
-def _print_json(obj: dict) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n")
+def _print_json(obj: dict | BaseModel, lead: dict | None = None) -> None:
+    """One JSON line, after the keys of ``lead`` (a batch's question ``id``)."""
+    data = obj.model_dump(mode="json") if isinstance(obj, BaseModel) else obj
+    sys.stdout.write(json.dumps({**(lead or {}), **data}, ensure_ascii=False, allow_nan=False) + "\n")
     sys.stdout.flush()
 
 
@@ -73,7 +87,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
              "index.embedders": args.embedders,
              "llm.model": args.llm_model, "llm.base_url": args.llm_base_url,
              "serve.host": getattr(args, "host", None), "serve.port": getattr(args, "port", None),
-             "serve.mcp_port": getattr(args, "mcp_port", None), "answer.strict": getattr(args, "strict", None) or None}
+             "serve.mcp_port": getattr(args, "mcp_port", None)}
     return load_settings(args.config, os.environ, flags)
 
 
@@ -95,13 +109,7 @@ def cmd_related(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(str(exc)) from None
     searcher = notes.searcher()
     if args.json:
-        _print_json({"entry": {"file": entry.file, "title": entry.title, "line_start": entry.line_start,
-                               "line_end": entry.line_end},
-                     "related": [{"file": r.entry.file, "path": searcher.note_path(r.entry.file),
-                                  "title": r.entry.title, "line_start": r.entry.line_start,
-                                  "line_end": r.entry.line_end, "url": r.entry.url, "date": r.entry.date,
-                                  "tags": list(r.entry.tags), "score": r.score, "linked": r.linked}
-                                 for r in related]})
+        _print_json(RelatedOut.of(entry, related, searcher.note_path))
         return 0
     print(terminal_text(f"related to {entry.title} ({entry.file}:{entry.line_start}-{entry.line_end}):"))
     for n, r in enumerate(related, start=1):
@@ -156,12 +164,10 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     notes = Notes(settings)
     filters = filters_from(args)
     for qid, question in _questions(args, settings):
-        result = notes.search(question, k=args.k, filters=filters)
-        hits = [h.to_json() for h in result.hits]
-        if args.batch:
-            _print_json({"id": qid, "question": result.query.text, "hits": hits, "partial": list(result.partial)})
-        elif args.json:
-            _print_json({"question": result.query.text, "hits": hits, "partial": list(result.partial)})
+        result = notes.search(SearchRequest(question=question, k=args.k, filters=filters))
+        if args.batch or args.json:
+            _print_json(SearchOut(question=result.query.text, hits=[HitOut.of(h) for h in result.hits],
+                                  partial=list(result.partial)), {"id": qid} if args.batch else None)
         else:
             print("\n".join(format_hit(h) for h in result.hits) if result.hits else "no matching entries")
     return 0
@@ -177,15 +183,13 @@ def _ask(args: argparse.Namespace, settings: Settings, notes: Notes) -> None:
     from rag.answer.answer import collect, format_sources
 
     filters = filters_from(args)
-    use_llm = False if args.no_llm else None
+    mode = AnswerMode.EXTRACTIVE if args.no_llm else AnswerMode.AUTO
     stream = sys.stdout.isatty() and not args.json and not args.batch
     for qid, question in _questions(args, settings):
-        answer = collect(notes.ask(question, k=args.k, filters=filters, use_llm=use_llm),
-                         write_stream if stream else None)
-        if args.batch:
-            _print_json({"id": qid, **answer.to_json()})
-        elif args.json:
-            _print_json(answer.to_json())
+        request = AskRequest(question=question, k=args.k, filters=filters, mode=mode, strict=args.strict or None)
+        answer = collect(notes.ask(request), write_stream if stream else None)
+        if args.batch or args.json:
+            _print_json(AnswerOut.of(answer), {"id": qid} if args.batch else None)
         else:
             if answer.notice:
                 print(answer.notice, file=sys.stderr)
@@ -220,7 +224,7 @@ def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from rag.embed.models import Models
     from rag.eval.collections import run_collections
-    from rag.eval.runner import EvalError, run_eval
+    from rag.eval.runner import run_eval
 
     models = Models()
 
@@ -228,13 +232,10 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         return run_eval(local, qa_path=qa, out_dir=out, configs=args.eval_config or None, judge=args.judge,
                         split=args.split, limit=args.limit, models=models)
 
-    try:
-        if args.collection:
-            run_collections(settings, Path(args.qa), Path(args.out), [Path(c) for c in args.collection], run, models)
-        else:
-            run(settings, Path(args.qa), Path(args.out))
-    except EvalError as exc:
-        raise UsageError(str(exc)) from None
+    if args.collection:
+        run_collections(settings, Path(args.qa), Path(args.out), [Path(c) for c in args.collection], run, models)
+    else:
+        run(settings, Path(args.qa), Path(args.out))
     return 0
 
 
@@ -282,8 +283,8 @@ def _k(value: str) -> int:
         k = int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"-k takes a whole number, not {value!r}") from None
-    if not 1 <= k <= 200:
-        raise argparse.ArgumentTypeError("-k must be from 1 to 200")
+    if not 1 <= k <= MAX_SEARCH_K:
+        raise argparse.ArgumentTypeError(f"-k must be from 1 to {MAX_SEARCH_K}")
     return k
 
 
@@ -389,8 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = settings_from(args)
         return args.func(args, settings)
-    except (UsageError, SettingsError, IndexUnavailable, QuestionError, EmbedderError, LocalModelError,
-            LaunchError) as exc:
+    except RagError as exc:
         print(f"rag: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

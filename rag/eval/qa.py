@@ -13,13 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from rag.errors import RagError
 from rag.ingest.notes import Entry
 
 SPLITS = ("tune", "report")
 SPLIT_CHOICES = (*SPLITS, "all")
 
 
-class EvalError(Exception):
+class EvalError(RagError):
     """Bad evaluation input (a malformed Q&A file, an unknown configuration): one line for the user."""
 
 

@@ -19,13 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rag.errors import RagError
 from rag.text import CJK, CJK_CLASS, is_cjk
 
 from .markup import split_lines
 from .notes import NOTE_SUFFIXES
 
 
-class NoteError(Exception):
+class NoteError(RagError):
     """A note that cannot be indexed; the message is the one-line reason shown to the user.
 
     ``keep_previous``: whether an earlier indexed version should survive. True for problems that

@@ -67,14 +67,6 @@ class Hit:
     chunks: tuple[ChunkMatch, ...] = ()
     why: Why = field(default_factory=Why)  # the retrievers' ranks and the exact terms matched (rag.retrieve.why)
 
-    def to_json(self) -> dict:
-        e = self.entry
-        return {"rank": self.rank, "score": round(self.score, 4), "file": e.file, "path": self.path,
-                "title": e.title, "line_start": e.line_start, "line_end": e.line_end,
-                "url": e.url, "date": e.date, "snippet": self.snippet,
-                "tags": list(e.tags), "aliases": list(e.aliases), "authors": list(e.authors), "context": e.context,
-                "why": self.why.to_json()}
-
 
 @dataclass(frozen=True)
 class RetrievalResult:

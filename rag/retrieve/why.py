@@ -27,9 +27,6 @@ class Why:
     ranks: Mapping[str, int] = field(default_factory=dict)  # retriever → the entry's rank there (1 = best)
     matched: tuple[str, ...] = ()  # the question's exact terms and names the entry holds, as written
 
-    def to_json(self) -> dict:
-        return {"ranks": dict(self.ranks), "matched": list(self.matched)}
-
     def line(self) -> str:
         """One line for a source card: "BM25 #1 · e5 #3 · exact: 80%, KV cache"."""
         parts = [f"{LABELS.get(name, name)} #{rank}" for name, rank in self.ranks.items() if name != "exact"]

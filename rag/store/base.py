@@ -20,6 +20,7 @@ from functools import cached_property
 
 import numpy as np
 
+from rag.errors import RagError
 from rag.ingest.chunking import Chunk
 from rag.ingest.notes import Entry
 
@@ -27,7 +28,7 @@ from .dense import DenseIndex
 from .manifest import Manifest
 
 
-class IndexUnavailable(Exception):
+class IndexUnavailable(RagError):
     """The index is missing, corrupt, locked or unusable; the message says what to do."""
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from rag.errors import RagError
 from rag.text import lexical
 
 PIPELINE_VERSION = 5
 SCHEMA = 5
 
 
-class ManifestError(ValueError):
+class ManifestError(RagError, ValueError):
     """A manifest that does not parse; callers turn it into "rebuild the index"."""
 
 

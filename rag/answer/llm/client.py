@@ -16,6 +16,7 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING
 
 from rag.answer import prompts
+from rag.errors import RagError
 from rag.settings import LLMSettings
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
-class LLMFailure(Exception):
+class LLMFailure(RagError):
     """The endpoint could not answer; the message is safe to show (no key, no server text)."""
 
 

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from rag.errors import RagError
+
 GGUF_PREFIX = "gguf:"
 GGUF_MAGIC = b"GGUF"
 HOST = "127.0.0.1"
@@ -44,7 +46,7 @@ _POLL_SECONDS = 0.2
 _STOP_GRACE_SECONDS = 5.0
 
 
-class LocalModelError(Exception):
+class LocalModelError(RagError):
     """A local model that cannot be served; the message is one line meant for the user."""
 
 
