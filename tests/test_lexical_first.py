@@ -18,6 +18,7 @@ import pytest
 
 from rag.app.mcp_server import NotesTools
 from rag.build.builder import BuildReport, build_index
+from rag.contract import SearchRequest
 from rag.embed.embedding import HashEmbedder
 from rag.service import Notes
 from rag.settings import Settings
@@ -122,8 +123,9 @@ def test_a_first_build_answers_from_its_text_then_from_each_embedder(tmp_path: P
     live = settings.index.path / report.generation  # and the "hash" one it replaced, kept for readers
     shared = {f.name for f in live.rglob("*") if f.is_file() and f.stat().st_nlink == 2}
     assert {"entries.jsonl", "tokens.jsonl", "vectors-hash.npy"} <= shared and "vectors-test-slow-" not in str(shared)
+    # "test/slow" is no model the CLI could load
     with Notes(settings, FakeModels({"hash": HashEmbedder(256), "test/slow": HashEmbedder(64)})) as notes:
-        result = notes.search("speculative decoding")  # "test/slow" is no model the CLI could load
+        result = notes.search(SearchRequest(question="speculative decoding"))
     assert result.partial == () and any("test/slow" in h.why.ranks for h in result.hits)
 
 
