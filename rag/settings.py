@@ -172,9 +172,7 @@ class AnswerSettings(_Section):
     #: Top entries whose relevance decides whether the notes cover a question.
     evidence_entries: int = Field(3, ge=1, le=50)
     #: Share of the question's rarity-weighted terms the top entries must hold, unless an embedder
-    #: vouches for them (see rag.answer.evidence); 0.36 lies mid-gap on ``tune`` of both collections
-    #: between the highest uncovered question it alone refuses (0.33) and the lowest answerable
-    #: one it refused at 0.4 (0.39, eval/README.md) ...
+    #: vouches for them (rag.answer.gate; 0.36 is mid-gap on ``tune``, eval/README.md) ...
     min_coverage: float = Field(0.36, ge=0, le=1)
     #: ... and when no embedder can vouch (BM25 only, or only uncalibrated embedders), the lower
     #: share that alone decides, so that paraphrases are not refused for want of a second signal.

@@ -1,7 +1,7 @@
 """Cited answers: retrieval → coverage gate → an LLM (or the notes themselves) → checked citations.
 
 The orchestration only; each step is its own module: :mod:`rag.answer.rewrite` (follow-ups),
-:mod:`rag.answer.evidence` (the coverage gate), :mod:`rag.answer.prompts` (the fenced sources),
+:mod:`rag.answer.gate` (the coverage gate), :mod:`rag.answer.prompts` (the fenced sources),
 :mod:`rag.answer.llm.client` (the request), :mod:`rag.answer.claims` (structured claims with source
 ids), :mod:`rag.answer.generate` (the reply as checked sentences), :mod:`rag.answer.support` (does
 the cited source say it), :mod:`rag.answer.extractive` (the offline answer). A model is asked for

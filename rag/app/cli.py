@@ -21,24 +21,19 @@ from rag.contract import (
     AnswerOut,
     AskRequest,
     HitOut,
-    QuestionError,
     RelatedOut,
     SearchOut,
     SearchRequest,
-    check_question,
 )
 from rag.embed.models import configure_process
 from rag.errors import RagError
-from rag.inputs import InputFileError, read_regular_file
 from rag.retrieve.searcher import Filters
 from rag.service import Notes
 from rag.settings import MAX_SEARCH_K, Settings, load_settings
 from rag.store import IndexStore
 
+from .batch import read_batch
 from .terminal import format_hit, progress_printer, report_lines, status_lines, terminal_text, write_stream
-
-#: A batch of questions is at most this big (each is at most answer.max_question_chars).
-MAX_BATCH_BYTES = 64 << 20
 
 
 class UsageError(RagError):
@@ -50,35 +45,6 @@ def _print_json(obj: dict | BaseModel, lead: dict | None = None) -> None:
     data = obj.model_dump(mode="json") if isinstance(obj, BaseModel) else obj
     sys.stdout.write(json.dumps({**(lead or {}), **data}, ensure_ascii=False, allow_nan=False) + "\n")
     sys.stdout.flush()
-
-
-def read_batch(path: Path, max_chars: int) -> list[tuple[object, str]]:
-    """(id, question) per line of a JSONL file, all checked before any is run."""
-    try:
-        data = read_regular_file(path, MAX_BATCH_BYTES, "batch file")
-    except InputFileError as exc:
-        raise UsageError(str(exc)) from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise UsageError(f"{path}:{line}: not UTF-8 text") from None
-    rows = []
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line, parse_constant=_not_json)  # NaN as an id could not be echoed as JSON
-            rows.append((row.get("id", n), check_question(row["question"], max_chars)))
-        except QuestionError as exc:
-            raise UsageError(f"{path}:{n}: {exc}") from None
-        except (ValueError, KeyError, AttributeError, TypeError, RecursionError):
-            raise UsageError(f'{path}:{n}: expected a JSON object with a "question"') from None
-    return rows
-
-
-def _not_json(constant: str) -> NoReturn:
-    raise ValueError(f"{constant} is not JSON")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

@@ -4,7 +4,7 @@ Constitutional AI, the Xiaomi paper.
 A word with two capitals or a digit is a name wherever it stands; a word with one capital is a
 name only by where it stands, so that part reads the question's sentences. Retrieval ranks
 entries that write these names (rag.retrieve.retrievers.ExactRetriever), and the coverage gate refuses a
-question whose names the notes never mention (rag.answer.evidence).
+question whose names the notes never mention (rag.answer.gate).
 """
 
 from __future__ import annotations
