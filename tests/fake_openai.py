@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from rag.net import free_port
+
 
 @dataclass
 class Reply:
@@ -226,6 +228,4 @@ class FakeOpenAI:
 
 def closed_port() -> int:
     """A loopback port nothing listens on (for "connection refused")."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port()
