@@ -96,6 +96,9 @@ def test_rag_bench_vault_end_to_end(tmp_path: Path, run_rag: RunRag) -> None:
         assert part["update"]["seconds"] > 0 and "changed 1" in part["update"]["summary"]
         assert part["status"]["counts"]["indexed"] == part["corpus"]["notes"] and part["status"]["seconds"] > 0
         assert serve["search_ms"]["p50"] <= serve["search_ms"]["p95"] and serve["peak_rss_mb"] > 100
+        models = part["models"]  # each embedder alone, and their ceiling in turn (below the slower one's pace)
+        assert set(models["chunks_per_s"]) == {"e5-onnx", "use-m3"} and models["sample"] > 0
+        assert 0 < models["all_in_turn_chunks_per_s"] < min(models["chunks_per_s"].values())
     assert report["vault"]["corpus"]["notes"] == 30 and report["notes"]["corpus"]["notes"] == 5
     assert all(t["measured"] is not None for t in report["targets"].values())
     assert render_markdown(report) == out.with_suffix(".md").read_text(encoding="utf-8")

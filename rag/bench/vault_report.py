@@ -9,6 +9,10 @@ TARGETS = {"first_search_s": 60.0, "chunks_per_s_vs_notes": 0.8, "update_vs_note
            "build_peak_rss_mb": 1500.0, "serve_peak_rss_mb": 1500.0, "search_p95_ms": 50.0}
 
 
+#: What `rag bench --vault` measures of each corpus, in order.
+STEPS = ("build", "update", "status", "serve", "models")
+
+
 def _get(part: dict, step: str, *keys: str) -> float | None:
     value = part.get(step)
     for key in keys:
@@ -39,6 +43,15 @@ def check_targets(report: dict) -> dict:
     return out
 
 
+def _models(part: dict) -> tuple[str | None, float | None]:
+    """Each embedder's pace alone, and the build's pace as a share of their ceiling run in turn."""
+    models = part.get("models", {})
+    alone = "; ".join(f"{name} {pace}/s" for name, pace in models.get("chunks_per_s", {}).items()) or None
+    if alone:
+        alone += f"; in turn {models['all_in_turn_chunks_per_s']}/s (sample {models['sample']})"
+    return alone, _ratio(_get(part, "build", "chunks_per_s"), models.get("all_in_turn_chunks_per_s"))
+
+
 def _column(part: dict) -> list[object]:
     b, u, s, st = (part.get(k, {}) for k in ("build", "update", "serve", "status"))
     c = part.get("corpus", {})
@@ -46,13 +59,15 @@ def _column(part: dict) -> list[object]:
                      for name, e in b.get("embedders", {}).items()) or None
     ms = s.get("search_ms", {})
     return [c.get("notes"), c.get("entries"), c.get("chunks"), b.get("first_search_s"), b.get("polls"),
-            b.get("seconds"), b.get("chunks_per_s"), pace, b.get("peak_rss_mb"), u.get("seconds"),
+            b.get("seconds"), b.get("chunks_per_s"), pace, *_models(part), b.get("peak_rss_mb"), u.get("seconds"),
             u.get("peak_rss_mb"), st.get("seconds"), s.get("load_seconds"), ms.get("p50"), ms.get("p95"),
             s.get("peak_rss_mb"), part.get("index_size_mb")]
 
 
 ROWS = ["notes", "entries", "chunks", "first search answered, s after `rag index` started", "searches polled",
         "full build s", "chunks/s (full build)", "per embedder: chunks, last one done at s (chunks/s since notes read)",
+        "each embedder alone on a sample of these chunks, chunks/s (what the models allow here)",
+        "full build's pace / the models' in turn",
         "build peak RSS MB", "one-note update s", "update peak RSS MB", "`rag status --json` s", "index load s",
         "warm search p50 ms", "warm search p95 ms", "serving peak RSS MB", "index MB"]
 
@@ -82,7 +97,7 @@ def render_markdown(r: dict) -> str:
            markdown_table(["", "vault", "bundled notes"],
                           [[label, a, b] for label, a, b in zip(ROWS, _column(vault), _column(notes), strict=True)])]
     for part in (vault, notes):
-        errors = [f"- {part['label']}, {step}: {part[step]['error']}" for step in ("build", "update", "status", "serve")
+        errors = [f"- {part['label']}, {step}: {part[step]['error']}" for step in STEPS
                   if "error" in part.get(step, {})]
         out += ["", *errors] if errors else []
     return "\n".join(out) + "\n"

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from rag.build.vectors import BATCH
 from rag.embed.models import Models
 from rag.eval.qa import Question, load_split
 from rag.ingest.corpus import find_notes, read_corpus
@@ -55,6 +56,8 @@ _PROGRESS = re.compile(r"^(?P<stage>[\w() .-]+): (?P<done>\d+)/(?P<total>\d+)")
 EDIT = ("\n\nBench edit: revisited this paper, the ablation on chunk size matters more than the model. "
         "重读：分块大小的消融比模型更重要。\n")
 QUERIES = 200
+#: Chunks each embedder embeds alone to measure what the models allow on this CPU (an even sample).
+MODEL_SAMPLE = 512
 
 
 def _rag(*args: str) -> list[str]:
@@ -168,6 +171,24 @@ def serve_worker(settings: Settings, questions: Sequence[Question], n_queries: i
     return result
 
 
+def model_pace_worker(settings: Settings, sample: int) -> dict:
+    """Each embedder alone on an even sample of the built index's chunks, in the builder's batches,
+    with the cores its engine takes: the pace the models allow here, which no build can beat. With
+    every embedder run in turn on the same cores, a build's ceiling is ``1 / Σ 1/pace``."""
+    chunks = open_store(settings).load().chunks
+    texts = [c.embed_text for c in chunks[::max(1, len(chunks) // sample)][:sample]]
+    models, pace = Models(), {}
+    for name in settings.index.embedders:
+        embedder = models.embedder(name)
+        embedder.embed_passages(texts[:BATCH])  # warm-up: lazy graphs and thread pools
+        start = time.perf_counter()
+        for i in range(0, len(texts), BATCH):
+            embedder.embed_passages(texts[i:i + BATCH])
+        pace[name] = round(len(texts) / (time.perf_counter() - start), 1)
+    ceiling = round(1 / sum(1 / p for p in pace.values()), 1) if pace else None
+    return {"sample": len(texts), "chunks_per_s": pace, "all_in_turn_chunks_per_s": ceiling}
+
+
 def _status(index: IndexSettings) -> dict:
     env = {**os.environ, **index_env(index)}
     start = time.perf_counter()
@@ -188,6 +209,7 @@ def measure_corpus(settings: Settings, question: str, questions: Sequence[Questi
         ("update", lambda: _update(index)),
         ("status", lambda: _status(index)),
         ("serve", lambda: in_worker(serve_worker, settings, list(questions), n_queries)[0]),
+        ("models", lambda: in_worker(model_pace_worker, settings, MODEL_SAMPLE)[0]),
     ]
     for name, step in steps:
         log(f"{out['label']}: {name}")
