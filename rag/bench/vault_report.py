@@ -43,31 +43,34 @@ def check_targets(report: dict) -> dict:
     return out
 
 
-def _models(part: dict) -> tuple[str | None, float | None]:
-    """Each embedder's pace alone, and the build's pace as a share of their ceiling run in turn."""
+def _models(part: dict, cores: int) -> tuple[str | None, float | None]:
+    """Each embedder's pace on one core, their ceiling on every core (each core embedding with each
+    model in turn), and the full build's pace as a share of that ceiling."""
     models = part.get("models", {})
     alone = "; ".join(f"{name} {pace}/s" for name, pace in models.get("chunks_per_s", {}).items()) or None
+    in_turn = models.get("all_in_turn_chunks_per_s")
+    ceiling = round(cores * in_turn, 1) if in_turn else None
     if alone:
-        alone += f"; in turn {models['all_in_turn_chunks_per_s']}/s (sample {models['sample']})"
-    return alone, _ratio(_get(part, "build", "chunks_per_s"), models.get("all_in_turn_chunks_per_s"))
+        alone += f"; all in turn on {cores} cores {ceiling}/s (sample {models['sample']})"
+    return alone, _ratio(_get(part, "build", "chunks_per_s"), ceiling)
 
 
-def _column(part: dict) -> list[object]:
+def _column(part: dict, cores: int) -> list[object]:
     b, u, s, st = (part.get(k, {}) for k in ("build", "update", "serve", "status"))
     c = part.get("corpus", {})
     pace = "; ".join(f"{name} {e['chunks']} in {e['finished_s']} s ({e['chunks_per_s']}/s)"
                      for name, e in b.get("embedders", {}).items()) or None
     ms = s.get("search_ms", {})
     return [c.get("notes"), c.get("entries"), c.get("chunks"), b.get("first_search_s"), b.get("polls"),
-            b.get("seconds"), b.get("chunks_per_s"), pace, *_models(part), b.get("peak_rss_mb"), u.get("seconds"),
-            u.get("peak_rss_mb"), st.get("seconds"), s.get("load_seconds"), ms.get("p50"), ms.get("p95"),
-            s.get("peak_rss_mb"), part.get("index_size_mb")]
+            b.get("seconds"), b.get("chunks_per_s"), pace, *_models(part, cores), b.get("peak_rss_mb"),
+            u.get("seconds"), u.get("peak_rss_mb"), st.get("seconds"), s.get("load_seconds"), ms.get("p50"),
+            ms.get("p95"), s.get("peak_rss_mb"), part.get("index_size_mb")]
 
 
 ROWS = ["notes", "entries", "chunks", "first search answered, s after `rag index` started", "searches polled",
         "full build s", "chunks/s (full build)", "per embedder: chunks, last one done at s (chunks/s since notes read)",
-        "each embedder alone on a sample of these chunks, chunks/s (what the models allow here)",
-        "full build's pace / the models' in turn",
+        "each embedder on one core, on a sample of these chunks, chunks/s (what the models allow here)",
+        "full build's pace / the models' ceiling on every core",
         "build peak RSS MB", "one-note update s", "update peak RSS MB", "`rag status --json` s", "index load s",
         "warm search p50 ms", "warm search p95 ms", "serving peak RSS MB", "index MB"]
 
@@ -95,7 +98,8 @@ def render_markdown(r: dict) -> str:
            "paragraph to one note and runs `rag index`. Search latency is a fresh serving process: load, "
            f"warm-up, then {r['queries_timed']} searches over the {r['questions']} canned questions, in process.\n",
            markdown_table(["", "vault", "bundled notes"],
-                          [[label, a, b] for label, a, b in zip(ROWS, _column(vault), _column(notes), strict=True)])]
+                          [[label, a, b] for label, a, b in
+                           zip(ROWS, _column(vault, m["cpus"]), _column(notes, m["cpus"]), strict=True)])]
     for part in (vault, notes):
         errors = [f"- {part['label']}, {step}: {part[step]['error']}" for step in STEPS
                   if "error" in part.get(step, {})]

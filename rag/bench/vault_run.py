@@ -173,8 +173,9 @@ def serve_worker(settings: Settings, questions: Sequence[Question], n_queries: i
 
 def model_pace_worker(settings: Settings, sample: int) -> dict:
     """Each embedder alone on an even sample of the built index's chunks, in the builder's batches,
-    with the cores its engine takes: the pace the models allow here, which no build can beat. With
-    every embedder run in turn on the same cores, a build's ceiling is ``1 / Σ 1/pace``."""
+    one call at a time: one core's pace (the default engines run one thread per call, and a build
+    runs one call per core). Run in turn on one core they embed ``1 / Σ 1/pace`` chunks a second;
+    a build on C cores can at best reach C times that."""
     chunks = open_store(settings).load().chunks
     texts = [c.embed_text for c in chunks[::max(1, len(chunks) // sample)][:sample]]
     models, pace = Models(), {}
