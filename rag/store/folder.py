@@ -25,6 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import orjson
 
 from rag.ingest.chunking import Chunk
 from rag.ingest.notes import Entry
@@ -70,8 +71,8 @@ def _fsync(path: Path) -> None:
 
 
 def _read_jsonl(path: Path) -> list:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    with open(path, "rb") as f:
+        return [orjson.loads(line) for line in f if line.strip()]
 
 
 def _problem(entries: list[Entry], chunks: list[Chunk], manifest: Manifest) -> str | None:

@@ -10,14 +10,13 @@ so a link shares nothing that could change under it.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import orjson
 
 from rag.store.base import GenerationData, Lexicon
 
@@ -51,9 +50,11 @@ def sha256_file(path: Path) -> str:
 
 
 def _write_jsonl(path: Path, rows: list) -> None:
-    with open(path, "w", encoding="utf-8") as f:
+    """One JSON object a line, UTF-8. orjson writes dataclasses as they are: a one-note update of a
+    10,000-note vault spent 2.8 s in ``dataclasses.asdict`` and 1.2 s in ``json.dumps`` here."""
+    with open(path, "wb") as f:
         for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            f.write(orjson.dumps(row) + b"\n")
 
 
 def _link_base(root: Path, data: GenerationData, base: tuple[Path, Manifest]) -> dict[str, str]:
@@ -77,12 +78,11 @@ def _link_base(root: Path, data: GenerationData, base: tuple[Path, Manifest]) ->
 def _write_text(root: Path, data: GenerationData) -> None:
     import bm25s
 
-    _write_jsonl(root / ENTRIES, [asdict(e) for e in data.entries])
-    _write_jsonl(root / CHUNKS, [asdict(c) for c in data.chunks])
+    _write_jsonl(root / ENTRIES, data.entries)
+    _write_jsonl(root / CHUNKS, data.chunks)
     _write_jsonl(root / TOKENS, data.tokens)
     lexicon = Lexicon.of(data.tokens)
-    (root / LEXICON).write_text(json.dumps({"n_chunks": lexicon.n_chunks, "doc_freq": lexicon.doc_freq},
-                                           ensure_ascii=False), encoding="utf-8")
+    (root / LEXICON).write_bytes(orjson.dumps({"n_chunks": lexicon.n_chunks, "doc_freq": lexicon.doc_freq}))
     if data.chunks:
         bm25 = bm25s.BM25()
         bm25.index(data.tokens, show_progress=False)
