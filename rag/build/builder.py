@@ -12,21 +12,16 @@ to chunk or embed: "nothing to do" loads none. The builder prints nothing; it re
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from rag.embed.models import Models
-from rag.ingest.chunking import Chunk, approx_tokens, chunk_entries
-from rag.ingest.corpus import display_name
-from rag.ingest.notes import Entry, split_entries
 from rag.settings import IndexSettings
 from rag.store import GenerationData, IndexDamaged, IndexStore, IndexUnavailable, PreviousGeneration
 from rag.store.manifest import Counts, Manifest, Skip, index_fingerprint
-from rag.text.lexical import tokenize
 
 from .plan import Plan, plan_build, scan_corpus
+from .segment import Texts, segment
 from .vectors import Job, Progress, compute, cores, embedding_seconds, make_job
 
 __all__ = ["BuildReport", "Progress", "build_index", "cores", "fingerprint_of", "searchable_first"]
@@ -95,50 +90,9 @@ def _live_manifest(store: IndexStore) -> tuple[Manifest | None, str | None]:
         return None, f"previous index unusable ({exc.problem})"
 
 
-@dataclass
-class _Texts:
-    """Entries, chunks and their tokens, growing note by note (local to one build)."""
-
-    entries: list[Entry] = field(default_factory=list)
-    chunks: list[Chunk] = field(default_factory=list)
-    tokens: list[list[str]] = field(default_factory=list)
-
-
-def _token_counter(settings: IndexSettings, models: Models) -> Callable[[str], int]:
-    """Chunks are sized in the first embedder's tokens (an estimate when lexical only); the model
-    loads on first use, so a build that only drops or reuses text loads none. Counts are
-    remembered: the splitter measures most pieces more than once while it merges them."""
-    if not settings.embedders:
-        return approx_tokens
-    return lru_cache(maxsize=4096)(lambda text: models.embedder(settings.embedders[0]).count_tokens(text))
-
-
-def _segment(plan: Plan, settings: IndexSettings, models: Models) -> tuple[dict[str, _Texts], list[str], list[str]]:
-    """Entries, chunks and tokens of every note to (re)index; a line per note over the chunk cap
-    (such a note keeps its first chunks up to the cap, and their entries, so a pasted dump is
-    searchable in part instead of missing whole); and what reading a note said about it (a front
-    matter read as text)."""
-    count_tokens = _token_counter(settings, models)
-    cap = settings.max_chunks_per_note
-    fresh: dict[str, _Texts] = {}
-    partial: list[str] = []
-    notices: list[str] = []
-    for path, text in sorted(plan.texts.items()):
-        entries = split_entries(text, path, warn=lambda message, path=path: notices.append(f"{path}: {message}"))
-        chunks = chunk_entries(entries, settings.chunk_tokens, settings.chunk_overlap, count_tokens)
-        if len(chunks) > cap:
-            partial.append(f"{display_name(path)}: indexed in part, its first {cap} of {len(chunks)} chunks "
-                           "(index.max_chunks_per_note)")
-            chunks = chunks[:cap]
-            kept = {c.entry_id for c in chunks}
-            entries = [e for e in entries if e.id in kept]
-        fresh[path] = _Texts(entries, chunks, [tokenize(c.embed_text) for c in chunks])
-    return fresh, partial, notices
-
-
-def _assemble(plan: Plan, fresh: dict[str, _Texts], prev: PreviousGeneration | None) -> _Texts:
+def _assemble(plan: Plan, fresh: dict[str, Texts], prev: PreviousGeneration | None) -> Texts:
     """Reused and new text, in note and line order."""
-    out = _Texts()
+    out = Texts()
     if prev is not None and plan.reuse:
         out.entries = [e for e in prev.entries if e.file in plan.reuse]
         kept = [(c, t) for c, t in zip(prev.chunks, prev.tokens, strict=True) if c.file in plan.reuse]
@@ -193,7 +147,8 @@ def build_index(settings: IndexSettings, store: IndexStore, models: Models, prog
         prev = store.previous() if manifest is not None else None  # after a settings change its vectors may fit
         if manifest is not None and prev is None:
             plan = plan_build(scan, None, fingerprint, "previous index unusable (its data did not load)")
-        fresh, partial, notices = _segment(plan, settings, models)
+        segmented = segment(plan.texts, settings, models)
+        fresh, partial, notices = segmented.texts, segmented.partial, segmented.notices
         texts = _assemble(plan, fresh, prev)
         jobs = [make_job(name, texts.chunks, store, models, prev) for name in settings.embedders]
 
