@@ -96,7 +96,7 @@ def test_search_json_shape(real_settings, run_rag: RunRag) -> None:
                   "--corpus", str(CORPUS), "--index", str(real_settings.index.path))
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
-    assert list(data) == ["question", "hits"]
+    assert list(data) == ["question", "hits", "partial"] and data["partial"] == []  # a complete index
     assert len(data["hits"]) == 3
     top = data["hits"][0]
     assert list(top) == HIT_KEYS
