@@ -82,7 +82,9 @@ def test_a_partial_report_renders_with_its_error() -> None:
 @pytest.mark.slow
 def test_rag_bench_vault_end_to_end(tmp_path: Path, run_rag: RunRag) -> None:
     out = tmp_path / "vault.json"
-    run = run_rag("bench", "--vault", "30", "--out", str(out), "--embedders", "e5-onnx,use-m3", "--corpus",
+    # two embedders, one real and quick: the whole flow, per-embedder pace and their ceiling in turn,
+    # in 45 s instead of the default pair's 127 s
+    run = run_rag("bench", "--vault", "30", "--out", str(out), "--embedders", "hash,use-m3", "--corpus",
                   str(CORPUS), cwd=ROOT, timeout=1200)
     assert run.returncode == 0, run.stderr[-2000:]
     report = json.loads(out.read_text(encoding="utf-8"))
@@ -91,13 +93,13 @@ def test_rag_bench_vault_end_to_end(tmp_path: Path, run_rag: RunRag) -> None:
         build, serve = part["build"], part["serve"]
         assert build["first_search_s"] > 0 and build["seconds"] > 0
         assert build["chunks_per_s"] > 0 and build["peak_rss_mb"] > 100 and build["polls"] >= 1
-        assert set(build["embedders"]) == {"e5-onnx", "use-m3"}
+        assert set(build["embedders"]) == {"hash", "use-m3"}
         assert all(e["chunks"] == part["corpus"]["chunks"] for e in build["embedders"].values())
         assert part["update"]["seconds"] > 0 and "changed 1" in part["update"]["summary"]
         assert part["status"]["counts"]["indexed"] == part["corpus"]["notes"] and part["status"]["seconds"] > 0
         assert serve["search_ms"]["p50"] <= serve["search_ms"]["p95"] and serve["peak_rss_mb"] > 100
         models = part["models"]  # each embedder alone, and their ceiling in turn (below the slower one's pace)
-        assert set(models["chunks_per_s"]) == {"e5-onnx", "use-m3"} and models["sample"] > 0
+        assert set(models["chunks_per_s"]) == {"hash", "use-m3"} and models["sample"] > 0
         assert 0 < models["all_in_turn_chunks_per_s"] < min(models["chunks_per_s"].values())
     assert report["vault"]["corpus"]["notes"] == 30 and report["notes"]["corpus"]["notes"] == 5
     assert all(t["measured"] is not None for t in report["targets"].values())
