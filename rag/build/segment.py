@@ -1,8 +1,8 @@
 """Notes' text → entries, chunks and their tokens: the part of a build before any embedding.
 
 It decides when a first build becomes searchable (the lexical generation waits for it), and on a
-large vault it is the long part of that wait: at 10,000 notes about 50 s on one core, mostly
-jieba and the embedder's tokenizer sizing chunks. Many notes are therefore cut up by one process
+large vault it is the long part of that wait: most of a minute at 10,000 notes on one core,
+mostly jieba and the embedder's tokenizer sizing chunks. Many notes are therefore cut up by one process
 per core, each with its own tokenizer, and gathered back in note order, so the result is the
 same as one process's.
 """
@@ -24,8 +24,8 @@ from rag.text.lexical import tokenize
 
 from .vectors import cores
 
-#: Each worker process gets at least this many notes (a process costs ~2 s to start and load
-#: jieba and a tokenizer; 1,000 notes take ~6 s on one core).
+#: Each worker process gets at least this many notes: a process costs a few seconds to start and
+#: load jieba and a tokenizer, about what one core spends cutting up a thousand notes.
 PARALLEL_NOTES = 1000
 
 
