@@ -1,9 +1,10 @@
 """The coverage gate's calibration, reproducible: how e5's stand-out and term coverage separate
 answerable from uncovered questions, and what each (coverage bar, e5 stand-out) pair refuses.
 
-Each question is searched once; the grid then only re-runs :func:`rag.answer.evidence.is_covered` with
+Each question is searched once; the grid then only re-runs :func:`rag.answer.gate.is_covered` with
 other settings, so it is as fast as one ``rag eval`` pass. The defaults (0.4, 2.25) were chosen on
-``tune`` with this grid (eval/README.md, "Refusal: e5 vouches by standing out").
+``tune`` with this grid (eval/README.md, "Refusal: e5 vouches by standing out"); the coverage bar
+later moved to 0.36, mid-gap on ``tune`` of both collections.
 
 Usage: python scripts/gate_grid.py [--index DIR] [--split tune|report|all] [--qa FILE]
 """
@@ -22,7 +23,7 @@ from rag.eval.qa import load_split
 from rag.service import Notes
 from rag.settings import Settings
 
-BARS = (0.2, 0.3, 0.35, 0.4, 0.5, 0.6)
+BARS = (0.2, 0.3, 0.35, 0.36, 0.4, 0.5, 0.6)
 STANDOUTS = (2.0, 2.15, 2.25, 2.3, 2.5, 2.75, 3.0)
 E5 = "e5-onnx"
 
