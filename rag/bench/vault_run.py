@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from rag.build.vectors import BATCH
 from rag.embed.models import Models
 from rag.eval.qa import Question, load_split
 from rag.ingest.corpus import find_notes, read_corpus
@@ -43,6 +42,7 @@ from .harness import (
     run_index,
     write_report,
 )
+from .scale import embedding_sample
 from .search import measure_search
 from .vault import STYLES, generate_vault
 from .vault_report import check_targets, render_markdown
@@ -172,22 +172,15 @@ def serve_worker(settings: Settings, questions: Sequence[Question], n_queries: i
 
 
 def model_pace_worker(settings: Settings, sample: int) -> dict:
-    """Each embedder alone on an even sample of the built index's chunks, in the builder's batches,
-    one call at a time: one core's pace (the default engines run one thread per call, and a build
-    runs one call per core). Run in turn on one core they embed ``1 / Σ 1/pace`` chunks a second;
-    a build on C cores can at best reach C times that."""
-    chunks = open_store(settings).load().chunks
-    texts = [c.embed_text for c in chunks[::max(1, len(chunks) // sample)][:sample]]
-    models, pace = Models(), {}
-    for name in settings.index.embedders:
-        embedder = models.embedder(name)
-        embedder.embed_passages(texts[:BATCH])  # warm-up: lazy graphs and thread pools
-        start = time.perf_counter()
-        for i in range(0, len(texts), BATCH):
-            embedder.embed_passages(texts[i:i + BATCH])
-        pace[name] = round(len(texts) / (time.perf_counter() - start), 1)
+    """Each embedder alone on an even sample of the built index's chunks (the scale bench's
+    :func:`embedding_sample`): one core's pace, since the default engines run one thread per call
+    and a build runs one call per core. Run in turn on one core they embed ``1 / Σ 1/pace`` chunks
+    a second; a build on C cores can at best reach C times that."""
+    measured = embedding_sample(open_store(settings).load(), Models(), sample)
+    pace = {name: m["chunks_per_s"] for name, m in measured.items()}
     ceiling = round(1 / sum(1 / p for p in pace.values()), 1) if pace else None
-    return {"sample": len(texts), "chunks_per_s": pace, "all_in_turn_chunks_per_s": ceiling}
+    return {"sample": min(sample, *(m["sample"] for m in measured.values())) if measured else 0,
+            "chunks_per_s": pace, "all_in_turn_chunks_per_s": ceiling}
 
 
 def _status(index: IndexSettings) -> dict:
