@@ -16,13 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.embed.embedding import Embedder, runs_concurrently
+from rag.embed.embedding import BATCH, Embedder, runs_concurrently
 from rag.embed.models import Models, resolve
 from rag.ingest.chunking import Chunk
 from rag.store import IndexStore, PreviousGeneration, VectorCache
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total); total 0: an event, said as a line
-BATCH = 16
 #: The speed assumed of an embedder the registry has not measured: a small transformer's on one core.
 DEFAULT_CHUNKS_PER_SECOND = 20.0
 

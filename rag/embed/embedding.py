@@ -18,6 +18,7 @@ from typing import Protocol
 
 import numpy as np
 
+#: Texts per embedding call: the builder's batches, each checkpointed in the vector cache once done.
 BATCH = 16
 
 
