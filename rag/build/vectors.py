@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -60,15 +60,23 @@ def cached(store: IndexStore, embedder_id: str, hashes: list[str],
     return cache, known
 
 
-def make_job(name: str, chunks: list[Chunk], store: IndexStore, models: Models, prev: PreviousGeneration | None) -> Job:
+def make_jobs(names: Sequence[str], chunks: list[Chunk], store: IndexStore, models: Models,
+              prev: PreviousGeneration | None) -> list[Job]:
+    """One job per embedder; the chunks' hashes are computed once for all of them."""
+    hashes = [c.hash for c in chunks]
+    prev_hashes = [c.hash for c in prev.chunks] if prev is not None else []
+    return [_make_job(name, chunks, hashes, store, models, prev, prev_hashes) for name in names]
+
+
+def _make_job(name: str, chunks: list[Chunk], hashes: list[str], store: IndexStore, models: Models,
+              prev: PreviousGeneration | None, prev_hashes: list[str]) -> Job:
     """The vectors of ``chunks`` under one embedder that are known already (where (embedder id,
     chunk hash) match), and the rest in batches, longest texts first: with several threads on one
     embedder, the short batches left at the end keep them finishing together."""
-    hashes = [c.hash for c in chunks]
     prev_id = prev.manifest.embedder_ids.get(name) if prev is not None and name in prev.vectors else None
     cache, known = None, {}
     if prev is not None and prev_id is not None:
-        prev_rows = dict(zip((c.hash for c in prev.chunks), prev.vectors[name], strict=True))
+        prev_rows = dict(zip(prev_hashes, prev.vectors[name], strict=True))
         cache, known = cached(store, prev_id, hashes, prev_rows)
     embedder = None
     if prev is not None and prev_id is not None and all(h in known for h in hashes):

@@ -99,8 +99,8 @@ def find_notes(corpus: Path, ignore: tuple[str, ...] = ()) -> tuple[list[NoteFil
         for name in sorted(filenames):
             if name.startswith(".") or not name.lower().endswith(NOTE_SUFFIXES):
                 continue
-            path = Path(dirpath) / name
-            rel = path.relative_to(root).as_posix()
+            path = Path(dirpath, name)
+            rel = name if here == "." else f"{here}/{name}"
             if ignored(rel, ignore):
                 continue
             if not _is_utf8(rel):
