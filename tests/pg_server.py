@@ -15,6 +15,7 @@ from rag.ingest.notes import Entry
 from rag.store import GenerationData
 from rag.store.manifest import Counts, Manifest, NoteRecord, index_fingerprint
 from rag.store.pg.local import LocalPostgres
+from rag.store.terms import Terms
 from rag.text.lexical import tokenize
 
 SUPERUSER_PASSWORD = "pg-Secret-4711"  # must never appear in any output
@@ -48,11 +49,11 @@ def make_generation(version: int, entries: int = 6, changed: tuple[int, ...] = (
         for j, line in enumerate(text.split("\n")):
             chunks.append(Chunk(entry_id=entry.id, file=entry.file, line_start=entry.line_start + j,
                                 line_end=entry.line_start + j, text=line, context=entry.title))
-    tokens = [tokenize(c.embed_text) for c in chunks]
+    terms = Terms.of(tokenize(c.embed_text) for c in chunks)
     vectors = {"hash": embedder.embed_passages([c.embed_text for c in chunks])}
     notes = {name: NoteRecord(sha256=f"{version}-{name}", entries=sum(1 for e in papers if e.file == name),
                               chunks=sum(1 for c in chunks if c.file == name)) for name in ("note0.md", "note1.md")}
     manifest = Manifest(fingerprint=index_fingerprint(("hash",), 256, 32), embedder_ids={"hash": embedder.id},
                         notes=notes, counts=Counts(notes=2, entries=len(papers), chunks=len(chunks)),
                         built_at="2026-01-01T00:00:00", corpus=f"v{version}")
-    return GenerationData(manifest, papers, chunks, tokens, vectors)
+    return GenerationData(manifest, papers, chunks, terms, vectors)

@@ -76,8 +76,8 @@ DAMAGE: dict[str, Callable[[dict[str, str]], None]] = {
     "chunks emptied": lambda env: (generation(env) / "chunks.jsonl").write_bytes(b""),
     "vectors truncated": lambda env: truncate(next(generation(env).glob("vectors-*.npy"))),
     "vectors deleted": lambda env: next(generation(env).glob("vectors-*.npy")).unlink(),
-    "bm25 folder deleted": lambda env: shutil.rmtree(generation(env) / "bm25"),
-    "lexicon garbage": lambda env: (generation(env) / "lexicon.json").write_text('{"doc_freq": 5}'),
+    "bm25 postings deleted": lambda env: (generation(env) / "bm25-docs.npy").unlink(),
+    "vocabulary garbage": lambda env: (generation(env) / "vocab.json").write_text('{"doc_freq": 5}'),
 }
 
 

@@ -13,6 +13,7 @@ from rag.retrieve.query import make_query
 from rag.retrieve.retrievers import TRANSLATED, TranslatedRetriever
 from rag.retrieve.searcher import Searcher
 from rag.store import Lexicon, open_store
+from rag.store.terms import Terms
 from rag.text.dictionary import Dictionary, lemmas
 from tests.fake_bm25 import RecordingBM25
 
@@ -101,7 +102,7 @@ def test_a_parse_is_cached_and_a_bad_digest_is_parsed_again(sample: Dictionary, 
 def test_translated_retriever_searches_the_translations(sample: Dictionary) -> None:
     chunks = [["小米", "论文", "判断"], ["视频", "生成"]]
     bm25 = RecordingBM25(chunks)
-    retriever = TranslatedRetriever(bm25, Lexicon.of(chunks), sample)
+    retriever = TranslatedRetriever(bm25, Lexicon.of(Terms.of(chunks)), sample)
     ranking = retriever.rank(make_query("Which Xiaomi paper learns to judge first?"), 5)
     assert bm25.asked == ["小米", "判断"] and ranking.ids.tolist() == [0]
     assert retriever.rank(make_query("小米的论文"), 5).ids.tolist() == []

@@ -20,6 +20,7 @@ from rag.retrieve.query import make_query
 from rag.retrieve.searcher import ChunkMatch, Hit, RetrievalResult
 from rag.settings import AnswerSettings
 from rag.store import Lexicon
+from rag.store.terms import Terms
 from rag.text import lexical
 from rag.text.dictionary import Dictionary
 
@@ -42,7 +43,7 @@ def make_result(question: str, hits: list[Hit], extra_docs: int = 20,
     """The lexicon counts each hit chunk as one document, plus ``extra_docs`` unrelated ones."""
     docs = [lexical.tokenize(m.chunk.embed_text) for h in hits for m in h.chunks]
     docs += [["filler", f"word{i}"] for i in range(extra_docs)]
-    return RetrievalResult(make_query(question), hits, Lexicon.of(docs), standout=standout or {})
+    return RetrievalResult(make_query(question), hits, Lexicon.of(Terms.of(docs)), standout=standout or {})
 
 
 OMNI = make_hit(1, "OmniMoE: atomic experts", [

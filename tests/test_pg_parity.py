@@ -73,7 +73,7 @@ def test_postgres_serves_the_real_embedders_vectors_with_the_same_rankings(real_
     previous = FolderStore(real_settings.index.path).previous()
     assert previous is not None and len(previous.vectors) == len(real_settings.index.embedders) >= 1
     store = PgStore(pg_dsn)
-    store.commit(GenerationData(previous.manifest, previous.entries, previous.chunks, previous.tokens,
+    store.commit(GenerationData(previous.manifest, previous.entries, previous.chunks, previous.terms,
                                 previous.vectors))
     store.close()
     assert_same_entries(batch_search(run_rag, real_settings, ""), batch_search(run_rag, real_settings, pg_dsn))

@@ -17,13 +17,13 @@ import threading
 import time
 from pathlib import Path
 
-import bm25s
 import numpy as np
 import psycopg
 import pytest
 
 from rag.settings import Settings, SettingsError, load_settings
 from rag.store import IndexHandle, IndexUnavailable, Lexicon, open_store
+from rag.store.bm25 import Bm25
 from rag.store.dense import ExactDense
 from rag.store.pg.dense import PgDense
 from rag.store.pg.store import PgStore
@@ -68,7 +68,7 @@ def test_commit_then_load_gives_back_what_was_committed(pg_dsn: str) -> None:
     assert index.entries == data.entries and index.chunks == data.chunks
     assert index.manifest.notes == data.manifest.notes and index.manifest.corpus == "v1"
     assert index.manifest == store.manifest() and set(index.manifest.checksums) == {"rag_entries", "rag_chunks", "bm25"}
-    assert index.lexicon == Lexicon.of(data.tokens)
+    assert index.lexicon == Lexicon.of(data.terms)
     dense = index.dense["hash"]
     assert isinstance(dense, ExactDense)
     np.testing.assert_array_equal(dense.matrix, data.vectors["hash"])  # float4 in, float4 out: bit-identical
@@ -76,8 +76,7 @@ def test_commit_then_load_gives_back_what_was_committed(pg_dsn: str) -> None:
     for row in range(0, len(data.chunks), 3):
         query = data.vectors["hash"][row]
         np.testing.assert_array_equal(dense.search(query, 5)[0], exact.search(query, 5)[0])
-    fresh = bm25s.BM25()
-    fresh.index(data.tokens, show_progress=False)
+    fresh = Bm25.of(data.terms)
     for query in (["注意力", "topic1"], ["kv-cache", "bench3", "unknown"]):
         scores = index.bm25.get_scores(query)
         assert scores.max() > 0
@@ -102,7 +101,7 @@ def test_incremental_commit_writes_only_changed_rows_and_drops_stale_ones(pg_dsn
     assert len(vectors_after) == len(vectors_before) + 4
 
     previous = store.previous()
-    assert previous is not None and previous.chunks == second.chunks and previous.tokens == second.tokens
+    assert previous is not None and previous.chunks == second.chunks and previous.terms.bags() == second.terms.bags()
     np.testing.assert_array_equal(previous.vectors["hash"], second.vectors["hash"])
 
     third = make_generation(3, changed=(1, 4, 5))

@@ -8,6 +8,7 @@ from rag.retrieve.glossary import Glossary
 from rag.retrieve.query import make_query
 from rag.retrieve.retrievers import BM25Retriever, ExactRetriever
 from rag.store import Lexicon
+from rag.store.terms import Terms
 from rag.text import lexical
 from rag.text.dictionary import Dictionary
 from tests.fake_bm25 import RecordingBM25
@@ -22,9 +23,9 @@ def test_exact_retriever_leaves_out_terms_too_common_to_single_an_entry_out() ->
     chunks = [["rl", "hysparse", "80%"]] + [["rl", f"w{i}"] for i in range(19)]
     bm25 = RecordingBM25(chunks)
     query = make_query("Which RL paper, HySparse, saves 80%?")
-    ranking = ExactRetriever(bm25, Lexicon.of(chunks), max_share=0.1).rank(query, 5)
+    ranking = ExactRetriever(bm25, Lexicon.of(Terms.of(chunks)), max_share=0.1).rank(query, 5)
     assert bm25.asked == ["hysparse", "80%"] and ranking.ids.tolist() == [0]
-    ExactRetriever(bm25, Lexicon.of(chunks), max_share=1.0).rank(query, 5)
+    ExactRetriever(bm25, Lexicon.of(Terms.of(chunks)), max_share=1.0).rank(query, 5)
     assert bm25.asked == ["rl", "hysparse", "80%"]
 
 
@@ -42,7 +43,7 @@ def test_bm25_adds_the_glossary_translations_of_the_question() -> None:
 def test_the_parts_of_a_compound_name_count_only_together() -> None:
     chunks = [["self-forcing", "self", "forcing", "视频"], ["self", "improving"], ["kv", "cache"], ["cache", "hit"]]
     chunks += [["x"]] * 40
-    retriever = ExactRetriever(RecordingBM25(chunks), Lexicon.of(chunks), max_share=0.05)
+    retriever = ExactRetriever(RecordingBM25(chunks), Lexicon.of(Terms.of(chunks)), max_share=0.05)
     assert retriever.rank(make_query("Self-Forcing 出现在哪些条目"), 5).ids.tolist() == [0]
     assert retriever.rank(make_query("cut KV-cache memory"), 5).ids.tolist() == [2]  # written apart
 
@@ -53,20 +54,21 @@ def test_exact_retriever_ranks_what_the_question_names_in_either_language() -> N
     cedict = Dictionary.parse(["小米 小米 [Xiao3 mi3] /Xiaomi, Chinese electronics company/",
                                "阿里 阿里 [A1 li3] /Ali (proper name)/"])
     bm25 = RecordingBM25(chunks)
-    retriever = ExactRetriever(bm25, Lexicon.of(chunks), max_share=0.05, dictionary=cedict)
+    retriever = ExactRetriever(bm25, Lexicon.of(Terms.of(chunks)), max_share=0.05, dictionary=cedict)
     assert retriever.rank(make_query("Which Xiaomi paper judges first in RLVR?"), 5).ids.tolist() == [0]
     assert bm25.asked == ["小米"]  # "xiaomi": not in the notes; "rlvr": in 3 of 47 chunks, too common
     assert retriever.rank(make_query("阿里那套智能体框架"), 5).ids.tolist() == [2]
     assert retriever.rank(make_query("Which Google paper says video models learn zero-shot?"), 5).ids.tolist() == [3]
-    assert ExactRetriever(bm25, Lexicon.of(chunks)).rank(make_query("阿里那套智能体框架"), 5).ids.tolist() == []
+    plain = ExactRetriever(bm25, Lexicon.of(Terms.of(chunks)))
+    assert plain.rank(make_query("阿里那套智能体框架"), 5).ids.tolist() == []
 
 
 def test_exact_retriever_does_not_rank_a_notes_intro_for_the_reports_name() -> None:
     chunks = [["hugging", "face", "daily", "papers", "report"], ["audiosae", "features", "seed"]] + [["x"]] * 40
     items = np.array([False] + [True] * (len(chunks) - 1))
     query = make_query("In the Hugging Face report, which paper matched AudioSAE features across seeds?")
-    everything = ExactRetriever(RecordingBM25(chunks), Lexicon.of(chunks), max_share=0.05)
+    everything = ExactRetriever(RecordingBM25(chunks), Lexicon.of(Terms.of(chunks)), max_share=0.05)
     assert everything.rank(query, 5).ids.tolist() == [0, 1]
-    only_items = ExactRetriever(RecordingBM25(chunks), Lexicon.of(chunks), max_share=0.05, eligible=items)
+    only_items = ExactRetriever(RecordingBM25(chunks), Lexicon.of(Terms.of(chunks)), max_share=0.05, eligible=items)
     assert only_items.rank(query, 5).ids.tolist() == [1]
     assert only_items.rank(query, 5, allowed=np.array([True, False] + [True] * 40)).ids.tolist() == []

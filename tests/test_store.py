@@ -19,6 +19,7 @@ from rag.store import GenerationData, IndexDamaged, IndexHandle, IndexUnavailabl
 from rag.store.dense import ExactDense, HnswDense
 from rag.store.folder import FolderStore, sha256_file
 from rag.store.manifest import Counts, Manifest, NoteRecord, index_fingerprint
+from rag.store.terms import Terms
 from rag.store.vector_cache import FolderVectorCache
 
 
@@ -26,12 +27,12 @@ def generation(n: int = 4, dim: int = 8, seed: int = 0, note: str = "a.md") -> G
     """``n`` entries of one note, one chunk each, random unit vectors for embedder ``e``."""
     entries = [Entry(note, f"Title {i}", 3 * i + 1, 3 * i + 2, None, None, f"text {i} word{i}") for i in range(n)]
     chunks = [Chunk(e.id, e.file, e.line_start, e.line_end, e.text, e.title) for e in entries]
-    tokens = [["text", f"word{i}"] for i in range(n)]
+    terms = Terms.of(["text", f"word{i}"] for i in range(n))
     vectors = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     manifest = Manifest(fingerprint=index_fingerprint(("e",), 256, 32), embedder_ids={"e": "e-model/v1"},
                         notes={note: NoteRecord("0" * 64, n, n)}, counts=Counts(1, n, n))
-    return GenerationData(manifest, entries, chunks, tokens, {"e": vectors})
+    return GenerationData(manifest, entries, chunks, terms, {"e": vectors})
 
 
 def one_line(exc: pytest.ExceptionInfo) -> str:
@@ -65,13 +66,13 @@ def test_commit_then_load_round_trips(tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / "index" / name).glob("*.faiss")] == []  # vectors once
 
 
-def test_readers_never_read_tokens(tmp_path: Path) -> None:
+def test_readers_never_read_terms(tmp_path: Path) -> None:
     store = FolderStore(tmp_path / "index")
     name = store.commit(generation())
-    (store.path / name / "tokens.jsonl").unlink()
+    (store.path / name / "terms-counts.npy").unlink()
     reader = FolderStore(store.path)
-    assert len(reader.load().chunks) == 4  # the big token lists are the builder's alone
-    with pytest.raises(IndexDamaged, match=r"tokens\.jsonl is missing"):
+    assert len(reader.load().chunks) == 4  # the term counts are the builder's alone
+    with pytest.raises(IndexDamaged, match=r"terms-counts\.npy is missing"):
         reader.manifest()
     assert reader.previous() is None
 
@@ -81,7 +82,7 @@ def test_previous_gives_the_builder_everything(tmp_path: Path) -> None:
     assert store.previous() is None
     store.commit(data)
     prev = store.previous()
-    assert prev is not None and prev.tokens == data.tokens and prev.entries == data.entries
+    assert prev is not None and prev.terms.bags() == data.terms.bags() and prev.entries == data.entries
     assert np.array_equal(prev.vectors["e"], data.vectors["e"])
 
 
@@ -89,7 +90,7 @@ def test_hnsw_from_the_threshold_on_keeps_vectors_only_in_faiss(tmp_path: Path) 
     store, data = FolderStore(tmp_path / "index", hnsw_threshold=6, ef_search=64), generation(n=6)
     name = store.commit(data)
     files = sorted(p.name for p in (store.path / name).iterdir())
-    assert "dense-e.faiss" in files and not any(f.endswith(".npy") for f in files)
+    assert "dense-e.faiss" in files and not any(f.startswith("vectors-") for f in files)
     dense = store.load().dense["e"]
     assert isinstance(dense, HnswDense) and dense.index.hnsw.efSearch == 64
     assert dense.search(data.vectors["e"][4], 1)[0].tolist() == [4]
@@ -166,7 +167,7 @@ def test_a_corrupt_current_is_one_line(tmp_path: Path, damage: str) -> None:
     ("chunk without entry", "chunks whose entry is missing"),
     ("counts", "but its manifest says"),
     ("vector rows", "vectors for e but 4 chunks"),
-    ("lexicon", "lexicon counts 9 chunks"),
+    ("bm25 rows", "is unreadable (ValueError)"),
 ])
 def test_load_validates_the_generation(tmp_path: Path, problem: str, expected: str) -> None:
     store = FolderStore(tmp_path / "index")
@@ -180,8 +181,11 @@ def test_load_validates_the_generation(tmp_path: Path, problem: str, expected: s
         with open(store.path / store.current() / "vectors-e.npy", "wb") as f:
             np.save(f, data.vectors["e"][:3])
         rewrite(store, "vectors-e.npy", (store.path / store.current() / "vectors-e.npy").read_bytes())
-    elif problem == "lexicon":
-        rewrite(store, "lexicon.json", json.dumps({"n_chunks": 9, "doc_freq": {}}).encode())
+    elif problem == "bm25 rows":  # postings of chunks the generation does not have
+        docs = np.load(store.path / store.current() / "bm25-docs.npy") + 9
+        with open(store.path / store.current() / "bm25-docs.npy", "wb") as f:
+            np.save(f, docs)
+        rewrite(store, "bm25-docs.npy", (store.path / store.current() / "bm25-docs.npy").read_bytes())
     with pytest.raises(IndexDamaged) as exc:
         FolderStore(store.path).load()
     assert expected in one_line(exc)
@@ -223,11 +227,12 @@ def test_one_checksum_pass_per_generation(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(rag.store.folder, "sha256_file", lambda path: hashed.append(path.name) or real(path))
     store = FolderStore(tmp_path / "index")
     store.load()
-    assert "tokens.jsonl" not in hashed and len(hashed) == len(set(hashed))
+    assert not {"terms-indptr.npy", "terms-ids.npy", "terms-counts.npy"} & set(hashed)
+    assert len(hashed) == len(set(hashed))
     readers = len(hashed)
     store.manifest()
     store.previous()  # what a build does: its manifest check, then the data to reuse
-    assert hashed[readers:] == ["tokens.jsonl"]
+    assert sorted(hashed[readers:]) == ["terms-counts.npy", "terms-ids.npy", "terms-indptr.npy"]
 
 
 def test_lock_and_writability(tmp_path: Path) -> None:

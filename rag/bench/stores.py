@@ -125,7 +125,7 @@ def write_to_postgres_worker(folder: Settings, dsn: str) -> dict:
     above the threshold), timed; what the database then holds."""
     previous = FolderStore(folder.index.path).previous()
     assert previous is not None
-    data = GenerationData(previous.manifest, previous.entries, previous.chunks, previous.tokens, previous.vectors)
+    data = GenerationData(previous.manifest, previous.entries, previous.chunks, previous.terms, previous.vectors)
     store = open_store(folder.updated({"index.store": dsn}))
     _, seconds = timed(lambda: store.commit(data))
     store.close()

@@ -16,13 +16,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from rag.embed.models import Models
+from rag.ingest.chunking import Chunk
+from rag.ingest.notes import Entry
 from rag.settings import IndexSettings
 from rag.store import GenerationData, IndexDamaged, IndexStore, IndexUnavailable, PreviousGeneration
 from rag.store.manifest import Counts, Manifest, Skip, index_fingerprint
+from rag.store.terms import Terms
 
 from .plan import Plan, plan_build, scan_corpus
 from .segment import Texts, segment
-from .vectors import Job, Progress, compute, cores, embedding_seconds, make_job
+from .vectors import Job, Progress, compute, cores, embedding_seconds, make_jobs
 
 __all__ = ["BuildReport", "Progress", "build_index", "cores", "fingerprint_of", "searchable_first"]
 
@@ -90,22 +93,33 @@ def _live_manifest(store: IndexStore) -> tuple[Manifest | None, str | None]:
         return None, f"previous index unusable ({exc.problem})"
 
 
-def _assemble(plan: Plan, fresh: dict[str, Texts], prev: PreviousGeneration | None) -> Texts:
-    """Reused and new text, in note and line order."""
-    out = Texts()
+@dataclass(frozen=True)
+class Assembled:
+    """The new generation's text: entries, and chunks with their terms, in note and line order."""
+
+    entries: list[Entry]
+    chunks: list[Chunk]
+    terms: Terms
+
+
+def _assemble(plan: Plan, fresh: dict[str, Texts], prev: PreviousGeneration | None) -> Assembled:
+    """Reused and new text, in note and line order. The reused chunks' terms are taken as arrays,
+    so an update costs what changed, not the collection's tokens."""
+    entries: list[Entry] = []
+    chunks: list[Chunk] = []
+    terms = Terms.empty()
     if prev is not None and plan.reuse:
-        out.entries = [e for e in prev.entries if e.file in plan.reuse]
-        kept = [(c, t) for c, t in zip(prev.chunks, prev.tokens, strict=True) if c.file in plan.reuse]
-        out.chunks, out.tokens = [c for c, _ in kept], [t for _, t in kept]
+        entries = [e for e in prev.entries if e.file in plan.reuse]
+        kept = [i for i, c in enumerate(prev.chunks) if c.file in plan.reuse]
+        chunks = [prev.chunks[i] for i in kept]
+        terms = prev.terms.take(kept)
     for texts in fresh.values():
-        out.entries += texts.entries
-        out.chunks += texts.chunks
-        out.tokens += texts.tokens
-    order = sorted(range(len(out.chunks)), key=lambda i: (out.chunks[i].file, out.chunks[i].line_start, i))
-    out.chunks = [out.chunks[i] for i in order]
-    out.tokens = [out.tokens[i] for i in order]
-    out.entries.sort(key=lambda e: (e.file, e.line_start))
-    return out
+        entries += texts.entries
+        chunks += texts.chunks
+    terms = terms.extend(t for texts in fresh.values() for t in texts.tokens)
+    order = sorted(range(len(chunks)), key=lambda i: (chunks[i].file, chunks[i].line_start, i))
+    entries.sort(key=lambda e: (e.file, e.line_start))
+    return Assembled(entries, [chunks[i] for i in order], terms.take(order).compact())
 
 
 def searchable_first(jobs: list[Job], prev: PreviousGeneration | None) -> bool:
@@ -150,7 +164,7 @@ def build_index(settings: IndexSettings, store: IndexStore, models: Models, prog
         segmented = segment(plan.texts, settings, models)
         fresh, partial, notices = segmented.texts, segmented.partial, segmented.notices
         texts = _assemble(plan, fresh, prev)
-        jobs = [make_job(name, texts.chunks, store, models, prev) for name in settings.embedders]
+        jobs = make_jobs(settings.embedders, texts.chunks, store, models, prev)
 
         records = {p: plan.restamped(p, prev.manifest.notes[p]) for p in plan.reuse} if prev is not None else {}
         for path, t in fresh.items():
@@ -169,7 +183,7 @@ def build_index(settings: IndexSettings, store: IndexStore, models: Models, prog
                 counts=Counts(len(records), len(texts.entries), len(texts.chunks)),
                 built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), corpus=str(settings.corpus.resolve()),
                 pending=tuple(j.name for j in jobs if j not in complete))
-            generation = store.commit(GenerationData(new_manifest, texts.entries, texts.chunks, texts.tokens,
+            generation = store.commit(GenerationData(new_manifest, texts.entries, texts.chunks, texts.terms,
                                                      {j.name: j.matrix for j in complete},
                                                      base=commits[-1] if commits else None))
             commits.append(generation)

@@ -14,6 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from rag.store import Lexicon
+from rag.store.bm25 import Bm25
 from rag.store.dense import DenseIndex
 from rag.text import lexical
 from rag.text.dictionary import Dictionary
@@ -51,7 +52,7 @@ class BM25Retriever:
 
     name = BM25
 
-    def __init__(self, bm25: object | None, glossary: Glossary | None = None) -> None:
+    def __init__(self, bm25: Bm25 | None, glossary: Glossary | None = None) -> None:
         self.bm25 = bm25
         self.glossary = glossary
 
@@ -66,7 +67,7 @@ class BM25Retriever:
         return self._bm25(tokens)
 
     def _bm25(self, tokens: tuple[str, ...]) -> np.ndarray:
-        return np.asarray(self.bm25.get_scores(list(tokens)), dtype=np.float32)  # type: ignore[attr-defined]
+        return np.asarray(self.bm25.get_scores(list(tokens)), dtype=np.float32)
 
     def rank(self, query: Query, n: int, allowed: np.ndarray | None = None) -> Ranking:
         scores = self._scores(query)
@@ -93,7 +94,7 @@ class ExactRetriever(BM25Retriever):
 
     name = EXACT
 
-    def __init__(self, bm25: object | None, lexicon: Lexicon, max_share: float = 1.0,
+    def __init__(self, bm25: Bm25 | None, lexicon: Lexicon, max_share: float = 1.0,
                  dictionary: Dictionary | None = None, eligible: np.ndarray | None = None) -> None:
         super().__init__(bm25)
         self.lexicon = lexicon
@@ -152,7 +153,7 @@ class TranslatedRetriever(BM25Retriever):
 
     name = TRANSLATED
 
-    def __init__(self, bm25: object | None, lexicon: Lexicon, dictionary: Dictionary, per_phrase: int = 2) -> None:
+    def __init__(self, bm25: Bm25 | None, lexicon: Lexicon, dictionary: Dictionary, per_phrase: int = 2) -> None:
         super().__init__(bm25)
         self.lexicon = lexicon
         self.dictionary = dictionary

@@ -24,8 +24,10 @@ from rag.errors import RagError
 from rag.ingest.chunking import Chunk
 from rag.ingest.notes import Entry
 
+from .bm25 import Bm25
 from .dense import DenseIndex
 from .manifest import Manifest
+from .terms import Terms
 
 
 class IndexUnavailable(RagError):
@@ -56,12 +58,13 @@ class Lexicon:
         return token in self.doc_freq
 
     @classmethod
-    def of(cls, tokens: list[list[str]]) -> Lexicon:
-        df: dict[str, int] = {}
-        for chunk_tokens in tokens:
-            for t in set(chunk_tokens):
-                df[t] = df.get(t, 0) + 1
-        return cls(df, len(tokens))
+    def counted(cls, vocab: Sequence[str], doc_freq: np.ndarray, n_chunks: int) -> Lexicon:
+        """From a vocabulary and how many chunks use each word (words no chunk uses are left out)."""
+        return cls({w: df for w, df in zip(vocab, doc_freq.tolist(), strict=True) if df}, n_chunks)
+
+    @classmethod
+    def of(cls, terms: Terms) -> Lexicon:
+        return cls.counted(terms.vocab, terms.doc_freq(), len(terms))
 
 
 @dataclass
@@ -73,7 +76,7 @@ class LoadedIndex:
     entries: list[Entry]
     chunks: list[Chunk]
     lexicon: Lexicon
-    bm25: object | None  # bm25s.BM25 over the chunks' tokens; None for an empty index
+    bm25: Bm25 | None  # over the chunks' tokens; None for an empty index
     dense: dict[str, DenseIndex] = field(default_factory=dict)
 
     @cached_property
@@ -97,12 +100,12 @@ class LoadedIndex:
 
 @dataclass
 class PreviousGeneration:
-    """What a build may reuse: unchanged notes' entries, chunks and tokens, and cached vectors."""
+    """What a build may reuse: unchanged notes' entries, chunks and their terms, and cached vectors."""
 
     manifest: Manifest
     entries: list[Entry]
     chunks: list[Chunk]
-    tokens: list[list[str]]
+    terms: Terms  # a row per chunk
     vectors: dict[str, np.ndarray]  # embedder name → one row per chunk
 
 
@@ -113,10 +116,10 @@ class GenerationData:
     manifest: Manifest
     entries: list[Entry]
     chunks: list[Chunk]
-    tokens: list[list[str]]
+    terms: Terms  # a row per chunk
     vectors: dict[str, np.ndarray]
     #: A generation this one extends (a staged build's previous commit): the same entries, chunks
-    #: and tokens, and the same vectors of every embedder it holds. A store may reuse its data
+    #: and terms, and the same vectors of every embedder it holds. A store may reuse its data
     #: instead of writing it again; None, or a generation gone meanwhile: everything is written.
     base: str | None = None
 

@@ -6,14 +6,14 @@ crash at any moment leaves the previous generation loadable and readers never se
 The generation just replaced stays until the next commit, for readers still loading it.
 
 Vectors live once per embedder: below ``hnsw_threshold`` chunks as a ``.npy`` matrix that readers
-memory-map (exact search), from it on only in a FAISS HNSW file. Chunk tokens are stored apart
-(``tokens.jsonl``): only the builder reads them; readers get BM25 and the :class:`Lexicon`.
+memory-map (exact search), from it on only in a FAISS HNSW file. The chunks' term counts are
+stored apart (``terms-*.npy``): only the builder reads them; readers get BM25 and the
+:class:`Lexicon` from the BM25 postings.
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import re
 import shutil
@@ -39,17 +39,18 @@ from rag.store.base import (
     PreviousGeneration,
 )
 
+from . import bm25
 from .dense import DenseIndex, ExactDense, HnswDense
 from .folder_files import (
-    BM25_DIR,
     CHUNKS,
     ENTRIES,
-    LEXICON,
     MANIFEST,
-    TOKENS,
+    TERMS,
+    VOCAB,
     exact_file,
     file_slug,
     hnsw_file,
+    read_terms,
     sha256_file,
     write_generation,
 )
@@ -58,7 +59,7 @@ from .vector_cache import FolderVectorCache
 
 CACHE_DIR = ".cache"
 _GENERATION = re.compile(r"gen-\d{8}-\d{6}-\d+-\d+")
-#: What a damaged file can make a parser raise (json, numpy, faiss, bm25s, a dataclass).
+#: What a damaged file can make a parser raise (json, numpy, faiss, a dataclass).
 _PARSE_ERRORS = (OSError, ValueError, TypeError, KeyError, AttributeError, RuntimeError)
 
 
@@ -133,7 +134,7 @@ class FolderStore(IndexStore):
         if not root.is_dir():
             raise IndexDamaged(f"generation {name} named by {self.path}/CURRENT is missing")
         try:
-            manifest = Manifest.from_json(json.loads((root / MANIFEST).read_text(encoding="utf-8")))
+            manifest = Manifest.from_json(orjson.loads((root / MANIFEST).read_bytes()))
         except FileNotFoundError:
             raise IndexDamaged(f"generation {name} has no {MANIFEST}") from None
         except (OSError, ValueError, ManifestError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
@@ -141,8 +142,7 @@ class FolderStore(IndexStore):
         if manifest.fingerprint.get("schema") != SCHEMA:
             raise IndexDamaged(f"index in {self.path} was written in another format "
                                f"(schema {manifest.fingerprint.get('schema')}, this version reads {SCHEMA})")
-        needed = {ENTRIES, CHUNKS, TOKENS, LEXICON}
-        needed |= {f"{BM25_DIR}/params.index.json"} if manifest.counts.chunks else set()
+        needed = {ENTRIES, CHUNKS, VOCAB, *TERMS, *(bm25.FILES if manifest.counts.chunks else ())}
         for embedder in manifest.dense:
             if not {exact_file(embedder), hnsw_file(embedder)} & manifest.checksums.keys():
                 raise IndexDamaged(f"index has no vectors for embedder {embedder}")
@@ -196,20 +196,18 @@ class FolderStore(IndexStore):
         return problems
 
     def load(self) -> LoadedIndex:
-        import bm25s
         import faiss
 
         name = self._live()
         manifest = self._manifest(name)
-        self._verify(name, manifest, sorted(rel for rel in manifest.checksums if rel != TOKENS))
+        self._verify(name, manifest, sorted(rel for rel in manifest.checksums if rel not in TERMS))
         root = self.path / name
         try:
             entries = [Entry(**row) for row in _read_jsonl(root / ENTRIES)]
             chunks = [Chunk(**row) for row in _read_jsonl(root / CHUNKS)]
-            lexicon_data = json.loads((root / LEXICON).read_text(encoding="utf-8"))
-            lexicon = Lexicon({str(k): int(v) for k, v in lexicon_data["doc_freq"].items()},
-                              int(lexicon_data["n_chunks"]))
-            bm25 = bm25s.BM25.load(str(root / BM25_DIR), mmap=True, show_progress=False) if chunks else None
+            vocab = tuple(orjson.loads((root / VOCAB).read_bytes()))
+            index = bm25.Bm25.load(root, vocab, len(chunks)) if chunks else None
+            lexicon = Lexicon.counted(vocab, index.doc_freq, len(chunks)) if index else Lexicon({}, 0)
             dense: dict[str, DenseIndex] = {}
             for embedder in manifest.dense:
                 if exact_file(embedder) in manifest.checksums:
@@ -222,33 +220,29 @@ class FolderStore(IndexStore):
         except _PARSE_ERRORS as exc:
             raise IndexDamaged(f"index generation {name} is unreadable ({exc.__class__.__name__})") from None
         problem = _problem(entries, chunks, manifest)
-        if problem is None and lexicon.n_chunks != len(chunks):
-            problem = f"index lexicon counts {lexicon.n_chunks} chunks, not {len(chunks)}"
-        if problem is None and bm25 is not None and int(bm25.scores["num_docs"]) != len(chunks):
-            problem = f"index BM25 holds {bm25.scores['num_docs']} chunks, not {len(chunks)}"
-        for embedder, index in dense.items():
-            if problem is None and index.size != len(chunks):
-                problem = f"index has {index.size} vectors for {embedder} but {len(chunks)} chunks"
+        for embedder, vectors in dense.items():
+            if problem is None and vectors.size != len(chunks):
+                problem = f"index has {vectors.size} vectors for {embedder} but {len(chunks)} chunks"
         if problem is not None:
             raise IndexDamaged(problem)
-        return LoadedIndex(name, manifest, entries, chunks, lexicon, bm25, dense)
+        return LoadedIndex(name, manifest, entries, chunks, lexicon, index, dense)
 
     def previous(self) -> PreviousGeneration | None:
-        """Everything of the live generation, tokens and vectors included; None if it is unusable."""
+        """Everything of the live generation, terms and vectors included; None if it is unusable."""
         try:
             name = self._live()
             manifest = self.manifest()
             root = self.path / name
             entries = [Entry(**row) for row in _read_jsonl(root / ENTRIES)]
             chunks = [Chunk(**row) for row in _read_jsonl(root / CHUNKS)]
-            tokens = [[str(t) for t in row] for row in _read_jsonl(root / TOKENS)]
+            terms = read_terms(root)
             vectors = {embedder: self._read_vectors(root, manifest, embedder) for embedder in manifest.dense}
         except (IndexUnavailable, *_PARSE_ERRORS):
             return None
-        if _problem(entries, chunks, manifest) or len(tokens) != len(chunks) \
+        if _problem(entries, chunks, manifest) or len(terms) != len(chunks) \
                 or any(len(v) != len(chunks) for v in vectors.values()):
             return None
-        return PreviousGeneration(manifest, entries, chunks, tokens, vectors)
+        return PreviousGeneration(manifest, entries, chunks, terms, vectors)
 
     def _read_vectors(self, root: Path, manifest: Manifest, embedder: str) -> np.ndarray:
         if exact_file(embedder) in manifest.checksums:
@@ -305,8 +299,7 @@ class FolderStore(IndexStore):
         try:
             tmp.mkdir(parents=True)
             manifest = replace(data.manifest, checksums=self._write(tmp, data))
-            (tmp / MANIFEST).write_text(json.dumps(manifest.to_json(), ensure_ascii=False, indent=1),
-                                        encoding="utf-8")
+            (tmp / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
             for path in [*sorted(tmp.rglob("*")), tmp]:
                 _fsync(path)
             os.rename(tmp, self.path / name)

@@ -2,7 +2,7 @@
 
 A staged build commits the same text several times, each time with one more embedder's vectors;
 given the previous of those commits as its *base*, a generation hard-links the files it would
-write byte for byte (entries, chunks, tokens, lexicon, BM25, the vectors it already had), so a
+write byte for byte (entries, chunks, terms, BM25, the vectors it already had), so a
 later commit writes only the new embedder's vectors. A generation is never changed once written,
 so a link shares nothing that could change under it.
 """
@@ -18,13 +18,16 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from rag.store.base import GenerationData, Lexicon
+from rag.store.base import GenerationData
 
+from . import bm25
 from .dense import HnswDense
 from .manifest import Manifest
+from .terms import Terms
 
-MANIFEST, ENTRIES, CHUNKS, TOKENS, LEXICON, BM25_DIR = (
-    "manifest.json", "entries.jsonl", "chunks.jsonl", "tokens.jsonl", "lexicon.json", "bm25")
+MANIFEST, ENTRIES, CHUNKS, VOCAB = "manifest.json", "entries.jsonl", "chunks.jsonl", "vocab.json"
+#: The chunks' term counts (:class:`Terms`): only a builder reads them.
+TERMS = ("terms-indptr.npy", "terms-ids.npy", "terms-counts.npy")
 
 
 def file_slug(name: str) -> str:
@@ -62,10 +65,10 @@ def _link_base(root: Path, data: GenerationData, base: tuple[Path, Manifest]) ->
     folder, manifest = base
     same = [e for e in manifest.dense
             if e in data.vectors and manifest.embedder_ids.get(e) == data.manifest.embedder_ids.get(e)]
-    shared = {ENTRIES, CHUNKS, TOKENS, LEXICON, *map(exact_file, same), *map(hnsw_file, same)}
+    shared = {ENTRIES, CHUNKS, VOCAB, *TERMS, *bm25.FILES, *map(exact_file, same), *map(hnsw_file, same)}
     linked = {}
     for rel, digest in manifest.checksums.items():
-        if rel in shared or rel.startswith(f"{BM25_DIR}/"):
+        if rel in shared:
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.link(folder / rel, root / rel)
@@ -76,17 +79,24 @@ def _link_base(root: Path, data: GenerationData, base: tuple[Path, Manifest]) ->
 
 
 def _write_text(root: Path, data: GenerationData) -> None:
-    import bm25s
-
     _write_jsonl(root / ENTRIES, data.entries)
     _write_jsonl(root / CHUNKS, data.chunks)
-    _write_jsonl(root / TOKENS, data.tokens)
-    lexicon = Lexicon.of(data.tokens)
-    (root / LEXICON).write_bytes(orjson.dumps({"n_chunks": lexicon.n_chunks, "doc_freq": lexicon.doc_freq}))
+    terms = data.terms
+    (root / VOCAB).write_bytes(orjson.dumps(terms.vocab))
+    for name, array in zip(TERMS, (terms.indptr, terms.ids, terms.counts), strict=True):
+        np.save(root / name, array)
     if data.chunks:
-        bm25 = bm25s.BM25()
-        bm25.index(data.tokens, show_progress=False)
-        bm25.save(str(root / BM25_DIR), show_progress=False)
+        bm25.Bm25.of(terms).save(root)
+
+
+def read_terms(root: Path) -> Terms:
+    """The term counts a generation under ``root`` saved."""
+    indptr, ids, counts = (np.load(root / name, allow_pickle=False) for name in TERMS)
+    vocab = tuple(orjson.loads((root / VOCAB).read_bytes()))
+    if indptr.ndim != 1 or len(ids) != len(counts) or int(indptr[-1]) != len(ids) \
+            or (len(ids) and int(ids.max()) >= len(vocab)):
+        raise ValueError("term counts do not fit together")
+    return Terms(vocab, indptr, ids, counts)
 
 
 def write_generation(root: Path, data: GenerationData, base: tuple[Path, Manifest] | None,

@@ -15,10 +15,8 @@ it, pgvector's HNSW index answers in the database.
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import sys
-import tempfile
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -43,14 +41,16 @@ from rag.store.base import (
     LoadedIndex,
     PreviousGeneration,
 )
+from rag.store.bm25 import Bm25
 from rag.store.dense import DenseIndex, ExactDense
 from rag.store.manifest import Manifest, ManifestError
+from rag.store.terms import Terms
 
 from .cache import PgVectorCache
 from .dense import PgDense, vectors_ready
 from .schema import BUILD_LOCK, check_version, ensure_schema, stored_version, unavailable, vector_table
 from .verify import generation_problems
-from .write import check_shapes, collect_garbage, content_key, digest, pack_bm25, put_rows, put_vectors
+from .write import check_shapes, collect_garbage, content_key, digest, put_rows, put_vectors
 
 #: The pool retries a lost server in the background; its warnings are not for the user's terminal.
 logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
@@ -248,7 +248,7 @@ class PgStore(IndexStore):
                 else:
                     dense[name] = ExactDense(self._matrix(conn, generation, table, dim, len(chunks)))
         try:
-            bm25 = _unpack_bm25(blob)
+            bm25 = Bm25.from_bytes(blob) if blob is not None else None
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             raise IndexDamaged(f"the BM25 index in {self.location} is unreadable ({exc.__class__.__name__})") \
                 from None
@@ -271,7 +271,7 @@ class PgStore(IndexStore):
                            for name, (table, dim) in self._tables(conn, manifest).items()}
         except IndexUnavailable:
             return None  # nothing usable: the build starts from scratch (check_writable reports why it can't)
-        return PreviousGeneration(manifest, entries, chunks, tokens, vectors)
+        return PreviousGeneration(manifest, entries, chunks, Terms.of(tokens), vectors)
 
     # ---------------------------------------------------------------------------------- writing
 
@@ -330,9 +330,11 @@ class PgStore(IndexStore):
     def commit(self, data: GenerationData) -> str:
         check_shapes(data)
         entry_keys = [content_key(astuple(e)) for e in data.entries]
-        chunk_keys = [content_key([*astuple(c), t]) for c, t in zip(data.chunks, data.tokens, strict=True)]
+        tokens = data.terms.bags()
+        chunk_keys = [content_key([*astuple(c), t]) for c, t in zip(data.chunks, tokens, strict=True)]
         vkeys = [c.hash for c in data.chunks]
-        lexicon, bm25 = Lexicon.of(data.tokens), pack_bm25(data.tokens)  # before the transaction: slow
+        lexicon = Lexicon.of(data.terms)
+        bm25 = Bm25.of(data.terms).to_bytes() if data.chunks else None
         checksums = {"rag_entries": digest(entry_keys), "rag_chunks": digest(chunk_keys)}
         if bm25 is not None:
             checksums["bm25"] = hashlib.sha256(bm25).hexdigest()
@@ -350,7 +352,7 @@ class PgStore(IndexStore):
                 put_rows(conn, "entries", generation, entry_keys, None,
                           lambda i: _sql_row(data.entries[i]), ENTRY_COLUMNS)
                 put_rows(conn, "chunks", generation, chunk_keys, vkeys,
-                          lambda i: (*astuple(data.chunks[i]), data.tokens[i], vkeys[i]),
+                          lambda i: (*astuple(data.chunks[i]), tokens[i], vkeys[i]),
                           (*CHUNK_COLUMNS, "tokens", "vkey"))
                 for name, matrix in data.vectors.items():
                     put_vectors(conn, manifest.embedder_ids[name], matrix, vkeys,
@@ -361,14 +363,3 @@ class PgStore(IndexStore):
             with conn.transaction():
                 collect_garbage(conn, keep=[g for g in (generation, old) if g is not None])
         return str(generation)
-
-
-def _unpack_bm25(blob: bytes | None) -> object | None:
-    if blob is None:
-        return None
-    import bm25s
-
-    with tempfile.TemporaryDirectory(prefix="rag-bm25-") as tmp:
-        with zipfile.ZipFile(io.BytesIO(blob)) as zf:
-            zf.extractall(tmp)
-        return bm25s.BM25.load(tmp, show_progress=False)

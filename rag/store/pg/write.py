@@ -4,12 +4,8 @@ collection after the switch (see :mod:`rag.store.pg.schema` for the tables)."""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import tempfile
-import zipfile
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 import psycopg
@@ -31,8 +27,8 @@ def digest(keys: Sequence[str]) -> str:
 
 
 def check_shapes(data: GenerationData) -> None:
-    if len(data.tokens) != len(data.chunks):
-        raise ValueError("a generation needs one token list per chunk")
+    if len(data.terms) != len(data.chunks):
+        raise ValueError("a generation needs one row of terms per chunk")
     for name, matrix in data.vectors.items():
         if matrix.ndim != 2 or len(matrix) != len(data.chunks) or name not in data.manifest.embedder_ids:
             raise ValueError(f"vectors of {name} do not match the chunks or the manifest")
@@ -112,20 +108,3 @@ def collect_garbage(conn: psycopg.Connection, keep: list[int]) -> None:
         else:
             conn.execute(f"DROP TABLE {vector_table(table_id)}")
             conn.execute("DELETE FROM rag_vector_tables WHERE id = %s", (table_id,))
-
-
-def pack_bm25(tokens: list[list[str]]) -> bytes | None:
-    """BM25 over the generation's tokens, as bm25s saves it, in one zip (None for an empty index)."""
-    if not tokens:
-        return None
-    import bm25s
-
-    bm25 = bm25s.BM25()
-    bm25.index(tokens, show_progress=False)
-    with tempfile.TemporaryDirectory(prefix="rag-bm25-") as tmp:
-        bm25.save(tmp, show_progress=False)
-        out = io.BytesIO()
-        with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
-            for path in sorted(Path(tmp).iterdir()):
-                zf.write(path, path.name)
-    return out.getvalue()
