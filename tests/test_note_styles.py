@@ -375,3 +375,61 @@ def test_a_rule_over_prose_at_the_top_is_no_front_matter() -> None:
     start, meta = front_matter(split_lines(note))
     assert (start, meta.problem) == (0, None)
     assert_every_line_once(note, split_entries(note, "rule.md"))
+
+
+FLASHCARDS = """# 闪卡：检索
+
+Q: DPR 是哪篇论文？
+A: Dense Passage Retrieval，Facebook AI，EMNLP 2020。
+
+Q: ColBERT 比交叉编码器快多少？
+A: 快约 170 倍。
+
+问：HyDE 的想法是什么？
+答：先让 LLM 写一篇假想文档，再编码去检索。
+"""
+
+
+@pytest.mark.parametrize("heading", [True, False])
+def test_flashcard_deck_one_item_per_card(heading: bool) -> None:
+    """Q: / A: (or 问： / 答：) pairs → an item per card titled by its question, under the deck's title."""
+    text = FLASHCARDS if heading else FLASHCARDS.split("\n", 2)[2]
+    shift = 0 if heading else 2
+    es = split_entries(text, "cards.md")
+    cards = [(3 - shift, 4 - shift, "item", "DPR 是哪篇论文？", None),
+             (6 - shift, 7 - shift, "item", "ColBERT 比交叉编码器快多少？", None),
+             (9 - shift, 10 - shift, "item", "HyDE 的想法是什么？", None)]
+    assert rows(es) == ([(1, 1, "section", "闪卡：检索", None)] if heading else []) + cards
+    assert {e.context for e in es if e.kind == "item"} == ({"闪卡：检索"} if heading else {""})
+    assert_every_line_once(text, es)
+
+
+TITLED_LOG = """# LLM evaluation: reading log
+
+One bullet block per paper, oldest first.
+
+* **MMLU**: "Measuring Massive Multitask Language Understanding", Hendrycks et al., ICLR 2021.
+  - 57 subjects of four-option multiple-choice questions.
+  - GPT-3 (175B) reached 43.9% few-shot.
+
+* **HumanEval / Codex**: "Evaluating Large Language Models Trained on Code", OpenAI, 2021.
+  - 164 hand-written Python problems; Codex solves 28.8% at pass@1.
+"""
+PAPER_PARTS = """# FlashAttention
+
+- Summary
+  - IO-aware exact attention in tiles.
+- Results
+  - 3x faster on GPT-2.
+"""
+
+
+def test_titled_outline_of_papers_one_item_per_bullet_block() -> None:
+    """A title over "* **Name**: …" blocks with nested bullets → the title (with its preamble), then an
+    item per block under it; a paper's own Summary / Results bullets stay one item."""
+    es = split_entries(TITLED_LOG, "log.md")
+    assert [(e.line_start, e.line_end, e.kind) for e in es] == [(1, 3, "section"), (5, 7, "item"), (9, 10, "item")]
+    assert es[1].title.startswith("MMLU:") and es[2].title.startswith("HumanEval / Codex:")
+    assert es[1].context == "LLM evaluation: reading log"
+    assert_every_line_once(TITLED_LOG, es)
+    assert rows(split_entries(PAPER_PARTS, "flash.md")) == [(1, 6, "item", "FlashAttention", None)]

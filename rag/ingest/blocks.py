@@ -1,5 +1,6 @@
-"""Entries of a note without headings: an outline's top-level bullets (as Logseq writes them),
-plain text's paragraphs (a reading log); and the :class:`Span` every segmenting rule produces."""
+"""Entries of a block of lines with no headings of its own (a whole note, or one heading's
+body): a flashcard deck's cards, an outline's top-level bullets (as Logseq writes them), plain
+text's paragraphs (a reading log); and the :class:`Span` every segmenting rule produces."""
 
 from __future__ import annotations
 
@@ -12,9 +13,13 @@ from .meta import NoteMeta, is_property, meta_from_mapping, properties
 
 MIN_OUTLINE_ITEMS = 2  # top-level bullets with children that make a note an outline
 MIN_PARAGRAPHS = 3  # blank-line separated blocks that make plain text a list of entries
+MIN_CARDS = 3  # answered questions that make a flashcard deck
 
 BULLET = re.compile(r"^(?:[-*+]|\d{1,3}[.)])[ \t]+(\S.*)$")
 TABLE_ROW = re.compile(r"^\s*\|(.*)\|?\s*$")
+#: A flashcard's question and answer lines ("Q: …" / "A: …", "问：" / "答：").
+CARD_Q = re.compile(r"^(?:Q|问|Question)\s*[:：]\s*(\S.*)$", re.IGNORECASE)
+CARD_A = re.compile(r"^(?:A|答|Answer)\s*[:：]", re.IGNORECASE)
 _SENTENCE_END = ("。", ".", "！", "!", "？", "?", "；", ";", "：", ":", "，", ",")
 
 
@@ -51,10 +56,25 @@ def bullet_title(lines: list[str], i: int) -> str:
     return first_url(text) or "untitled"
 
 
+def card_spans(lines: list[str], start: int, stop: int, fenced: list[bool], date: str | None,
+               context: str) -> list[Span] | None:
+    """A flashcard deck's entries (lines ``start`` to ``stop``): each question with its answer;
+    None when it is no deck. A card is the unit a deck's owner wrote and looks up."""
+    body = [i for i in range(start, stop) if lines[i].strip() and not fenced[i]]
+    cards = [i for n, i in enumerate(body)
+             if CARD_Q.match(lines[i].strip()) and n + 1 < len(body) and CARD_A.match(lines[body[n + 1]].strip())]
+    if len(cards) < MIN_CARDS:
+        return None
+    return [Span(i, "item", clean_inline(CARD_Q.match(lines[i].strip()).group(1)), date, context)  # type: ignore[union-attr]
+            for i in cards]
+
+
 def outline_spans(lines: list[str], start: int, fenced: list[bool], note_date: str | None,
-                   note_title: str | None) -> list[Span] | None:
-    """An outline's entries: each top-level bullet with its children; None when it is no outline."""
-    body = [i for i in range(start, len(lines)) if lines[i].strip() and not fenced[i]]
+                  note_title: str | None, stop: int | None = None) -> list[Span] | None:
+    """An outline's entries (lines ``start`` to ``stop``): each top-level bullet with its
+    children; None when it is no outline."""
+    stop = len(lines) if stop is None else stop
+    body = [i for i in range(start, stop) if lines[i].strip() and not fenced[i]]
     tops = [i for i in body if BULLET.match(lines[i])]
     parents = [i for i in tops if has_children(lines, i)]
     nested = sum(1 for i in body if lines[i][0] in " \t" or BULLET.match(lines[i]))
@@ -64,7 +84,7 @@ def outline_spans(lines: list[str], start: int, fenced: list[bool], note_date: s
     for i in tops:
         if i in parents:
             block = []
-            for line in lines[i + 1:]:
+            for line in lines[i + 1:stop]:
                 if line.strip() and line[0] not in " \t":
                     break
                 block.append(line)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
-from .blocks import BULLET, TABLE_ROW, Span, bullet_title, has_children, outline_spans, paragraph_spans
+from .blocks import BULLET, TABLE_ROW, Span, bullet_title, card_spans, has_children, outline_spans, paragraph_spans
 from .dates import COMPACT_DATE, FULL_DATE, YEAR, leading_date, valid_date
 from .markup import (
     clean_inline,
@@ -293,6 +293,27 @@ def _heading_spans(lines: list[str], start: int, fenced: list[bool], headings: d
     return spans
 
 
+def _listed_things(spans: list[Span], lines: list[str], fenced: list[bool], headings: dict[int, tuple[int, str]]
+                   ) -> list[Span]:
+    """A heading's section whose body is a flashcard deck, or an outline of things (top-level
+    bullets with children that are not one thing's Summary / Method parts), is those things: an
+    entry each under the heading, as if the note held only that body. A reading log kept as
+    "* **MMLU**: …" blocks under one title is then an entry per paper, not one."""
+    out: list[Span] = []
+    for n, span in enumerate(spans):
+        out.append(span)
+        if span.kind != "section" or span.start not in headings:
+            continue
+        stop = spans[n + 1].start if n + 1 < len(spans) else len(lines)
+        context = PATH_SEP.join(filter(None, (span.context, span.title)))
+        inner = (card_spans(lines, span.start + 1, stop, fenced, span.date, context)
+                 or outline_spans(lines, span.start + 1, fenced, span.date, context, stop) or [])
+        things = [s for s in inner if s.kind == "item"]
+        if len(things) >= 2 and sum(is_part_heading(s.title) for s in things) * 2 < len(things):
+            out += inner[inner.index(things[0]):]  # text before the first thing stays with the heading
+    return out
+
+
 def split_entries(text: str, file: str, warn: Callable[[str], None] | None = None) -> list[Entry]:
     """Split one note's text into entries; ``file`` is its path relative to the corpus. ``warn``
     hears what the reading says about the note (a front matter read as text, and why)."""
@@ -325,10 +346,12 @@ def split_entries(text: str, file: str, warn: Callable[[str], None] | None = Non
         spans = [Span(body[0], "item", title, note_date, "", meta)]
     elif headings:
         spans = _heading_spans(lines, body_start, fenced, headings, dated, items, note_date, year, note_title)
+        spans = _listed_things(spans, lines, fenced, headings)
         if len(spans) == 1 and spans[0].start in headings:
             spans[0].kind = "item"  # one heading over prose: the note is about that
     else:
-        spans = (outline_spans(lines, body_start, fenced, note_date, note_title)
+        spans = (card_spans(lines, body_start, len(lines), fenced, note_date, note_title or "")
+                 or outline_spans(lines, body_start, fenced, note_date, note_title)
                  or paragraph_spans(lines, body_start, fenced, note_date, note_title)
                  or [Span(body[0], "section", clean_title(lines[body[0]])[:80], note_date)])
     return _entries(spans, lines, file, meta if one_thing is None else NoteMeta(), headings)
