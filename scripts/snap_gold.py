@@ -10,7 +10,7 @@ writer's span is printed: the segmenter then lumps what the writer saw as one un
 Each part belongs to a split: `tune` questions may be looked at while tuning retrieval and refusal,
 `report` questions are only for the numbers we publish, so that tuning cannot fit them.
 
-Usage: python scripts/snap_gold.py   (rewrites eval/qa.jsonl and eval/other/qa.jsonl from the parts)
+Usage: python scripts/snap_gold.py   (rewrites each collection's qa.jsonl from its parts)
 """
 
 from __future__ import annotations
@@ -35,6 +35,10 @@ COLLECTIONS = {
     "other": (EVAL / "other" / "notes", EVAL / "other" / "qa.jsonl", {
         "other/qa_tune.jsonl": "tune",
         "other/qa_report.jsonl": "report",
+    }),
+    #: a third hand's notes and questions, only for choosing (no report split: see eval/README.md)
+    "third": (EVAL / "third" / "notes", EVAL / "third" / "qa.jsonl", {
+        "third/qa_part_a.jsonl": "tune",
     }),
 }
 
