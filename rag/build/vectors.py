@@ -46,54 +46,62 @@ class Job:
         return self.embedder is not None and runs_concurrently(self.embedder)
 
 
-def cached(store: IndexStore, embedder_id: str, hashes: list[str],
-           prev_rows: dict[str, np.ndarray]) -> tuple[VectorCache | None, dict[str, np.ndarray]]:
-    """Known vectors of ``hashes`` under ``embedder_id``: the store's cache, completed from the
-    previous generation's rows (cached too, so the cache is whole again if it was deleted)."""
+def cached(store: IndexStore, embedder_id: str, hashes: list[str], prev_rows: np.ndarray,
+           prev_vectors: np.ndarray | None) -> tuple[VectorCache | None, dict[int, np.ndarray]]:
+    """The store's cache under ``embedder_id``, and the vectors it holds for chunks the previous
+    generation lacks (by chunk index). ``prev_rows[i]`` is chunk ``i``'s row in ``prev_vectors``
+    or -1; rows of it the cache lacks are cached too, so the cache is whole again if it was deleted."""
     cache = store.vector_cache(embedder_id)
-    known = cache.get(hashes) if cache is not None else {}
-    extra = [h for h in dict.fromkeys(hashes) if h not in known and h in prev_rows]
-    if extra:
-        known.update((h, prev_rows[h]) for h in extra)
-        if cache is not None:
-            cache.put(extra, np.stack([prev_rows[h] for h in extra]))
-    return cache, known
+    if cache is None:
+        return None, {}
+    in_cache = cache.get(hashes)
+    if prev_vectors is not None:
+        extra = [i for i in np.flatnonzero(prev_rows >= 0).tolist() if hashes[i] not in in_cache]
+        if extra:
+            cache.put([hashes[i] for i in extra], prev_vectors[prev_rows[extra]])
+    new = prev_rows < 0 if prev_vectors is not None else np.ones(len(hashes), bool)
+    return cache, {i: in_cache[hashes[i]] for i in np.flatnonzero(new).tolist() if hashes[i] in in_cache}
 
 
 def make_jobs(names: Sequence[str], chunks: list[Chunk], store: IndexStore, models: Models,
               prev: PreviousGeneration | None) -> list[Job]:
-    """One job per embedder; the chunks' hashes are computed once for all of them."""
+    """One job per embedder; the chunks' hashes, and each one's row in the previous generation,
+    are found once for all of them."""
     hashes = [c.hash for c in chunks]
-    prev_hashes = [c.hash for c in prev.chunks] if prev is not None else []
-    return [_make_job(name, chunks, hashes, store, models, prev, prev_hashes) for name in names]
+    prev_rows = np.full(len(chunks), -1, np.int64)
+    if prev is not None:
+        position = {c.hash: i for i, c in enumerate(prev.chunks)}
+        prev_rows = np.array([position.get(h, -1) for h in hashes], np.int64)
+    return [_make_job(name, chunks, hashes, store, models, prev, prev_rows) for name in names]
 
 
 def _make_job(name: str, chunks: list[Chunk], hashes: list[str], store: IndexStore, models: Models,
-              prev: PreviousGeneration | None, prev_hashes: list[str]) -> Job:
+              prev: PreviousGeneration | None, prev_rows: np.ndarray) -> Job:
     """The vectors of ``chunks`` under one embedder that are known already (where (embedder id,
     chunk hash) match), and the rest in batches, longest texts first: with several threads on one
     embedder, the short batches left at the end keep them finishing together."""
     prev_id = prev.manifest.embedder_ids.get(name) if prev is not None and name in prev.vectors else None
-    cache, known = None, {}
-    if prev is not None and prev_id is not None:
-        prev_rows = dict(zip(prev_hashes, prev.vectors[name], strict=True))
-        cache, known = cached(store, prev_id, hashes, prev_rows)
+    prev_vectors = prev.vectors[name] if prev is not None and prev_id is not None else None
+    cache, from_cache = (cached(store, prev_id, hashes, prev_rows, prev_vectors) if prev_vectors is not None
+                         else (None, {}))
     embedder = None
-    if prev is not None and prev_id is not None and all(h in known for h in hashes):
-        embedder_id, dim = prev_id, prev.vectors[name].shape[1]  # nothing new: trust the recorded id
+    if prev_vectors is not None and all(r >= 0 or i in from_cache for i, r in enumerate(prev_rows.tolist())):
+        embedder_id, dim = prev_id, prev_vectors.shape[1]  # nothing new: trust the recorded id
     else:
         embedder = models.embedder(name)
         embedder_id, dim = embedder.id, embedder.dim
         if embedder_id != prev_id:  # another model or version: old vectors are incomparable
-            cache, known = cached(store, embedder_id, hashes, {})
+            prev_vectors = None
+            cache, from_cache = cached(store, embedder_id, hashes, prev_rows, None)
     matrix = np.zeros((len(chunks), dim), np.float32)
-    todo = []
-    for i, h in enumerate(hashes):
-        if h in known:
-            matrix[i] = known[h]
-        else:
-            todo.append(i)
-    todo.sort(key=lambda i: -len(chunks[i].embed_text))
+    have = np.zeros(len(chunks), bool)
+    if prev_vectors is not None:
+        have = prev_rows >= 0
+        matrix[have] = prev_vectors[prev_rows[have]]
+    for i, vector in from_cache.items():
+        matrix[i] = vector
+        have[i] = True
+    todo = sorted(np.flatnonzero(~have).tolist(), key=lambda i: -len(chunks[i].embed_text))
     batches = deque(todo[start:start + BATCH] for start in range(0, len(todo), BATCH))
     return Job(name, embedder, embedder_id, matrix, hashes, cache, batches, len(todo))
 

@@ -246,7 +246,7 @@ class FolderStore(IndexStore):
 
     def _read_vectors(self, root: Path, manifest: Manifest, embedder: str) -> np.ndarray:
         if exact_file(embedder) in manifest.checksums:
-            return np.load(root / exact_file(embedder), allow_pickle=False).astype(np.float32)
+            return np.load(root / exact_file(embedder), allow_pickle=False).astype(np.float32, copy=False)
         import faiss
 
         index = faiss.read_index(str(root / hnsw_file(embedder)))
