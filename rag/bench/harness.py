@@ -40,6 +40,16 @@ def load_average() -> float:
     return round(os.getloadavg()[0], 2)
 
 
+def settle(below: float = 1.0, at_most_s: float = 120.0) -> float:
+    """Wait until the 1-minute load average is under ``below`` (or ``at_most_s`` passed); seconds
+    waited. A step timed right after a long build would otherwise pay for the build's load, and
+    a short step of one corpus be compared with the same step of another on a quieter machine."""
+    started = time.perf_counter()
+    while os.getloadavg()[0] >= below and time.perf_counter() - started < at_most_s:
+        time.sleep(2.0)
+    return round(time.perf_counter() - started, 1)
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident set so far (Linux reports KiB)."""
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

@@ -95,7 +95,9 @@ def render_markdown(r: dict) -> str:
            f"{fast} s for the first {until:.0f} s, then every {slow} s, until it answers with hits: the first search "
            "is when that answer came. The polls share the CPU with the build. Peak RSS is each process's own "
            "(`wait4`). The update appends a "
-           "paragraph to one note and runs `rag index`. Search latency is a fresh serving process: load, "
+           "paragraph to one note and runs `rag index`. The update and the serving process each start once the "
+           "1-minute load average is under 1 (at most 120 s later), so neither pays for the build before it. "
+           "Search latency is a fresh serving process: load, "
            f"warm-up, then {r['queries_timed']} searches over the {r['questions']} canned questions, in process.\n",
            markdown_table(["", "vault", "bundled notes"],
                           [[label, a, b] for label, a, b in

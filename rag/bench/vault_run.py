@@ -40,6 +40,7 @@ from .harness import (
     machine,
     peak_rss_mb,
     run_index,
+    settle,
     write_report,
 )
 from .scale import embedding_sample
@@ -56,6 +57,9 @@ _PROGRESS = re.compile(r"^(?P<stage>[\w() .-]+): (?P<done>\d+)/(?P<total>\d+)")
 EDIT = ("\n\nBench edit: revisited this paper, the ablation on chunk size matters more than the model. "
         "重读：分块大小的消融比模型更重要。\n")
 QUERIES = 200
+#: Short steps timed only once the machine is quiet again (:func:`settle`): each corpus's one-note
+#: update and serving, compared side by side.
+SETTLED = ("update", "serve")
 #: Chunks each embedder embeds alone to measure what the models allow on this CPU (an even sample).
 MODEL_SAMPLE = 512
 
@@ -206,10 +210,11 @@ def measure_corpus(settings: Settings, question: str, questions: Sequence[Questi
         ("models", lambda: in_worker(model_pace_worker, settings, MODEL_SAMPLE)[0]),
     ]
     for name, step in steps:
+        waited = settle() if name in SETTLED else 0.0
         log(f"{out['label']}: {name}")
         load = load_average()
         try:
-            out[name] = {**step(), "load_before": load}
+            out[name] = {**step(), "load_before": load, **({"settled_s": waited} if name in SETTLED else {})}
         except Exception as exc:  # recorded in the report; the run goes on
             out[name] = {"error": f"{exc.__class__.__name__}: {exc}"}
             log(f"{out['label']}: {name} failed: {out[name]['error']}")
