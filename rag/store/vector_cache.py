@@ -46,12 +46,13 @@ def _record(hashes: Sequence[str], vectors: np.ndarray) -> bytes:
 
 def _records(data: bytes) -> Iterator[tuple[list[str], np.ndarray]]:
     """The whole records of a log, up to the first torn or damaged one."""
+    view = memoryview(data)  # the CRC reads each record in place: a slice of bytes would copy it
     at = 0
     while at + _HEAD.size <= len(data):
         magic, rows, dim, key_bytes = _HEAD.unpack_from(data, at)
         end = at + _HEAD.size + key_bytes + 4 * rows * dim
         if magic != _MAGIC or end + _CRC.size > len(data) or \
-                _CRC.unpack_from(data, end)[0] != zlib.crc32(data[at:end]):
+                _CRC.unpack_from(data, end)[0] != zlib.crc32(view[at:end]):
             return
         hashes = data[at + _HEAD.size:at + _HEAD.size + key_bytes].decode("utf-8").split("\n")
         vectors = np.frombuffer(data, np.float32, rows * dim, at + _HEAD.size + key_bytes).reshape(rows, dim)
