@@ -433,3 +433,29 @@ def test_titled_outline_of_papers_one_item_per_bullet_block() -> None:
     assert es[1].context == "LLM evaluation: reading log"
     assert_every_line_once(TITLED_LOG, es)
     assert rows(split_entries(PAPER_PARTS, "flash.md")) == [(1, 6, "item", "FlashAttention", None)]
+
+
+NOTION = """# 高效注意力
+
+Status: Read
+Tags: efficient-attention, inference
+Created: 2024-03-12
+URL: https://arxiv.org/abs/2205.14135
+
+## FlashAttention (Dao et al., 2022)
+IO-aware exact attention.
+
+## vLLM / PagedAttention
+KV cache 像内存页一样管理。
+"""
+
+
+def test_notion_property_block_gives_tags_and_date_not_one_paper() -> None:
+    """A Notion export's "Key: value" block under the title tags every entry of the page; its URL
+    is not taken for the page's paper (it holds two), and prose with a colon is no property block."""
+    es = split_entries(NOTION, "notion/page.md")
+    assert [e.title for e in es] == ["高效注意力", "FlashAttention (Dao et al., 2022)", "vLLM / PagedAttention"]
+    assert {e.tags for e in es} == {("efficient-attention", "inference")}
+    assert {e.date for e in es} == {"2024-03-12"}
+    prose = "# Notes\n\nNote: this is one line of prose.\n\n## A\ntext\n\n## B\ntext\n"
+    assert {e.tags for e in split_entries(prose, "p.md")} == {()}

@@ -24,6 +24,9 @@ _PROPERTY = re.compile(r"^\s*(?:[-*+]\s+)?([A-Za-z][\w-]*)::(.*)$")
 #: ``#tag`` and ``#nested/tag``: not a heading (``# Title``), not ``C#``, not a URL fragment or colour.
 _INLINE_TAG = re.compile(r"(?<![\w#&/])#([A-Za-z\u4e00-\u9fff][\w\u4e00-\u9fff/-]*)")
 #: The first line of a front matter names a key: ``title: …``, ``"tags" = […]``, ``date = 2024``.
+#: A ``Key: value`` line of a property block (:func:`key_value_block`).
+_KEY_VALUE = re.compile(r"^([A-Z][A-Za-z]*(?: [A-Za-z]+){0,2})\s*:\s+(\S.*)$")
+MIN_KEY_LINES = 2
 _KEY_LINE = re.compile(r"^\s*[\"']?[\w.-]+[\"']?\s*[:=]")
 _ARXIV = re.compile(r"(?<![\d.])(\d{4}\.\d{4,5})(?:v\d+)?(?![\d])")
 _DOI = re.compile(r"\b(10\.\d{4,9}/[^\s\"'<>]+)")
@@ -126,6 +129,24 @@ def properties(lines: Iterable[str]) -> dict[str, str]:
         if m := _PROPERTY.match(line):
             found.setdefault(m.group(1).lower(), m.group(2).strip())
     return found
+
+
+def key_value_block(lines: list[str], title: int) -> NoteMeta:
+    """Tags and a date from a property block under a note's title line, as a Notion export writes
+    it ("Status: Read", "Tags: rl, agents", "Created: 2024-03-12"): two or more ``Key: value``
+    lines right after it, one of them a field we know. Only tags and the date are taken: a URL or
+    authors there may be one paper's of several on the page."""
+    i = title + 1
+    while i < len(lines) and not lines[i].strip():
+        i += 1
+    found: dict[str, str] = {}
+    while i < len(lines) and (m := _KEY_VALUE.match(lines[i])):
+        found.setdefault(m.group(1).lower(), m.group(2).strip())
+        i += 1
+    if len(found) < MIN_KEY_LINES or not any(_KEYS.get(k.replace(" ", "")) for k in found):
+        return NoteMeta()
+    meta = meta_from_mapping(found)
+    return NoteMeta(tags=meta.tags, date=meta.date, year=meta.year)
 
 
 def is_property(line: str) -> bool:

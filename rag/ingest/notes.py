@@ -45,7 +45,7 @@ from .markup import (
     title_shape,
     wikilinks,
 )
-from .meta import NoteMeta, front_matter, inline_tags, is_property, meta_from_mapping, properties
+from .meta import NoteMeta, front_matter, inline_tags, is_property, key_value_block, meta_from_mapping, properties
 from .sections import is_part_heading
 
 NOTE_SUFFIXES = (".md", ".markdown", ".txt")
@@ -328,6 +328,10 @@ def split_entries(text: str, file: str, warn: Callable[[str], None] | None = Non
     for i in range(body_start, len(lines)):
         if not fenced[i] and (h := parse_heading(lines[i])):
             headings[i] = h
+    first_heading = min(headings, default=None)
+    if first_heading is not None and headings[first_heading][0] == 1 \
+            and not any(line.strip() for line in lines[body_start:first_heading]):
+        meta = meta.merged(key_value_block(lines, first_heading))
     dated = {i: d for i, (_, t) in headings.items() if (d := _date_heading(t))}
     if len(dated) < 2:
         dated = {}
