@@ -286,6 +286,15 @@ def test_vector_cache_checkpoints_and_prunes(tmp_path: Path, monkeypatch: pytest
     assert FolderVectorCache(shard.parent).get(["b"]) == {} and not shard.exists()
 
 
+def test_prune_reads_no_vectors_while_little_is_stale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A one-note update of a big index: the rows are counted from the headers, nothing is read."""
+    cache = FolderVectorCache(tmp_path / "cache")
+    cache.put([f"h{i}" for i in range(8)], np.eye(8, dtype=np.float32))
+    monkeypatch.setattr(FolderVectorCache, "_files", lambda self: pytest.fail("prune read the vectors"))
+    cache.prune({f"h{i}" for i in range(7)})  # one stale row of eight
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+
+
 def test_commit_prunes_caches_of_embedders_no_longer_used(tmp_path: Path) -> None:
     store, data = FolderStore(tmp_path / "index"), generation()
     old = store.vector_cache("retired-model/v0")
