@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import rag.store.folder
+import rag.store.vector_cache
 from rag.ingest.chunking import Chunk
 from rag.ingest.notes import Entry
 from rag.store import GenerationData, IndexDamaged, IndexHandle, IndexUnavailable
@@ -287,12 +288,20 @@ def test_vector_cache_checkpoints_and_prunes(tmp_path: Path, monkeypatch: pytest
 
 
 def test_prune_reads_no_vectors_while_little_is_stale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A one-note update of a big index: the rows are counted from the headers, nothing is read."""
+    """A one-note update of a big index: stale rows are counted from the hashes; no vector is read,
+    and a lookup of a few rows reads only the records that hold them."""
     cache = FolderVectorCache(tmp_path / "cache")
     cache.put([f"h{i}" for i in range(8)], np.eye(8, dtype=np.float32))
-    monkeypatch.setattr(FolderVectorCache, "_files", lambda self: pytest.fail("prune read the vectors"))
+    monkeypatch.setattr(rag.store.vector_cache, "_log_rows", lambda *a: pytest.fail("prune read the vectors"))
     cache.prune({f"h{i}" for i in range(7)})  # one stale row of eight
     assert len(list((tmp_path / "cache").iterdir())) == 1
+    cache.put(["x"], np.ones((1, 8), np.float32))
+    monkeypatch.undo()
+    read: list[int] = []
+    real = rag.store.vector_cache._log_rows
+    monkeypatch.setattr(rag.store.vector_cache, "_log_rows", lambda *a: read.append(a[1]) or real(*a))
+    fresh = FolderVectorCache(tmp_path / "cache")
+    assert set(fresh.get(["x"])) == {"x"} and len(read) == 1 and fresh.missing(["h1", "x", "y"]) == {"y"}
 
 
 def test_commit_prunes_caches_of_embedders_no_longer_used(tmp_path: Path) -> None:

@@ -54,13 +54,14 @@ def cached(store: IndexStore, embedder_id: str, hashes: list[str], prev_rows: np
     cache = store.vector_cache(embedder_id)
     if cache is None:
         return None, {}
-    in_cache = cache.get(hashes)
+    new = np.flatnonzero(prev_rows < 0 if prev_vectors is not None else np.ones(len(hashes), bool)).tolist()
     if prev_vectors is not None:
-        extra = [i for i in np.flatnonzero(prev_rows >= 0).tolist() if hashes[i] not in in_cache]
-        if extra:
+        reused = np.flatnonzero(prev_rows >= 0).tolist()
+        absent = cache.missing([hashes[i] for i in reused])
+        if extra := [i for i in reused if hashes[i] in absent]:
             cache.put([hashes[i] for i in extra], prev_vectors[prev_rows[extra]])
-    new = prev_rows < 0 if prev_vectors is not None else np.ones(len(hashes), bool)
-    return cache, {i: in_cache[hashes[i]] for i in np.flatnonzero(new).tolist() if hashes[i] in in_cache}
+    found = cache.get([hashes[i] for i in new])  # usually a few rows: only the records holding them are read
+    return cache, {i: found[hashes[i]] for i in new if hashes[i] in found}
 
 
 def make_jobs(names: Sequence[str], chunks: list[Chunk], store: IndexStore, models: Models,

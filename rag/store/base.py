@@ -133,6 +133,10 @@ class VectorCache(ABC):
         """The cached rows among ``hashes``."""
 
     @abstractmethod
+    def missing(self, hashes: Collection[str]) -> set[str]:
+        """Those of ``hashes`` with no row here; cheaper than :meth:`get` (no vectors are read)."""
+
+    @abstractmethod
     def put(self, hashes: Sequence[str], vectors: np.ndarray) -> None:
         """Remember rows: safe from a kill -9 once this returns; safe from a power cut after a moment
         (about a second) or at the latest on :meth:`flush`."""

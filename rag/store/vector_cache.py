@@ -5,8 +5,9 @@ Embedding is the slow part of a build (hours for a big corpus), so vectors are s
 are computed: every :meth:`~FolderVectorCache.put` (one batch) is appended to this build's log
 before it returns. A kill -9 cannot lose it (the kernel holds the bytes; the process owns none
 of them), so a killed build's next run embeds only what was never computed; the log is fsynced
-at least every second against a power cut. Each record carries a CRC: a record torn by a power
-cut is the end of what its log holds. The store prunes the folder to the live generation's
+at least every second against a power cut. Each record carries a CRC, checked when its vectors
+are read: a record that fails it is not used, and one torn by a power cut is the end of what its
+log holds. The store prunes the folder to the live generation's
 chunks after each complete commit (:meth:`FolderVectorCache.prune`), rewriting logs and shards
 into one shard once enough of it is stale or split.
 """
@@ -18,8 +19,10 @@ import struct
 import time
 import zipfile
 import zlib
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import suppress
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +39,8 @@ MAX_SHARDS = 16
 _HEAD = struct.Struct("<4sIII")
 _MAGIC = b"RVC1"
 _CRC = struct.Struct("<I")
+#: What reading a damaged or half-written ``.npz`` shard can raise.
+_SHARD_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
 
 
 def _record(hashes: Sequence[str], vectors: np.ndarray) -> bytes:
@@ -44,42 +49,70 @@ def _record(hashes: Sequence[str], vectors: np.ndarray) -> bytes:
     return body + _CRC.pack(zlib.crc32(body))
 
 
-def _records(data: bytes) -> Iterator[tuple[list[str], np.ndarray]]:
-    """The whole records of a log, up to the first torn or damaged one."""
-    view = memoryview(data)  # the CRC reads each record in place: a slice of bytes would copy it
-    at = 0
-    while at + _HEAD.size <= len(data):
-        magic, rows, dim, key_bytes = _HEAD.unpack_from(data, at)
-        end = at + _HEAD.size + key_bytes + 4 * rows * dim
-        if magic != _MAGIC or end + _CRC.size > len(data) or \
-                _CRC.unpack_from(data, end)[0] != zlib.crc32(view[at:end]):
-            return
-        hashes = data[at + _HEAD.size:at + _HEAD.size + key_bytes].decode("utf-8").split("\n")
-        vectors = np.frombuffer(data, np.float32, rows * dim, at + _HEAD.size + key_bytes).reshape(rows, dim)
-        if len(hashes) != rows:
-            return
-        yield hashes, vectors
-        at = end + _CRC.size
+@dataclass(frozen=True)
+class _Block:
+    """The rows of one log record or shard: their hashes, read at once, and their vectors, read
+    and checked only when asked for (most lookups want a few rows of a large cache)."""
+
+    hashes: list[str]
+    rows: Callable[[], np.ndarray | None]  # None: the vectors are damaged
 
 
-def _rows(path: Path) -> int:
-    """How many rows a shard or log holds, read from its headers alone (no vectors, no CRC): an
-    estimate for deciding whether to compact, which reads and checks everything."""
-    rows = 0
+def _log_blocks(path: Path) -> list[_Block]:
+    """A log's records, up to the first torn one (a power cut can tear only the last)."""
+    blocks: list[_Block] = []
+    with suppress(OSError), open(path, "rb") as f:
+        size, at = os.fstat(f.fileno()).st_size, 0
+        while at + _HEAD.size <= size:
+            magic, n, dim, key_bytes = _HEAD.unpack(f.read(_HEAD.size))
+            end = at + _HEAD.size + key_bytes + 4 * n * dim
+            if magic != _MAGIC or end + _CRC.size > size:
+                break
+            try:
+                hashes = f.read(key_bytes).decode("utf-8").split("\n")
+            except UnicodeDecodeError:
+                break
+            if len(hashes) != n:
+                break
+            blocks.append(_Block(hashes, partial(_log_rows, path, at, end, n, dim)))
+            at = end + _CRC.size
+            f.seek(at)
+    return blocks
+
+
+def _log_rows(path: Path, at: int, end: int, n: int, dim: int) -> np.ndarray | None:
+    """One record's vectors; None unless its CRC holds."""
     try:
-        if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as data:
-                return len(data["hashes"])
         with open(path, "rb") as f:
-            while len(head := f.read(_HEAD.size)) == _HEAD.size:
-                magic, n, dim, key_bytes = _HEAD.unpack(head)
-                if magic != _MAGIC:
-                    break
-                rows += n
-                f.seek(key_bytes + 4 * n * dim + _CRC.size, os.SEEK_CUR)
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        pass
-    return rows
+            f.seek(at)
+            record = f.read(end - at + _CRC.size)
+    except OSError:
+        return None
+    if len(record) != end - at + _CRC.size or \
+            _CRC.unpack_from(record, end - at)[0] != zlib.crc32(memoryview(record)[:end - at]):
+        return None
+    return np.frombuffer(record, np.float32, n * dim, end - at - 4 * n * dim).reshape(n, dim)
+
+
+def _shard_block(path: Path) -> _Block | None:
+    """A shard's rows; a shard whose hashes cannot be read is deleted (it only held a copy of work)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            hashes = [str(h) for h in data["hashes"]]
+    except _SHARD_ERRORS:
+        with suppress(OSError):
+            path.unlink(missing_ok=True)
+        return None
+
+    def rows() -> np.ndarray | None:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                vectors = np.asarray(data["vectors"], np.float32)
+        except _SHARD_ERRORS:
+            return None
+        return vectors if vectors.ndim == 2 and len(vectors) == len(hashes) else None
+
+    return _Block(hashes, rows)
 
 
 class FolderVectorCache(VectorCache):
@@ -92,11 +125,17 @@ class FolderVectorCache(VectorCache):
     def get(self, hashes: Collection[str]) -> dict[str, np.ndarray]:
         wanted = set(hashes)
         found: dict[str, np.ndarray] = {}
-        for file_hashes, vectors in self._files():
-            for i, h in enumerate(file_hashes):
+        for block in self._blocks():
+            if not wanted.intersection(block.hashes) or (rows := block.rows()) is None:
+                continue
+            for h, v in zip(block.hashes, rows, strict=True):
                 if h in wanted and h not in found:
-                    found[h] = vectors[i]
+                    found[h] = v
         return found
+
+    def missing(self, hashes: Collection[str]) -> set[str]:
+        held = {h for block in self._blocks() for h in block.hashes}
+        return set(hashes) - held
 
     def put(self, hashes: Sequence[str], vectors: np.ndarray) -> None:
         """Append the rows to the log now (one write); fsync it once a second has passed."""
@@ -124,17 +163,19 @@ class FolderVectorCache(VectorCache):
         """Keep only rows of ``live`` chunk hashes, rewriting the files into one shard once enough
         is stale or split (rewriting a big cache after every small build would cost more than the
         space it frees). A build caches every row it reuses or computes, so the rows beyond the
-        live ones are the stale ones: they are counted from the files' headers, and the vectors
-        are read only to be rewritten (a one-note update of a large index reads none)."""
+        live ones are the stale ones: they are counted from the hashes, and the vectors are read
+        only to be rewritten (a one-note update of a large index reads none)."""
         self.flush()
-        paths = self._paths()
+        paths, blocks = self._paths(), self._blocks()
         live = set(live)
-        rows = sum(map(_rows, paths))
+        rows = sum(len(b.hashes) for b in blocks)
         if rows - len(live) <= MAX_STALE_SHARE * rows and len(paths) <= MAX_SHARDS:
             return
         keep: dict[str, np.ndarray] = {}
-        for file_hashes, vectors in self._files():
-            for h, v in zip(file_hashes, vectors, strict=True):
+        for block in blocks:
+            if (vectors := block.rows()) is None:
+                continue
+            for h, v in zip(block.hashes, vectors, strict=True):
                 if h in live and h not in keep:
                     keep[h] = v
         if keep:
@@ -148,25 +189,15 @@ class FolderVectorCache(VectorCache):
         except OSError:
             return []
 
-    def _files(self) -> list[tuple[list[str], np.ndarray]]:
-        """Every readable shard and log record; a damaged shard is deleted (it only held a copy of work)."""
-        out = []
+    def _blocks(self) -> list[_Block]:
+        """Every readable shard and log record, oldest file first."""
+        blocks: list[_Block] = []
         for path in self._paths():
             if path.suffix == ".bin":
-                with suppress(OSError):
-                    out += list(_records(path.read_bytes()))
-                continue
-            try:
-                with np.load(path, allow_pickle=False) as data:
-                    hashes, vectors = [str(h) for h in data["hashes"]], np.asarray(data["vectors"], np.float32)
-                if vectors.ndim != 2 or len(vectors) != len(hashes):
-                    raise ValueError("shard arrays do not match")
-            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-                with suppress(OSError):
-                    path.unlink(missing_ok=True)
-                continue
-            out.append((hashes, vectors))
-        return out
+                blocks += _log_blocks(path)
+            elif (block := _shard_block(path)) is not None:
+                blocks.append(block)
+        return blocks
 
     def _write(self, name: str, hashes: Sequence[str], vectors: np.ndarray) -> None:
         tmp = self.root / f".tmp-{name}"

@@ -30,15 +30,22 @@ class PgVectorCache(VectorCache):
         self.embedder_id = embedder_id
 
     def get(self, hashes: Collection[str]) -> dict[str, np.ndarray]:
+        rows = self._select("key, embedding", hashes)
+        return {key: vector.to_numpy().astype(np.float32) for key, vector in rows}
+
+    def missing(self, hashes: Collection[str]) -> set[str]:
+        return set(hashes) - {key for (key,) in self._select("key", hashes)}
+
+    def _select(self, columns: str, hashes: Collection[str]) -> list[tuple]:
+        """``columns`` of the embedder's table for the rows among ``hashes``."""
         with self.connect() as conn:
             vectors_ready(conn)
             row = conn.execute("SELECT id FROM rag_vector_tables WHERE embedder_id = %s",
                                (self.embedder_id,)).fetchone()
             if row is None or not hashes:
-                return {}
-            rows = conn.cursor(binary=True).execute(f"SELECT key, embedding FROM {vector_table(row[0])} "
+                return []
+            return conn.cursor(binary=True).execute(f"SELECT {columns} FROM {vector_table(row[0])} "
                                                     "WHERE key = ANY(%s)", (list(set(hashes)),)).fetchall()
-        return {key: vector.to_numpy().astype(np.float32) for key, vector in rows}
 
     def put(self, hashes: Sequence[str], vectors: np.ndarray) -> None:
         if not len(hashes):
