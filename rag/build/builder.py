@@ -15,6 +15,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
 from rag.embed.models import Models
 from rag.ingest.chunking import Chunk
 from rag.ingest.notes import Entry
@@ -100,6 +102,8 @@ class Assembled:
     entries: list[Entry]
     chunks: list[Chunk]
     terms: Terms
+    #: Each chunk's row in the previous generation when it is one of its unchanged notes', else -1.
+    prev_rows: np.ndarray
 
 
 def _assemble(plan: Plan, fresh: dict[str, Texts], prev: PreviousGeneration | None) -> Assembled:
@@ -107,6 +111,7 @@ def _assemble(plan: Plan, fresh: dict[str, Texts], prev: PreviousGeneration | No
     so an update costs what changed, not the collection's tokens."""
     entries: list[Entry] = []
     chunks: list[Chunk] = []
+    kept: list[int] = []
     terms = Terms.empty()
     if prev is not None and plan.reuse:
         entries = [e for e in prev.entries if e.file in plan.reuse]
@@ -117,9 +122,10 @@ def _assemble(plan: Plan, fresh: dict[str, Texts], prev: PreviousGeneration | No
         entries += texts.entries
         chunks += texts.chunks
     terms = terms.extend(t for texts in fresh.values() for t in texts.tokens)
+    rows = np.array(kept + [-1] * (len(chunks) - len(kept)), np.int64)
     order = sorted(range(len(chunks)), key=lambda i: (chunks[i].file, chunks[i].line_start, i))
     entries.sort(key=lambda e: (e.file, e.line_start))
-    return Assembled(entries, [chunks[i] for i in order], terms.take(order).compact())
+    return Assembled(entries, [chunks[i] for i in order], terms.take(order).compact(), rows[order])
 
 
 def searchable_first(jobs: list[Job], prev: PreviousGeneration | None) -> bool:
@@ -164,7 +170,7 @@ def build_index(settings: IndexSettings, store: IndexStore, models: Models, prog
         segmented = segment(plan.texts, settings, models)
         fresh, partial, notices = segmented.texts, segmented.partial, segmented.notices
         texts = _assemble(plan, fresh, prev)
-        jobs = make_jobs(settings.embedders, texts.chunks, store, models, prev)
+        jobs = make_jobs(settings.embedders, texts.chunks, texts.prev_rows, store, models, prev)
 
         records = {p: plan.restamped(p, prev.manifest.notes[p]) for p in plan.reuse} if prev is not None else {}
         for path, t in fresh.items():

@@ -64,15 +64,17 @@ def cached(store: IndexStore, embedder_id: str, hashes: list[str], prev_rows: np
     return cache, {i: found[hashes[i]] for i in new if hashes[i] in found}
 
 
-def make_jobs(names: Sequence[str], chunks: list[Chunk], store: IndexStore, models: Models,
+def make_jobs(names: Sequence[str], chunks: list[Chunk], reused: np.ndarray, store: IndexStore, models: Models,
               prev: PreviousGeneration | None) -> list[Job]:
     """One job per embedder; the chunks' hashes, and each one's row in the previous generation,
-    are found once for all of them."""
+    are found once for all of them. ``reused[i]`` is chunk ``i``'s row when it comes from an
+    unchanged note (-1 else); a new chunk may still be one the previous generation has (an edit
+    elsewhere in its note), so it is looked up by hash among the rows not reused."""
     hashes = [c.hash for c in chunks]
-    prev_rows = np.full(len(chunks), -1, np.int64)
-    if prev is not None:
-        position = {c.hash: i for i, c in enumerate(prev.chunks)}
-        prev_rows = np.array([position.get(h, -1) for h in hashes], np.int64)
+    prev_rows = reused.copy()
+    if prev is not None and (new := np.flatnonzero(reused < 0).tolist()):
+        position = {prev.chunks[i].hash: i for i in sorted(set(range(len(prev.chunks))) - set(reused.tolist()))}
+        prev_rows[new] = [position.get(hashes[i], -1) for i in new]
     return [_make_job(name, chunks, hashes, store, models, prev, prev_rows) for name in names]
 
 
