@@ -459,3 +459,11 @@ def test_notion_property_block_gives_tags_and_date_not_one_paper() -> None:
     assert {e.date for e in es} == {"2024-03-12"}
     prose = "# Notes\n\nNote: this is one line of prose.\n\n## A\ntext\n\n## B\ntext\n"
     assert {e.tags for e in split_entries(prose, "p.md")} == {()}
+
+
+def test_aka_in_front_matter_is_an_alias() -> None:
+    """``aka: Chinchilla`` names the paper as ``aliases`` does (a third hand wrote it so)."""
+    note = ("---\ntitle: Training Compute-Optimal Large Language Models\naka: Chinchilla\n"
+            "authors: [Jordan Hoffmann]\n---\n\n## 摘要\n70B 参数，1.4T token。\n")
+    (e,) = split_entries(note, "chinchilla.md")
+    assert e.aliases == ("Chinchilla",) and e.title.startswith("Chinchilla")

@@ -54,6 +54,17 @@ def test_a_title_that_leads_with_a_name_needs_none_and_the_question_never_gets_i
     assert short_name(flash, "?", None) == "FA1"
 
 
+def test_a_name_with_its_citation_is_the_papers_name_but_a_full_title_with_its_venue_is_not() -> None:
+    """Third-hand notes (eval/third) title entries "DPO（Rafailov et al., 2023）": no other name is
+    put in front of it; "Robust Speech Recognition … (ICML 2023)" still gets its short name."""
+    body = "RL 之前要先训一个奖励模型 (RM)，再用 PPO。PPO 很不稳定，PPO 调参难。"
+    for title in ("DPO（Rafailov et al., Stanford, 2023）", "Constitutional AI（Bai et al., Anthropic, 2022）"):
+        assert short_name(entry(title, body), "?", None) is None
+    whisper = entry("Robust Speech Recognition via Large-Scale Weak Supervision (ICML 2023)",
+                    "OpenAI 的 Whisper。68 万小时弱监督音频。")
+    assert short_name(whisper, "?", None) == "Whisper"
+
+
 @pytest.mark.parametrize(("question", "intent"), [
     ("Which entries in my notes use sparse autoencoders?", Intent.LIST),
     ("笔记里出现过哪几个 LongCat 系列的模型？分别是干什么的？", Intent.LIST),

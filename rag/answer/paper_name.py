@@ -38,6 +38,9 @@ INTRO_REACH = 30
 _PROPERTY = re.compile(r"^\s*[-*]?\s*[\w-]+::")
 #: An opening sentence that only names the thing: "CLIP." or "OpenAI 的 CLIP。" / "OpenAI's CLIP."
 _NAMING_LINE = re.compile(r"^(?:[\w-]+\s*(?:的|'s)\s*)?([A-Za-z][\w+-]*[\w+])\s*[。.!！]?$")
+#: A title that is a short name then its citation: "DPO（Rafailov et al., 2023）", "Constitutional AI
+#: (Bai et al.)"; not a paper's full title with its venue ("Robust Speech Recognition via … (ICML 2023)").
+_CITED = re.compile(r"^[^\s:：(（]+(?:\s+[^\s:：(（]+){0,2}\s*[(（][^)）]*(?:et al|\b(?:19|20)\d{2}\b)")
 #: "**DeepSeekMath**（Shao et al. …）": a line that opens with a bold name.
 _BOLD_LEAD = re.compile(r"^\s*(?:[-*+]\s+)?\*\*([A-Za-z][\w+-]*[\w+])\*\*")
 
@@ -89,7 +92,10 @@ def introduced_name(entry: Entry) -> str | None:
 
 def _leads_with_name(title: str) -> bool:
     """Does the title start with a name of its own ("HySparse", "ProGRPO — …"), not a topic
-    ("开源模型 IOI金牌") or a sentence ("Back to Basics")?"""
+    ("开源模型 IOI金牌") or a sentence ("Back to Basics")? A title that is a name and its citation
+    ("Constitutional AI（Bai et al., Anthropic, 2022）") does, whatever the name's words."""
+    if _CITED.match(clean_inline(title)):
+        return True
     head = title_head(title)
     return " " not in head or any(_names_itself(w) for w in head.split())
 

@@ -34,7 +34,7 @@ _DOI = re.compile(r"\b(10\.\d{4,9}/[^\s\"'<>]+)")
 #: Field names as note tools spell them → our field.
 _KEYS = {
     "title": "title", "name": "title",
-    "aliases": "aliases", "alias": "aliases", "short": "aliases", "shortname": "aliases",
+    "aliases": "aliases", "alias": "aliases", "aka": "aliases", "short": "aliases", "shortname": "aliases",
     "tags": "tags", "tag": "tags", "keywords": "tags", "topics": "tags",
     "authors": "authors", "author": "authors", "by": "authors",
     "date": "date", "created": "date", "published": "date", "period": "date", "month": "date",
