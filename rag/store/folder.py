@@ -207,7 +207,7 @@ class FolderStore(IndexStore):
             chunks = [Chunk(**row) for row in _read_jsonl(root / CHUNKS)]
             vocab = tuple(orjson.loads((root / VOCAB).read_bytes()))
             index = bm25.Bm25.load(root, vocab, len(chunks)) if chunks else None
-            lexicon = Lexicon.counted(vocab, index.doc_freq, len(chunks)) if index else Lexicon({}, 0)
+            lexicon = Lexicon.counted(vocab, index.doc_freq, len(chunks)) if index is not None else Lexicon({}, 0)
             dense: dict[str, DenseIndex] = {}
             for embedder in manifest.dense:
                 if exact_file(embedder) in manifest.checksums:
