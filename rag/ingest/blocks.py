@@ -61,12 +61,11 @@ def card_spans(lines: list[str], start: int, stop: int, fenced: list[bool], date
     """A flashcard deck's entries (lines ``start`` to ``stop``): each question with its answer;
     None when it is no deck. A card is the unit a deck's owner wrote and looks up."""
     body = [i for i in range(start, stop) if lines[i].strip() and not fenced[i]]
-    cards = [i for n, i in enumerate(body)
-             if CARD_Q.match(lines[i].strip()) and n + 1 < len(body) and CARD_A.match(lines[body[n + 1]].strip())]
+    cards = [(i, q.group(1)) for n, i in enumerate(body) if (q := CARD_Q.match(lines[i].strip()))
+             and n + 1 < len(body) and CARD_A.match(lines[body[n + 1]].strip())]
     if len(cards) < MIN_CARDS:
         return None
-    return [Span(i, "item", clean_inline(CARD_Q.match(lines[i].strip()).group(1)), date, context)  # type: ignore[union-attr]
-            for i in cards]
+    return [Span(i, "item", clean_inline(question), date, context) for i, question in cards]
 
 
 def outline_spans(lines: list[str], start: int, fenced: list[bool], note_date: str | None,
