@@ -73,9 +73,16 @@ def make_jobs(names: Sequence[str], chunks: list[Chunk], reused: np.ndarray, sto
     hashes = [c.hash for c in chunks]
     prev_rows = reused.copy()
     if prev is not None and (new := np.flatnonzero(reused < 0).tolist()):
-        position = {prev.chunks[i].hash: i for i in sorted(set(range(len(prev.chunks))) - set(reused.tolist()))}
+        position = {prev.chunks[i].hash: i for i in np.setdiff1d(np.arange(len(prev.chunks)), reused).tolist()}
         prev_rows[new] = [position.get(hashes[i], -1) for i in new]
     return [_make_job(name, chunks, hashes, store, models, prev, prev_rows) for name in names]
+
+
+def _known(prev_rows: np.ndarray, prev_vectors: np.ndarray | None, from_cache: dict[int, np.ndarray]) -> np.ndarray:
+    """Which chunks have a vector already: a row of the previous generation's, or the cache's."""
+    known = prev_rows >= 0 if prev_vectors is not None else np.zeros(len(prev_rows), bool)
+    known[list(from_cache)] = True
+    return known
 
 
 def _make_job(name: str, chunks: list[Chunk], hashes: list[str], store: IndexStore, models: Models,
@@ -88,7 +95,7 @@ def _make_job(name: str, chunks: list[Chunk], hashes: list[str], store: IndexSto
     cache, from_cache = (cached(store, prev_id, hashes, prev_rows, prev_vectors) if prev_vectors is not None
                          else (None, {}))
     embedder = None
-    if prev_vectors is not None and all(r >= 0 or i in from_cache for i, r in enumerate(prev_rows.tolist())):
+    if prev_vectors is not None and _known(prev_rows, prev_vectors, from_cache).all():
         embedder_id, dim = prev_id, prev_vectors.shape[1]  # nothing new: trust the recorded id
     else:
         embedder = models.embedder(name)
@@ -97,14 +104,12 @@ def _make_job(name: str, chunks: list[Chunk], hashes: list[str], store: IndexSto
             prev_vectors = None
             cache, from_cache = cached(store, embedder_id, hashes, prev_rows, None)
     matrix = np.zeros((len(chunks), dim), np.float32)
-    have = np.zeros(len(chunks), bool)
     if prev_vectors is not None:
-        have = prev_rows >= 0
-        matrix[have] = prev_vectors[prev_rows[have]]
+        matrix[prev_rows >= 0] = prev_vectors[prev_rows[prev_rows >= 0]]
     for i, vector in from_cache.items():
         matrix[i] = vector
-        have[i] = True
-    todo = sorted(np.flatnonzero(~have).tolist(), key=lambda i: -len(chunks[i].embed_text))
+    todo = sorted(np.flatnonzero(~_known(prev_rows, prev_vectors, from_cache)).tolist(),
+                  key=lambda i: -len(chunks[i].embed_text))
     batches = deque(todo[start:start + BATCH] for start in range(0, len(todo), BATCH))
     return Job(name, embedder, embedder_id, matrix, hashes, cache, batches, len(todo))
 

@@ -79,7 +79,8 @@ class Bm25:
 
     @classmethod
     def load(cls, folder: Path, vocab: tuple[str, ...], num_docs: int) -> Bm25:
-        """Memory-mapped: a large index costs no reading until a question touches its terms."""
+        """Memory-mapped: a question reads the postings of its own terms only (the chunk rows are
+        read once here, to check that none points past the index)."""
         indptr, docs, scores = (np.load(folder / name, mmap_mode="r", allow_pickle=False) for name in FILES)
         return cls.checked(vocab, indptr, docs, scores, num_docs)
 

@@ -1,4 +1,5 @@
-"""The files of one folder-store generation: their names, and writing them.
+"""The files of one folder-store generation: their names, writing them, and reading the term
+counts back (the one file format read here, beside its writer: only a builder reads it).
 
 A staged build commits the same text several times, each time with one more embedder's vectors;
 given the previous of those commits as its *base*, a generation hard-links the files it would

@@ -27,8 +27,8 @@ class Terms:
     counts: np.ndarray  # int32, ≥ 1
 
     @classmethod
-    def empty(cls, vocab: tuple[str, ...] = ()) -> Terms:
-        return cls(vocab, np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32))
+    def empty(cls) -> Terms:
+        return cls((), np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32))
 
     @classmethod
     def of(cls, tokens: Iterable[Sequence[str]]) -> Terms:

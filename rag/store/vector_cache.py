@@ -125,7 +125,7 @@ class FolderVectorCache(VectorCache):
     def get(self, hashes: Collection[str]) -> dict[str, np.ndarray]:
         wanted = set(hashes)
         found: dict[str, np.ndarray] = {}
-        for block in self._blocks():
+        for block in self._blocks(self._paths()):
             if not wanted.intersection(block.hashes) or (rows := block.rows()) is None:
                 continue
             for h, v in zip(block.hashes, rows, strict=True):
@@ -134,7 +134,7 @@ class FolderVectorCache(VectorCache):
         return found
 
     def missing(self, hashes: Collection[str]) -> set[str]:
-        held = {h for block in self._blocks() for h in block.hashes}
+        held = {h for block in self._blocks(self._paths()) for h in block.hashes}
         return set(hashes) - held
 
     def put(self, hashes: Sequence[str], vectors: np.ndarray) -> None:
@@ -166,7 +166,8 @@ class FolderVectorCache(VectorCache):
         live ones are the stale ones: they are counted from the hashes, and the vectors are read
         only to be rewritten (a one-note update of a large index reads none)."""
         self.flush()
-        paths, blocks = self._paths(), self._blocks()
+        paths = self._paths()
+        blocks = self._blocks(paths)
         live = set(live)
         rows = sum(len(b.hashes) for b in blocks)
         if rows - len(live) <= MAX_STALE_SHARE * rows and len(paths) <= MAX_SHARDS:
@@ -189,10 +190,11 @@ class FolderVectorCache(VectorCache):
         except OSError:
             return []
 
-    def _blocks(self) -> list[_Block]:
-        """Every readable shard and log record, oldest file first."""
+    @staticmethod
+    def _blocks(paths: list[Path]) -> list[_Block]:
+        """Every readable shard and log record of ``paths``, in their order."""
         blocks: list[_Block] = []
-        for path in self._paths():
+        for path in paths:
             if path.suffix == ".bin":
                 blocks += _log_blocks(path)
             elif (block := _shard_block(path)) is not None:
