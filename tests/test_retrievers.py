@@ -24,9 +24,20 @@ def test_exact_retriever_leaves_out_terms_too_common_to_single_an_entry_out() ->
     bm25 = RecordingBM25(chunks)
     query = make_query("Which RL paper, HySparse, saves 80%?")
     ranking = ExactRetriever(bm25, Lexicon.of(Terms.of(chunks)), max_share=0.1).rank(query, 5)
-    assert bm25.asked == ["hysparse", "80%"] and ranking.ids.tolist() == [0]
+    assert bm25.calls == [["hysparse", "80%"], ["rl"]] and ranking.ids.tolist() == [0]
+    bm25.calls.clear()
     ExactRetriever(bm25, Lexicon.of(Terms.of(chunks)), max_share=1.0).rank(query, 5)
-    assert bm25.asked == ["rl", "hysparse", "80%"]
+    assert bm25.calls == [["rl", "hysparse", "80%"]]
+
+
+def test_a_common_name_counts_only_beside_a_rare_one() -> None:
+    """"DeepSeek" in many notes pushes none of them alone, but of the entries that name the
+    rare "Transformer" the one that also says DeepSeek comes first."""
+    chunks = [["transformer", "vit"], ["deepseek", "transformer", "engram"]] + [["deepseek", f"w{i}"] for i in range(8)]
+    chunks += [["x"]] * 30
+    retriever = ExactRetriever(RecordingBM25(chunks), Lexicon.of(Terms.of(chunks)), max_share=0.1)
+    assert retriever.rank(make_query("DeepSeek 对 Transformer 做了哪些改动"), 5).ids.tolist() == [1, 0]
+    assert retriever.rank(make_query("DeepSeek 的新论文"), 5).ids.tolist() == []
 
 
 def test_bm25_adds_the_glossary_translations_of_the_question() -> None:
@@ -56,7 +67,8 @@ def test_exact_retriever_ranks_what_the_question_names_in_either_language() -> N
     bm25 = RecordingBM25(chunks)
     retriever = ExactRetriever(bm25, Lexicon.of(Terms.of(chunks)), max_share=0.05, dictionary=cedict)
     assert retriever.rank(make_query("Which Xiaomi paper judges first in RLVR?"), 5).ids.tolist() == [0]
-    assert bm25.asked == ["小米"]  # "xiaomi": not in the notes; "rlvr": in 3 of 47 chunks, too common
+    assert bm25.calls[-2:] == [["小米"], ["rlvr"]]  # "xiaomi": not in the notes; "rlvr": in 3 of 47 chunks,
+    # too common to rank on its own, so it only orders the chunks that say 小米
     assert retriever.rank(make_query("阿里那套智能体框架"), 5).ids.tolist() == [2]
     assert retriever.rank(make_query("Which Google paper says video models learn zero-shot?"), 5).ids.tolist() == [3]
     plain = ExactRetriever(bm25, Lexicon.of(Terms.of(chunks)))

@@ -87,7 +87,8 @@ class ExactRetriever(BM25Retriever):
     name (the Google paper, 小米 for Xiaomi, 阿里).
 
     In the full BM25 ranking a number or a lab is one word among many; ranked on its own and fused,
-    the entry that states it gets the push a question naming it deserves. Section entries (a
+    the entry that states it gets the push a question naming it deserves. A name too common to
+    rank on its own ("DeepSeek") still orders the chunks a rarer term found. Section entries (a
     note's intro) are not ranked: the name they hold is the report's ("Hugging Face Daily Papers
     Report"), which says where to look, not which entry answers.
     """
@@ -102,12 +103,16 @@ class ExactRetriever(BM25Retriever):
         self.dictionary = dictionary
         self.eligible = eligible  # chunks it may rank (bool per chunk); None: all
 
-    def _tokens(self, query: Query) -> tuple[str, ...]:
-        """The exact terms rare enough to single an entry out: "RL" or "LLM", in a tenth of the
-        notes, would only push every entry that mentions them."""
+    def _terms(self, query: Query) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The exact terms rare enough to single an entry out, and the common ones: "RL" or
+        "DeepSeek", in a tenth of the notes, would only push every entry that mentions them."""
         limit = self.max_share * self.lexicon.n_chunks
         terms = dict.fromkeys(query.exact + self._name_tokens(query))
-        return tuple(t for t in terms if self.lexicon.doc_freq.get(t, 0) <= limit)
+        rare = tuple(t for t in terms if self.lexicon.doc_freq.get(t, 0) <= limit)
+        return rare, tuple(t for t in terms if t not in rare)
+
+    def _tokens(self, query: Query) -> tuple[str, ...]:
+        return self._terms(query)[0]
 
     def _name_tokens(self, query: Query) -> tuple[str, ...]:
         """Tokens of the question's capitalised names, of their Chinese (Xiaomi → 小米), and its
@@ -128,7 +133,7 @@ class ExactRetriever(BM25Retriever):
         """BM25 of the terms, where the parts of a compound name count only in a chunk that holds
         them all: "KV Cache" matches "KV-cache", but "Self-Improving" does not match "Self-Forcing"
         by its "self"."""
-        tokens = self._tokens(query)
+        tokens, common = self._terms(query)
         if self.bm25 is None or not tokens:
             return None
         groups = [[p for p in _COMPOUND.split(t) if p in query.exact] for t in query.exact if _COMPOUND.search(t)]
@@ -141,6 +146,8 @@ class ExactRetriever(BM25Retriever):
             if scored:
                 together = np.logical_and.reduce([self._bm25((p,)) > 0 for p in group])
                 scores += np.where(together, self._bm25(scored), 0.0).astype(np.float32)
+        if common:  # "DeepSeek" with "Transformer": the chunk that names both comes first
+            scores += np.where(scores > 0, self._bm25(common), 0.0).astype(np.float32)
         return scores
 
 
