@@ -467,3 +467,19 @@ def test_aka_in_front_matter_is_an_alias() -> None:
             "authors: [Jordan Hoffmann]\n---\n\n## 摘要\n70B 参数，1.4T token。\n")
     (e,) = split_entries(note, "chinchilla.md")
     assert e.aliases == ("Chinchilla",) and e.title.startswith("Chinchilla")
+
+
+
+def test_a_section_introducing_the_notes_papers_is_no_paper() -> None:
+    """"为什么看这一组" names FlashAttention and vLLM: it introduces them, so it is a section (an exact
+    match on "vLLM" ranks vLLM's own entry). A paper that mentions its siblings stays a paper, and a
+    name in every title ("LLM") names none of them."""
+    page = ("# 推理服务\n\n## 为什么看这一组\n两篇 FlashAttention 解决 attention 计算，vLLM 解决 KV cache 碎片。\n\n"
+            "## FlashAttention (Dao et al., 2022)\nIO-aware exact attention.\n\n"
+            "## FlashAttention-2 (Dao, 2023)\n比 FlashAttention 快 2 倍，也比 vLLM 的 kernel 快。\n\n"
+            "## vLLM (Kwon et al., 2023)\nKV cache 像内存页一样管理。\n")
+    kinds = {e.title: e.kind for e in split_entries(page, "n.md")}
+    assert kinds == {"推理服务": "section", "为什么看这一组": "section", "FlashAttention (Dao et al., 2022)": "item",
+                     "FlashAttention-2 (Dao, 2023)": "item", "vLLM (Kwon et al., 2023)": "item"}
+    common = page.replace("vLLM (Kwon", "LLM vLLM (Kwon").replace("(Dao", "LLM (Dao").replace("vLLM 解决", "LLM 解决")
+    assert {e.title: e.kind for e in split_entries(common, "n.md")}["为什么看这一组"] == "item"

@@ -46,7 +46,7 @@ from .markup import (
     wikilinks,
 )
 from .meta import NoteMeta, front_matter, inline_tags, is_property, key_value_block, meta_from_mapping, properties
-from .sections import is_part_heading
+from .sections import is_overview, is_part_heading, title_names
 
 NOTE_SUFFIXES = (".md", ".markdown", ".txt")
 MIN_ITEMS = 4  # fewer distinct headings than this is not a list of items
@@ -366,6 +366,7 @@ def _entries(spans: list[Span], lines: list[str], file: str, note: NoteMeta,
     """Spans → entries: each runs to the next one's start, trailing blank lines dropped; an
     entry's tags are the note's (front matter, page properties), its own and its ``#tags``."""
     entries = []
+    items = [title_names(s.title) for s in spans if s.kind == "item"]
     for n, span in enumerate(spans):
         stop = spans[n + 1].start if n + 1 < len(spans) else len(lines)
         end = stop - 1
@@ -375,7 +376,8 @@ def _entries(spans: list[Span], lines: list[str], file: str, note: NoteMeta,
             continue
         body = "\n".join(lines[span.start:end + 1])
         meta = span.meta
-        if span.kind == "item" and span.start in headings and _is_name_list(lines[span.start:end + 1]):
+        if span.kind == "item" and span.start in headings and (
+                _is_name_list(lines[span.start:end + 1]) or is_overview(span.title, body, items)):
             span.kind = "section"
         tags = tuple(dict.fromkeys((*note.tags, *meta.tags, *inline_tags(body))))
         entries.append(Entry(

@@ -10,6 +10,9 @@ numbering, emoji and punctuation are dropped, so "3. Results" and "## 🧪 实�
 from __future__ import annotations
 
 import re
+from collections import Counter
+
+from rag.text.lexical import is_name
 
 _PARTS_EN = """
 abstract, summary, tldr, tl;dr, overview, introduction, intro, background, motivation, context, problem,
@@ -41,3 +44,28 @@ def is_part_heading(title: str) -> bool:
     """True when the heading names a part of a note (Summary, 实验结果), not an item of its own."""
     plain = " ".join(_NOISE.sub(" ", title.replace("_", " ")).lower().split())
     return plain in PART_NAMES or plain.replace(" ", "") in PART_NAMES
+
+
+_BRACKETED = re.compile(r"[(（][^)）]*[)）]")
+_LATIN_WORD = re.compile(r"[A-Za-z][\w.+-]*")
+
+
+def _names(text: str) -> set[str]:
+    return {w.lower().rstrip(".-+") for w in _LATIN_WORD.findall(text) if is_name(w)}
+
+
+def title_names(title: str) -> frozenset[str]:
+    """The names an item's title gives it, its bracketed authors and venue left out:
+    "vLLM / PagedAttention (Kwon et al., SOSP 2023)" is vllm and pagedattention."""
+    return frozenset(_names(_BRACKETED.sub(" ", title)))
+
+
+def is_overview(title: str, text: str, items: list[frozenset[str]]) -> bool:
+    """A heading with no name in it over text naming two or more of the note's items ("为什么看这一组:
+    two FlashAttention papers, MQA/GQA, vLLM") introduces them, it is none of them: a section,
+    which an exact match on a paper's name must not rank above that paper's own entry."""
+    if _LATIN_WORD.search(title):
+        return False
+    counts = Counter(name for names in items for name in names)
+    said = {name for name in _names(text) if counts[name] == 1}  # "LLM" in many titles names none
+    return sum(1 for names in items if names & said) >= 2
