@@ -1,10 +1,10 @@
 """The offline answer's quoting budgets, reproducible: keywords and citation precision on ``tune``
-of both canned collections for each variant of :data:`rag.answer.intent.BUDGETS`.
+of the three canned collections for each variant of :data:`rag.answer.intent.BUDGETS`.
 
 Each variant is a JSON object of intent → [sentences, per_entry, other_entry_ratio, keep_ratio,
 rank_decay]; unnamed intents keep their committed budget. Run ``rag index`` first (and ``rag eval
---collection eval/other`` once, which builds eval/other/.index). The budgets in intent.py were
-chosen with this grid (eval/README.md, "Issue 23: offline answers").
+--collection eval/other --collection eval/third`` once, which builds their .index folders). The budgets
+in intent.py were chosen with this grid (eval/README.md, "Issue 23: offline answers").
 
 Usage: python scripts/answer_grid.py '[{}, {"list": [5, 2, 0.7, 0.6, 0.0]}]' [--split tune]
 """
@@ -23,7 +23,8 @@ from rag.service import Notes
 from rag.settings import Settings
 
 COLLECTIONS = (("bundled", "corpus", "index", "eval/qa.jsonl"),
-               ("other", "eval/other/notes", "eval/other/.index", "eval/other/qa.jsonl"))
+               ("other", "eval/other/notes", "eval/other/.index", "eval/other/qa.jsonl"),
+               ("third", "eval/third/notes", "eval/third/.index", "eval/third/qa.jsonl"))
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag.answer.intent import Intent, asks_quantity, intent_of
-from rag.answer.paper_name import introduced_name, short_name
+from rag.answer.paper_name import called, introduced_name, name_spans, short_name
 from rag.ingest.notes import Entry
 
 
@@ -74,6 +74,14 @@ def test_a_name_with_its_citation_is_the_papers_name_but_a_full_title_with_its_v
     ("How does MSign keep LLM pretraining from blowing up?", Intent.EXPLAIN),
     ("DPO 为什么不需要单独训练一个 reward model？", Intent.EXPLAIN),
     ("Tell me about GRPO.", Intent.OTHER),
+    # a third hand's which-paper questions, worded every other way
+    ("Which language model retrieves nearest-neighbour text for every chunk of its input?", Intent.NAME),
+    ("Which optimizer resets the attention projections?", Intent.NAME),
+    ("哪个检索模型把查询和文档都编码成每个词一个向量？", Intent.NAME),
+    ("Is there a paper claiming that ViT finetuning needs smooth components?", Intent.NAME),
+    ("What's the agent that plays a block-building sandbox game?", Intent.NAME),
+    ("那篇 ASR 的 paper，用几十万小时弱监督音频的，叫啥？", Intent.NAME),
+    ("Which RL training systems in the notes speed up rollouts?", Intent.LIST),
 ])
 def test_what_a_question_asks_for(question: str, intent: Intent) -> None:
     assert intent_of(question) is intent
@@ -82,3 +90,27 @@ def test_what_a_question_asks_for(question: str, intent: Intent) -> None:
 def test_a_number_is_asked_for_whatever_else_is() -> None:
     assert asks_quantity("Which paper cut KV-cache memory, and by how much?")
     assert not asks_quantity("Which paper cut KV-cache memory?")
+
+
+@pytest.mark.parametrize(("title", "names"), [
+    ("Flamingo: a Visual Language Model for Few-Shot Learning", {"flamingo"}),
+    ("Voyager", {"voyager"}),
+    ("Visual Instruction Tuning (LLaVA)", {"visual instruction tuning", "llava"}),
+    ("Chain-of-Thought Prompting Elicits Reasoning in Large Language Models", {"chain of thought"}),
+    ("MT-Bench & Chatbot Arena: Judging LLM-as-a-Judge", {"mt bench", "chatbot arena"}),
+    ("MQA 与 GQA：压缩 KV head", {"mqa", "gqa"}),
+    ("[小米] HySparse：混合稀疏注意力", {"hysparse"}),
+    ("vLLM / PagedAttention (Kwon et al., SOSP 2023)", {"vllm", "pagedattention"}),
+    ("Learning Transferable Visual Models From Natural Language", set()),  # a sentence, no name
+    ("2024-11-18 — Robust Speech Recognition (ICML 2023)", set()),  # a date and a venue
+    ("为什么看这一组", set()),
+])
+def test_what_a_title_calls_its_subject(title: str, names: set[str]) -> None:
+    assert called(entry(title, "x")) == names
+
+
+def test_where_a_question_names_an_entry() -> None:
+    question = "MQA/GQA 和 PagedAttention 的出发点有什么不同？"
+    assert name_spans(question, entry("MQA 与 GQA：压缩 KV head", "x")) == [(0, 3), (4, 7)]
+    assert name_spans(question, entry("Self-Consistency Improves Chain of Thought", "x")) == []
+    assert name_spans("How does self-consistency vote?", entry("Self-Consistency Improves CoT", "x")) == [(9, 25)]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from rag.ingest.markup import clean_inline, parse_heading
 from rag.retrieve.searcher import Hit
@@ -21,8 +22,8 @@ from rag.text import lexical
 from . import prompts
 from .citations import neutralise
 from .evidence import Evidence, term_overlap
-from .intent import BUDGETS, asks_quantity, intent_of
-from .paper_name import short_name
+from .intent import BUDGETS, Intent, asks_quantity, intent_of
+from .paper_name import name_spans, plain_question, short_name
 
 MAX_SENTENCE_CHARS = 240
 MIN_SENTENCE_CHARS = 6
@@ -45,6 +46,8 @@ _BULLET = re.compile(r"^(?:[-*+•]|\d{1,3}[.)、])\s+")
 _RULE = re.compile(r"^\s*(?:[-=*_]{3,}|\|?\s*:?-{3,}.*|`{3,}.*|~{3,}.*)$")
 _LABEL_ONLY = re.compile(r"^[^：:]{1,16}[：:]$")
 _URL = re.compile(r"https?://\S+")
+#: What stands between two names asked about together: "X 和 Y", "X and Y", "X/Y", "X vs Y".
+_JOINED = re.compile(r"\s*(?:和|与|及|以及|跟|同|对比|and|&|vs\.?|versus|or|或|、|/|,|，)\s*")
 
 
 @dataclass(frozen=True)
@@ -106,8 +109,10 @@ def _scored(hits: Sequence[Hit], evidence: Evidence, read: int,
 def pick_sentences(hits: Sequence[Hit], evidence: Evidence) -> list[Sentence]:
     """The few best sentences of the top entries, in source order; how many, and from how many
     entries, is what the question asks for (:mod:`rag.answer.intent`)."""
-    budget = BUDGETS[intent_of(evidence.question)]
-    scored = _scored(hits, evidence, READ_ENTRIES, budget.rank_decay)
+    intent = intent_of(evidence.question)
+    budget = BUDGETS[intent]
+    named = _named(hits, evidence.question) if intent is not Intent.NAME else []
+    scored = _scored(hits, evidence, max([READ_ENTRIES, *named]), budget.rank_decay)
     if not scored:
         return []
     best = scored[0][0]
@@ -124,7 +129,23 @@ def pick_sentences(hits: Sequence[Hit], evidence: Evidence) -> list[Sentence]:
         chosen.append(sentence)
         per_entry[n] = per_entry.get(n, 0) + 1
         seen.add(sentence.text)
+    for n in named:  # "Flamingo and BLIP-2 …": each one the question names says its part
+        if n not in per_entry:
+            chosen += [sentence for _, m, _, sentence in scored if m == n][:1]
     return sorted(chosen, key=lambda s: (s.n, s.line))
+
+
+def _named(hits: Sequence[Hit], question: str) -> list[int]:
+    """The source numbers of the entries a question names side by side ("LLaVA and Voyager",
+    "Chain-of-Thought 和 Self-Consistency", "MQA/GQA 和 PagedAttention"): each is asked about. A
+    name beside no other ("Reflexion 在 HumanEval 上") is the question's subject or its setting."""
+    spans = sorted((span, n) for n, hit in enumerate(hits, start=1) for span in name_spans(question, hit.entry))
+    asked = plain_question(question)
+    named: set[int] = set()
+    for ((_, end), a), ((start, _), b) in pairwise(spans):
+        if a != b and _JOINED.fullmatch(asked[end:start]):
+            named |= {a, b}
+    return sorted(named)
 
 
 def best_sentences(hits: Sequence[Hit], evidence: Evidence, per_entry: int) -> dict[int, str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from rag.ingest.markup import clean_inline, title_head
+from rag.ingest.markup import clean_inline, title_head, untagged
 from rag.ingest.notes import Entry
 from rag.store import Lexicon
 from rag.text import lexical
@@ -134,3 +134,42 @@ def short_name(entry: Entry, question: str, lexicon: Lexicon | None) -> str | No
 
     names = [(count * rarity(w), w) for w, count in counts.items() if count >= 2 and fresh(w)]
     return max(names)[1] if names else None
+
+
+_HEAD_END = re.compile(r"\s*(?:[:：(（—–|]|\s-\s)")
+_AND = re.compile(r"\s*(?:[&/]|\s与\s|\s和\s|\sand\s)\s*")
+#: "(LLaVA)" names the paper; "(Kwon et al., SOSP 2023)" and "(ICML 2023)" cite it.
+_BRACKETED = re.compile(r"[(（]([A-Za-z][^)）,，]{1,30})[)）]")
+_CITATION = re.compile(r"\bet al\b|\b(?:19|20)\d{2}\b")
+
+
+def called(entry: Entry) -> set[str]:
+    """The Latin names the entry's title calls its subject by, lowercased with hyphens as spaces:
+    its short head ("flamingo" of "Flamingo: a Visual …", "mt bench" and "chatbot arena" of
+    "MT-Bench & Chatbot Arena: …"), a first word that is a name ("chain of thought" of
+    "Chain-of-Thought Prompting …"), a name in brackets ("llava" of "Visual Instruction Tuning
+    (LLaVA)"), its aliases."""
+    title = untagged(clean_inline(entry.title))
+    head = _HEAD_END.split(title, maxsplit=1)[0].strip()
+    names = [p for p in _AND.split(head) if len(p.split()) <= 3] if head != title or " " not in title else []
+    names += [b for b in _BRACKETED.findall(title) if len(b.split()) <= 3] + list(entry.aliases)
+    first = head.split()[0] if head else ""
+    if lexical.is_name(first):
+        names.append(first)
+    return {_plain_name(n) for n in names if len(n) >= 3 and n[:1].isascii() and n[:1].isalpha()
+            and not _CITATION.search(n)}
+
+
+def _plain_name(name: str) -> str:
+    return " ".join(re.sub(r"[-_]", " ", name.lower()).split())
+
+
+def name_spans(question: str, entry: Entry) -> list[tuple[int, int]]:
+    """Where the question names the entry by what its title calls it, as (start, end) in the
+    question lowercased with hyphens as spaces (:func:`plain_question`)."""
+    asked = plain_question(question)
+    return [m.span() for name in called(entry) for m in re.finditer(rf"(?<!\w){re.escape(name)}(?!\w)", asked)]
+
+
+def plain_question(question: str) -> str:
+    return _plain_name(question)

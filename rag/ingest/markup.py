@@ -55,10 +55,15 @@ def clean_title(raw: str) -> str:
     return _NUMBERED.sub("", _LEAD_SYMBOLS.sub("", plain)).strip() or plain
 
 
+def untagged(title: str) -> str:
+    """The title without its leading bracketed tags ("[小米] HySparse：…" → "HySparse：…")."""
+    return _TAG_PREFIX.sub("", title).strip()
+
+
 def title_head(title: str) -> str:
     """What a title calls its subject: the part before its first colon ("HySparse" of "[小米]
     HySparse：…", "Back to Basics" of "Back to Basics: Revisiting …"), else its first three words."""
-    bare = _TAG_PREFIX.sub("", title).strip()
+    bare = untagged(title)
     head = re.split(r"[:：]", bare, maxsplit=1)[0].strip()
     return head if head != bare else " ".join(bare.split()[:3])
 
