@@ -269,3 +269,19 @@ def test_entries_asked_about_side_by_side_each_get_a_line() -> None:
     assert {s.n for s in pick_sentences(both.hits, gather_evidence(both, 3))} == {1, 2}
     setting = make_result("How does BLIP-2 bridge the LLM, and does it beat Flamingo on VQAv2?", [blip, flamingo])
     assert {s.n for s in pick_sentences(setting.hits, gather_evidence(setting, 3))} == {1}
+
+
+def test_an_answer_asked_for_the_arxiv_id_gives_it_and_no_line_repeats_the_title() -> None:
+    hit = make_hit(1, "FlashAttention: Fast and Memory-Efficient Exact Attention", [
+        "FlashAttention: Fast and Memory-Efficient Exact Attention",
+        "Tiling keeps the attention matrix out of HBM; Stanford, NeurIPS 2022.",
+        "2205.14135"])
+    asked = make_result("What's the arXiv id of the FlashAttention paper from Stanford?", [hit])
+    text, _ = extractive_answer(asked.hits, gather_evidence(asked, 3), "en") or ("", [])
+    assert text.endswith("NeurIPS 2022. (arXiv 2205.14135) [1]")
+    repeated = make_hit(1, "Fast Exact Attention", ["Fast Exact Attention", "Tiling keeps the matrix out of HBM."])
+    title = make_result("Which paper gives fast exact attention?", [repeated])
+    assert [s.text for s in pick_sentences(title.hits, gather_evidence(title, 3))] == [
+        "Tiling keeps the matrix out of HBM."]  # a line that only repeats the title is not quoted
+    plain = make_result("Which lab wrote the FlashAttention paper?", [hit])
+    assert "2205.14135" not in (extractive_answer(plain.hits, gather_evidence(plain, 3), "en") or ("", []))[0]

@@ -15,14 +15,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
-from rag.ingest.markup import clean_inline, parse_heading
+from rag.ingest.markup import clean_inline, normalized_title, parse_heading
+from rag.ingest.notes import Entry
 from rag.retrieve.searcher import Hit
 from rag.text import lexical
 
 from . import prompts
 from .citations import neutralise
 from .evidence import Evidence, term_overlap
-from .intent import BUDGETS, Intent, asks_quantity, intent_of
+from .intent import BUDGETS, Intent, asks_quantity, asks_reference, intent_of
 from .paper_name import name_spans, plain_question, short_name
 
 MAX_SENTENCE_CHARS = 240
@@ -46,6 +47,7 @@ _BULLET = re.compile(r"^(?:[-*+•]|\d{1,3}[.)、])\s+")
 _RULE = re.compile(r"^\s*(?:[-=*_]{3,}|\|?\s*:?-{3,}.*|`{3,}.*|~{3,}.*)$")
 _LABEL_ONLY = re.compile(r"^[^：:]{1,16}[：:]$")
 _URL = re.compile(r"https?://\S+")
+_ARXIV_ID = re.compile(r"(?<![\d.])\d{4}\.\d{4,5}(?:v\d+)?(?![\d.])")
 #: What stands between two names asked about together: "X 和 Y", "X and Y", "X/Y", "X vs Y".
 _JOINED = re.compile(r"\s*(?:和|与|及|以及|跟|同|对比|and|&|vs\.?|versus|or|或|、|/|,|，)\s*")
 
@@ -92,7 +94,11 @@ def _scored(hits: Sequence[Hit], evidence: Evidence, read: int,
     for n, hit in enumerate(hits[:read], start=1):
         entry = hit.entry
         title_tokens = set(lexical.tokenize(entry.title))
-        for line, text in split_sentences(entry.text, entry.line_start):
+        sentences = split_sentences(entry.text, entry.line_start)
+        if len(sentences) > 1:  # a line that only repeats the title says nothing its label does not
+            title = normalized_title(entry.title)
+            sentences = [(line, text) for line, text in sentences if normalized_title(text) not in title] or sentences
+        for line, text in sentences:
             own = set(lexical.tokenize(text))
             # the title says which paper; the sentence itself must carry the answer to win a tie
             lexical_score = (1 - OWN_WEIGHT) * term_overlap(own | title_tokens, weights) \
@@ -169,8 +175,17 @@ def write_answer(sentences: Sequence[Sentence], hits: Sequence[Hit], evidence: E
         name = short_name(entry, evidence.question, evidence.lexicon)
         label = f"{name} — {entry.title}" if name else entry.title
         quoted = " ".join(s.text for s in sentences if s.n == n)
+        reference = _reference(entry) if asks_reference(evidence.question) else None
+        if reference and reference.split()[-1] not in quoted:
+            quoted += f" ({reference})"
         lines.append(f"- {neutralise(label + sep + quoted)} [{n}]")
     return "\n".join(lines)
+
+
+def _reference(entry: Entry) -> str | None:
+    """Where the entry's paper is found: the arXiv id its text gives, else its link."""
+    arxiv = _ARXIV_ID.search(entry.text)
+    return f"arXiv {arxiv.group(0)}" if arxiv else entry.url
 
 
 def extractive_answer(hits: Sequence[Hit], evidence: Evidence, lang: str) -> tuple[str, list[int]] | None:

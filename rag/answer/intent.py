@@ -38,6 +38,14 @@ _EXPLAIN = re.compile(r"为什么|为何|怎么|如何|怎样|原理|机制|思�
                       r"\bwhat exactly\b|\bexplain", re.I)
 
 
+_REFERENCE = re.compile(r"arxiv|编号|链接|网址|\blinks?\b|\burls?\b|\bdoi\b", re.I)
+
+
+def asks_reference(question: str) -> bool:
+    """Does the question ask where to find the paper (its arXiv id, link or DOI)?"""
+    return bool(_REFERENCE.search(question))
+
+
 def asks_quantity(question: str) -> bool:
     """Does the question ask for a number, whatever else it asks ("which paper … by how much")?"""
     return bool(_QUANTITY.search(question))
