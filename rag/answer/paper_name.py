@@ -168,7 +168,7 @@ def name_spans(question: str, entry: Entry) -> list[tuple[int, int]]:
     """Where the question names the entry by what its title calls it, as (start, end) in the
     question lowercased with hyphens as spaces (:func:`plain_question`)."""
     asked = plain_question(question)
-    return [m.span() for name in called(entry) for m in re.finditer(rf"(?<!\w){re.escape(name)}(?!\w)", asked)]
+    return sorted(m.span() for name in called(entry) for m in re.finditer(rf"(?<!\w){re.escape(name)}(?!\w)", asked))
 
 
 def plain_question(question: str) -> str:
