@@ -192,6 +192,15 @@ def test_a_versioned_name_counts_whole_unless_its_parts_are_names() -> None:
     assert evidence.names == ["Mamba-2", "GRPO-style"] and evidence.missing_names == ["Mamba-2"]
 
 
+def test_a_capitalised_word_beside_a_name_makes_a_name_of_its_own() -> None:
+    """Self-RAG is not RAG: notes on RAG do not cover it, notes writing "Self RAG" do."""
+    rag = make_hit(1, "RAG", ["RAG retrieves passages for a seq2seq generator."])
+    evidence = gather_evidence(make_result("What are Self-RAG's reflection tokens for?", [rag]), 3)
+    assert evidence.missing_names == ["Self-RAG"]
+    apart = make_hit(1, "Self RAG", ["Self RAG emits reflection tokens."])
+    assert gather_evidence(make_result("What are Self-RAG's reflection tokens for?", [apart]), 3).missing_names == []
+
+
 def test_capitalised_words_are_names_except_sentence_starts_dates_and_languages() -> None:
     assert capitalised_names("Which paper introduced Medusa, the extra decoding heads?") == ["Medusa"]
     assert capitalised_names("In the Feb 9 Hugging Face daily papers report, which paper?") == ["Hugging Face"]

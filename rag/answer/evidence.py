@@ -58,8 +58,12 @@ def term_overlap(tokens: set[str], weights: Mapping[str, float]) -> float:
 
 def mentioned(name: str, lexicon: Lexicon) -> bool:
     """Whether the notes use a name; compounds (``GRPO-style``) count by their named parts."""
-    # a part counts when it is a name itself: "GRPO-style" by GRPO, but "Mamba-2" only whole
-    parts = [p for p in _NAME_PARTS.split(name) if lexical.is_name(p)] or [name]
+    # a part counts when it is a name itself: "GRPO-style" by GRPO, but "Mamba-2" only whole, and
+    # "Self-RAG" too: a capitalised word beside the name makes a name of its own, not RAG
+    pieces = _NAME_PARTS.split(name)
+    own_name = any(p[:1].isupper() and not lexical.is_name(p) for p in pieces)
+    parts = [] if own_name else [p for p in pieces if lexical.is_name(p)]
+    parts = parts or [name]
 
     def known(part: str) -> bool:  # the whole word, not its pieces: "Min-K%" is not "min"
         words = (lexical.tokenize(p)[:1] for p in (part, part.rstrip("sS")))  # GPUs → gpu
@@ -96,6 +100,12 @@ def _near(text: str, forms: list[list[str]]) -> bool:
     starts = sorted(p for found in places for p in found)
     return all(places) and any(all(any(start <= p <= start + NEAR_CHARS for p in found) for found in places)
                                for start in starts)
+
+
+def _written_apart(name: str, result: RetrievalResult) -> bool:
+    """A compound a retrieved entry writes with spaces ("Self RAG" for Self-RAG)."""
+    phrase = _plain(name)
+    return " " in phrase and any(phrase in _plain(f"{hit.entry.title}\n{hit.entry.text}") for hit in result.hits)
 
 
 def _spelled_out(name: str, result: RetrievalResult) -> bool:
@@ -140,7 +150,8 @@ def gather_evidence(result: RetrievalResult, top_entries: int) -> Evidence:
         for name, sim in m.similarity.items():
             similarity[name] = max(similarity.get(name, sim), sim)
     names = question_names(result.query.text)
-    missing = [n for n in names if not mentioned(n, result.lexicon) and not _spelled_out(n, result)]
+    missing = [n for n in names if not mentioned(n, result.lexicon) and not _spelled_out(n, result)
+               and not _written_apart(n, result)]
     for name in result.query.names:
         if not any(name.lower() in n.lower() for n in names):  # "Constitutional AI" is more than "AI"
             names.append(name)
