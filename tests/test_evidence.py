@@ -294,3 +294,14 @@ def test_an_answer_asked_for_the_arxiv_id_gives_it_and_no_line_repeats_the_title
         "Tiling keeps the matrix out of HBM."]  # a line that only repeats the title is not quoted
     plain = make_result("Which lab wrote the FlashAttention paper?", [hit])
     assert "2205.14135" not in (extractive_answer(plain.hits, gather_evidence(plain, 3), "en") or ("", []))[0]
+
+
+def test_a_quoted_lead_in_brings_the_list_it_introduces() -> None:
+    """"为缓解稀疏奖励，分层奖励结构由三部分组成：" answers nothing by itself; the lines after it do."""
+    hit = make_hit(1, "Seg-ReSearch", [
+        "Seg-ReSearch 训练多模态模型调用搜索。", "为缓解稀疏奖励，分层奖励结构由三部分组成：", "IGR 管最终分割的 IoU；",
+        "TPR 管搜索调用的格式；", "第三层惩罚过长的推理。", "实验在 ReasonSeg 上。"])
+    result = make_result("Seg-ReSearch 的分层奖励结构由哪几部分组成？", [hit])
+    texts = [s.text for s in pick_sentences(result.hits, gather_evidence(result, 3))]
+    start = texts.index("为缓解稀疏奖励，分层奖励结构由三部分组成：")
+    assert texts[start + 1:] == ["IGR 管最终分割的 IoU；", "TPR 管搜索调用的格式；", "第三层惩罚过长的推理。"]
