@@ -114,3 +114,15 @@ def test_where_a_question_names_an_entry() -> None:
     assert name_spans(question, entry("MQA 与 GQA：压缩 KV head", "x")) == [(0, 3), (4, 7)]
     assert name_spans(question, entry("Self-Consistency Improves Chain of Thought", "x")) == []
     assert name_spans("How does self-consistency vote?", entry("Self-Consistency Improves CoT", "x")) == [(9, 25)]
+
+
+def test_a_papers_title_line_or_its_project_link_names_it() -> None:
+    """"## TiDR 5" over "TiDAR: Think in Diffusion, Talk in Autoregression" is TiDAR's entry; an
+    entry titled by a sentence is named by its project page as a last resort."""
+    tidar = entry("TiDR 5", "TiDAR: Think in Diffusion, Talk in Autoregression\n英伟达的混合架构。")
+    assert short_name(tidar, "英伟达那个混合架构叫什么？", None) == "TiDAR"
+    assert short_name(tidar, "TiDAR 快多少？", None) is None  # the question holds it already
+    same = entry("HySparse", "HySparse: Hybrid Sparse Attention for long context\n…")
+    assert short_name(same, "?", None) is None
+    page = entry("字节的paper，在具身领域做 video generation 的评测", "-  https://dagroup-pku.github.io/ReVidgen.github.io/")
+    assert short_name(page, "?", None) == "ReVidgen"

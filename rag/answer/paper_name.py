@@ -45,6 +45,12 @@ _CITED = re.compile(r"^[^\s:：(（]+(?:\s+[^\s:：(（]+){0,2}\s*[(（][^)）]*
 _BOLD_LEAD = re.compile(r"^\s*(?:[-*+]\s+)?\*\*([A-Za-z][\w+-]*[\w+])\*\*")
 
 
+#: A paper's own title as a line: a name, a colon, then words ("TiDAR: Think in Diffusion, …").
+_TITLE_LINE = re.compile(r"^([A-Za-z][\w+.-]*[\w+])\s*[:：]\s*[A-Z][\w-]*(?:\s+[\w-]+){2,}")
+_URLS = re.compile(r"https?://[^\s)\]>]+")
+_URL_WORDS = frozenset({"github", "io", "com", "www", "html", "pdf", "abs", "arxiv", "org", "http", "https"})
+
+
 def _spells(words: str, acronym: str) -> bool:
     """Are the acronym's capitals the words' initials, in order, the last one last ("Multi-head
     Latent Attention" → MLA)?"""
@@ -115,6 +121,8 @@ def short_name(entry: Entry, question: str, lexicon: Lexicon | None) -> str | No
     def fresh(name: str) -> bool:
         return len(name) <= MAX_NAME_CHARS and name.lower() not in title and name.lower() not in asked
 
+    if (line_name := _title_line_name(entry)) and fresh(line_name):
+        return line_name  # "## TiDR 5" over "TiDAR: Think in Diffusion, …": the paper is TiDAR
     if _leads_with_name(entry.title):
         return None
     alias = next((a for a in entry.aliases if fresh(a)), None)
@@ -133,7 +141,22 @@ def short_name(entry: Entry, question: str, lexicon: Lexicon | None) -> str | No
         return lexicon.weight(token) if lexicon is not None else 1.0
 
     names = [(count * rarity(w), w) for w, count in counts.items() if count >= 2 and fresh(w)]
-    return max(names)[1] if names else None
+    if names:
+        return max(names)[1]
+    return next((w for w in _url_names(entry) if fresh(w)), None)
+
+
+def _title_line_name(entry: Entry) -> str | None:
+    """The name of a paper's title written as the entry's first line: "TiDAR: Think in Diffusion, …"."""
+    lines = [line for line in entry.text.split("\n")[1:] if line.strip()]
+    m = _TITLE_LINE.match(clean_inline(lines[0]).strip()) if lines else None
+    return m.group(1) if m and lexical.is_name(m.group(1)) else None
+
+
+def _url_names(entry: Entry) -> list[str]:
+    """Names in the entry's project link, the last resort: ReVidgen of "dagroup-pku.github.io/ReVidgen.github.io"."""
+    return [w for url in _URLS.findall(entry.text) for w in _NAME.findall(url.split("://", 1)[-1])
+            if lexical.is_name(w) and w.lower() not in _URL_WORDS]
 
 
 _HEAD_END = re.compile(r"\s*(?:[:：(（—–|]|\s-\s)")
