@@ -305,3 +305,11 @@ def test_a_quoted_lead_in_brings_the_list_it_introduces() -> None:
     texts = [s.text for s in pick_sentences(result.hits, gather_evidence(result, 3))]
     start = texts.index("为缓解稀疏奖励，分层奖励结构由三部分组成：")
     assert texts[start + 1:] == ["IGR 管最终分割的 IoU；", "TPR 管搜索调用的格式；", "第三层惩罚过长的推理。"]
+
+
+def test_a_how_much_question_prefers_the_number_whose_unit_runs_into_chinese() -> None:
+    """"906M规模" states a quantity though no word boundary follows its M."""
+    hit = make_hit(1, "Hourglass FFN", ["Hourglass 在大规模下困惑度更低。", "Hourglass 在906M规模下困惑度更低。"])
+    result = make_result("Hourglass 的困惑度低多少？", [hit])
+    best = extractive._scored(result.hits, gather_evidence(result, 3), read=1)[0]
+    assert best[3].text == "Hourglass 在906M规模下困惑度更低。"

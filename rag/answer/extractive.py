@@ -43,7 +43,9 @@ FOLLOWERS = 3
 #: A question that asks how much: sentences stating a quantity (80%, 6.7×, 1.5B, 3 倍) score this much more.
 QUANTITY_BONUS = 0.25
 
-_QUANTITY = re.compile(r"\d+(?:\.\d+)?\s*(?:%|％|×|x\b|倍|[BMKk]\b|万|亿|小时|hours?|tokens?|个|层|步|bit|pp|分)")
+#: A number with its unit; the unit may run on into Chinese ("906M规模"), where ``\b`` sees no edge.
+_QUANTITY = re.compile(r"\d+(?:\.\d+)?\s*(?:%|％|×|x(?![A-Za-z])|倍|[BMKk](?![A-Za-z])|万|亿|小时|hours?|tokens?"
+                       r"|个|层|步|bit|pp|分)")
 
 _SPLIT = re.compile(r"(?<=[。！？；!?;])|(?<=[.:：])\s+(?=[A-Z0-9\u4e00-\u9fff*])")
 _BULLET = re.compile(r"^(?:[-*+•]|\d{1,3}[.)、])\s+")
