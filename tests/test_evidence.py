@@ -313,3 +313,14 @@ def test_a_how_much_question_prefers_the_number_whose_unit_runs_into_chinese() -
     result = make_result("Hourglass 的困惑度低多少？", [hit])
     best = extractive._scored(result.hits, gather_evidence(result, 3), read=1)[0]
     assert best[3].text == "Hourglass 在906M规模下困惑度更低。"
+
+
+def test_a_sentence_in_the_other_language_answers_by_its_translations() -> None:
+    """An English question over a Chinese entry: the sentence saying 专家 (experts) and 准确
+    (accurate) is the one quoted, though it shares no token with the question."""
+    hit = make_hit(1, "Kosmos", ["Kosmos 一次运行读 1500 篇论文。", "报告中 79% 的陈述被独立专家验证准确。"])
+    cedict = Dictionary.parse(["專家 专家 [zhuan1 jia1] /expert/specialist/",
+                               "準確 准确 [zhun3 que4] /accurate/exact/"])
+    result = replace(make_result("What share of its statements did experts judge accurate?", [hit]), dictionary=cedict)
+    best = extractive._scored(result.hits, gather_evidence(result, 3), read=1)[0]
+    assert best[3].text == "报告中 79% 的陈述被独立专家验证准确。"

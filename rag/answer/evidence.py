@@ -5,8 +5,8 @@ Fused RRF scores are ranks, not relevance, so they cannot tell a match from the 
 unrelated entries. :class:`Evidence` gathers what can, all from the :class:`RetrievalResult`
 (nothing is re-read from the index or re-embedded): the share of the question's rarity-weighted
 terms that the top entries contain, the best raw dense similarity per embedder, and the named
-things in the question that the notes never mention. Extractive answers reuse its term weights
-and per-line similarity.
+things in the question that the notes never mention. Extractive answers reuse its term weights,
+per-line similarity and the terms' dictionary translations.
 """
 
 from __future__ import annotations
@@ -48,6 +48,9 @@ class Evidence:
     consensus: bool = False
     question: str = ""  # as searched (a follow-up made standalone): what the extractive answer reads
     lexicon: Lexicon | None = None  # the notes' document frequencies: how rare a name is
+    #: question term → its dictionary translations (学科 → subject, subjects): how a sentence in
+    #: the other language says it
+    translations: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 def term_overlap(tokens: set[str], weights: Mapping[str, float]) -> float:
@@ -158,7 +161,22 @@ def gather_evidence(result: RetrievalResult, top_entries: int) -> Evidence:
             if not phrase_mentioned(name, result):
                 missing.append(name)
     return Evidence(term_overlap(tokens, weights), similarity, dict(result.standout), _line_similarity(result),
-                    weights, names, missing, _consensus(result), result.query.text, result.lexicon)
+                    weights, names, missing, _consensus(result), result.query.text, result.lexicon,
+                    _translations_of(weights, result))
+
+
+def _translations_of(weights: Mapping[str, float], result: RetrievalResult) -> dict[str, frozenset[str]]:
+    """Each question term's tokens in the other language: an English word's Chinese words, a
+    Chinese word's one-word English senses and their plurals."""
+    if result.dictionary is None:
+        return {}
+    out = {}
+    for term in weights:
+        forms = [t for zh in result.dictionary.lookup(term) for t in lexical.tokenize(zh)] if term.isascii() \
+            else [f for en in result.dictionary.english(term) for f in (en, en + "s")]
+        if forms:
+            out[term] = frozenset(forms)
+    return out
 
 
 def _consensus(result: RetrievalResult) -> bool:

@@ -107,6 +107,7 @@ def _scored(hits: Sequence[Hit], evidence: Evidence, read: int,
             sentences = [(line, text) for line, text in sentences if normalized_title(text) not in title] or sentences
         for order, (line, text) in enumerate(sentences):
             own = set(lexical.tokenize(text))
+            own |= {term for term, forms in evidence.translations.items() if not forms.isdisjoint(own)}
             # the title says which paper; the sentence itself must carry the answer to win a tie
             lexical_score = (1 - OWN_WEIGHT) * term_overlap(own | title_tokens, weights) \
                 + OWN_WEIGHT * term_overlap(own, weights)
