@@ -117,11 +117,16 @@ def test_where_a_question_names_an_entry() -> None:
 
 
 def test_a_papers_title_line_or_its_project_link_names_it() -> None:
-    """"## TiDR 5" over "TiDAR: Think in Diffusion, Talk in Autoregression" is TiDAR's entry; an
+    """"## TiDR 5" over "TiDAR: Think in Diffusion, Talk in Autoregression" is TiDAR's entry, one over
+    "First Try Matters: Revisiting …" that paper's; an
     entry titled by a sentence is named by its project page as a last resort."""
     tidar = entry("TiDR 5", "TiDAR: Think in Diffusion, Talk in Autoregression\n英伟达的混合架构。")
     assert short_name(tidar, "英伟达那个混合架构叫什么？", None) == "TiDAR"
     assert short_name(tidar, "TiDAR 快多少？", None) is None  # the question holds it already
+    reflection = entry("反思：多数是确认", "First Try Matters: Revisiting the Role of Reflection\n反思大多是确认。")
+    assert short_name(reflection, "Which study found reflection rarely changes answers?", None) == "First Try Matters"
+    label = entry("反思：多数是确认", "Key Results: Most reflections confirm the first answer\n…")
+    assert short_name(label, "?", None) is None  # a part's label, not a paper's name
     same = entry("HySparse", "HySparse: Hybrid Sparse Attention for long context\n…")
     assert short_name(same, "?", None) is None
     page = entry("字节的paper，在具身领域做 video generation 的评测", "-  https://dagroup-pku.github.io/ReVidgen.github.io/")

@@ -15,6 +15,7 @@ import re
 
 from rag.ingest.markup import clean_inline, title_head, untagged
 from rag.ingest.notes import Entry
+from rag.ingest.sections import is_part_heading
 from rag.store import Lexicon
 from rag.text import lexical
 
@@ -46,7 +47,7 @@ _BOLD_LEAD = re.compile(r"^\s*(?:[-*+]\s+)?\*\*([A-Za-z][\w+-]*[\w+])\*\*")
 
 
 #: A paper's own title as a line: a name, a colon, then words ("TiDAR: Think in Diffusion, …").
-_TITLE_LINE = re.compile(r"^([A-Za-z][\w+.-]*[\w+])\s*[:：]\s*[A-Z][\w-]*(?:\s+[\w-]+){2,}")
+_TITLE_LINE = re.compile(r"^([A-Za-z][\w+.-]*[\w+](?:\s+[A-Z][\w+-]*){0,3})\s*[:：]\s*[A-Z][\w-]*(?:\s+[\w-]+){2,}")
 _URLS = re.compile(r"https?://[^\s)\]>]+")
 _URL_WORDS = frozenset({"github", "io", "com", "www", "html", "pdf", "abs", "arxiv", "org", "http", "https"})
 
@@ -147,10 +148,14 @@ def short_name(entry: Entry, question: str, lexicon: Lexicon | None) -> str | No
 
 
 def _title_line_name(entry: Entry) -> str | None:
-    """The name of a paper's title written as the entry's first line: "TiDAR: Think in Diffusion, …"."""
+    """The name of a paper's title written as the entry's first line: "TiDAR: Think in Diffusion, …",
+    "First Try Matters: Revisiting …" (a few capitalised words; not a part's label, "Key Results: …")."""
     lines = [line for line in entry.text.split("\n")[1:] if line.strip()]
     m = _TITLE_LINE.match(clean_inline(lines[0]).strip()) if lines else None
-    return m.group(1) if m and lexical.is_name(m.group(1)) else None
+    if not m:
+        return None
+    head = m.group(1)
+    return head if (" " in head or lexical.is_name(head)) and not is_part_heading(head) else None
 
 
 def _url_names(entry: Entry) -> list[str]:
