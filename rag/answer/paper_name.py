@@ -3,10 +3,15 @@
 A which-paper question is answered by a name ("CBU", "TRIT", "CLIP"), and notes often title an
 entry with the paper's full title ("Judging What We Cannot Solve: …") or a topic ("开源模型
 IOI金牌") while the name the question expects sits in the body. Notes introduce that name in a
-few recurring ways, which are read here in order of how surely they mean "this paper is X":
-a front-matter alias; an acronym spelled out right before it ("Consequence-Based Utility, CBU");
-a name after "提出了 / 名为 / called / we propose"; an opening line that is only a name ("OpenAI
-的 CLIP。", as reading logs start); else the rarest name the entry keeps repeating.
+few recurring ways, which are read here in order of how surely they mean "this paper is X": the
+paper's own title as the first line ("TiDAR: Think in Diffusion, …" under "## TiDR 5"); a
+front-matter alias; an acronym spelled out right before it ("Consequence-Based Utility, CBU"); a
+name after "提出了 / 名为 / called / we propose"; an opening line that is only a name ("OpenAI 的
+CLIP。", as reading logs start); the rarest name the entry keeps repeating; else a name in its
+project link.
+
+The other way round, :func:`called` and :func:`name_spans` read what a title calls its subject, so
+that a question naming two entries side by side ("Flamingo and BLIP-2") is seen to ask about both.
 """
 
 from __future__ import annotations
