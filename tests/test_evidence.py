@@ -288,6 +288,9 @@ def test_an_answer_asked_for_the_arxiv_id_gives_it_and_no_line_repeats_the_title
     asked = make_result("What's the arXiv id of the FlashAttention paper from Stanford?", [hit])
     text, _ = extractive_answer(asked.hits, gather_evidence(asked, 3), "en") or ("", [])
     assert text.endswith("NeurIPS 2022. (arXiv 2205.14135) [1]")
+    dated = make_hit(1, "Fast Exact Attention", ["2022-05-27", "Tiling keeps the matrix out of HBM."])
+    result = make_result("When was fast exact attention read?", [dated])
+    assert "2022-05-27" in [s[3].text for s in extractive._scored(result.hits, gather_evidence(result, 3), read=1)]
     repeated = make_hit(1, "Fast Exact Attention", ["Fast Exact Attention", "Tiling keeps the matrix out of HBM."])
     title = make_result("Which paper gives fast exact attention?", [repeated])
     assert [s.text for s in pick_sentences(title.hits, gather_evidence(title, 3))] == [

@@ -104,7 +104,8 @@ def _scored(hits: Sequence[Hit], evidence: Evidence, read: int,
         sentences = split_sentences(entry.text, entry.line_start)
         if len(sentences) > 1:  # a line that only repeats the title says nothing its label does not
             title = normalized_title(entry.title)
-            sentences = [(line, text) for line, text in sentences if normalized_title(text) not in title] or sentences
+            sentences = [(line, text) for line, text in sentences
+                         if not (words := normalized_title(text)) or words not in title] or sentences
         for order, (line, text) in enumerate(sentences):
             own = set(lexical.tokenize(text))
             own |= {term for term, forms in evidence.translations.items() if not forms.isdisjoint(own)}
