@@ -20,6 +20,7 @@ import pytest
 from rag.answer.answer import Answer, collect
 from rag.answer.citations import cited_numbers
 from rag.answer.generate import answer_sentences
+from rag.answer.prompts import FAILURES
 from rag.app.render import message_text
 from rag.app.web import MODE_LLM, NotesApp, build_app, launch
 from rag.contract import AskRequest, SearchRequest
@@ -188,13 +189,18 @@ def test_a_gradio_client_gets_the_local_answer(launched: tuple[str, Notes], capf
 
 def test_a_small_local_model_answers_in_cited_sentences_without_repeating(local: Settings) -> None:
     """SmolLM2 through the schema: whatever it says, every sentence that reaches the user carries a
-    valid [n], none repeats, and no character is broken (before: one paragraph ten times, uncited)."""
+    valid [n], none repeats, and no character is broken (before: one paragraph ten times, uncited).
+    When it gives no claim with a source, the user gets the cited extractive answer and is told so."""
     questions = [QUESTION, "OmniMoE 比 PEER 快多少？", "Which note is about Quokka-Attention and what does it save?"]
     answered = 0
     with Notes(local) as notes:
         for question in questions:
             answer = collect(notes.ask(AskRequest(question=question)))
-            assert answer.mode == "llm" and answer.format == "claims" and "\ufffd" not in answer.text
+            assert "\ufffd" not in answer.text
+            if answer.mode != "llm":
+                assert (answer.notice or "").startswith(FAILURES["no_claims"]) and answer.citations, answer.text
+                continue
+            assert answer.format == "claims"
             if answer.refused:
                 continue
             answered += 1
