@@ -72,6 +72,9 @@ def test_in_a_chinese_question_only_lower_case_english_is_translated(sample: Dic
     known = {"小米": 1, "种子": 2, "随机": 2}
     assert set(sample.translate("哪篇换了 random seed 还能对得上", known)) == {"随机", "种子"}
     assert sample.translate("Xiaomi 的那篇论文", known) == ()  # a capitalised word there is a name
+    # English the notes write themselves is searched as written, in a Chinese question only
+    assert sample.translate("哪篇换了 random seed", {**known, "random": 3}) == ("种子",)
+    assert set(sample.translate("Which paper changed the random seed?", {**known, "random": 3})) == {"随机", "种子"}
     assert sample.translate("Which Xiaomi paper?", known) == ("小米",)
 
 

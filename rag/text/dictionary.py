@@ -183,15 +183,16 @@ class Dictionary:
         """BM25 tokens for the English of ``text``: for each content word and each two-word phrase,
         the ``per_phrase`` translations the notes use most (``known``: token → chunks holding it).
 
-        In a question with Chinese in it only lower-case words are looked up: there a capitalised
-        word is a name the notes write the same way (Transformer, DeepSeek), while "random seed" in
-        "哪篇发现换了 random seed 还能对得上" is ordinary English. Keeping only words the notes use
+        In a question with Chinese in it only lower-case words the notes never write are looked
+        up: there a capitalised word is a name the notes write the same way (Transformer, DeepSeek),
+        an English term the notes write ("image encoder") is found by BM25 as it is, while "random
+        seed" in "哪篇发现换了 random seed 还能对得上" is ordinary English. Keeping only words the notes use
         drops the dictionary's other senses of a word (a feature of a face); keeping the most used
         of those picks the sense the notes write about. A Chinese word the notes never write is
         looked up the other way, by its one-word English senses (学科 → subjects) in the same way.
         """
         english = language(text) == "en"
-        words = [w.lower() for w in _WORD.findall(text) if english or w.islower()]
+        words = [w.lower() for w in _WORD.findall(text) if english or (w.islower() and w not in known)]
         phrases = [f"{a} {b}" for a, b in pairwise(words)]
         phrases += [w for w in words if len(w) > 2 and w not in ENGLISH_STOPWORDS | lexical.STOPWORDS]
         out: dict[str, None] = {}
