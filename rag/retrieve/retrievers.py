@@ -105,14 +105,12 @@ class ExactRetriever(BM25Retriever):
 
     def _terms(self, query: Query) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The exact terms rare enough to single an entry out, and the common ones: "RL" or
-        "DeepSeek", in a tenth of the notes, would only push every entry that mentions them."""
+        "DeepSeek", in a tenth of the notes, would push every entry that mentions them, so they
+        only order the chunks a rare term found."""
         limit = self.max_share * self.lexicon.n_chunks
         terms = dict.fromkeys(query.exact + self._name_tokens(query))
         rare = tuple(t for t in terms if self.lexicon.doc_freq.get(t, 0) <= limit)
         return rare, tuple(t for t in terms if t not in rare)
-
-    def _tokens(self, query: Query) -> tuple[str, ...]:
-        return self._terms(query)[0]
 
     def _name_tokens(self, query: Query) -> tuple[str, ...]:
         """Tokens of the question's capitalised names, of their Chinese (Xiaomi → 小米), and its
