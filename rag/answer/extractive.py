@@ -28,9 +28,6 @@ from .paper_name import name_spans, plain_question, short_name
 
 MAX_SENTENCE_CHARS = 240
 MIN_SENTENCE_CHARS = 6
-#: A sentence joins the answer when it scores at least this share of the best one (0.7 on the
-#: tune split: citation precision 0.69 → 0.79 at the same citation recall; 0.6 quoted bystanders).
-KEEP_RATIO = 0.7
 #: Weight of the chunk's dense similarity against the lexical overlap (0..1 each).
 DENSE_WEIGHT = 0.6
 #: Share of the lexical score that the sentence's own words (not its entry's title) must earn.
