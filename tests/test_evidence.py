@@ -327,3 +327,13 @@ def test_a_sentence_in_the_other_language_answers_by_its_translations() -> None:
     result = replace(make_result("What share of its statements did experts judge accurate?", [hit]), dictionary=cedict)
     best = extractive._scored(result.hits, gather_evidence(result, 3), read=1)[0]
     assert best[3].text == "报告中 79% 的陈述被独立专家验证准确。"
+
+
+def test_a_sentence_is_not_cut_inside_brackets() -> None:
+    """"(the closed-book setting; 56.1%)" stays one quote: cut at its ";", the number was a fragment
+    too short to quote. A bracket never closed holds together no more than one quote's length."""
+    quote = '> "QA drops below closed-book (i.e., the closed-book setting; 56.1%)" (p. 4)'
+    assert [text for _, text in extractive.split_sentences(quote)] == [quote]
+    cut = extractive.split_sentences("方法很简单（比如 A。B）。这是第二句话。")
+    assert [text for _, text in cut] == ["方法很简单（比如 A。B）。", "这是第二句话。"]
+    assert len(extractive.split_sentences("（未闭合 " + "这是一句话。" * 60)) > 10

@@ -73,7 +73,7 @@ def split_sentences(text: str, first_line: int = 1) -> list[tuple[int, str]]:
         cells = [c for c in line.strip("|").split("|")] if line.startswith("|") else [line]
         for cell in cells:
             plain = clean_inline(_BULLET.sub("", cell.strip()))
-            for part in _SPLIT.split(plain):
+            for part in _clauses(plain):
                 part = part.strip()
                 bare = _URL.sub("", part).strip()  # "链接: https://…" says nothing to quote
                 if len(bare) < MIN_SENTENCE_CHARS or _LABEL_ONLY.match(bare):
@@ -82,6 +82,23 @@ def split_sentences(text: str, first_line: int = 1) -> list[tuple[int, str]]:
                     part = part[:MAX_SENTENCE_CHARS].rstrip() + "…"
                 out.append((first_line + offset, part))
     return out
+
+
+def _clauses(text: str) -> list[str]:
+    """The text cut at sentence ends, but not inside brackets: "(the closed-book setting; 56.1%)"
+    stays whole, or its number would be lost as a fragment too short to quote. A bracket left open
+    holds at most a quotable sentence's length together."""
+    out: list[str] = []
+    for part in _SPLIT.split(text):
+        if out and _open_brackets(out[-1]) > 0 and len(out[-1]) < MAX_SENTENCE_CHARS:  # a stray "(" ends
+            out[-1] += (" " if out[-1].endswith((".", ":")) else "") + part  # the cut took that space
+        else:
+            out.append(part)
+    return out
+
+
+def _open_brackets(text: str) -> int:
+    return text.count("(") + text.count("（") - text.count(")") - text.count("）")
 
 
 def _scored(hits: Sequence[Hit], evidence: Evidence, read: int,
