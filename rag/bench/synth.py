@@ -24,6 +24,7 @@ MIN_SENTENCE_CHARS = 12
 MAX_SENTENCE_CHARS = 200
 ENTRIES_PER_NOTE = 1000
 _WORDISH = re.compile(r"\w{2}")
+_MARKUP = re.compile(r"<[A-Za-z/]|https?://")
 
 
 @dataclass(frozen=True)
@@ -64,14 +65,17 @@ class SynthCorpus:
 
 
 def harvest(texts: Mapping[str, str]) -> tuple[list[Sentence], list[str]]:
-    """The real notes' sentences (as the extractive answerer cuts them, with their line) and titles."""
+    """The real notes' sentences (as the extractive answerer cuts them, with their line) and titles;
+    not lines of markup (an ``<img src=…>``, a bare link), which a generated note would cut into
+    a broken tag or a table cell whose link is not the row's."""
     sentences: list[Sentence] = []
     titles: list[str] = []
     for rel, text in texts.items():
         for entry in split_entries(text, rel):
             titles.append(entry.title)
             sentences += [Sentence(part, rel, line) for line, part in split_sentences(entry.text, entry.line_start)
-                          if MIN_SENTENCE_CHARS <= len(part) <= MAX_SENTENCE_CHARS and _WORDISH.search(part)]
+                          if MIN_SENTENCE_CHARS <= len(part) <= MAX_SENTENCE_CHARS and _WORDISH.search(part)
+                          and not _MARKUP.search(part)]
     return sentences, [t for t in titles if len(normalized_title(t)) >= 4]
 
 
