@@ -268,14 +268,16 @@ def test_a_multi_word_name_is_written_only_when_its_words_stand_together() -> No
 
 def test_entries_asked_about_side_by_side_each_get_a_line() -> None:
     """"Flamingo and BLIP-2 …": the answer quotes both, though one entry's sentences score far
-    lower; a name the question only mentions as a setting ("on HumanEval") gets no line."""
+    lower, and no entry the question does not name; a name the question only mentions as a
+    setting ("on HumanEval") gets no line."""
     blip = make_hit(1, "BLIP-2: Bootstrapping Language-Image Pre-training", [
         "BLIP-2 bridges the frozen image encoder and the frozen LLM with a Q-Former.",
         "It beats Flamingo80B by 8.7% on zero-shot VQAv2."])
     flamingo = make_hit(2, "Flamingo: a Visual Language Model", ["Perceiver Resampler feeds gated cross-attention."])
+    llava = make_hit(3, "LLaVA", ["Unlike Flamingo and BLIP-2, LLaVA bridges its frozen LLM by one layer on VQAv2."])
     both = make_result("Flamingo and BLIP-2 keep the LLM frozen. How do their bridges differ on VQAv2?",
-                       [blip, flamingo])
-    assert {s.n for s in pick_sentences(both.hits, gather_evidence(both, 3))} == {1, 2}
+                       [blip, flamingo, llava])
+    assert {s.n for s in pick_sentences(both.hits, gather_evidence(both, 3))} == {1, 2}  # and no other
     setting = make_result("How does BLIP-2 bridge the LLM, and does it beat Flamingo on VQAv2?", [blip, flamingo])
     assert {s.n for s in pick_sentences(setting.hits, gather_evidence(setting, 3))} == {1}
 

@@ -142,6 +142,8 @@ def pick_sentences(hits: Sequence[Hit], evidence: Evidence) -> list[Sentence]:
     budget = BUDGETS[intent]
     named = _named(hits, evidence.question) if intent is not Intent.NAME else []
     scored = _scored(hits, evidence, max([READ_ENTRIES, *named]), budget.rank_decay)
+    if named:  # "InstructGPT 和 DeepSeek-R1 分别…" asks about those two, and no other entry
+        scored = [s for s in scored if s[1] in named]
     if not scored:
         return []
     best = scored[0][0]
