@@ -19,7 +19,7 @@ import numpy as np
 
 from rag.retrieve.names import question_names, spells_out
 from rag.retrieve.retrievers import BM25
-from rag.retrieve.searcher import RetrievalResult
+from rag.retrieve.searcher import Hit, RetrievalResult
 from rag.store import Lexicon
 from rag.text import lexical
 
@@ -75,10 +75,6 @@ def mentioned(name: str, lexicon: Lexicon) -> bool:
     return all(known(p) for p in parts)
 
 
-def _plain(text: str) -> str:
-    return " ".join(re.split(r"[\s_-]+", text.lower()))
-
-
 def phrase_mentioned(name: str, result: RetrievalResult) -> bool:
     """Whether the notes mention a capitalised name: one word when the notes use it or its
     Chinese (Xiaomi → 小米); a run of words when one retrieved entry writes it, in either language
@@ -87,10 +83,10 @@ def phrase_mentioned(name: str, result: RetrievalResult) -> bool:
     if len(words) == 1:
         return mentioned(name, result.lexicon) or any(
             all(result.lexicon.knows(t) for t in lexical.tokenize(zh)) for zh in _translations(name, result))
-    phrase = _plain(name)
+    phrase = lexical.plain(name)
     forms = [[w.lower(), *_translations(w, result)] for w in words]
     for hit in result.hits:
-        text = _plain(f"{hit.entry.title}\n{hit.entry.text}")
+        text = lexical.plain(_hit_text(hit))
         if phrase in text or _near(text, forms):
             return True
     return False
@@ -107,13 +103,17 @@ def _near(text: str, forms: list[list[str]]) -> bool:
 
 def _written_apart(name: str, result: RetrievalResult) -> bool:
     """A compound a retrieved entry writes with spaces ("Self RAG" for Self-RAG)."""
-    phrase = _plain(name)
-    return " " in phrase and any(phrase in _plain(f"{hit.entry.title}\n{hit.entry.text}") for hit in result.hits)
+    phrase = lexical.plain(name)
+    return " " in phrase and any(phrase in lexical.plain(_hit_text(hit)) for hit in result.hits)
 
 
 def _spelled_out(name: str, result: RetrievalResult) -> bool:
     """An acronym the notes never write but a retrieved entry spells out (DPO: Direct Preference …)."""
-    return any(spells_out(name, f"{hit.entry.title}\n{hit.entry.text}") for hit in result.hits)
+    return any(spells_out(name, _hit_text(hit)) for hit in result.hits)
+
+
+def _hit_text(hit: Hit) -> str:
+    return f"{hit.entry.title}\n{hit.entry.text}"
 
 
 def _translations(word: str, result: RetrievalResult) -> tuple[str, ...]:

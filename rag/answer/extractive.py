@@ -24,7 +24,7 @@ from . import prompts
 from .citations import neutralise
 from .evidence import Evidence, term_overlap
 from .intent import BUDGETS, Intent, asks_quantity, asks_reference, intent_of
-from .paper_name import name_spans, plain_question, short_name
+from .paper_name import name_spans, short_name
 
 MAX_SENTENCE_CHARS = 240
 MIN_SENTENCE_CHARS = 6
@@ -174,7 +174,7 @@ def _named(hits: Sequence[Hit], question: str) -> list[int]:
     "Chain-of-Thought 和 Self-Consistency", "MQA/GQA 和 PagedAttention"): each is asked about. A
     name beside no other ("Reflexion 在 HumanEval 上") is the question's subject or its setting."""
     spans = sorted((span, n) for n, hit in enumerate(hits, start=1) for span in name_spans(question, hit.entry))
-    asked = plain_question(question)
+    asked = lexical.plain(question)
     named: set[int] = set()
     for ((_, end), a), ((start, _), b) in pairwise(spans):
         if a != b and _JOINED.fullmatch(asked[end:start]):

@@ -189,20 +189,12 @@ def called(entry: Entry) -> set[str]:
     first = head.split()[0] if head else ""
     if lexical.is_name(first):
         names.append(first)
-    return {_plain_name(n) for n in names if len(n) >= 3 and n[:1].isascii() and n[:1].isalpha()
+    return {lexical.plain(n) for n in names if len(n) >= 3 and n[:1].isascii() and n[:1].isalpha()
             and not _CITATION.search(n)}
-
-
-def _plain_name(name: str) -> str:
-    return " ".join(re.sub(r"[-_]", " ", name.lower()).split())
 
 
 def name_spans(question: str, entry: Entry) -> list[tuple[int, int]]:
     """Where the question names the entry by what its title calls it, as (start, end) in the
-    question lowercased with hyphens as spaces (:func:`plain_question`)."""
-    asked = plain_question(question)
+    question lowercased with hyphens as spaces (:func:`rag.text.lexical.plain`)."""
+    asked = lexical.plain(question)
     return sorted(m.span() for name in called(entry) for m in re.finditer(rf"(?<!\w){re.escape(name)}(?!\w)", asked))
-
-
-def plain_question(question: str) -> str:
-    return _plain_name(question)

@@ -53,6 +53,12 @@ def normalize(text: str) -> str:
     return _TIMES.sub(r"\1×", _PERCENT.sub(r"\1%", text))
 
 
+def plain(text: str) -> str:
+    """Lower case, hyphens and underscores as spaces, whitespace collapsed: how one name is matched
+    across its spellings (Self-RAG, self rag; Chain-of-Thought, chain of thought)."""
+    return " ".join(re.split(r"[\s_-]+", text.lower())).strip()
+
+
 def segment(text: str) -> list[str]:
     """Chinese text cut into jieba's words (precise mode: no overlapping sub-words)."""
     return _jieba().lcut(text)
