@@ -166,17 +166,10 @@ def gather_evidence(result: RetrievalResult, top_entries: int) -> Evidence:
 
 
 def _translations_of(weights: Mapping[str, float], result: RetrievalResult) -> dict[str, frozenset[str]]:
-    """Each question term's tokens in the other language: an English word's Chinese words, a
-    Chinese word's one-word English senses and their plurals."""
+    """Each question term's tokens in the other language (:meth:`Dictionary.tokens_of`)."""
     if result.dictionary is None:
         return {}
-    out = {}
-    for term in weights:
-        forms = [t for zh in result.dictionary.lookup(term) for t in lexical.tokenize(zh)] if term.isascii() \
-            else [f for en in result.dictionary.english(term) for f in (en, en + "s")]
-        if forms:
-            out[term] = frozenset(forms)
-    return out
+    return {term: frozenset(forms) for term in weights if (forms := result.dictionary.tokens_of(term))}
 
 
 def _consensus(result: RetrievalResult) -> bool:

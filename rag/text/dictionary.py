@@ -175,6 +175,13 @@ class Dictionary:
         """The one-word English senses of a Chinese word: 学科 → subject, discipline, course."""
         return self._english.get(word, ())
 
+    def tokens_of(self, term: str) -> tuple[str, ...]:
+        """A term's search tokens in the other language: an English word's or phrase's Chinese
+        words, tokenized; a Chinese word's one-word English senses and their plurals."""
+        if term.isascii():
+            return tuple(t for zh in self.lookup(term) for t in lexical.tokenize(zh))
+        return tuple(form for sense in self.english(term) for form in (sense, sense + "s"))
+
     def name_translations(self, name: str) -> tuple[str, ...]:
         """The Chinese proper nouns for an English name: Xiaomi → 小米, Google → 谷歌."""
         return self.names.get(name.lower(), ())
@@ -195,16 +202,10 @@ class Dictionary:
         words = [w.lower() for w in _WORD.findall(text) if english or (w.islower() and w not in known)]
         phrases = [f"{a} {b}" for a, b in pairwise(words)]
         phrases += [w for w in words if len(w) > 2 and w not in ENGLISH_STOPWORDS | lexical.STOPWORDS]
+        chinese = [t for t in lexical.tokenize(text) if _CHINESE.match(t) and t not in known]  # 学科 → subjects
         out: dict[str, None] = {}
-        for phrase in phrases:
-            tokens = dict.fromkeys(t for zh in self.lookup(phrase) for t in lexical.tokenize(zh)
-                                   if len(t) > 1 and t in known)
-            for token in sorted(tokens, key=lambda t: -known[t])[:per_phrase]:
-                out[token] = None
-        chinese = (t for t in lexical.tokenize(text) if _CHINESE.match(t) and t not in known)
-        for word in dict.fromkeys(chinese):  # 学科, which the notes never write → subjects
-            tokens = dict.fromkeys(form for sense in self.english(word) for form in (sense, sense + "s")
-                                   if form in known)
+        for term in phrases + list(dict.fromkeys(chinese)):
+            tokens = dict.fromkeys(t for t in self.tokens_of(term) if len(t) > 1 and t in known)
             for token in sorted(tokens, key=lambda t: -known[t])[:per_phrase]:
                 out[token] = None
         return tuple(out)
