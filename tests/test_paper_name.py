@@ -131,3 +131,21 @@ def test_a_papers_title_line_or_its_project_link_names_it() -> None:
     assert short_name(same, "?", None) is None
     page = entry("字节的paper，在具身领域做 video generation 的评测", "-  https://dagroup-pku.github.io/ReVidgen.github.io/")
     assert short_name(page, "?", None) == "ReVidgen"
+
+
+def test_a_meeting_that_presents_several_papers_names_the_one_each_line_is_about() -> None:
+    meeting = entry("2025-04-29 陈七：过程监督 vs 结果监督", "\n".join([
+        "**Let's Verify Step by Step**（Lightman et al. · OpenAI · 2023）",  # line 2
+        "- 放出了 PRM800K：约 80 万条 step-level 人工标注",
+        "",
+        "**Math-Shepherd: Verify and Reinforce LLMs**（Peiyi Wang et al. · 2023）",  # line 5
+        "- 从这一步出发 rollout 多次，以此自动给这一步打标签",  # line 6
+        "",
+        "讨论：",
+        "- 赵六：自动标注噪声大，PRM 容易被 reward hack",  # line 9
+    ]))
+    assert short_name(meeting, "哪篇自动给步骤打标签？", None, [6]) == "Math-Shepherd"
+    assert short_name(meeting, "哪篇？", None, [3, 6]) == "Let's Verify Step by Step / Math-Shepherd"
+    assert short_name(meeting, "Math-Shepherd 怎么标注？", None, [6]) is None  # the question has it
+    # the discussion after a blank line is the meeting's: the entry's own name, as for any line
+    assert short_name(meeting, "哪篇？", None, [9]) == short_name(meeting, "哪篇？", None)

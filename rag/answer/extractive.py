@@ -200,7 +200,7 @@ def write_answer(sentences: Sequence[Sentence], hits: Sequence[Hit], evidence: E
     lines = [prompts.EXTRACTIVE_LEAD[lang]]
     for n in dict.fromkeys(s.n for s in sentences):
         entry = hits[n - 1].entry
-        name = short_name(entry, evidence.question, evidence.lexicon)
+        name = short_name(entry, evidence.question, evidence.lexicon, [s.line for s in sentences if s.n == n])
         label = f"{name} — {entry.title}" if name else entry.title
         quoted = " ".join(s.text for s in sentences if s.n == n)
         reference = _reference(entry) if asks_reference(evidence.question) else None

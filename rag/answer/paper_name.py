@@ -17,6 +17,7 @@ that a question naming two entries side by side ("Flamingo and BLIP-2") is seen 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from rag.ingest.markup import clean_inline, title_head, untagged
 from rag.ingest.notes import Entry
@@ -49,6 +50,10 @@ _NAMING_LINE = re.compile(r"^(?:[\w-]+\s*(?:的|'s)\s*)?([A-Za-z][\w+-]*[\w+])\s
 _CITED = re.compile(r"^[^\s:：(（]+(?:\s+[^\s:：(（]+){0,2}\s*[(（][^)）]*(?:et al|\b(?:19|20)\d{2}\b)")
 #: "**DeepSeekMath**（Shao et al. …）": a line that opens with a bold name.
 _BOLD_LEAD = re.compile(r"^\s*(?:[-*+]\s+)?\*\*([A-Za-z][\w+-]*[\w+])\*\*")
+#: "**Let's Verify Step by Step**（Lightman et al. · OpenAI · 2023）": a line that introduces a
+#: paper, its bold title then its citation, as a group-meeting note does for each paper presented.
+_CITED_LEAD = re.compile(r"^\s*(?:[-*+]\s+)?\*\*([A-Za-z][^*\n]{1,80})\*\*\s*[(（][^)）]*(?:et al|\b(?:19|20)\d{2}\b)")
+_SUBTITLE = re.compile(r"\s*(?:[:：]|\s[—–-]\s)")
 
 
 #: A paper's own title as a line: a name, a colon, then words ("TiDAR: Think in Diffusion, …").
@@ -119,14 +124,18 @@ def _names_itself(word: str) -> bool:
     return lexical.is_name(word) and word.isascii() and not title_cased
 
 
-def short_name(entry: Entry, question: str, lexicon: Lexicon | None) -> str | None:
-    """The entry's paper's name when its title does not lead with one; never a name the title or
-    the question already holds (repeating it answers nothing)."""
+def short_name(entry: Entry, question: str, lexicon: Lexicon | None, lines: Sequence[int] = ()) -> str | None:
+    """The name of the entry's paper — of the ones ``lines`` are about, when the entry presents
+    several — where its title does not say it; never a name the title or the question already
+    holds (repeating it answers nothing)."""
     title, asked = entry.title.lower(), question.lower()
 
     def fresh(name: str) -> bool:
         return len(name) <= MAX_NAME_CHARS and name.lower() not in title and name.lower() not in asked
 
+    if presented := [name for line in lines if (name := presented_name(entry, line))]:
+        # "Math-Shepherd" for a line under "**Math-Shepherd**（Peiyi Wang et al. · 2023）"
+        return " / ".join(name for name in dict.fromkeys(presented) if fresh(name)) or None
     if (line_name := _title_line_name(entry)) and fresh(line_name):
         return line_name  # "## TiDR 5" over "TiDAR: Think in Diffusion, …": the paper is TiDAR
     if _leads_with_name(entry.title):
@@ -150,6 +159,20 @@ def short_name(entry: Entry, question: str, lexicon: Lexicon | None) -> str | No
     if names:
         return max(names)[1]
     return next((w for w in _url_names(entry) if fresh(w)), None)
+
+
+def presented_name(entry: Entry, line: int) -> str | None:
+    """The paper whose block holds the entry's ``line`` when the entry presents papers one after
+    another, each block its bold title and citation then its lines: "Math-Shepherd" of
+    "**Math-Shepherd**（Peiyi Wang et al. · 2023 · arXiv …）", "AWQ" of "**AWQ: Activation-aware
+    Weight Quantization**（Ji Lin …）". A blank line ends a block: the discussion after it is the
+    whole meeting's."""
+    for raw in reversed(entry.text.split("\n")[:max(0, line - entry.line_start + 1)]):
+        if lead := _CITED_LEAD.match(raw):
+            return _SUBTITLE.split(clean_inline(lead.group(1)), maxsplit=1)[0].strip()
+        if not raw.strip():
+            return None
+    return None
 
 
 def _title_line_name(entry: Entry) -> str | None:
