@@ -149,12 +149,17 @@ def test_example_questions_come_from_the_users_notes(make_corpus, rag_main, mode
 
 
 def test_eval_reports_each_collection_and_both(tmp_path: Path, make_corpus, rag_main) -> None:
-    """`rag eval --collection DIR` indexes DIR/notes into DIR/.index and pools both sets."""
+    """`rag eval --collection DIR` indexes DIR/notes into DIR/.index and pools both sets; the main
+    index is brought up to date too, so a note added since `rag index` is measured, not missed."""
     settings = indexed(make_corpus, rag_main)
+    (settings.index.corpus / "late.md").write_text("## Toolformer\n模型自己学会调用 API\n", encoding="utf-8")
     qa = tmp_path / "qa.jsonl"
-    qa.write_text(json.dumps({"id": "q1", "question": "假答案文档", "gold": [
-        {"file": "vault/Papers/HyDE.md", "line_start": 11, "line_end": 15}], "answer_keywords": ["HyDE"],
-        "lang": "zh", "type": "which-paper"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    qa.write_text("\n".join(json.dumps(q, ensure_ascii=False) for q in [
+        {"id": "q1", "question": "假答案文档", "gold": [{"file": "vault/Papers/HyDE.md", "line_start": 11,
+                                                    "line_end": 15}], "answer_keywords": ["HyDE"],
+         "lang": "zh", "type": "which-paper"},
+        {"id": "q2", "question": "Toolformer", "gold": [{"file": "late.md", "line_start": 1, "line_end": 2}],
+         "answer_keywords": ["Toolformer"], "lang": "en", "type": "which-paper"}]) + "\n", encoding="utf-8")
     other = tmp_path / "other"
     (other / "notes").mkdir(parents=True)
     (other / "notes" / "log.txt").write_text(NOTES["log.txt"], encoding="utf-8")
@@ -170,7 +175,9 @@ def test_eval_reports_each_collection_and_both(tmp_path: Path, make_corpus, rag_
     assert run.code == 0, run.err
     pooled = json.loads((out / "collections.json").read_text(encoding="utf-8"))
     assert set(pooled) == {"main", "other", "all"} and (other / ".index" / "CURRENT").is_file()
-    assert (pooled["main"]["n"], pooled["other"]["n"], pooled["all"]["n"]) == (1, 1, 2)
+    assert (pooled["main"]["n"], pooled["other"]["n"], pooled["all"]["n"]) == (2, 1, 3)
+    ranks = {r["id"]: r["first_rank"] for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())}
+    assert ranks["q2"] == 1
     assert pooled["all"]["n_uncovered"] == 1 and (out / "other" / "metrics.json").is_file()
     assert "| all " in run.out
     assert rag_main("eval", "--collection", str(tmp_path / "nope"), env=env_of(settings)).code == 2

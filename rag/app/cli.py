@@ -195,11 +195,12 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     models = Models()
 
     def run(local: Settings, qa: Path, out: Path) -> dict:
+        print(Notes(local, models).build().summary())  # measured on the notes as they are, by this code
         return run_eval(local, qa_path=qa, out_dir=out, configs=args.eval_config or None, judge=args.judge,
                         split=args.split, limit=args.limit, models=models)
 
     if args.collection:
-        run_collections(settings, Path(args.qa), Path(args.out), [Path(c) for c in args.collection], run, models)
+        run_collections(settings, Path(args.qa), Path(args.out), [Path(c) for c in args.collection], run)
     else:
         run(settings, Path(args.qa), Path(args.out))
     return 0

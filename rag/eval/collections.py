@@ -1,8 +1,9 @@
 """`rag eval --collection DIR`: the canned set of another collection of notes beside the main one.
 
 A collection is a folder with ``notes/`` (anyone's notes, in any style) and ``qa.jsonl`` (their
-canned questions). Its index is built (incrementally) in ``DIR/.index`` with the same settings, so
-the same code is measured on notes it was not written for; each collection is reported on its own
+canned questions). Its index is ``DIR/.index``, with the same settings (`rag eval` brings every
+set's index up to date before measuring it), so the same code is measured on notes it was not
+written for; each collection is reported on its own
 and all of them pooled, question-weighted, so a gain on one cannot hide a loss on another.
 """
 
@@ -12,8 +13,6 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from rag.embed.models import Models
-from rag.service import Notes
 from rag.settings import Settings
 
 from .qa import EvalError
@@ -36,14 +35,11 @@ def collection_settings(settings: Settings, folder: Path) -> Settings:
     return settings.model_copy(update={"index": index})
 
 
-def run_collections(settings: Settings, qa_path: Path, out_dir: Path, folders: Sequence[Path],
-                    run: RunEval, models: Models) -> dict:
-    """The main set, then each collection (built first, into DIR/.index), then all pooled."""
+def run_collections(settings: Settings, qa_path: Path, out_dir: Path, folders: Sequence[Path], run: RunEval) -> dict:
+    """The main set, then each collection (its index in DIR/.index), then all pooled."""
     results = {"main": run(settings, qa_path, out_dir)}
     for folder in folders:
-        local = collection_settings(settings, folder)
-        print(Notes(local, models).build().summary())
-        results[folder.name] = run(local, folder / "qa.jsonl", out_dir / folder.name)
+        results[folder.name] = run(collection_settings(settings, folder), folder / "qa.jsonl", out_dir / folder.name)
     pooled = pool(results)
     (out_dir / "collections.json").write_text(json.dumps(pooled, indent=1, ensure_ascii=False), encoding="utf-8")
     (out_dir / "collections.md").write_text(pooled_table(pooled) + "\n", encoding="utf-8")
