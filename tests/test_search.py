@@ -30,6 +30,8 @@ def test_tokenizer_keeps_technical_terms_and_cuts_chinese() -> None:
     for t in ["kv-cache", "kv", "cache", "80%", "80", "grpo", "4-bit", "2601.16725", "显存", "专家"]:
         assert t in tokens
     assert "的" not in tokenize("模型的能力")
+    # "how many" asks as 多少 does: neither is a term to match ("训练不足——参数太多" is no answer)
+    assert tokenize("How many parameters, how much data?") == ["parameters", "data"]
 
 
 @pytest.mark.slow

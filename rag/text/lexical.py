@@ -16,7 +16,7 @@ from functools import cache
 
 from rag.text import CJK_CLASS
 
-TOKENIZER_ID = "cjk-jieba-search/v2"
+TOKENIZER_ID = "cjk-jieba-search/v3"
 
 _TOKEN = re.compile(
     r"(?P<latin>[A-Za-z0-9](?:[A-Za-z0-9]|[-._+/](?=[A-Za-z0-9]))*[%×]?)"
@@ -31,7 +31,7 @@ _ARXIV = re.compile(r"^\d{4}\.\d{4,5}(?:v\d+)?$")
 STOPWORDS = frozenset(
     """a an and are as at be been by can did do does for from had has have how i in into is it
     its of on or that the their them then there these this those to was were what when where
-    which who whom why will with would about paper papers work note notes my me we our
+    which who whom why will with would about paper papers work note notes my me we our many much
     的 了 是 在 和 与 及 或 也 都 把 被 对 从 而 就 并 其 之 这 那 个 一个 这个 那个 哪 哪篇 哪个 哪些
     什么 怎么 怎样 如何 为什么 吗 呢 吧 啊 么 有 有没有 是否 多少 篇 里 中 上 下 提到 笔记""".split()
 )
