@@ -339,3 +339,14 @@ def test_a_sentence_is_not_cut_inside_brackets() -> None:
     cut = extractive.split_sentences("方法很简单（比如 A。B）。这是第二句话。")
     assert [text for _, text in cut] == ["方法很简单（比如 A。B）。", "这是第二句话。"]
     assert len(extractive.split_sentences("（未闭合 " + "这是一句话。" * 60)) > 10
+
+
+def test_a_term_the_top_entries_write_in_the_other_language_is_covered() -> None:
+    """"experts … accurate" over an entry that says 专家 … 准确: the question is covered, not refused for
+    want of its English words."""
+    hit = make_hit(1, "Kosmos", ["报告中 79% 的陈述被独立专家验证准确。"])
+    cedict = Dictionary.parse(["專家 专家 [zhuan1 jia1] /expert/specialist/",
+                               "準確 准确 [zhun3 que4] /accurate/exact/"])
+    result = make_result("experts accurate", [hit])
+    assert gather_evidence(result, 3).coverage == 0.0
+    assert gather_evidence(replace(result, dictionary=cedict), 3).coverage == 1.0

@@ -160,9 +160,11 @@ def gather_evidence(result: RetrievalResult, top_entries: int) -> Evidence:
             names.append(name)
             if not phrase_mentioned(name, result):
                 missing.append(name)
+    translations = _translations_of(weights, result)
+    tokens |= {term for term, forms in translations.items() if not forms.isdisjoint(tokens)}
     return Evidence(term_overlap(tokens, weights), similarity, dict(result.standout), _line_similarity(result),
                     weights, names, missing, _consensus(result), result.query.text, result.lexicon,
-                    _translations_of(weights, result))
+                    translations)
 
 
 def _translations_of(weights: Mapping[str, float], result: RetrievalResult) -> dict[str, frozenset[str]]:
