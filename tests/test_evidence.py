@@ -14,6 +14,7 @@ from rag.answer.extractive import extractive_answer, pick_sentences
 from rag.answer.gate import Gate, is_covered, judge, similarity_thresholds, standout_thresholds
 from rag.answer.intent import BUDGETS
 from rag.ingest.chunking import Chunk
+from rag.ingest.markup import clean_title
 from rag.ingest.notes import Entry
 from rag.retrieve.names import capitalised_names, question_names
 from rag.retrieve.query import make_query
@@ -350,3 +351,18 @@ def test_a_term_the_top_entries_write_in_the_other_language_is_covered() -> None
     result = make_result("experts accurate", [hit])
     assert gather_evidence(result, 3).coverage == 0.0
     assert gather_evidence(replace(result, dictionary=cedict), 3).coverage == 1.0
+
+
+def test_a_bullet_that_is_its_own_title_is_quoted_under_a_short_label() -> None:
+    """A digest item titled by its whole bullet: its sentences are its text, not repeats of the
+    title, and the label is the name before the dash, not the bullet again."""
+    bullet = ("**MoBA: Mixture of Block Attention** (Moonshot AI) — MoE-style routing applied to attention: "
+              "a gate picks the top-k blocks for each query. They say it already serves Kimi.")
+    title = clean_title(bullet)
+    entry = Entry("digest.md", title, 31, 31, None, None, f"- {bullet} https://arxiv.org/abs/2502.13189")
+    chunk = Chunk(entry.id, entry.file, 31, 31, entry.text, title)
+    hit = Hit(1, 0.1, entry, bullet, entry.file, (31, 31), chunks=(ChunkMatch(chunk, {}),))
+    result = make_result("How does MoBA pick the blocks each query attends to?", [hit])
+    text, _ = extractive_answer(result.hits, gather_evidence(result, 3), "en") or ("", [])
+    assert text.splitlines()[1].startswith("- MoBA: Mixture of Block Attention (Moonshot AI): ")
+    assert "top-k blocks for each query" in text and text.count("MoE-style routing") == 1

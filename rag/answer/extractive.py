@@ -34,6 +34,10 @@ DENSE_WEIGHT = 0.6
 OWN_WEIGHT = 0.15
 #: How many top entries are read.
 READ_ENTRIES = 4
+#: Letters of a name or a label ("BabyVision", "lr trick in RL") that, inside the title, only repeat it.
+SHORT_REPEAT = 40
+#: A label longer than this is a bullet's text standing in for its title.
+MAX_LABEL_CHARS = 100
 #: A quoted sentence that ends with a colon brings this many of the sentences after it (tune:
 #: bundled keywords 0.808 → 0.824 at 3; 0.816 at 2; no more at 5).
 FOLLOWERS = 3
@@ -49,6 +53,7 @@ _BULLET = re.compile(r"^(?:[-*+•]|\d{1,3}[.)、])\s+")
 _RULE = re.compile(r"^\s*(?:[-=*_]{3,}|\|?\s*:?-{3,}.*|`{3,}.*|~{3,}.*)$")
 _LABEL_ONLY = re.compile(r"^[^：:]{1,16}[：:]$")
 _URL = re.compile(r"https?://\S+")
+_LABEL_END = re.compile(r"\s+[—–]\s|[。.;；]\s*")
 _LEAD_IN = re.compile(r"[:：]$")
 _ARXIV_ID = re.compile(r"(?<![\d.])\d{4}\.\d{4,5}(?:v\d+)?(?![\d.])")
 #: What stands between two names asked about together: "X 和 Y", "X and Y", "X/Y", "X vs Y".
@@ -116,10 +121,8 @@ def _scored(hits: Sequence[Hit], evidence: Evidence, read: int,
         entry = hit.entry
         title_tokens = set(lexical.tokenize(entry.title))
         sentences = split_sentences(entry.text, entry.line_start)
-        if len(sentences) > 1:  # a line that only repeats the title says nothing its label does not
-            title = normalized_title(entry.title)
-            sentences = [(line, text) for line, text in sentences
-                         if not (words := normalized_title(text)) or words not in title] or sentences
+        if len(sentences) > 1:
+            sentences = [s for s in sentences if not _repeats_title(entry, *s)] or sentences
         for order, (line, text) in enumerate(sentences):
             own = set(lexical.tokenize(text))
             own |= {term for term, forms in evidence.translations.items() if not forms.isdisjoint(own)}
@@ -133,6 +136,18 @@ def _scored(hits: Sequence[Hit], evidence: Evidence, read: int,
             scored.append((score, n, line, Sentence(n, line, text, order)))
     scored.sort(key=lambda s: (-s[0], s[1], s[2]))
     return scored
+
+
+def _repeats_title(entry: Entry, line: int, text: str) -> bool:
+    """Says nothing its label does not: a line that is the title again, or a name or a label within
+    the title. A long sentence of a bullet that is its own title ("MoBA: … — MoE-style routing
+    applied to attention: …" in a digest) is the entry's text, not a repeat."""
+    title = normalized_title(entry.title)
+    words = normalized_title(text)
+    if not words or words not in title:
+        return False
+    whole = normalized_title(entry.text.split("\n")[line - entry.line_start])
+    return whole in title or len(words) <= SHORT_REPEAT
 
 
 def pick_sentences(hits: Sequence[Hit], evidence: Evidence) -> list[Sentence]:
@@ -201,13 +216,23 @@ def write_answer(sentences: Sequence[Sentence], hits: Sequence[Hit], evidence: E
     for n in dict.fromkeys(s.n for s in sentences):
         entry = hits[n - 1].entry
         name = short_name(entry, evidence.question, evidence.lexicon, [s.line for s in sentences if s.n == n])
-        label = f"{name} — {entry.title}" if name else entry.title
+        label = f"{name} — {_label(entry.title)}" if name else _label(entry.title)
         quoted = " ".join(s.text for s in sentences if s.n == n)
         reference = _reference(entry) if asks_reference(evidence.question) else None
         if reference and reference.split()[-1] not in quoted:
             quoted += f" ({reference})"
         lines.append(f"- {neutralise(label + sep + quoted)} [{n}]")
     return "\n".join(lines)
+
+
+def _label(title: str) -> str:
+    """A title short enough to label a quote: a bullet that is its own title ("MoBA: Mixture of
+    Block Attention (Moonshot AI) — MoE-style routing …") is cut where its name ends."""
+    if len(title) <= MAX_LABEL_CHARS:
+        return title
+    ends = [m.start() for m in _LABEL_END.finditer(title, 8, MAX_LABEL_CHARS)
+            if _open_brackets(title[:m.start()]) == 0]  # not inside "(Leviathan, Kalman, Matias — Google, …)"
+    return title[:ends[0]].rstrip() if ends else title[:MAX_LABEL_CHARS].rstrip() + "…"
 
 
 def _reference(entry: Entry) -> str | None:
