@@ -19,7 +19,6 @@ from rag.ingest.notes import Entry
 from rag.store.bm25 import Bm25
 from rag.text import lexical
 
-from .glossary import Glossary
 from .query import Query
 from .retrievers import BM25Retriever
 
@@ -50,9 +49,8 @@ class NoteRetriever(BM25Retriever):
 
     name = NOTE
 
-    def __init__(self, bm25: Bm25 | None, entries: Sequence[Entry], chunk_entry: np.ndarray,
-                 glossary: Glossary | None = None) -> None:
-        super().__init__(bm25, glossary)
+    def __init__(self, bm25: Bm25 | None, entries: Sequence[Entry], chunk_entry: np.ndarray) -> None:
+        super().__init__(bm25)
         files = sorted({e.file for e in entries})
         number = {file: i for i, file in enumerate(files)}
         self.chunk_file = np.array([number[e.file] for e in entries], dtype=np.int64)[chunk_entry] \

@@ -182,7 +182,7 @@ class Searcher:
         if settings.translate_weight > 0 and self.dictionary is not None:
             self.retrievers[TRANSLATED] = TranslatedRetriever(index.bm25, index.lexicon, self.dictionary)
         if settings.note_weight > 0:
-            self.retrievers[NOTE] = NoteRetriever(index.bm25, index.entries, index.chunk_entry, glossary)
+            self.retrievers[NOTE] = NoteRetriever(index.bm25, index.entries, index.chunk_entry)
         for retriever in extra:
             self.retrievers[retriever.name] = retriever
         n = len(index.chunks)
