@@ -153,15 +153,11 @@ class RetrievalSettings(_Section):
     #: The ranking by dictionary translations of the question's English words (rag.text.dictionary);
     #: 0 leaves it out. Tune split, hybrid hit@1: 0.953 without, 0.965 at 0.75-1, 0.942 at 1.5.
     translate_weight: float = Field(1.0, ge=0, le=100)
-    #: The ranking within the notes a question names by their file name or heading ("二月份 digest
-    #: 里…", rag.retrieve.scope); 0 leaves it out. Tune of the three collections, pooled hit@1:
-    #: 0.933 without, 0.937 at 1–1.5, 0.941 at 2, 0.933 at 3.
-    note_weight: float = Field(2.0, ge=0, le=100)
     #: HNSW search breadth; 256 keeps recall@10 against exact search ≥ 0.95 at 100k (bench.md).
     ef_search: int = Field(256, ge=1, le=100_000)
 
     _finite_weights = field_validator("rrf_k", "bm25_weight", "dense_weight", "exact_weight", "translate_weight",
-                                      "note_weight", "exact_max_share")(_finite)
+                                      "exact_max_share")(_finite)
 
 
 class AnswerSettings(_Section):
@@ -323,7 +319,6 @@ ENVIRONMENT = {
     "RAG_DENSE_WEIGHT": "retrieval.dense_weight",
     "RAG_EXACT_WEIGHT": "retrieval.exact_weight",
     "RAG_TRANSLATE_WEIGHT": "retrieval.translate_weight",
-    "RAG_NOTE_WEIGHT": "retrieval.note_weight",
     "RAG_MAX_QUESTION_CHARS": "answer.max_question_chars",
     "RAG_LLM_MODEL": "llm.model",
     "OPENAI_BASE_URL": "llm.base_url",

@@ -63,7 +63,7 @@ def test_whole_bench_with_the_hash_embedder(tmp_path: Path) -> None:
         assert main[step]["seconds"] > 0 and main[step]["peak_rss_mb"] > 0, step
     assert main["nothing_to_do"]["seconds"] < main["full_build"]["seconds"]
     assert main["add_one_note"]["new_chunks"] > 0 and main["corpus"]["notes"] == 5
-    assert set(main["search"]["quality"]) == {"hybrid", "bm25", "hash", "exact", "translated", "note"}
+    assert set(main["search"]["quality"]) == {"hybrid", "bm25", "hash", "exact", "translated"}
     assert main["search"]["answer_ms"]["n"] == report["questions"]
     assert report["baseline"][0]["embedder"] == "hash" and report["baseline"][0]["quality"]["n"] > 0
     assert "full_build_vs_reference hash+use-m3" in report["targets"]

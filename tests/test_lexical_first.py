@@ -100,7 +100,7 @@ def test_a_first_build_answers_from_its_text_then_from_each_embedder(tmp_path: P
         assert events[0].startswith("searchable (lexical) after ")
         found = rag_json(rag_main, settings, "search", "speculative decoding")
         assert found["partial"] == ["hash", "test/slow"] and found["hits"]
-        assert {r for h in found["hits"] for r in h["why"]["ranks"]} <= {"bm25", "exact", "translated", "note"}
+        assert {r for h in found["hits"] for r in h["why"]["ranks"]} <= {"bm25", "exact", "translated"}
         answer = rag_json(rag_main, settings, "ask", "What do we know about speculative decoding?", "--no-llm")
         assert answer["partial"] == ["hash", "test/slow"] and not answer["refused"] and answer["citations"]
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from rag.ingest.notes import Entry
 from rag.retrieve.glossary import Glossary
 from rag.retrieve.query import make_query
 from rag.retrieve.retrievers import BM25Retriever, ExactRetriever
-from rag.retrieve.scope import NoteRetriever, note_names
 from rag.store import Lexicon
 from rag.store.terms import Terms
 from rag.text import lexical
@@ -86,26 +84,3 @@ def test_exact_retriever_does_not_rank_a_notes_intro_for_the_reports_name() -> N
     only_items = ExactRetriever(RecordingBM25(chunks), Lexicon.of(Terms.of(chunks)), max_share=0.05, eligible=items)
     assert only_items.rank(query, 5).ids.tolist() == [1]
     assert only_items.rank(query, 5, allowed=np.array([True, False] + [True] * 40)).ids.tolist() == []
-
-
-def test_a_note_named_by_its_file_or_heading_ranks_its_items() -> None:
-    """"二月份 digest 里…" names daily/2025-02-digest.md: its items are ranked by the question's other
-    words, not its heading; 注意力, written all over the notes, names no note though a title holds it."""
-    notes = [  # (file, kind, title, text of its one chunk)
-        ("daily/2025-02-digest.md", "section", "Paper digest — February 2025", "Paper digest, skimmed"),
-        ("daily/2025-02-digest.md", "item", "NSA", "NSA 稀疏注意力 按块选择"),
-        ("daily/2025-02-digest.md", "item", "DINOv2", "DINOv2 image features"),
-        ("attention.md", "section", "高效注意力与推理服务", "高效注意力与推理服务"),
-        ("attention.md", "item", "BigBird", "BigBird 稀疏注意力"),
-        ("mamba.md", "item", "Mamba", "Mamba 不用注意力"),
-        ("rope.md", "item", "RoPE", "RoPE 注意力 位置编码"),
-    ]
-    entries = [Entry(file, title, i + 1, i + 1, None, None, text, kind=kind)
-               for i, (file, kind, title, text) in enumerate(notes)]
-    bm25 = RecordingBM25([lexical.tokenize(text) for *_, text in notes])
-    retriever = NoteRetriever(bm25, entries, np.arange(len(entries)))
-    assert note_names(entries)["daily/2025-02-digest.md"] >= {"daily", "digest", "february"}
-    question = make_query("二月份 digest 里那篇稀疏注意力的论文")
-    assert retriever.rank(question, 5).ids.tolist() == [1]
-    assert bm25.asked == [t for t in question.tokens if t != "digest"]
-    assert retriever.rank(make_query("讲稀疏注意力的论文"), 5).ids.tolist() == []  # 注意力 is everyone's word

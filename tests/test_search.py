@@ -85,7 +85,7 @@ def test_filters(real_searcher: Searcher) -> None:
 
 @pytest.mark.slow
 def test_single_retrievers_selectable(real_searcher: Searcher) -> None:
-    assert set(real_searcher.sources) == {"bm25", "e5-onnx", "use-m3", "exact", "translated", "note"}
+    assert set(real_searcher.sources) == {"bm25", "e5-onnx", "use-m3", "exact", "translated"}
     for source in real_searcher.sources:
         assert real_searcher.search("OmniMoE atomic experts", k=3, sources=(source,)).hits
     with pytest.raises(ValueError):
@@ -172,7 +172,7 @@ def test_lexical_only_index_works(make_corpus, models: Models) -> None:
     settings = make_corpus({"n.md": "## KV\nKV cache 压缩\n\n## MoE\n原子专家 路由\n"}, embedders=())
     build_index(settings.index, open_store(settings), models)
     searcher = Searcher(open_store(settings).load(), settings.retrieval, settings.index.corpus, models)
-    assert searcher.sources == ("bm25", "exact", "translated", "note")
+    assert searcher.sources == ("bm25", "exact", "translated")
     assert searcher.search("原子专家", k=1).hits[0].entry.title == "MoE"
 
 

@@ -40,7 +40,6 @@ from .retrievers import (
     Retriever,
     TranslatedRetriever,
 )
-from .scope import NOTE, NoteRetriever
 from .why import Why, explain, question_terms
 
 SNIPPET_CHARS = 220
@@ -181,8 +180,6 @@ class Searcher:
                                                     self.dictionary, not_section[index.chunk_entry])
         if settings.translate_weight > 0 and self.dictionary is not None:
             self.retrievers[TRANSLATED] = TranslatedRetriever(index.bm25, index.lexicon, self.dictionary)
-        if settings.note_weight > 0:
-            self.retrievers[NOTE] = NoteRetriever(index.bm25, index.entries, index.chunk_entry)
         for retriever in extra:
             self.retrievers[retriever.name] = retriever
         n = len(index.chunks)
@@ -252,7 +249,7 @@ class Searcher:
 
     def _weights(self, sources: Sequence[str]) -> dict[str, float]:
         special = {BM25: self.settings.bm25_weight, EXACT: self.settings.exact_weight,
-                   TRANSLATED: self.settings.translate_weight, NOTE: self.settings.note_weight}
+                   TRANSLATED: self.settings.translate_weight}
         return {s: special.get(s, self.settings.dense_weight) for s in sources}
 
     def _chunk_matches(self, entries: Sequence[Entry], query: Query) -> list[tuple[ChunkMatch, ...]]:

@@ -19,7 +19,7 @@ from .fusion import SourceScore
 from .query import Query
 
 #: How the source card names a retriever; others by their own name.
-LABELS = {"bm25": "BM25", "e5-onnx": "e5", "e5": "e5", "use-m3": "USE", "translated": "dict", "note": "note"}
+LABELS = {"bm25": "BM25", "e5-onnx": "e5", "e5": "e5", "use-m3": "USE", "translated": "dict"}
 
 
 @dataclass(frozen=True)
