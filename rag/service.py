@@ -14,14 +14,15 @@ from collections.abc import Generator
 
 from rag.answer.answer import Answer, iter_answer
 from rag.answer.llm.model import AnswerModel
-from rag.build.builder import BuildReport, Progress, build_index
+from rag.build.builder import BuildReport, Progress, build_index, fingerprint_of
+from rag.build.plan import settings_change
 from rag.build.status import CorpusStatus, corpus_status
 from rag.contract import AskRequest, SearchRequest, check_k, check_question
 from rag.embed.models import Models
 from rag.ingest.notes import Entry
 from rag.retrieve.related import Related, find_entry, related_entries
 from rag.retrieve.searcher import Filters, RetrievalResult, Searcher
-from rag.store import IndexHandle, LoadedIndex, open_store
+from rag.store import IndexDamaged, IndexHandle, LoadedIndex, open_store
 
 from .settings import MAX_ANSWER_K, MAX_SEARCH_K, Settings
 
@@ -80,6 +81,16 @@ class Notes:
 
     def build(self, progress: Progress | None = None, wait: bool = True, rehash: bool = False) -> BuildReport:
         return build_index(self.settings.index, self.store, self.models, progress=progress, wait=wait, rehash=rehash)
+
+    def stale(self) -> str | None:
+        """Why the live index no longer fits these settings and this code ("index settings changed
+        (lexical)" after an upgrade changed the tokenizer), or None. Searching it still works, but
+        the question is read one way and the notes were indexed another, so it is said."""
+        try:
+            manifest = self.store.manifest() if self.store.current() is not None else None
+        except IndexDamaged:
+            return None  # said by whoever loads it
+        return settings_change(manifest.fingerprint, fingerprint_of(self.settings.index)) if manifest else None
 
     def status(self) -> CorpusStatus:
         """Each note's state against the live index (indexed / skipped / pending), without hashing."""

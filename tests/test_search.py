@@ -188,3 +188,32 @@ def test_standout_is_the_best_chunk_against_the_questions_similarity_to_all_note
     sims = index.dense["hash"].vectors(np.arange(len(index.chunks))) @ result.query.vectors["hash"]
     assert result.standout["hash"] == pytest.approx((sims.max() - sims.mean()) / sims.std(), rel=1e-4)
     assert "hash" not in searcher.search("quokka", k=3, sources=["bm25"]).standout  # not asked, not measured
+
+
+def test_search_says_when_the_index_no_longer_fits_the_settings(make_corpus, rag_main) -> None:
+    """An index built with other settings (or by an older tokenizer, after an upgrade) still answers,
+    but `rag search` says so on stderr, once, with the fix; stdout stays the results."""
+    settings = make_corpus({"n.md": "## KV\nKV cache 压缩\n"})
+    env = {"RAG_CORPUS": str(settings.index.corpus), "RAG_INDEX": str(settings.index.path), "RAG_EMBEDDERS": "hash"}
+    assert rag_main("index", env=env).code == 0
+    fresh = rag_main("search", "KV cache", "--json", env=env)
+    assert fresh.code == 0 and fresh.err == ""
+    changed = rag_main("search", "KV cache", "--json", env={**env, "RAG_CHUNK_TOKENS": "64"})
+    assert changed.code == 0 and json.loads(changed.out)["hits"][0]["title"] == "KV"
+    assert changed.err.count("\n") == 1 and "index settings changed (chunk_tokens)" in changed.err
+    assert "run `rag index`" in changed.err
+
+
+def test_the_app_rebuilds_an_index_that_no_longer_fits_before_serving(make_corpus, models: Models,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from rag.app import web
+    from rag.service import Notes
+
+    settings = make_corpus({"n.md": "## KV\nKV cache 压缩\n"})
+    build_index(settings.index, open_store(settings), models)
+    changed = settings.updated({"index.chunk_tokens": 64})
+    assert Notes(changed, models).stale() == "index settings changed (chunk_tokens)"
+    monkeypatch.setattr(web, "launch", lambda *_: None)
+    monkeypatch.setattr(web, "Notes", lambda s: Notes(s, models))
+    web.serve(changed)
+    assert Notes(changed, models).stale() is None and open_store(changed).manifest().fingerprint["chunk_tokens"] == 64

@@ -126,8 +126,15 @@ def _questions(args: argparse.Namespace, settings: Settings) -> Iterator[tuple[o
     yield None, args.question
 
 
+def _say_if_stale(notes: Notes) -> None:
+    if why := notes.stale():
+        print(f"rag: notice: {notes.store.location}: {why} since it was built; run `rag index` to rebuild it",
+              file=sys.stderr)
+
+
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     notes = Notes(settings)
+    _say_if_stale(notes)
     filters = filters_from(args)
     for qid, question in _questions(args, settings):
         result = notes.search(SearchRequest(question=question, k=args.k, filters=filters))
@@ -141,6 +148,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     with Notes(settings) as notes:  # a local model's server stops with it
+        _say_if_stale(notes)
         _ask(args, settings, notes)
     return 0
 
@@ -217,6 +225,7 @@ def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
     from .mcp_server import serve_mcp
 
     with Notes(settings) as notes:
+        _say_if_stale(notes)
         serve_mcp(notes, http=args.http, host=settings.serve.host, port=settings.serve.mcp_port)
     return 0
 

@@ -342,14 +342,15 @@ def _print_progress(stage: str, done: int, total: int) -> None:
 
 
 def serve(settings: Settings) -> None:
-    """``rag serve`` and ``python app.py``: build the index if there is none, then serve the page.
+    """``rag serve`` and ``python app.py``: build the index if there is none or it no longer fits
+    the settings and the code (:meth:`Notes.stale`), then serve the page.
     Where it listens is checked first (LaunchError), before a build that may take minutes."""
     check_bind(settings.serve.host, settings.serve.port, settings.serve.login is not None, "the app",
                "--port or GRADIO_SERVER_PORT")
     notes = Notes(settings)
-    if notes.store.current() is None:
-        print(f"no index in {notes.store.location} yet: building it from {settings.index.corpus} first …",
-              file=sys.stderr)
+    if notes.store.current() is None or (stale := notes.stale()):
+        why = f"{stale}: rebuilding it" if notes.store.current() is not None else "no index yet: building it"
+        print(f"{notes.store.location}: {why} from {settings.index.corpus} first …", file=sys.stderr)
         print(notes.build(progress=_print_progress).summary(), file=sys.stderr)
     app = NotesApp(notes)
     try:
