@@ -181,3 +181,25 @@ def test_eval_reports_each_collection_and_both(tmp_path: Path, make_corpus, rag_
     assert pooled["all"]["n_uncovered"] == 1 and (out / "other" / "metrics.json").is_file()
     assert "| all " in run.out
     assert rag_main("eval", "--collection", str(tmp_path / "nope"), env=env_of(settings)).code == 2
+
+
+def test_eval_leaves_out_a_collection_kept_for_tuning(tmp_path: Path, make_corpus, rag_main) -> None:
+    """`rag eval --split report` over a collection whose questions are all `tune` reports the others."""
+    settings = indexed(make_corpus, rag_main)
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(json.dumps({"id": "q1", "question": "假答案文档", "gold": [
+        {"file": "vault/Papers/HyDE.md", "line_start": 11, "line_end": 15}], "answer_keywords": ["HyDE"],
+        "lang": "zh", "type": "which-paper", "split": "report"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    tuning = tmp_path / "tuning"
+    (tuning / "notes").mkdir(parents=True)
+    (tuning / "notes" / "log.txt").write_text(NOTES["log.txt"], encoding="utf-8")
+    (tuning / "qa.jsonl").write_text(json.dumps(
+        {"id": "t1", "question": "哪个模型自己学会调 API",
+         "gold": [{"file": "log.txt", "line_start": 1, "line_end": 2}], "answer_keywords": ["Toolformer"],
+         "lang": "zh", "type": "which-paper", "split": "tune"},
+        ensure_ascii=False) + "\n", encoding="utf-8")
+    run = rag_main("eval", "--qa", str(qa), "--out", str(tmp_path / "out"), "--split", "report",
+                   "--collection", str(tuning), env=env_of(settings))
+    assert run.code == 0, run.err
+    assert "tuning: no questions in the report split, left out" in run.out
+    assert set(json.loads((tmp_path / "out" / "collections.json").read_text(encoding="utf-8"))) == {"main", "all"}

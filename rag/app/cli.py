@@ -208,7 +208,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
                         split=args.split, limit=args.limit, models=models)
 
     if args.collection:
-        run_collections(settings, Path(args.qa), Path(args.out), [Path(c) for c in args.collection], run)
+        run_collections(settings, Path(args.qa), Path(args.out), [Path(c) for c in args.collection], run, args.split)
     else:
         run(settings, Path(args.qa), Path(args.out))
     return 0

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rag.settings import Settings
 
-from .qa import EvalError
+from .qa import EvalError, load_qa
 from .tables import fmt, markdown_table
 
 #: Retrieval metrics pooled over the covered questions, answer counts summed.
@@ -35,11 +35,17 @@ def collection_settings(settings: Settings, folder: Path) -> Settings:
     return settings.model_copy(update={"index": index})
 
 
-def run_collections(settings: Settings, qa_path: Path, out_dir: Path, folders: Sequence[Path], run: RunEval) -> dict:
-    """The main set, then each collection (its index in DIR/.index), then all pooled."""
+def run_collections(settings: Settings, qa_path: Path, out_dir: Path, folders: Sequence[Path], run: RunEval,
+                    split: str) -> dict:
+    """The main set, then each collection (its index in DIR/.index), then all pooled. A collection
+    with no question in ``split`` (one kept for tuning only) is left out, and says so."""
+    local = [(folder, collection_settings(settings, folder)) for folder in folders]  # all checked first
     results = {"main": run(settings, qa_path, out_dir)}
-    for folder in folders:
-        results[folder.name] = run(collection_settings(settings, folder), folder / "qa.jsonl", out_dir / folder.name)
+    for folder, folder_settings in local:
+        if not any(split == "all" or q.split in (None, split) for q in load_qa(folder / "qa.jsonl")):
+            print(f"{folder.name}: no questions in the {split} split, left out")
+            continue
+        results[folder.name] = run(folder_settings, folder / "qa.jsonl", out_dir / folder.name)
     pooled = pool(results)
     (out_dir / "collections.json").write_text(json.dumps(pooled, indent=1, ensure_ascii=False), encoding="utf-8")
     (out_dir / "collections.md").write_text(pooled_table(pooled) + "\n", encoding="utf-8")
