@@ -348,8 +348,9 @@ def serve(settings: Settings) -> None:
     check_bind(settings.serve.host, settings.serve.port, settings.serve.login is not None, "the app",
                "--port or GRADIO_SERVER_PORT")
     notes = Notes(settings)
-    if notes.store.current() is None or (stale := notes.stale()):
-        why = f"{stale}: rebuilding it" if notes.store.current() is not None else "no index yet: building it"
+    missing = notes.store.current() is None
+    if missing or (stale := notes.stale()):
+        why = "no index yet: building it" if missing else f"{stale}: rebuilding it"
         print(f"{notes.store.location}: {why} from {settings.index.corpus} first …", file=sys.stderr)
         print(notes.build(progress=_print_progress).summary(), file=sys.stderr)
     app = NotesApp(notes)

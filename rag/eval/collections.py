@@ -3,8 +3,8 @@
 A collection is a folder with ``notes/`` (anyone's notes, in any style) and ``qa.jsonl`` (their
 canned questions). Its index is ``DIR/.index``, with the same settings (`rag eval` brings every
 set's index up to date before measuring it), so the same code is measured on notes it was not
-written for; each collection is reported on its own
-and all of them pooled, question-weighted, so a gain on one cannot hide a loss on another.
+written for; each collection is reported on its own and all of them pooled, question-weighted, so
+a gain on one cannot hide a loss on another.
 """
 
 from __future__ import annotations
