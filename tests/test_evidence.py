@@ -214,6 +214,11 @@ def test_capitalised_words_are_names_except_sentence_starts_dates_and_languages(
         "Tree of Thoughts", "Game"]
     assert capitalised_names("哪篇论文提出了 Constitutional AI？") == ["Constitutional AI"]
     assert capitalised_names("Is there a Chinese model?") == []
+    # where the notes are kept is no name the notes must write: "the notes never mention Logseq"
+    # refused a question about the Logseq journal's Mamba entry
+    assert capitalised_names("Logseq 里记的 Mamba，selective 是什么意思？") == ["Mamba"]
+    assert capitalised_names("In my Notion table, which paper?") == []
+    assert question_names("那个 CSV 书单里，用真实 GitHub issue 做任务的 SWE-bench？") == ["SWE-bench"]
 
 
 def test_a_capitalised_name_the_notes_never_write_is_not_covered() -> None:

@@ -26,13 +26,20 @@ NOT_NAMES = frozenset(
     mar apr jun jul aug sep sept oct nov dec monday tuesday wednesday thursday friday saturday sunday
     chinese english american european japanese korean french german i""".split()
 ) | ENGLISH_STOPWORDS | lexical.STOPWORDS
+#: Where notes are kept and in what format ("in my Notion table", "那个 CSV 书单", "Logseq 里记的"):
+#: a question names them to say where to look, not what it asks about.
+NOTE_PLACES = frozenset(
+    """notion obsidian logseq roam zotero mendeley bear evernote onenote dendron jupyter ipynb colab xmind
+    github gitlab readme wiki csv tsv json jsonl yaml toml markdown md txt pdf html docx xlsx excel""".split()
+)
 
 
 def question_names(question: str) -> list[str]:
     """The words of a question that are names by their shape (:func:`rag.text.lexical.is_name`),
     once each; "N-by-N" has the shape but no part that names anything, so it is no name."""
     words = (m.group(0).rstrip(".-") for m in _WORD.finditer(question))
-    return list(dict.fromkeys(w for w in words if lexical.is_name(w) and _names_something(w)))
+    return list(dict.fromkeys(w for w in words if lexical.is_name(w) and _names_something(w)
+                              and w.lower() not in NOTE_PLACES))
 
 
 def _names_something(word: str) -> bool:
@@ -61,9 +68,9 @@ def capitalised_names(question: str) -> list[str]:
         words = m.group(0).split()
         if english and _SENTENCE_END.search(question[:m.start()]):
             words = words[1:]  # "Which Xiaomi paper": the run starts with the sentence
-        while words and words[0].lower() in NOT_NAMES:
+        while words and words[0].lower() in NOT_NAMES | NOTE_PLACES:
             words = words[1:]
-        words = [w for w in words if w.lower() not in NOT_NAMES or w == "of"]
+        words = [w for w in words if w.lower() not in NOT_NAMES | NOTE_PLACES or w == "of"]
         if words:
             names.append(" ".join(words))
     return names
