@@ -149,3 +149,9 @@ def test_a_meeting_that_presents_several_papers_names_the_one_each_line_is_about
     assert short_name(meeting, "Math-Shepherd 怎么标注？", None, [6]) is None  # the question has it
     # the discussion after a blank line is the meeting's: the entry's own name, as for any line
     assert short_name(meeting, "哪篇？", None, [9]) == short_name(meeting, "哪篇？", None)
+
+
+def test_a_name_quoted_as_the_papers_names_it() -> None:
+    notion = entry("Training Compute-Optimal Large Language Models",
+                   '**TL;DR** The "Chinchilla" paper. Model size and tokens should be scaled equally.')
+    assert short_name(notion, "Which paper says size and tokens scale equally?", None) == "Chinchilla"

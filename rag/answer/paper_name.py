@@ -6,9 +6,9 @@ IOI金牌") while the name the question expects sits in the body. Notes introduc
 few recurring ways, which are read here in order of how surely they mean "this paper is X": the
 paper's own title as the first line ("TiDAR: Think in Diffusion, …" under "## TiDR 5"); a
 front-matter alias; an acronym spelled out right before it ("Consequence-Based Utility, CBU"); a
-name after "提出了 / 名为 / called / we propose"; an opening line that is only a name ("OpenAI 的
-CLIP。", as reading logs start); the rarest name the entry keeps repeating; else a name in its
-project link.
+name after "提出了 / 名为 / called / we propose" or quoted as 'the "Chinchilla" paper'; an opening
+line that is only a name ("OpenAI 的 CLIP。", as reading logs start); the rarest name the entry
+keeps repeating; else a name in its project link.
 
 The other way round, :func:`called` and :func:`name_spans` read what a title calls its subject, so
 that a question naming two entries side by side ("Flamingo and BLIP-2") is seen to ask about both.
@@ -38,6 +38,8 @@ _PROPOSING = r"提出了?|推出了?|propose[sd]?|introduce[sd]?|present[s]?"
 #: The name a sentence introduces: a capitalised word right after "名为 / called", a name after "提出了 / we propose".
 _CALLED = re.compile(rf"(?:{_CALLING})\s*[“\"「『]?([A-Z][\w+-]*[\w+])", re.I)
 _PROPOSED = re.compile(rf"(?:{_PROPOSING})\s*(?:了|一种|一个|an?\s|the\s)?\s*[“\"「『]?([A-Za-z][\w+-]*[\w+])", re.I)
+#: A name quoted as the paper's: 'The "Chinchilla" paper.', '“Chinchilla” 论文'.
+_QUOTED_PAPER = re.compile(r"[“\"「『]([A-Z][\w+-]*[\w+])[”\"」』]\s*(?:paper|论文|那篇)")
 #: An acronym is the paper's own when the clause before it says so, not a term it merely defines (RLVR).
 _INTRODUCING = re.compile(rf"{_CALLING}|{_PROPOSING}", re.I)
 INTRO_REACH = 30
@@ -99,6 +101,7 @@ def introduced_name(entry: Entry) -> str | None:
     for pattern in _ACRONYMS:
         found += [(m.start(2), m.group(2)) for m in pattern.finditer(text) if own(m)]
     found += [(m.start(1), m.group(1)) for m in _CALLED.finditer(text) if m.group(1)[0].isupper()]
+    found += [(m.start(1), m.group(1)) for m in _QUOTED_PAPER.finditer(text)]
     for m in _PROPOSED.finditer(text):
         if lexical.is_name(m.group(1)):
             found.append((m.start(1), m.group(1)))
