@@ -68,6 +68,61 @@ def card_spans(lines: list[str], start: int, stop: int, fenced: list[bool], date
     return [Span(i, "item", clean_inline(question), date, context) for i, question in cards]
 
 
+#: A bullet that opens with a link to what it is about, after a star or an emoji: "⭐ [Toolformer: …](url)
+#: - Schick et al. …" (an awesome list), "[[InstructGPT]] — *Training …*" (a day's reading); not a
+#: table of contents' "[Tool Use](#tool-use)".
+LINK_LED = re.compile(r"^[^\w\[]{0,4}\[(?:(?P<wiki>\[[^\]\n]+\]\])|[^\]\n]+\]\((?!#))")
+_MD_LINK_TEXT = re.compile(r"^[^\w\[]{0,4}\[([^\]\n]+)\]\(")
+#: Characters beyond the link that make a link-led bullet describe its paper, not just point at it.
+MIN_DESCRIBED = 20
+
+
+def link_list_spans(lines: list[str], start: int, stop: int, fenced: list[bool], date: str | None,
+                    context: str) -> list[Span] | None:
+    """A list of link-led bullets that each describe what they link to (an awesome list, a day's
+    reading): an entry per such bullet, with its children; None when the lines are no such list.
+    A [[wikilink]] bullet describes its paper only with notes under it: a topic page's "[[HyDE]] —
+    one line" points at the paper's own note."""
+    described = []
+    for i in range(start, stop):
+        if fenced[i] or not (m := BULLET.match(lines[i])) or not (link := LINK_LED.match(m.group(1))):
+            continue
+        if has_children(lines, i) or (not link.group("wiki")
+                                      and len(clean_inline(strip_urls(m.group(1)))) >= MIN_DESCRIBED):
+            described.append(i)
+    return [Span(i, "item", _link_title(lines, i), date, context) for i in described] or None
+
+
+def _link_title(lines: list[str], i: int) -> str:
+    """A markdown link's text is the paper's title ("Toolformer: Language Models Can Teach …"); a
+    wikilink bullet's title is the bullet ("InstructGPT — Training language models …")."""
+    link = _MD_LINK_TEXT.match(BULLET.match(lines[i]).group(1))  # type: ignore[union-attr]
+    return clean_inline(link.group(1)) if link else bullet_title(lines, i)
+
+
+#: A line that only draws a rule between blocks: "---", "***", "━━━━━━", "———", "═══".
+RULE_LINE = re.compile(r"^\s*([-*_=~━─—═·•])(?:\s*\1){2,}\s*$")
+#: The number in front of a block's first line: "1️⃣ DPR｜…", "② …", "3. …".
+_ITEM_NUMBER = re.compile(r"^\s*(?:\d\ufe0f?\u20e3|[\u2460-\u2473]|\d{1,2}[.)、])\s*")
+
+
+def ruled_spans(lines: list[str], start: int, stop: int, fenced: list[bool], date: str | None,
+                context: str) -> list[Span] | None:
+    """Blocks drawn apart by rule lines (a 小红书 or WeChat post's "━━━━" between its papers): an
+    entry per block after the first rule, titled by its first line; None when there are fewer than
+    two. A rule right under a line of text is that line's heading underline, not a rule."""
+    rules = [i for i in range(start, stop) if not fenced[i] and RULE_LINE.match(lines[i])
+             and (i == start or not lines[i - 1].strip())]
+    spans = []
+    for n, rule in enumerate(rules):
+        end = rules[n + 1] if n + 1 < len(rules) else stop
+        first = next((i for i in range(rule + 1, end) if lines[i].strip()), None)
+        if first is not None:
+            title = clean_title(_ITEM_NUMBER.sub("", lines[first]))[:120]
+            spans.append(Span(first, "item", title, leading_date(title) or date, context))
+    return spans if len(spans) >= 2 else None
+
+
 def outline_spans(lines: list[str], start: int, fenced: list[bool], note_date: str | None,
                   note_title: str | None, stop: int | None = None) -> list[Span] | None:
     """An outline's entries (lines ``start`` to ``stop``): each top-level bullet with its

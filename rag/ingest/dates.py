@@ -12,6 +12,17 @@ YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)")
 DATE_LEAD = re.compile(r"^\W*((?:19|20)\d{2})[-./年](\d{1,2})[-./月](\d{1,2})日?(?!\d)\s*(?:[—–\-:：|·,，]\s*)?")
 
 
+_MONTHS = {m: n for n, names in enumerate((
+    "jan january", "feb february", "mar march", "apr april", "may", "jun june", "jul july", "aug august",
+    "sep sept september", "oct october", "nov november", "dec december"), start=1) for m in names.split()}
+_MONTH = "(?P<month>" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
+#: A date written in words, as an English day page titles itself: "Thursday, March 14, 2024",
+#: "14 March 2024", "Mar 14 2024".
+WORD_DATE = re.compile(r"^\W*(?:(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?,?\s+)?(?:" + _MONTH
+                       + r"\s+(?P<day>\d{1,2})(?:st|nd|rd|th)?|(?P<day2>\d{1,2})(?:st|nd|rd|th)?\s+"
+                       + _MONTH.replace("month", "month2") + r"),?\s+(?P<year>(?:19|20)\d{2})(?!\d)", re.I)
+
+
 def valid_date(y: int, m: int, d: int) -> str | None:
     """ISO date, or None for a day the calendar does not have (2025-02-30)."""
     try:
@@ -29,6 +40,10 @@ def first_date(text: str) -> str | None:
 
 
 def leading_date(text: str) -> str | None:
-    """The date a line starts with, if it starts with one."""
-    m = DATE_LEAD.match(text)
-    return valid_date(*map(int, m.groups())) if m else None
+    """The date a line starts with, if it starts with one: in digits, or in words."""
+    if m := DATE_LEAD.match(text):
+        return valid_date(*map(int, m.groups()))
+    if m := WORD_DATE.match(text):
+        month = _MONTHS[(m.group("month") or m.group("month2")).lower()]
+        return valid_date(int(m.group("year")), month, int(m.group("day") or m.group("day2")))
+    return None

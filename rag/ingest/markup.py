@@ -49,9 +49,17 @@ def clean_inline(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+_CJK_LABEL = re.compile(r"^\s*【([^】\n]{1,20})】")
+_ORDINAL = re.compile(r"[一二三四五六七八九十\d]{1,3}")
+
+
 def clean_title(raw: str) -> str:
-    """A heading's text as a title: leading emoji, symbols and list numbering go."""
+    """A heading's text as a title: leading emoji, symbols and list numbering go; a leading
+    "【一】" numbers it and goes too, and a "【写在最后】" label keeps its words."""
     plain = clean_inline(raw)
+    if label := _CJK_LABEL.match(plain):
+        rest = plain[label.end():].strip()
+        plain = rest if rest and _ORDINAL.fullmatch(label.group(1)) else f"{label.group(1)} {rest}".strip()
     return _NUMBERED.sub("", _LEAD_SYMBOLS.sub("", plain)).strip() or plain
 
 

@@ -30,7 +30,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
-from .blocks import BULLET, TABLE_ROW, Span, bullet_title, card_spans, has_children, outline_spans, paragraph_spans
+from .blocks import (
+    BULLET,
+    TABLE_ROW,
+    Span,
+    bullet_title,
+    card_spans,
+    has_children,
+    link_list_spans,
+    outline_spans,
+    paragraph_spans,
+    ruled_spans,
+)
 from .dates import COMPACT_DATE, FULL_DATE, YEAR, leading_date, valid_date
 from .markup import (
     clean_inline,
@@ -47,6 +58,7 @@ from .markup import (
 )
 from .meta import NoteMeta, front_matter, inline_tags, is_property, key_value_block, meta_from_mapping, properties
 from .sections import is_overview, is_part_heading, title_names
+from .tables import TABLE_RULE, cells, delimited_spans, is_row, names_rows, row_title, table_spans
 
 NOTE_SUFFIXES = (".md", ".markdown", ".txt")
 MIN_ITEMS = 4  # fewer distinct headings than this is not a list of items
@@ -55,8 +67,6 @@ MIN_LISTBULLETS = 4  # a heading's text that is this many bullets of names or li
 MAX_NAME_CHARS = 60  # a bullet that names a paper, with a word or two on it
 PATH_SEP = " › "
 
-#: A table's |---|:---:| rule; no two optional runs of blanks touch, so a long line cannot backtrack.
-_TABLE_RULE = re.compile(r"^[ \t]*(?:\|[ \t]*)?:?-{3,}:?[ \t]*(?:\|[ \t]*:?-{3,}:?[ \t]*)*(?:\|[ \t]*)?$")
 _DATE_HEADING = re.compile(
     r"^(?:(?P<y>(?:19|20)\d{2})[-./年])?(?P<m>\d{1,2})[-./月](?P<d>\d{1,2})日?$"
 )
@@ -153,7 +163,8 @@ def _one_thing_title(meta: NoteMeta, headings: dict[int, tuple[int, str]]) -> st
 
     Front matter naming a paper decides; else one top heading, first, whose direct sub-headings
     are mostly parts (a deep dive: ``# Mamba`` then ``## 背景``, ``## 实验``, ``## 我的想法``,
-    whatever numbered steps sit deeper), or a front-matter title over nothing but parts.
+    whatever numbered steps sit deeper) unless it is a date (a day's page: its Todo and Notes hold
+    whatever was read that day), or a front-matter title over nothing but parts.
     """
     top_title = None
     if headings:
@@ -164,7 +175,9 @@ def _one_thing_title(meta: NoteMeta, headings: dict[int, tuple[int, str]]) -> st
         parts = sum(is_part_heading(t) for t in children)
         if len(tops) == 1 and tops[0] == min(headings):
             top_title = clean_title(headings[tops[0]][1])
-            if children and parts * 2 >= len(children) and not any(_date_heading(t) for t in children):
+            day_page = leading_date(top_title) is not None  # "Thursday, March 14, 2024": Todo, Reading, Notes
+            if children and parts * 2 >= len(children) and not day_page \
+                    and not any(_date_heading(t) for t in children):
                 return meta.title or top_title
         elif meta.title and all(is_part_heading(t) for _, t in headings.values()):
             return meta.title
@@ -186,19 +199,6 @@ def _is_log_item(lines: list[str], i: int, fenced: list[bool]) -> bool:
     """A top-level bullet under a date heading that names a paper: a link or indented children."""
     m = BULLET.match(lines[i])
     return bool(m) and not fenced[i] and (has_link(m.group(1)) or has_children(lines, i))
-
-
-def _cells(line: str) -> list[str]:
-    return TABLE_ROW.match(line).group(1).split("|")  # type: ignore[union-attr]
-
-
-def _is_link_row(line: str) -> bool:
-    return bool(TABLE_ROW.match(line)) and not _TABLE_RULE.match(line) and any(has_link(c) for c in _cells(line))
-
-
-def _row_title(line: str) -> str:
-    first_cell = _cells(line)[0]
-    return clean_inline(first_cell) or (first_url(first_cell) or "row")
 
 
 def _is_name_list(body: list[str]) -> bool:
@@ -237,6 +237,7 @@ def _heading_spans(lines: list[str], start: int, fenced: list[bool], headings: d
     # the headings above the current line, under the note's front-matter title when it has its own
     stack: list[tuple[int, str]] = [(0, note_title)] if note_title and note_title != first_title else []
     header = ""  # the header row of the table being read
+    named = False  # whether its first column names the rows
     first_item = min(items, default=None)
     for i in range(start, len(lines)):
         line = lines[i]
@@ -264,7 +265,7 @@ def _heading_spans(lines: list[str], start: int, fenced: list[bool], headings: d
             span = Span(i, "item", title, leading_date(title) or note_date, context)
         elif heading and (first_item is None or i < first_item):
             if is_part_heading(heading[1]) and spans and spans[-1].start in headings:
-                if first_item is None and spans[-1].kind == "section":
+                if first_item is None and spans[-1].kind == "section" and not leading_date(spans[-1].title):
                     spans[-1].kind = "item"  # "PaperA" with its "Summary" and "My take" is a thing
                 continue
             in_log, current_date = False, note_date
@@ -273,12 +274,13 @@ def _heading_spans(lines: list[str], start: int, fenced: list[bool], headings: d
         elif in_log and not fenced[i] and _is_log_item(lines, i, fenced):
             day = PATH_SEP.join(t for _, t in stack)
             span = Span(i, "item", bullet_title(lines, i), current_date, day)
-        elif section is not None and not fenced[i] and _is_link_row(line):
-            span = Span(i, "row", _row_title(line), section[1], PATH_SEP.join(filter(None, (section[0], header))))
+        elif section is not None and not fenced[i] and is_row(line, named):
+            span = Span(i, "row", row_title(line), section[1], PATH_SEP.join(filter(None, (section[0], header))))
         elif after_row and section is not None:
             span = Span(i, "section", section[0], section[1])
-        elif not fenced[i] and _TABLE_RULE.match(line) and i > start and TABLE_ROW.match(lines[i - 1]):
-            header = " | ".join(clean_inline(c) for c in _cells(lines[i - 1]) if c.strip())
+        elif not fenced[i] and TABLE_RULE.match(line) and i > start and TABLE_ROW.match(lines[i - 1]):
+            header = " | ".join(clean_inline(c) for c in cells(lines[i - 1]) if c.strip())
+            named = names_rows(lines[i - 1])
         if span is not None:
             spans.append(span)
             after_row = span.kind == "row"
@@ -302,12 +304,26 @@ def _listed_things(spans: list[Span], lines: list[str], fenced: list[bool], head
     out: list[Span] = []
     for n, span in enumerate(spans):
         out.append(span)
-        if span.kind != "section" or span.start not in headings:
+        if span.start not in headings or is_part_heading(span.title):
             continue
         stop = spans[n + 1].start if n + 1 < len(spans) else len(lines)
         context = PATH_SEP.join(filter(None, (span.context, span.title)))
+        own_end = min((i for i in headings if span.start < i < stop), default=stop)  # a part heading's text is no list
+        linked = link_list_spans(lines, span.start + 1, own_end, fenced, span.date, context)
+        if linked:  # "### Tool Use" over "- ⭐ [Toolformer: …](…) - Schick et al. …": the papers it lists
+            span.kind = "section"
+            out += linked
+            if own_end < stop:  # a heading after the list ("## Contributing") is not the last paper's
+                out.append(Span(own_end, "section", clean_title(headings[own_end][1]), span.date, context))
+            continue
+        if span.kind != "section":
+            if rows := table_spans(lines, span.start, own_end, fenced, span.date, context):
+                span.kind = "section"  # a heading over a table of things: its rows are the things
+                out += rows
+            continue
         inner = (card_spans(lines, span.start + 1, stop, fenced, span.date, context)
-                 or outline_spans(lines, span.start + 1, fenced, span.date, context, stop) or [])
+                 or outline_spans(lines, span.start + 1, fenced, span.date, context, stop)
+                 or ruled_spans(lines, span.start + 1, stop, fenced, span.date, context) or [])
         things = [s for s in inner if s.kind == "item"]
         if len(things) >= 2 and sum(is_part_heading(s.title) for s in things) * 2 < len(things):
             out += inner[inner.index(things[0]):]  # text before the first thing stays with the heading
@@ -354,7 +370,9 @@ def split_entries(text: str, file: str, warn: Callable[[str], None] | None = Non
         if len(spans) == 1 and spans[0].start in headings:
             spans[0].kind = "item"  # one heading over prose: the note is about that
     else:
-        spans = (card_spans(lines, body_start, len(lines), fenced, note_date, note_title or "")
+        spans = (delimited_spans(lines, body_start, note_date)
+                 or card_spans(lines, body_start, len(lines), fenced, note_date, note_title or "")
+                 or ruled_spans(lines, body_start, len(lines), fenced, note_date, note_title or "")
                  or outline_spans(lines, body_start, fenced, note_date, note_title)
                  or paragraph_spans(lines, body_start, fenced, note_date, note_title)
                  or [Span(body[0], "section", clean_title(lines[body[0]])[:80], note_date)])

@@ -1,0 +1,146 @@
+"""The segmenter on more of the formats notes come in: a day page, an awesome list, a CSV or TSV
+list, a post drawn apart by rules, a wiki table of methods (fast)."""
+
+from __future__ import annotations
+
+from rag.ingest.dates import leading_date
+from rag.ingest.markup import clean_title
+from rag.ingest.notes import split_entries
+from tests.test_note_styles import assert_every_line_once, rows
+
+DAY_PAGE = """---
+date: 2024-03-14
+---
+# Thursday, March 14, 2024
+
+## Todo
+- [ ] rebuttal
+
+## Reading
+- [[InstructGPT]] — *Training language models to follow instructions*, Ouyang et al., 2022
+    - SFT → reward model → PPO
+- [[KTO]] — *KTO: Model Alignment as Prospect Theoretic Optimization*, 2024
+    - only a desirable / undesirable signal per output
+
+## Notes
+- [[DPO]] vs [[KTO]]: both offline
+"""
+
+
+def test_a_day_page_is_no_one_paper_note_and_its_reading_list_gives_an_item_per_paper() -> None:
+    """Todo and Notes are parts, but of a day: the papers read that day are the items."""
+    assert leading_date("Thursday, March 14, 2024") == "2024-03-14" and leading_date("14 Mar 2024") == "2024-03-14"
+    es = split_entries(DAY_PAGE, "Daily/2024-03-14.md")
+    assert [(e.line_start, e.line_end, e.kind, e.title.split(" —")[0]) for e in es if e.kind == "item"] == [
+        (10, 11, "item", "InstructGPT"), (12, 13, "item", "KTO")]
+    assert {e.date for e in es} == {"2024-03-14"}
+    assert_every_line_once(DAY_PAGE, es, body_start=3)
+
+
+AWESOME = """# Awesome LLM Agents
+
+## Contents
+- [Tool Use](#tool-use)
+- [Code generation](#code-generation)
+
+### Tool Use
+
+- ⭐ [Toolformer: Language Models Can Teach Themselves to Use Tools](https://arxiv.org/abs/2302.04761) - Schick et al.
+
+### Code generation
+
+- [SWE-bench: Can Language Models Resolve Real-World GitHub Issues?](https://arxiv.org/abs/2310.06770) - ICLR 2024.
+- [HumanEval](https://github.com/openai/human-eval) - 164 hand-written Python problems.
+
+## Contributing
+
+Add papers as `- [Title](link) - one line`.
+"""
+
+
+def test_an_awesome_list_gives_an_item_per_described_link_titled_by_the_link() -> None:
+    """A contents list of anchors is no paper; each described link is one, under its topic."""
+    es = split_entries(AWESOME, "README.md")
+    items = [(e.line_start, e.kind, e.title) for e in es if e.kind == "item"]
+    assert items == [(9, "item", "Toolformer: Language Models Can Teach Themselves to Use Tools"),
+                     (13, "item", "SWE-bench: Can Language Models Resolve Real-World GitHub Issues?"),
+                     (14, "item", "HumanEval")]
+    assert next(e for e in es if e.line_start == 13).context.endswith("Code generation")
+    assert (es[-1].kind, es[-1].title, es[-1].line_start) == ("section", "Contributing", 16)
+    assert_every_line_once(AWESOME, es)
+
+
+CSV = '''"id","title","authors","year","my_notes"
+"1","Locating and Editing Factual Associations in GPT","Meng, Bau, Andonian, Belinkov","2022","ROME; causal tracing"
+"2","Sleeper Agents: Training Deceptive LLMs","Hubinger et al. (Anthropic)","2024","backdoors survive safety training"
+"3","Measuring Massive Multitask Language Understanding","Hendrycks et al.","2021","MMLU; 57 subjects"
+'''
+TSV = ("title\tvenue\tyear\tnote\n" + "ReAct\tICLR 2023\t2023\treason + act\n"
+       + "Reflexion\tNeurIPS 2023\t2023\tverbal feedback\n" + "GPQA\tarXiv\t2023\tgoogle-proof questions\n")
+
+
+def test_a_csv_or_tsv_list_gives_a_row_per_entry_titled_by_its_title_column() -> None:
+    csv_entries = split_entries(CSV, "reading_list.txt")
+    assert rows(csv_entries)[1:] == [
+        (2, 2, "row", "Locating and Editing Factual Associations in GPT", None),
+        (3, 3, "row", "Sleeper Agents: Training Deceptive LLMs", None),
+        (4, 4, "row", "Measuring Massive Multitask Language Understanding", None)]
+    assert csv_entries[0].kind == "section" and csv_entries[1].context == "id | title | authors | year | my_notes"
+    assert_every_line_once(CSV, csv_entries)
+    tsv_entries = split_entries(TSV, "list.txt")
+    assert [e.title for e in tsv_entries if e.kind == "row"] == ["ReAct", "Reflexion", "GPQA"]
+    prose = "One, two, three, four.\nFive, six, seven.\nEight, nine, ten, eleven, twelve.\n"
+    assert all(e.kind != "row" for e in split_entries(prose, "p.txt"))  # commas in prose make no table
+
+
+POST = """# RAG 入门必读 3 篇论文📚
+
+家人们谁懂啊，导师让我两周之内搞懂 RAG 👇
+
+━━━━━━━━━━━━
+1️⃣ DPR｜Dense Passage Retrieval for Open-Domain Question Answering
+✅ 一句话：两个独立的 BERT 做双塔。
+
+━━━━━━━━━━━━
+2️⃣ HyDE｜Precise Zero-Shot Dense Retrieval without Relevance Labels
+✅ 一句话：先编一篇假答案文档再检索。
+
+━━━━━━━━━━━━
+【写在最后】
+收藏=学会 ✨
+"""
+
+
+def test_a_post_drawn_apart_by_rules_gives_an_item_per_block() -> None:
+    es = split_entries(POST, "xhs.md")
+    assert [(e.line_start, e.kind, e.title) for e in es] == [
+        (1, "section", "RAG 入门必读 3 篇论文📚"),
+        (6, "item", "DPR｜Dense Passage Retrieval for Open-Domain Question Answering"),
+        (10, "item", "HyDE｜Precise Zero-Shot Dense Retrieval without Relevance Labels"),
+        (14, "item", "写在最后")]
+    assert clean_title("【一】Towards Monosemanticity") == "Towards Monosemanticity"
+    assert clean_title("【小米】HySparse") == "小米 HySparse"
+    underlined = "# Notes\n\nIntro line\n---\nMore text\n\nOther line\n---\nEnd text\n"
+    assert {"More text", "End text"}.isdisjoint(e.title for e in split_entries(underlined, "s.md"))  # no rules
+
+
+WIKI = """# LLM Quantization — Lab Wiki
+
+## Methods at a glance
+
+| Method | Paper / Venue | Bits | Key idea |
+|---|---|---|---|
+| GPTQ | Frantar et al., ICLR 2023 | W4A16 | second-order (Hessian) weight updates |
+| AWQ | Lin et al., MLSys 2024 | W4A16 | activation-aware: ~1% salient weights |
+
+## How we run them
+
+- group size 128
+"""
+
+
+def test_a_table_whose_first_column_names_its_rows_gives_a_row_per_method() -> None:
+    es = split_entries(WIKI, "wiki.md")
+    assert [(e.line_start, e.kind, e.title) for e in es if e.kind == "row"] == [(7, "row", "GPTQ"), (8, "row", "AWQ")]
+    assert next(e for e in es if e.title == "AWQ").context.endswith("Method | Paper / Venue | Bits | Key idea")
+    assert_every_line_once(WIKI, es)
