@@ -1,71 +1,96 @@
-"""The coverage gate's calibration, reproducible: how e5's stand-out and term coverage separate
-answerable from uncovered questions, and what each (coverage bar, e5 stand-out) pair refuses.
+"""The coverage gate's calibration, reproducible: uncovered and answerable questions refused per
+canned collection, for the committed gate and for each level of one of its knobs moved alone.
 
-Each question is searched once; the grid then only re-runs :func:`rag.answer.gate.is_covered` with
-other settings, so it is as fast as one ``rag eval`` pass. The defaults (0.4, 2.25) were chosen on
-``tune`` with this grid (eval/README.md, "Refusal: e5 vouches by standing out"); the coverage bar
-later moved to 0.36, mid-gap on ``tune`` of both collections.
+Each question is searched once; the grid then only re-runs :func:`rag.answer.gate.judge` with other
+levels, so it is as fast as one ``rag eval`` pass per collection. The committed levels (USE vouches
+at 0.42, e5 at a stand-out of 2.25, term coverage 0.36, consensus with term coverage 0.23) were
+chosen with it on ``tune`` (eval/README.md, "The ninth session").
+Run ``rag eval --split tune --collection eval/other --collection eval/third --collection eval/fifth``
+first: it builds the collections' indexes.
 
-Usage: python scripts/gate_grid.py [--index DIR] [--split tune|report|all] [--qa FILE]
+Usage: python scripts/gate_grid.py [--split tune|report|all]
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from rag.answer.evidence import Evidence, gather_evidence
-from rag.answer.gate import is_covered, standout_thresholds
+from rag.answer.gate import judge, similarity_thresholds, standout_thresholds
 from rag.embed.models import Models
 from rag.eval.qa import load_split
 from rag.service import Notes
-from rag.settings import Settings
+from rag.settings import AnswerSettings, Settings
 
-BARS = (0.2, 0.3, 0.35, 0.36, 0.4, 0.5, 0.6)
-STANDOUTS = (2.0, 2.15, 2.25, 2.3, 2.5, 2.75, 3.0)
-E5 = "e5-onnx"
+COLLECTIONS = (("bundled", "corpus", "index", "eval/qa.jsonl"),
+               ("other", "eval/other/notes", "eval/other/.index", "eval/other/qa.jsonl"),
+               ("third", "eval/third/notes", "eval/third/.index", "eval/third/qa.jsonl"),
+               ("fifth", "eval/fifth/notes", "eval/fifth/.index", "eval/fifth/qa.jsonl"))
+E5, USE = "e5-onnx", "use-m3"
+#: Each knob and the levels it is tried at, the others staying committed.
+KNOBS = {
+    "use vouches": (0.36, 0.38, 0.40, 0.42, 0.45, 0.48),
+    "e5 vouches": (2.1, 2.25, 2.4, 2.5),
+    "term coverage": (0.30, 0.33, 0.36, 0.40, 0.45),
+    "consensus coverage": (0.0, 0.15, 0.20, 0.23, 0.25, 0.28),
+}
+
+
+@dataclass
+class Levels:
+    answer: AnswerSettings
+    vouch: dict[str, float | None] = field(default_factory=dict)
+    standout: dict[str, float | None] = field(default_factory=dict)
+
+    def moved(self, knob: str, level: float) -> Levels:
+        out = Levels(self.answer, dict(self.vouch), dict(self.standout))
+        if knob == "use vouches":
+            out.vouch[USE] = level
+        elif knob == "e5 vouches":
+            out.standout[E5] = level
+        elif knob == "term coverage":
+            out.answer = self.answer.model_copy(update={"min_coverage": level})
+        else:
+            out.answer = self.answer.model_copy(update={"min_consensus_coverage": level})
+        return out
+
+
+def refused(seen: list[tuple[bool, Evidence]], levels: Levels) -> tuple[int, int]:
+    """(uncovered refused, answerable refused)."""
+    verdicts = [(covered, not judge(e, levels.answer, levels.vouch, levels.standout).covered)
+                for covered, e in seen]
+    return sum(r for c, r in verdicts if not c), sum(r for c, r in verdicts if c)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--index", default="index")
-    parser.add_argument("--split", default="tune")
-    parser.add_argument("--qa", default="eval/qa.jsonl")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--split", default="tune", choices=("tune", "report", "all"))
     args = parser.parse_args()
-    settings = Settings().updated({"index.path": Path(args.index)})
-    searcher = Notes(settings, Models()).searcher()
-    questions = load_split(Path(args.qa), args.split).questions
-    seen: list[tuple[str, bool, Evidence]] = []
-    raw_zh = []
-    for q in questions:
-        result = searcher.search(q.question, k=settings.answer.k)
-        seen.append((q.id, q.covered, gather_evidence(result, settings.answer.evidence_entries)))
-        if q.covered and q.lang == "zh":
-            raw_zh.append(seen[-1][2].similarity.get(E5, np.nan))
+    models = Models()
+    seen: dict[str, list[tuple[bool, Evidence]]] = {}
+    settings = Settings()
+    for label, corpus, index, qa in COLLECTIONS:
+        settings = Settings().updated({"index.path": Path(index), "index.corpus": Path(corpus)})
+        searcher = Notes(settings, models).searcher()
+        questions = load_split(Path(qa), args.split).questions
+        seen[label] = [(q.covered, gather_evidence(searcher.search(q.question, k=settings.answer.k),
+                                                   settings.answer.evidence_entries)) for q in questions]
+    committed = Levels(settings.answer, similarity_thresholds([E5, USE]), standout_thresholds([E5, USE]))
+    sizes = "  ".join(f"{label} {sum(not c for c, _ in s)}/{sum(c for c, _ in s)}" for label, s in seen.items())
+    print(f"{args.split}: uncovered/answerable per collection: {sizes}")
+    print("levels → uncovered refused / answerable refused, per collection and in all")
 
-    z = np.array([e.standout.get(E5, np.nan) for _, covered, e in seen if covered])
-    print(f"{args.split}: {sum(c for _, c, _ in seen)} answerable, {sum(not c for _, c, _ in seen)} uncovered")
-    print(f"e5 stand-out of answerable questions: 5th percentile {np.nanpercentile(z, 5):.2f}, "
-          f"median {np.nanmedian(z):.2f}; e5 raw similarity of answerable Chinese ones: median "
-          f"{np.nanmedian(raw_zh):.2f}")
-    lowest = sorted((e.standout.get(E5, np.inf), qid, e.coverage) for qid, covered, e in seen if covered)[:4]
-    print("  lowest answerable: " + ", ".join(f"{qid} {z:.2f} (coverage {c:.2f})" for z, qid, c in lowest))
-    for qid, covered, e in seen:
-        if not covered:
-            print(f"  uncovered {qid}: e5 stand-out {e.standout.get(E5, float('nan')):.2f}, raw "
-                  f"{e.similarity.get(E5, float('nan')):.3f}, coverage {e.coverage:.2f}")
+    def row(levels: Levels) -> str:
+        counts = [refused(s, levels) for s in seen.values()]
+        cells = "  ".join(f"{label} {u}/{a}" for label, (u, a) in zip(seen, counts, strict=True))
+        return f"{cells}  all {sum(u for u, _ in counts)}/{sum(a for _, a in counts)}"
 
-    print("\ncoverage bar × e5 stand-out → uncovered refused, answerable refused")
-    for bar in BARS:
-        cells = []
-        for limit in STANDOUTS:
-            answer = settings.answer.model_copy(update={"min_coverage": bar})
-            standouts = {**standout_thresholds([E5]), E5: limit}
-            refused = [(covered, not is_covered(e, answer, standouts=standouts)) for _, covered, e in seen]
-            cells.append(f"{limit}: {sum(r for c, r in refused if not c)}/{sum(r for c, r in refused if c)}")
-        print(f"  {bar:<4}  " + "  ".join(cells))
+    print(f"  committed: {row(committed)}")
+    for knob, levels in KNOBS.items():
+        for level in levels:
+            print(f"  {knob} {level}: {row(committed.moved(knob, level))}")
 
 
 if __name__ == "__main__":

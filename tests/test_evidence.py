@@ -11,7 +11,7 @@ from rag.answer import extractive
 from rag.answer.citations import cited_numbers
 from rag.answer.evidence import gather_evidence, phrase_mentioned
 from rag.answer.extractive import extractive_answer, pick_sentences
-from rag.answer.gate import Gate, agreement_levels, is_covered, judge, similarity_thresholds, standout_thresholds
+from rag.answer.gate import Gate, is_covered, judge, similarity_thresholds, standout_thresholds
 from rag.answer.intent import BUDGETS
 from rag.ingest.chunking import Chunk
 from rag.ingest.markup import clean_title
@@ -101,8 +101,6 @@ def test_gate_thresholds_come_from_the_registry() -> None:
         "e5": None, "use-m3": 0.42, "hash": None, "BAAI/bge-m3": None}
     assert standout_thresholds(["e5", "e5-small-q4", "use-m3", "BAAI/bge-m3"]) == {
         "e5": 2.25, "e5-small-q4": 2.25, "use-m3": None, "BAAI/bge-m3": None}
-    assert agreement_levels(["e5", "use-m3", "hash"]) == {
-        "e5": (None, 1.9), "use-m3": (0.15, None), "hash": (None, None)}
     unrelated = "hospitals federated learning"  # coverage 0
     near = make_hit(1, "T", ["unrelated text"], [{"use-m3": 0.43, "e5-onnx": 0.99}])
     far = make_hit(1, "T", ["unrelated text"], [{"use-m3": 0.41, "e5-onnx": 0.99}])
@@ -136,7 +134,7 @@ def test_the_coverage_settings_decide() -> None:
     assert is_covered(evidence, lexical.model_copy(update={"min_coverage_lexical": evidence.coverage}))
     assert not is_covered(evidence, lexical.model_copy(update={"min_coverage_lexical": evidence.coverage + 0.01}))
     declined = gather_evidence(make_result("OmniMoE hospitals federated learning", [lexical_only],
-                                           standout={"e5-onnx": 2.0}), 3)  # e5 agrees, and does not vouch
+                                           standout={"e5-onnx": 1.0}), 3)  # e5 can vouch, and does not
     strict = ANSWER.model_copy(update={"min_coverage_lexical": 0.0})
     assert is_covered(declined, strict.model_copy(update={"min_coverage": declined.coverage}))
     assert not is_covered(declined, strict.model_copy(update={"min_coverage": declined.coverage + 0.01}))
@@ -375,19 +373,10 @@ def test_a_bullet_that_is_its_own_title_is_quoted_under_a_short_label() -> None:
     assert "top-k blocks for each query" in text and text.count("MoE-style routing") == 1
 
 
-def test_the_words_alone_cover_a_question_only_when_an_embedder_finds_the_notes_on_its_topic() -> None:
-    """A sourdough question shares "days" and "rise" with some note: its terms are there, but no
-    embedder finds the notes near it, so it is refused; BM25 and the embedders agreeing on the least
-    bad entry covers nothing either when the question's terms are not there."""
+def test_retrievers_agreeing_cover_a_question_only_with_some_of_its_terms() -> None:
+    """BM25 and the embedders agree on the least bad entry for a sourdough question too."""
     bread = make_hit(1, "T", ["the loss did not rise for 5 days"], [{"use-m3": 0.12}])
-    result = make_result("my starter did not rise for 5 days", [bread], standout={"e5-onnx": 1.5})
-    evidence = gather_evidence(result, 3)
-    assert evidence.coverage >= ANSWER.min_coverage
-    gate = judge(evidence, ANSWER)
-    assert not gate.covered and gate.reason.startswith(f"term coverage {evidence.coverage:.2f} (bar 0.36), but no "
-                                                       "embedder finds the notes on its topic: use-m3 similarity 0.12")
-    on_topic = gather_evidence(replace(result, standout={"e5-onnx": 2.0}), 3)  # e5 agrees (1.9), short of vouching
-    assert judge(on_topic, ANSWER) == Gate(True, f"term coverage {on_topic.coverage:.2f} (bar 0.36)")
     agreed = replace(gather_evidence(make_result("sourdough feeding schedule", [bread]), 3), consensus=True)
     assert agreed.coverage < ANSWER.min_consensus_coverage and not is_covered(agreed, ANSWER)
-    assert is_covered(agreed, ANSWER.model_copy(update={"min_consensus_coverage": 0.0}))
+    assert judge(agreed, ANSWER.model_copy(update={"min_consensus_coverage": 0.0})) == Gate(
+        True, "BM25 and every embedder rank the same entry near the top")

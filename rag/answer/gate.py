@@ -32,28 +32,20 @@ def standout_thresholds(embedders: Iterable[str]) -> dict[str, float | None]:
     return {name: resolve(name).min_standout for name in embedders}
 
 
-def agreement_levels(embedders: Iterable[str]) -> dict[str, tuple[float | None, float | None]]:
-    """Each embedder's calibrated "on topic" (similarity, stand-out z): weaker than vouching."""
-    infos = {name: resolve(name) for name in embedders}
-    return {name: (info.agree_similarity, info.agree_standout) for name, info in infos.items()}
-
-
 def judge(evidence: Evidence, settings: AnswerSettings, thresholds: Mapping[str, float | None] | None = None,
-          standouts: Mapping[str, float | None] | None = None,
-          agreements: Mapping[str, tuple[float | None, float | None]] | None = None) -> Gate:
+          standouts: Mapping[str, float | None] | None = None) -> Gate:
     """Do the top entries plausibly answer the question?
 
     The sharpest signal first: a question about named things (TabPFN, MEMIT) most of which the
     notes never mention anywhere is not covered, however close some chunk looks. Otherwise a
-    question is covered when its distinctive terms are mostly in the top entries (coverage at
-    least ``settings.min_coverage``) and an embedder at least agrees that the notes are on its
-    topic (``agreements``: words alone are shared by a sourdough question and some note); or when
-    an embedder vouches for a chunk, by its raw similarity (``thresholds``) or by how far the best
-    chunk stands out from the rest of the notes (``standouts``); or when BM25 and every embedder
-    agree on the top entry (:attr:`Evidence.consensus`) and the top entries hold at least
-    ``settings.min_consensus_coverage`` of its terms. The levels default to the registry's
-    calibrations. When no embedder has a calibration, coverage alone decides, at the lower
-    ``settings.min_coverage_lexical``.
+    question is refused only when its distinctive terms are mostly absent from the top entries
+    (coverage below ``settings.min_coverage``) *and* no embedder vouches for a chunk, by its raw
+    similarity (``thresholds``) or by how far the best chunk stands out from the rest of the notes
+    (``standouts``); both default to the registry's calibrations. BM25 and every embedder agreeing
+    on the top entry (:attr:`Evidence.consensus`) covers it too, when the top entries hold at least
+    ``settings.min_consensus_coverage`` of its terms: rankings also agree on the least bad entry
+    for a sourdough question. When no embedder has a calibration, coverage alone decides, at the
+    lower ``settings.min_coverage_lexical``.
     """
     missing = evidence.missing_names
     if evidence.names and 2 * len(missing) >= len(evidence.names):
@@ -67,27 +59,19 @@ def judge(evidence: Evidence, settings: AnswerSettings, thresholds: Mapping[str,
     if not votes:
         bar = settings.min_coverage_lexical
         return Gate(evidence.coverage >= bar, f"{coverage} (bar {bar:.2f}; no embedder can vouch)")
-    if agreements is None:
-        agreements = agreement_levels(set(evidence.similarity) | set(evidence.standout))
-    agrees = _votes(evidence, {n: sim for n, (sim, _) in agreements.items()},
-                    {n: z for n, (_, z) in agreements.items()})
-    covered_terms = evidence.coverage >= settings.min_coverage
-    if covered_terms and (not agrees or any(ok for ok, _ in agrees)):
+    if evidence.coverage >= settings.min_coverage:
         return Gate(True, f"{coverage} (bar {settings.min_coverage:.2f})")
     if vouched := [why for ok, why in votes if ok]:
         return Gate(True, vouched[0])
     if evidence.consensus and evidence.coverage >= settings.min_consensus_coverage:
         return Gate(True, "BM25 and every embedder rank the same entry near the top")
-    if covered_terms:
-        return Gate(False, f"{coverage} (bar {settings.min_coverage:.2f}), but no embedder finds the notes on "
-                    "its topic: " + "; ".join(why for _, why in agrees))
     return Gate(False, f"{coverage} under its bar {settings.min_coverage:.2f}, and no embedder vouches: "
                 + "; ".join(why for _, why in votes))
 
 
 def _votes(evidence: Evidence, similarity: Mapping[str, float | None],
            standout: Mapping[str, float | None]) -> list[tuple[bool, str]]:
-    """Each calibrated embedder's verdict at the given levels, with its value and the level."""
+    """Each calibrated embedder's verdict, with its value and its bar."""
     votes = [(sim >= limit, f"{name} similarity {sim:.2f} (bar {limit:.2f})")
              for name, sim in evidence.similarity.items() if (limit := similarity.get(name)) is not None]
     return votes + [(z >= limit, f"{name} stand-out z {z:.2f} (bar {limit:.2f})")
@@ -95,6 +79,5 @@ def _votes(evidence: Evidence, similarity: Mapping[str, float | None],
 
 
 def is_covered(evidence: Evidence, settings: AnswerSettings, thresholds: Mapping[str, float | None] | None = None,
-               standouts: Mapping[str, float | None] | None = None,
-               agreements: Mapping[str, tuple[float | None, float | None]] | None = None) -> bool:
-    return judge(evidence, settings, thresholds, standouts, agreements).covered
+               standouts: Mapping[str, float | None] | None = None) -> bool:
+    return judge(evidence, settings, thresholds, standouts).covered

