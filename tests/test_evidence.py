@@ -380,3 +380,14 @@ def test_retrievers_agreeing_cover_a_question_only_with_some_of_its_terms() -> N
     assert agreed.coverage < ANSWER.min_consensus_coverage and not is_covered(agreed, ANSWER)
     assert judge(agreed, ANSWER.model_copy(update={"min_consensus_coverage": 0.0})) == Gate(
         True, "BM25 and every embedder rank the same entry near the top")
+
+
+def test_a_csv_row_is_quoted_by_its_cells() -> None:
+    row = ('"6","Measuring Massive Multitask Language Understanding","Hendrycks et al.","2021",'
+           '"MMLU; GPT-3 175B only 43.9%"')
+    entry = Entry("list.txt", "Measuring Massive Multitask Language Understanding", 7, 7, None, None, row, kind="row")
+    hit = Hit(1, 0.1, entry, row, entry.file, (7, 7), chunks=(ChunkMatch(Chunk(entry.id, entry.file, 7, 7, row,
+                                                                                 entry.title), {}),))
+    result = make_result("What MMLU score did GPT-3 175B get?", [hit])
+    text, _ = extractive_answer(result.hits, gather_evidence(result, 3), "en") or ("", [])
+    assert text.endswith("Understanding: GPT-3 175B only 43.9% [1]") and '"' not in text

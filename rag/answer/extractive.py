@@ -17,6 +17,7 @@ from itertools import pairwise
 
 from rag.ingest.markup import clean_inline, normalized_title, parse_heading
 from rag.ingest.notes import Entry
+from rag.ingest.tables import delimited_cells
 from rag.retrieve.searcher import Hit
 from rag.text import lexical
 
@@ -75,7 +76,7 @@ def split_sentences(text: str, first_line: int = 1) -> list[tuple[int, str]]:
         line = raw.strip()
         if not line or parse_heading(line) or _RULE.match(line):
             continue
-        cells = [c for c in line.strip("|").split("|")] if line.startswith("|") else [line]
+        cells = [c for c in line.strip("|").split("|")] if line.startswith("|") else delimited_cells(line) or [line]
         for cell in cells:
             plain = clean_inline(_BULLET.sub("", cell.strip()))
             for part in _clauses(plain):

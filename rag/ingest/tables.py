@@ -86,3 +86,12 @@ def delimited_spans(lines: list[str], start: int, note_date: str | None) -> list
 
 def _fields(line: str, delimiter: str) -> list[str]:
     return next(csv.reader([line], delimiter=delimiter), [])
+
+
+def delimited_cells(line: str) -> list[str] | None:
+    """A CSV or TSV row's fields (quoted commas, or tabs; three or more), None for other text:
+    an answer quotes a reading list's cells, not its quotes and commas."""
+    for delimiter, sign in (("\t", "\t"), (",", '","')):
+        if sign in line and len(fields := _fields(line, delimiter)) >= 3:
+            return fields
+    return None
