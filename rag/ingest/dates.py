@@ -47,3 +47,18 @@ def leading_date(text: str) -> str | None:
         month = _MONTHS[(m.group("month") or m.group("month2")).lower()]
         return valid_date(int(m.group("year")), month, int(m.group("day") or m.group("day2")))
     return None
+
+
+#: A heading that is only a day: "2025-04-08", "4.8", "1月12日" (a log's days, the year often left out).
+_DATE_HEADING = re.compile(r"^(?:(?P<y>(?:19|20)\d{2})[-./年])?(?P<m>\d{1,2})[-./月](?P<d>\d{1,2})日?$")
+
+
+def date_heading(title: str) -> tuple[int | None, int, int] | None:
+    """(year or None, month, day) of a cleaned heading that is only a date, else None."""
+    m = _DATE_HEADING.match(title.strip())
+    if not m:
+        return None
+    month, day = int(m.group("m")), int(m.group("d"))
+    if not (1 <= month <= 12 and 1 <= day <= 31):
+        return None
+    return (int(m.group("y")) if m.group("y") else None), month, day

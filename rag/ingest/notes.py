@@ -42,7 +42,7 @@ from .blocks import (
     paragraph_spans,
     ruled_spans,
 )
-from .dates import COMPACT_DATE, FULL_DATE, YEAR, leading_date, valid_date
+from .dates import COMPACT_DATE, FULL_DATE, YEAR, date_heading, leading_date, valid_date
 from .markup import (
     clean_inline,
     clean_title,
@@ -67,9 +67,6 @@ MIN_LISTBULLETS = 4  # a heading's text that is this many bullets of names or li
 MAX_NAME_CHARS = 60  # a bullet that names a paper, with a word or two on it
 PATH_SEP = " › "
 
-_DATE_HEADING = re.compile(
-    r"^(?:(?P<y>(?:19|20)\d{2})[-./年])?(?P<m>\d{1,2})[-./月](?P<d>\d{1,2})日?$"
-)
 _SHORT_ALIAS = re.compile(r"^[\w.+-]+(?: [\w.+-]+){0,2}$")
 
 
@@ -100,16 +97,6 @@ class Entry:
     @property
     def id(self) -> str:
         return f"{self.file}:{self.line_start}-{self.line_end}"
-
-
-def _date_heading(title: str) -> tuple[int | None, int, int] | None:
-    m = _DATE_HEADING.match(clean_title(title).strip())
-    if not m:
-        return None
-    month, day = int(m.group("m")), int(m.group("d"))
-    if not (1 <= month <= 12 and 1 <= day <= 31):
-        return None
-    return (int(m.group("y")) if m.group("y") else None), month, day
 
 
 def _file_dates(lines: list[str], head: list[str], meta: NoteMeta) -> tuple[str | None, int | None]:
@@ -177,7 +164,7 @@ def _one_thing_title(meta: NoteMeta, headings: dict[int, tuple[int, str]]) -> st
             top_title = clean_title(headings[tops[0]][1])
             day_page = leading_date(top_title) is not None  # "Thursday, March 14, 2024": Todo, Reading, Notes
             if children and parts * 2 >= len(children) and not day_page \
-                    and not any(_date_heading(t) for t in children):
+                    and not any(date_heading(clean_title(t)) for t in children):
                 return meta.title or top_title
         elif meta.title and all(is_part_heading(t) for _, t in headings.values()):
             return meta.title
@@ -348,7 +335,7 @@ def split_entries(text: str, file: str, warn: Callable[[str], None] | None = Non
     if first_heading is not None and headings[first_heading][0] == 1 \
             and not any(line.strip() for line in lines[body_start:first_heading]):
         meta = meta.merged(key_value_block(lines, first_heading))
-    dated = {i: d for i, (_, t) in headings.items() if (d := _date_heading(t))}
+    dated = {i: d for i, (_, t) in headings.items() if (d := date_heading(clean_title(t)))}
     if len(dated) < 2:
         dated = {}
     items = _item_headings(headings, set(dated))
