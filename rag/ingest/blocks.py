@@ -14,6 +14,7 @@ from .meta import NoteMeta, is_property, meta_from_mapping, properties
 MIN_OUTLINE_ITEMS = 2  # top-level bullets with children that make a note an outline
 MIN_PARAGRAPHS = 3  # blank-line separated blocks that make plain text a list of entries
 MIN_CARDS = 3  # answered questions that make a flashcard deck
+PATH_SEP = " › "  # between the headings an entry sits under: "Digest › 2025-02-03"
 
 BULLET = re.compile(r"^(?:[-*+]|\d{1,3}[.)])[ \t]+(\S.*)$")
 TABLE_ROW = re.compile(r"^\s*\|(.*)\|?\s*$")
@@ -103,7 +104,7 @@ def _link_title(lines: list[str], i: int) -> str:
 #: A line that only draws a rule between blocks: "---", "***", "━━━━━━", "———", "═══".
 RULE_LINE = re.compile(r"^\s*([-*_=~━─—═·•])(?:\s*\1){2,}\s*$")
 #: The number in front of a block's first line: "1️⃣ DPR｜…", "② …", "3. …".
-_ITEM_NUMBER = re.compile(r"^\s*(?:\d\ufe0f?\u20e3|[\u2460-\u2473]|\d{1,2}[.)、])\s*")
+_ITEM_NUMBER = re.compile(r"^\s*(?:\d\ufe0f?\u20e3\s*|[\u2460-\u2473]\s*|\d{1,2}(?:[.)]\s+|、\s*))")
 
 
 def ruled_spans(lines: list[str], start: int, stop: int, fenced: list[bool], date: str | None,

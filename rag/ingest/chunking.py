@@ -13,8 +13,9 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from .blocks import PATH_SEP
 from .markup import clean_title, parse_heading
-from .notes import PATH_SEP, Entry
+from .notes import Entry
 from .sections import is_part_heading
 
 #: Paragraphs, lines, table-cell breaks, then sentence ends (Chinese first), then clauses.

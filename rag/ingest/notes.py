@@ -32,6 +32,7 @@ from urllib.parse import unquote
 
 from .blocks import (
     BULLET,
+    PATH_SEP,
     TABLE_ROW,
     Span,
     bullet_title,
@@ -65,7 +66,6 @@ MIN_ITEMS = 4  # fewer distinct headings than this is not a list of items
 MIN_DISTINCT_RATIO = 0.7
 MIN_LISTBULLETS = 4  # a heading's text that is this many bullets of names or links is a list
 MAX_NAME_CHARS = 60  # a bullet that names a paper, with a word or two on it
-PATH_SEP = " › "
 
 _SHORT_ALIAS = re.compile(r"^[\w.+-]+(?: [\w.+-]+){0,2}$")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import re
 
-from .blocks import TABLE_ROW, Span
+from .blocks import PATH_SEP, TABLE_ROW, Span
 from .markup import clean_inline, first_url, has_link
 
 #: A table's |---|:---:| rule; no two optional runs of blanks touch, so a long line cannot backtrack.
@@ -52,7 +52,7 @@ def table_spans(lines: list[str], start: int, stop: int, fenced: list[bool], dat
             header = " | ".join(clean_inline(c) for c in cells(lines[i - 1]) if c.strip())
             named = names_rows(lines[i - 1])
         elif header and is_row(lines[i], named):
-            spans.append(Span(i, "row", row_title(lines[i]), date, " › ".join(filter(None, (context, header)))))
+            spans.append(Span(i, "row", row_title(lines[i]), date, PATH_SEP.join(filter(None, (context, header)))))
     return spans if len(spans) >= 2 else None
 
 
