@@ -177,8 +177,7 @@ class AnswerSettings(_Section):
     #: ... and when no embedder can vouch (BM25 only, or only uncalibrated embedders), the lower
     #: share that alone decides, so that paraphrases are not refused for want of a second signal.
     min_coverage_lexical: float = Field(0.2, ge=0, le=1)
-    #: BM25 and every embedder agreeing on the top entry covers a question only when the top
-    #: entries hold at least this share of its terms (agreement on the least bad of nothing is no answer).
+    #: BM25 and every embedder agreeing on the top entry covers a question from this share on.
     min_consensus_coverage: float = Field(0.23, ge=0, le=1)
     #: Longer questions are refused with one line: a pasted document is not a question.
     max_question_chars: int = Field(2000, ge=10, le=1_000_000)
@@ -189,8 +188,8 @@ class AnswerSettings(_Section):
     structured: bool = True
     #: Leave out of an LLM answer every sentence its cited source does not back (`rag ask --strict`).
     strict: bool = False
-    #: Sentences per source a local model reads instead of whole entries (with the budget above:
-    #: ~900 cl100k tokens of prompt on report questions, ~2000 with 4 sentences within 1500 tokens).
+    #: Sentences per source a local model reads instead of whole entries (~900 cl100k tokens of
+    #: prompt on report questions with the budget above; ~2000 with 4 sentences within 1500).
     excerpt_sentences: int = Field(2, ge=1, le=20)
 
     _finite_coverage = field_validator("min_coverage", "min_coverage_lexical", "min_consensus_coverage")(_finite)
