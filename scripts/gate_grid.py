@@ -70,14 +70,13 @@ def main() -> None:
     args = parser.parse_args()
     models = Models()
     seen: dict[str, list[tuple[bool, Evidence]]] = {}
-    settings = Settings()
     for label, corpus, index, qa in COLLECTIONS:
         settings = Settings().updated({"index.path": Path(index), "index.corpus": Path(corpus)})
         searcher = Notes(settings, models).searcher()
         questions = load_split(Path(qa), args.split).questions
         seen[label] = [(q.covered, gather_evidence(searcher.search(q.question, k=settings.answer.k),
                                                    settings.answer.evidence_entries)) for q in questions]
-    committed = Levels(settings.answer, similarity_thresholds([E5, USE]), standout_thresholds([E5, USE]))
+    committed = Levels(Settings().answer, similarity_thresholds([E5, USE]), standout_thresholds([E5, USE]))
     sizes = "  ".join(f"{label} {sum(not c for c, _ in s)}/{sum(c for c, _ in s)}" for label, s in seen.items())
     print(f"{args.split}: uncovered/answerable per collection: {sizes}")
     print("levels → uncovered refused / answerable refused, per collection and in all")

@@ -123,7 +123,8 @@ def _scored(hits: Sequence[Hit], evidence: Evidence, read: int,
         title_tokens = set(lexical.tokenize(entry.title))
         sentences = split_sentences(entry.text, entry.line_start)
         if len(sentences) > 1:
-            sentences = [s for s in sentences if not _repeats_title(entry, *s)] or sentences
+            title = normalized_title(entry.title)
+            sentences = [s for s in sentences if not _repeats_title(entry, title, *s)] or sentences
         for order, (line, text) in enumerate(sentences):
             own = set(lexical.tokenize(text))
             own |= {term for term, forms in evidence.translations.items() if not forms.isdisjoint(own)}
@@ -139,11 +140,10 @@ def _scored(hits: Sequence[Hit], evidence: Evidence, read: int,
     return scored
 
 
-def _repeats_title(entry: Entry, line: int, text: str) -> bool:
-    """Says nothing its label does not: a line that is the title again, or a name or a label within
-    the title. A long sentence of a bullet that is its own title ("MoBA: … — MoE-style routing
-    applied to attention: …" in a digest) is the entry's text, not a repeat."""
-    title = normalized_title(entry.title)
+def _repeats_title(entry: Entry, title: str, line: int, text: str) -> bool:
+    """Says nothing its label does not: a line that is the (normalised) ``title`` again, or a name
+    or a label within it. A long sentence of a bullet that is its own title ("MoBA: … — MoE-style
+    routing applied to attention: …" in a digest) is the entry's text, not a repeat."""
     words = normalized_title(text)
     if not words or words not in title:
         return False

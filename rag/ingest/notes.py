@@ -59,7 +59,7 @@ from .markup import (
 )
 from .meta import NoteMeta, front_matter, inline_tags, is_property, key_value_block, meta_from_mapping, properties
 from .sections import is_overview, is_part_heading, title_names
-from .tables import TABLE_RULE, cells, delimited_spans, is_row, names_rows, row_title, table_spans
+from .tables import TABLE_RULE, delimited_spans, is_row, row_title, table_header, table_spans
 
 NOTE_SUFFIXES = (".md", ".markdown", ".txt")
 MIN_ITEMS = 4  # fewer distinct headings than this is not a list of items
@@ -266,8 +266,7 @@ def _heading_spans(lines: list[str], start: int, fenced: list[bool], headings: d
         elif after_row and section is not None:
             span = Span(i, "section", section[0], section[1])
         elif not fenced[i] and TABLE_RULE.match(line) and i > start and TABLE_ROW.match(lines[i - 1]):
-            header = " | ".join(clean_inline(c) for c in cells(lines[i - 1]) if c.strip())
-            named = names_rows(lines[i - 1])
+            header, named = table_header(lines[i - 1])
         if span is not None:
             spans.append(span)
             after_row = span.kind == "row"

@@ -21,9 +21,11 @@ def cells(line: str) -> list[str]:
     return TABLE_ROW.match(line).group(1).split("|")  # type: ignore[union-attr]
 
 
-def names_rows(header: str) -> bool:
-    """A table whose first column names its rows ("| Method | Bits | Key idea |"): a row per thing."""
-    return clean_inline(cells(header)[0]).strip().lower() in NAME_COLUMNS
+def table_header(line: str) -> tuple[str, bool]:
+    """A header row as a row's context ("Method | Bits | Key idea"), and whether its first column
+    names the rows, so that every row is a thing of its own."""
+    row = cells(line)
+    return " | ".join(clean_inline(c) for c in row if c.strip()), clean_inline(row[0]).strip().lower() in NAME_COLUMNS
 
 
 def is_row(line: str, named: bool) -> bool:
@@ -49,8 +51,7 @@ def table_spans(lines: list[str], start: int, stop: int, fenced: list[bool], dat
         if fenced[i]:
             continue
         if TABLE_RULE.match(lines[i]) and TABLE_ROW.match(lines[i - 1]):
-            header = " | ".join(clean_inline(c) for c in cells(lines[i - 1]) if c.strip())
-            named = names_rows(lines[i - 1])
+            header, named = table_header(lines[i - 1])
         elif header and is_row(lines[i], named):
             spans.append(Span(i, "row", row_title(lines[i]), date, PATH_SEP.join(filter(None, (context, header)))))
     return spans if len(spans) >= 2 else None

@@ -32,6 +32,7 @@ NOTE_PLACES = frozenset(
     """notion obsidian logseq roam zotero mendeley bear evernote onenote dendron jupyter ipynb colab xmind
     github gitlab readme wiki csv tsv json jsonl yaml toml markdown md txt pdf html docx xlsx excel""".split()
 )
+_NOT_ASKED = NOT_NAMES | NOTE_PLACES
 
 
 def question_names(question: str) -> list[str]:
@@ -68,9 +69,9 @@ def capitalised_names(question: str) -> list[str]:
         words = m.group(0).split()
         if english and _SENTENCE_END.search(question[:m.start()]):
             words = words[1:]  # "Which Xiaomi paper": the run starts with the sentence
-        while words and words[0].lower() in NOT_NAMES | NOTE_PLACES:
+        while words and words[0].lower() in _NOT_ASKED:
             words = words[1:]
-        words = [w for w in words if w.lower() not in NOT_NAMES | NOTE_PLACES or w == "of"]
+        words = [w for w in words if w.lower() not in _NOT_ASKED or w == "of"]
         if words:
             names.append(" ".join(words))
     return names
