@@ -3,8 +3,9 @@ canned collection, for the committed gate and for each level of one of its knobs
 
 Each question is searched once; the grid then only re-runs :func:`rag.answer.gate.judge` with other
 levels, so it is as fast as one ``rag eval`` pass per collection. The committed levels (USE vouches
-at 0.42, e5 at a stand-out of 2.25, term coverage 0.36, consensus with term coverage 0.23) were
-chosen with it on ``tune`` (eval/README.md, "The ninth session").
+at 0.42, e5 at a stand-out of 2.25, term coverage 0.36, consensus with term coverage 0.23, a USE
+cosine under 0.24 voiding a stand-out) were chosen with it on ``tune`` (eval/README.md, "The ninth
+session" and "The tenth session").
 Run ``rag eval --split tune --collection eval/other --collection eval/third --collection eval/fifth``
 first: it builds the collections' indexes.
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.answer.evidence import Evidence, gather_evidence
-from rag.answer.gate import judge, similarity_thresholds, standout_thresholds
+from rag.answer.gate import judge, similarity_thresholds, standout_thresholds, unrelated_thresholds
 from rag.embed.models import Models
 from rag.eval.qa import load_split
 from rag.service import Notes
@@ -35,6 +36,7 @@ KNOBS = {
     "e5 vouches": (2.1, 2.25, 2.4, 2.5),
     "term coverage": (0.30, 0.33, 0.36, 0.40, 0.45),
     "consensus coverage": (0.0, 0.15, 0.20, 0.23, 0.25, 0.28),
+    "use unrelated": (0.0, 0.15, 0.20, 0.22, 0.24, 0.26, 0.28),
 }
 
 
@@ -43,13 +45,16 @@ class Levels:
     answer: AnswerSettings
     vouch: dict[str, float | None] = field(default_factory=dict)
     standout: dict[str, float | None] = field(default_factory=dict)
+    unrelated: dict[str, float | None] = field(default_factory=dict)
 
     def moved(self, knob: str, level: float) -> Levels:
-        out = Levels(self.answer, dict(self.vouch), dict(self.standout))
+        out = Levels(self.answer, dict(self.vouch), dict(self.standout), dict(self.unrelated))
         if knob == "use vouches":
             out.vouch[USE] = level
         elif knob == "e5 vouches":
             out.standout[E5] = level
+        elif knob == "use unrelated":
+            out.unrelated[USE] = level
         elif knob == "term coverage":
             out.answer = self.answer.model_copy(update={"min_coverage": level})
         else:
@@ -59,7 +64,7 @@ class Levels:
 
 def refused(seen: list[tuple[bool, Evidence]], levels: Levels) -> tuple[int, int]:
     """(uncovered refused, answerable refused)."""
-    verdicts = [(covered, not judge(e, levels.answer, levels.vouch, levels.standout).covered)
+    verdicts = [(covered, not judge(e, levels.answer, levels.vouch, levels.standout, levels.unrelated).covered)
                 for covered, e in seen]
     return sum(r for c, r in verdicts if not c), sum(r for c, r in verdicts if c)
 
@@ -76,7 +81,8 @@ def main() -> None:
         questions = load_split(Path(qa), args.split).questions
         seen[label] = [(q.covered, gather_evidence(searcher.search(q.question, k=settings.answer.k),
                                                    settings.answer.evidence_entries)) for q in questions]
-    committed = Levels(Settings().answer, similarity_thresholds([E5, USE]), standout_thresholds([E5, USE]))
+    committed = Levels(Settings().answer, similarity_thresholds([E5, USE]), standout_thresholds([E5, USE]),
+                       unrelated_thresholds([E5, USE]))
     sizes = "  ".join(f"{label} {sum(not c for c, _ in s)}/{sum(c for c, _ in s)}" for label, s in seen.items())
     print(f"{args.split}: uncovered/answerable per collection: {sizes}")
     print("levels → uncovered refused / answerable refused, per collection and in all")

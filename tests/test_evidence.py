@@ -11,7 +11,7 @@ from rag.answer import extractive
 from rag.answer.citations import cited_numbers
 from rag.answer.evidence import gather_evidence, phrase_mentioned
 from rag.answer.extractive import extractive_answer, pick_sentences
-from rag.answer.gate import Gate, is_covered, judge, similarity_thresholds, standout_thresholds
+from rag.answer.gate import Gate, is_covered, judge, similarity_thresholds, standout_thresholds, unrelated_thresholds
 from rag.answer.intent import BUDGETS
 from rag.ingest.chunking import Chunk
 from rag.ingest.markup import clean_title
@@ -116,6 +116,27 @@ def test_an_e5_chunk_vouches_when_it_stands_out_from_the_rest_of_the_notes() -> 
     blends_in = gather_evidence(make_result("hospitals federated learning", [hit], standout={"e5-onnx": 2.1}), 3)
     assert not is_covered(blends_in, ANSWER)
     assert is_covered(blends_in, ANSWER, standouts={"e5-onnx": 2.0})
+
+
+def test_a_stand_out_is_chance_when_another_embedder_finds_the_question_unrelated() -> None:
+    """"How long should I boil eggs": in a small collection some chunk stands out for e5 by chance,
+    while USE finds nothing near (cosine 0.10); its calibrated floor overrules the stand-out."""
+    assert unrelated_thresholds(["use-m3", "e5-onnx"]) == {"use-m3": 0.24, "e5-onnx": None}
+    eggs = "how long should I boil eggs for a jammy yolk"
+    for use, covered in ((0.10, False), (0.30, True)):
+        hit = make_hit(1, "T", ["unrelated text"], [{"e5-onnx": 0.81, "use-m3": use}])
+        gate = judge(gather_evidence(make_result(eggs, [hit], standout={"e5-onnx": 2.5}), 3), ANSWER)
+        assert gate.covered is covered
+    assert gate.reason == "e5-onnx stand-out z 2.50 (bar 2.25)"
+    hit = make_hit(1, "T", ["unrelated text"], [{"e5-onnx": 0.81, "use-m3": 0.10}])
+    evidence = gather_evidence(make_result(eggs, [hit], standout={"e5-onnx": 2.5}), 3)
+    assert judge(evidence, ANSWER).reason.endswith(
+        "e5-onnx stand-out z 2.50 (bar 2.25), by chance: use-m3 similarity 0.10 is under 0.24")
+    assert is_covered(evidence, ANSWER, unrelated={"use-m3": None})
+    named = make_hit(1, "Self-Forcing", ["Self-Forcing rolls out its own frames"], [{"e5-onnx": 0.81, "use-m3": 0.10}])
+    asked = gather_evidence(make_result("Self-Forcing 在哪些条目？", [named], standout={"e5-onnx": 2.5}), 3)
+    assert asked.names == ["Self-Forcing"] and not asked.missing_names
+    assert is_covered(asked, ANSWER.model_copy(update={"min_coverage": 1.0}))  # a name the notes hold is not unrelated
 
 
 def test_an_uncalibrated_embedder_never_vouches_unless_given_a_threshold() -> None:

