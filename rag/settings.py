@@ -29,8 +29,7 @@ CONFIG_FILE = "rag.toml"
 #: A settings file is a few hundred bytes; anything past this is not one.
 MAX_CONFIG_BYTES = 1 << 20
 MAX_SEARCH_K, MAX_ANSWER_K = 200, 50  # the most entries a search, an answer (or related entries) may ask for
-#: The largest context a local model gets (128k tokens: the longest of today's small GGUF models).
-MAX_LLM_CONTEXT = 131_072
+MAX_LLM_CONTEXT = 131_072  # the largest context a local model gets (128k: today's longest small GGUF models)
 
 
 class SettingsError(RagError):
@@ -74,8 +73,7 @@ class IndexSettings(_Section):
     chunk_tokens: int = Field(256, ge=32, le=8192)
     chunk_overlap: int = Field(32, ge=0, le=8191)
     max_note_bytes: int = Field(5 * 1024 * 1024, gt=0, le=1 << 30)
-    #: A note that would make more chunks than this is indexed in part (its first chunks, up to the
-    #: cap, and the build says so): one pasted dump must not cost hours.
+    #: A note past this many chunks is indexed in part (the build says so): a pasted dump must not cost hours.
     max_chunks_per_note: int = Field(2000, ge=1, le=1_000_000)
     #: From this many chunks on, dense search is approximate (HNSW) rather than exact.
     hnsw_threshold: int = Field(50_000, ge=1, le=10**9)
@@ -175,8 +173,10 @@ class AnswerSettings(_Section):
     #: ... and when no embedder can vouch (BM25 only, or only uncalibrated embedders), the lower
     #: share that alone decides, so that paraphrases are not refused for want of a second signal.
     min_coverage_lexical: float = Field(0.2, ge=0, le=1)
-    #: BM25 and every embedder agreeing on the top entry covers a question from this share on.
+    #: BM25 and every embedder agreeing on the top entry covers a question from this share on; a chunk
+    #: that stands out from the notes vouches from the next one (under it, it stands out by chance).
     min_consensus_coverage: float = Field(0.23, ge=0, le=1)
+    min_standout_coverage: float = Field(0.15, ge=0, le=1)
     #: Longer questions are refused with one line: a pasted document is not a question.
     max_question_chars: int = Field(2000, ge=10, le=1_000_000)
     #: A streamed answer is cut (and flagged) past this many characters.
@@ -190,7 +190,8 @@ class AnswerSettings(_Section):
     #: prompt on report questions with the budget above; ~2000 with 4 sentences within 1500).
     excerpt_sentences: int = Field(2, ge=1, le=20)
 
-    _finite_coverage = field_validator("min_coverage", "min_coverage_lexical", "min_consensus_coverage")(_finite)
+    _finite_coverage = field_validator("min_coverage", "min_coverage_lexical", "min_consensus_coverage",
+                                       "min_standout_coverage")(_finite)
 
 
 class LLMSettings(_Section):
@@ -199,9 +200,8 @@ class LLMSettings(_Section):
     model: str | None = None
     base_url: str | None = Field(None, repr=False)  # may carry credentials: shown via public_endpoint
     api_key: SecretStr | None = Field(None, repr=False)
-    #: Seconds to wait for each read from the endpoint, and for a whole answer.
-    timeout: float = Field(60.0, gt=0, le=86_400)
-    deadline: float = Field(300.0, gt=0, le=86_400)
+    timeout: float = Field(60.0, gt=0, le=86_400)  # seconds to wait for each read from the endpoint
+    deadline: float = Field(300.0, gt=0, le=86_400)  # seconds to wait for a whole answer
     temperature: float = Field(0.1, ge=0, le=2)
     #: llama.cpp's repeat penalty, sent only when set (a remote OpenAI endpoint rejects it); a local
     #: ``gguf:`` model gets rag.answer.llm.model.LOCAL_REPEAT_PENALTY unless this is set.

@@ -4,8 +4,8 @@ canned collection, for the committed gate and for each level of one of its knobs
 Each question is searched once; the grid then only re-runs :func:`rag.answer.gate.judge` with other
 levels, so it is as fast as one ``rag eval`` pass per collection. The committed levels (USE vouches
 at 0.42, e5 at a stand-out of 2.25, term coverage 0.36, consensus with term coverage 0.23, a USE
-cosine under 0.24 voiding a stand-out) were chosen with it on ``tune`` (eval/README.md, "The ninth
-session" and "The tenth session").
+cosine under 0.24 or term coverage under 0.15 voiding a stand-out) were chosen with it on
+``tune`` (eval/README.md, "The ninth session" and "The tenth session").
 Run ``rag eval --split tune --collection eval/other --collection eval/third --collection eval/fifth``
 first: it builds the collections' indexes.
 
@@ -37,6 +37,7 @@ KNOBS = {
     "term coverage": (0.30, 0.33, 0.36, 0.40, 0.45),
     "consensus coverage": (0.0, 0.15, 0.20, 0.23, 0.25, 0.28),
     "use unrelated": (0.0, 0.15, 0.20, 0.22, 0.24, 0.26, 0.28),
+    "stand-out coverage": (0.0, 0.05, 0.10, 0.15, 0.20, 0.22),
 }
 
 
@@ -55,10 +56,10 @@ class Levels:
             out.standout[E5] = level
         elif knob == "use unrelated":
             out.unrelated[USE] = level
-        elif knob == "term coverage":
-            out.answer = self.answer.model_copy(update={"min_coverage": level})
         else:
-            out.answer = self.answer.model_copy(update={"min_consensus_coverage": level})
+            setting = {"term coverage": "min_coverage", "consensus coverage": "min_consensus_coverage",
+                       "stand-out coverage": "min_standout_coverage"}[knob]
+            out.answer = self.answer.model_copy(update={setting: level})
         return out
 
 

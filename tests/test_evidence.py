@@ -110,12 +110,18 @@ def test_gate_thresholds_come_from_the_registry() -> None:
 
 def test_an_e5_chunk_vouches_when_it_stands_out_from_the_rest_of_the_notes() -> None:
     """e5 gives 0.8-0.92 to almost any pair; what tells is the best chunk against the question's mean."""
-    hit = make_hit(1, "T", ["unrelated text"], [{"e5-onnx": 0.9}])
+    hit = make_hit(1, "T", ["federated text"], [{"e5-onnx": 0.9}])
     stands_out = gather_evidence(make_result("hospitals federated learning", [hit], standout={"e5-onnx": 3.1}), 3)
     assert stands_out.standout == {"e5-onnx": 3.1} and is_covered(stands_out, ANSWER)
     blends_in = gather_evidence(make_result("hospitals federated learning", [hit], standout={"e5-onnx": 2.1}), 3)
     assert not is_covered(blends_in, ANSWER)
     assert is_covered(blends_in, ANSWER, standouts={"e5-onnx": 2.0})
+    assert 0.15 <= stands_out.coverage < ANSWER.min_coverage  # the stand-out decides, not the terms
+    termless = make_hit(1, "T", ["unrelated text"], [{"e5-onnx": 0.9}])  # none of the question's terms
+    chance = gather_evidence(make_result("hospitals federated learning", [termless], standout={"e5-onnx": 3.1}), 3)
+    assert judge(chance, ANSWER) == Gate(False, "term coverage 0.00 under its bar 0.36, and no embedder vouches: "
+                                         "e5-onnx stand-out z 3.10 (bar 2.25), by chance: term coverage 0.00 is under 0.15")
+    assert is_covered(chance, ANSWER.model_copy(update={"min_standout_coverage": 0.0}))
 
 
 def test_a_stand_out_is_chance_when_another_embedder_finds_the_question_unrelated() -> None:
@@ -124,11 +130,11 @@ def test_a_stand_out_is_chance_when_another_embedder_finds_the_question_unrelate
     assert unrelated_thresholds(["use-m3", "e5-onnx"]) == {"use-m3": 0.24, "e5-onnx": None}
     eggs = "how long should I boil eggs for a jammy yolk"
     for use, covered in ((0.10, False), (0.30, True)):
-        hit = make_hit(1, "T", ["unrelated text"], [{"e5-onnx": 0.81, "use-m3": use}])
+        hit = make_hit(1, "T", ["boil eggs text"], [{"e5-onnx": 0.81, "use-m3": use}])
         gate = judge(gather_evidence(make_result(eggs, [hit], standout={"e5-onnx": 2.5}), 3), ANSWER)
         assert gate.covered is covered
     assert gate.reason == "e5-onnx stand-out z 2.50 (bar 2.25)"
-    hit = make_hit(1, "T", ["unrelated text"], [{"e5-onnx": 0.81, "use-m3": 0.10}])
+    hit = make_hit(1, "T", ["boil eggs text"], [{"e5-onnx": 0.81, "use-m3": 0.10}])
     evidence = gather_evidence(make_result(eggs, [hit], standout={"e5-onnx": 2.5}), 3)
     assert judge(evidence, ANSWER).reason.endswith(
         "e5-onnx stand-out z 2.50 (bar 2.25), by chance: use-m3 similarity 0.10 is under 0.24")
@@ -178,11 +184,11 @@ def test_the_gate_says_which_signal_decided() -> None:
     """`rag ask --json` and `rag eval` say why a question was refused, with the value and its bar."""
     names = gather_evidence(make_result("Do ROME and MEMIT edit OmniMoE experts?", [OMNI]), 3)
     assert judge(names, ANSWER).reason == "the notes never mention ROME, MEMIT"
-    hit = make_hit(1, "T", ["unrelated text"], [{"e5-onnx": 0.9}])
+    hit = make_hit(1, "T", ["federated text"], [{"e5-onnx": 0.9}])
     blends_in = gather_evidence(make_result("hospitals federated learning", [hit], standout={"e5-onnx": 2.1}), 3)
     gate = judge(blends_in, ANSWER)
     assert not gate.covered and gate.reason == (
-        "term coverage 0.00 under its bar 0.36, and no embedder vouches: e5-onnx stand-out z 2.10 (bar 2.25)")
+        "term coverage 0.27 under its bar 0.36, and no embedder vouches: e5-onnx stand-out z 2.10 (bar 2.25)")
     stands_out = gather_evidence(make_result("hospitals federated learning", [hit], standout={"e5-onnx": 3.1}), 3)
     assert judge(stands_out, ANSWER) == Gate(True, "e5-onnx stand-out z 3.10 (bar 2.25)")
 

@@ -65,7 +65,7 @@ def judge(evidence: Evidence, settings: AnswerSettings, thresholds: Mapping[str,
         standouts = standout_thresholds(evidence.standout)
     if unrelated is None:
         unrelated = unrelated_thresholds(evidence.similarity)
-    votes = _votes(evidence, thresholds, standouts, unrelated)
+    votes = _votes(evidence, settings, thresholds, standouts, unrelated)
     coverage = f"term coverage {evidence.coverage:.2f}"
     if not votes:
         bar = settings.min_coverage_lexical
@@ -80,20 +80,32 @@ def judge(evidence: Evidence, settings: AnswerSettings, thresholds: Mapping[str,
                 + "; ".join(why for _, why in votes))
 
 
-def _votes(evidence: Evidence, similarity: Mapping[str, float | None], standout: Mapping[str, float | None],
-           unrelated: Mapping[str, float | None]) -> list[tuple[bool, str]]:
+def _votes(evidence: Evidence, settings: AnswerSettings, similarity: Mapping[str, float | None],
+           standout: Mapping[str, float | None], unrelated: Mapping[str, float | None]) -> list[tuple[bool, str]]:
     """Each calibrated embedder's verdict, with its value and its bar."""
     votes = [(sim >= limit, f"{name} similarity {sim:.2f} (bar {limit:.2f})")
              for name, sim in evidence.similarity.items() if (limit := similarity.get(name)) is not None]
-    named = len(evidence.names) > len(evidence.missing_names)  # a thing the notes mention: not unrelated
-    far = None if named else next((f"{name} similarity {sim:.2f} is under {limit:.2f}"
-                                   for name, sim in evidence.similarity.items()
-                                   if (limit := unrelated.get(name)) is not None and sim < limit), None)
+    chance = _chance(evidence, settings, unrelated)
     for name, z in evidence.standout.items():
         if (limit := standout.get(name)) is not None:
             why = f"{name} stand-out z {z:.2f} (bar {limit:.2f})"
-            votes.append((z >= limit and far is None, why if far is None or z < limit else f"{why}, by chance: {far}"))
+            if z >= limit and chance:
+                why += f", by chance: {chance}"
+            votes.append((z >= limit and chance is None, why))
     return votes
+
+
+def _chance(evidence: Evidence, settings: AnswerSettings, unrelated: Mapping[str, float | None]) -> str | None:
+    """Why a chunk standing out says nothing, if it does not: another embedder finds nothing near
+    the question (unless it names something the notes mention), or the top entries hold almost
+    none of its terms. In a small collection some chunk always stands out."""
+    if len(evidence.names) <= len(evidence.missing_names):
+        for name, sim in evidence.similarity.items():
+            if (limit := unrelated.get(name)) is not None and sim < limit:
+                return f"{name} similarity {sim:.2f} is under {limit:.2f}"
+    if evidence.coverage < settings.min_standout_coverage:
+        return f"term coverage {evidence.coverage:.2f} is under {settings.min_standout_coverage:.2f}"
+    return None
 
 
 def is_covered(evidence: Evidence, settings: AnswerSettings, thresholds: Mapping[str, float | None] | None = None,
