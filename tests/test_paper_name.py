@@ -109,6 +109,17 @@ def test_what_a_title_calls_its_subject(title: str, names: set[str]) -> None:
     assert called(entry(title, "x")) == names
 
 
+def test_a_title_is_called_by_its_initials_where_the_note_writes_them() -> None:
+    """"CoT、Self-Consistency、ToT 各自…" names three entries of a reading queue."""
+    cot = entry("Chain-of-Thought Prompting Elicits Reasoning", "PaLM 540B + CoT 在 GSM8K 上 SOTA")
+    assert called(cot) == {"chain of thought", "cot"}
+    tot = entry("Tree of Thoughts: Deliberate Problem Solving", "Game of 24：GPT-4 只有 4%，ToT 74%")
+    assert called(tot) == {"tree of thoughts", "tot"}
+    llava = entry("Visual Instruction Tuning (LLaVA)", "GPT-4 wrote 158K samples")
+    assert called(llava) == {"visual instruction tuning", "llava"}  # never "vit": the note does not write it
+    assert name_spans("CoT、Self-Consistency、ToT 各自的核心做法", tot) == [(21, 24)]
+
+
 def test_where_a_question_names_an_entry() -> None:
     question = "MQA/GQA 和 PagedAttention 的出发点有什么不同？"
     assert name_spans(question, entry("MQA 与 GQA：压缩 KV head", "x")) == [(0, 3), (4, 7)]

@@ -215,8 +215,18 @@ def called(entry: Entry) -> set[str]:
     first = head.split()[0] if head else ""
     if lexical.is_name(first):
         names.append(first)
-    return {lexical.plain(n) for n in names if len(n) >= 3 and n[:1].isascii() and n[:1].isalpha()
-            and not _CITATION.search(n)}
+    plain = {lexical.plain(n) for n in names if len(n) >= 3 and n[:1].isascii() and n[:1].isalpha()
+             and not _CITATION.search(n)}
+    return plain | _acronyms(plain, entry.text)
+
+
+def _acronyms(names: set[str], text: str) -> set[str]:
+    """The initials of a name of three words or more, when the entry itself writes them: "cot" for
+    "chain of thought" in a note saying "PaLM + CoT"; "vit" is no name of "visual instruction
+    tuning" in a note that never writes ViT."""
+    written = lexical.plain(text)
+    initials = {"".join(w[0] for w in n.split()) for n in names if len(n.split()) >= 3}
+    return {a for a in initials if re.search(rf"(?<![a-z0-9]){a}(?![a-z0-9])", written)}
 
 
 def name_spans(question: str, entry: Entry) -> list[tuple[int, int]]:
