@@ -4,8 +4,9 @@ list, a post drawn apart by rules, a wiki table of methods (fast)."""
 from __future__ import annotations
 
 from rag.ingest.dates import leading_date
-from rag.ingest.markup import clean_title
+from rag.ingest.markup import clean_title, split_lines
 from rag.ingest.notes import split_entries
+from rag.ingest.org import is_org
 from tests.test_note_styles import assert_every_line_once, rows
 
 DAY_PAGE = """---
@@ -144,3 +145,60 @@ def test_a_table_whose_first_column_names_its_rows_gives_a_row_per_method() -> N
     assert [(e.line_start, e.kind, e.title) for e in es if e.kind == "row"] == [(7, "row", "GPTQ"), (8, "row", "AWQ")]
     assert next(e for e in es if e.title == "AWQ").context.endswith("Method | Paper / Venue | Bits | Key idea")
     assert_every_line_once(WIKI, es)
+
+
+ORG = """#+TITLE: RLHF reading list
+#+STARTUP: overview
+#+TODO: TODO NEXT | DONE
+#+FILETAGS: :alignment:rlhf:
+
+Context: prepping for the reading club.
+# an Org comment, not a title
+
+* DONE Proximal Policy Optimization Algorithms :rl:
+  :PROPERTIES:
+  :AUTHORS: John Schulman, Filip Wolski
+  :ARXIV: 1707.06347
+  :END:
+** Core idea
+   - clipped surrogate objective; ε = 0.2
+** Why I care
+   - the optimizer inside every RLHF pipeline
+** TODO re-derive the adaptive-KL variant
+
+* NEXT [#A] Direct Preference Optimization
+  :PROPERTIES:
+  :AUTHORS: Rafael Rafailov, Archit Sharma
+  :END:
+** Gist
+   - reward as β log(π/π_ref), a [[https://arxiv.org/abs/2305.18290][classification loss]]
+** My take
+   - we used β = 0.1
+"""
+
+
+def test_an_org_note_gives_an_item_per_paper_heading_with_its_drawer_and_tags() -> None:
+    """Org headings are read as Markdown ones (TODO keyword, priority and tags off the title); the
+    headings whose drawer names a paper are the items, their sub-headings parts of them."""
+    es = split_entries(ORG, "alignment.txt")
+    assert [(e.line_start, e.line_end, e.kind, e.title) for e in es] == [
+        (6, 7, "section", "Context: prepping for the reading club."),
+        (9, 18, "item", "Proximal Policy Optimization Algorithms"),
+        (20, 27, "item", "Direct Preference Optimization")]
+    ppo, dpo = es[1], es[2]
+    assert ppo.tags == ("alignment", "rlhf", "rl") and ppo.authors == ("John Schulman", "Filip Wolski")
+    assert ppo.context == "RLHF reading list" and dpo.authors == ("Rafael Rafailov", "Archit Sharma")
+    assert dpo.text.startswith("* NEXT [#A] Direct Preference Optimization\n  :PROPERTIES:")  # the note as written
+    assert_every_line_once(ORG, es, body_start=4)
+    assert is_org(split_lines(ORG)) and not is_org(["# Reading", "* DONE is a bullet here", "* so is this"])
+
+
+def test_a_chat_export_or_a_diary_is_titled_by_what_follows_its_date() -> None:
+    """"[2023-10-09 10:02] kevin: …" keeps no stamp in its title; "2024年3月4日 星期一" keeps its date, since
+    the weekday alone says nothing."""
+    chat = "\n\n".join(f"[2023-10-0{d} 10:0{d}] kevin: paper {d} is out https://arxiv.org/abs/2205.1413{d}\n"
+                       f"[2023-10-0{d} 10:1{d}] lin: read it, nice" for d in (1, 2, 3))
+    assert [e.title for e in split_entries(chat, "slack.txt")][0] == "kevin: paper 1 is out https://arxiv.org/abs/2205.14131"
+    diary = "\n\n".join(f"2024年3月{d}日 星期{w}\n今天读 DDPM，前向过程逐步加噪。" for d, w in ((4, "一"), (5, "二"), (7, "四")))
+    assert [e.title for e in split_entries(diary, "diary.txt")] == ["2024年3月4日 星期一", "2024年3月5日 星期二",
+                                                                    "2024年3月7日 星期四"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .dates import DATE_LEAD, leading_date
+from .dates import DATE_LEAD, WEEKDAY_ONLY, leading_date
 from .markup import clean_inline, clean_title, first_url, strip_urls
 from .meta import NoteMeta, is_property, meta_from_mapping, properties
 
@@ -174,7 +174,8 @@ def paragraph_spans(lines: list[str], start: int, fenced: list[bool], note_date:
         when = leading_date(first)
         titled = when or (len(block) > 1 and len(first) <= 120 and not first.endswith(_SENTENCE_END))
         if titled:
-            title = clean_inline(DATE_LEAD.sub("", first)) or first
+            rest = clean_inline(DATE_LEAD.sub("", first))
+            title = first if WEEKDAY_ONLY.match(rest) else rest  # "2024年3月4日 星期一" says more than "星期一"
             spans.append(Span(block[0], "item", title, when or note_date, note_title or ""))
         else:
             spans.append(Span(block[0], "section", clean_inline(first)[:80], note_date, note_title or ""))

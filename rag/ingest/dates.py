@@ -8,8 +8,13 @@ from datetime import date
 FULL_DATE = re.compile(r"(?<!\d)((?:19|20)\d{2})[-./年](\d{1,2})[-./月](\d{1,2})(?!\d)")
 COMPACT_DATE = re.compile(r"(?<!\d)((?:19|20)\d{2})(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])")
 YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)")
-#: A line that starts with a full date: "2024-10-14 — Title (Venue)", "2025-04-08 张三：…".
-DATE_LEAD = re.compile(r"^\W*((?:19|20)\d{2})[-./年](\d{1,2})[-./月](\d{1,2})日?(?!\d)\s*(?:[—–\-:：|·,，]\s*)?")
+#: A line that starts with a full date: "2024-10-14 — Title (Venue)", "2025-04-08 张三：…", a chat
+#: export's "[2023-10-09 10:02] kevin: …" (its time and bracket go with it).
+DATE_LEAD = re.compile(r"^\W*((?:19|20)\d{2})[-./年](\d{1,2})[-./月](\d{1,2})日?(?!\d)"
+                       r"(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?[\])）】]?\s*(?:[—–\-:：|·,，]\s*)?")
+#: What may follow a date on its line and say no more than the date: "星期一", "周三", "(Tue)", "10:02".
+WEEKDAY_ONLY = re.compile(r"^\W*(?:(?:星期|周|礼拜)[一二三四五六日天]|(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?"
+                          r"|\d{1,2}:\d{2})?\W*$", re.I)
 
 
 _MONTHS = {m: n for n, names in enumerate((

@@ -53,6 +53,9 @@ _CJK_LABEL = re.compile(r"^\s*【([^】\n]{1,20})】")
 _ORDINAL = re.compile(r"[一二三四五六七八九十\d]{1,3}")
 
 
+_TRAILING_TAGS = re.compile(r"(?:\s+#[A-Za-z\u4e00-\u9fff][\w\u4e00-\u9fff/-]*)+\s*$")
+
+
 def clean_title(raw: str) -> str:
     """A heading's text as a title: leading emoji, symbols and list numbering go; a leading
     "【一】" numbers it and goes too, and a "【写在最后】" label keeps its words."""
@@ -60,6 +63,7 @@ def clean_title(raw: str) -> str:
     if label := _CJK_LABEL.match(plain):
         rest = plain[label.end():].strip()
         plain = rest if rest and _ORDINAL.fullmatch(label.group(1)) else f"{label.group(1)} {rest}".strip()
+    plain = _TRAILING_TAGS.sub("", plain) or plain  # "StreamingLLM #paper": the tag is the entry's, not its name
     return _NUMBERED.sub("", _LEAD_SYMBOLS.sub("", plain)).strip() or plain
 
 

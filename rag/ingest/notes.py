@@ -24,12 +24,12 @@ Structure is read from the content, never from a file name or the tool that wrot
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
+from . import org
 from .blocks import (
     BULLET,
     PATH_SEP,
@@ -44,17 +44,16 @@ from .blocks import (
     ruled_spans,
 )
 from .dates import COMPACT_DATE, FULL_DATE, YEAR, date_heading, leading_date, valid_date
+from .headings import heading_properties, item_headings, one_thing_title
 from .markup import (
     clean_inline,
     clean_title,
     fence_mask,
     first_url,
     has_link,
-    normalized_title,
     parse_heading,
     split_lines,
     strip_urls,
-    title_shape,
     wikilinks,
 )
 from .meta import NoteMeta, front_matter, inline_tags, is_property, key_value_block, meta_from_mapping, properties
@@ -62,8 +61,6 @@ from .sections import is_overview, is_part_heading, title_names
 from .tables import TABLE_RULE, delimited_spans, is_row, row_title, table_header, table_spans
 
 NOTE_SUFFIXES = (".md", ".markdown", ".txt")
-MIN_ITEMS = 4  # fewer distinct headings than this is not a list of items
-MIN_DISTINCT_RATIO = 0.7
 MIN_LISTBULLETS = 4  # a heading's text that is this many bullets of names or links is a list
 MAX_NAME_CHARS = 60  # a bullet that names a paper, with a word or two on it
 
@@ -125,52 +122,6 @@ def _file_dates(lines: list[str], head: list[str], meta: NoteMeta) -> tuple[str 
     if note_date and year is None:
         year = int(note_date[:4])
     return note_date, year
-
-
-def _item_headings(headings: dict[int, tuple[int, str]], dated: set[int]) -> set[int]:
-    """The heading lines of the repeated items, or an empty set when the note has none."""
-    groups: dict[tuple[int, str, bool], list[int]] = defaultdict(list)
-    for i, (level, title) in headings.items():
-        if i not in dated and not is_part_heading(title):
-            groups[(level, *title_shape(title))].append(i)
-    best: tuple[int, int] | None = None
-    chosen: list[int] = []
-    for (level, _, _), members in groups.items():
-        distinct = len({normalized_title(headings[i][1]) for i in members})
-        if distinct < MIN_ITEMS or distinct / len(members) < MIN_DISTINCT_RATIO:
-            continue
-        key = (distinct, -level)
-        if best is None or key > best:
-            best, chosen = key, members
-    return set(chosen)
-
-
-def _one_thing_title(meta: NoteMeta, headings: dict[int, tuple[int, str]]) -> str | None:
-    """The title of a note that is about one thing, or None when it holds several.
-
-    Front matter naming a paper decides; else one top heading, first, whose direct sub-headings
-    are mostly parts (a deep dive: ``# Mamba`` then ``## 背景``, ``## 实验``, ``## 我的想法``,
-    whatever numbered steps sit deeper) unless it is a date (a day's page: its Todo and Notes hold
-    whatever was read that day), or a front-matter title over nothing but parts.
-    """
-    top_title = None
-    if headings:
-        top = min(level for level, _ in headings.values())
-        tops = [i for i, (level, _) in headings.items() if level == top]
-        below = [level for level, _ in headings.values() if level != top]
-        children = [title for level, title in headings.values() if below and level == min(below)]
-        parts = sum(is_part_heading(t) for t in children)
-        if len(tops) == 1 and tops[0] == min(headings):
-            top_title = clean_title(headings[tops[0]][1])
-            day_page = leading_date(top_title) is not None  # "Thursday, March 14, 2024": Todo, Reading, Notes
-            if children and parts * 2 >= len(children) and not day_page \
-                    and not any(date_heading(clean_title(t)) for t in children):
-                return meta.title or top_title
-        elif meta.title and all(is_part_heading(t) for _, t in headings.values()):
-            return meta.title
-    if meta.about_a_paper:
-        return meta.title or top_title or (meta.aliases[0] if meta.aliases else None) or ""
-    return None
 
 
 def _display_title(title: str, aliases: tuple[str, ...]) -> str:
@@ -319,7 +270,8 @@ def _listed_things(spans: list[Span], lines: list[str], fenced: list[bool], head
 def split_entries(text: str, file: str, warn: Callable[[str], None] | None = None) -> list[Entry]:
     """Split one note's text into entries; ``file`` is its path relative to the corpus. ``warn``
     hears what the reading says about the note (a front matter read as text, and why)."""
-    lines = split_lines(text)
+    written = split_lines(text)
+    lines = org.as_markdown(written) if org.is_org(written) else written  # structure read from Markdown
     body_start, meta = front_matter(lines)
     if meta.problem and warn is not None:
         warn(meta.problem)
@@ -337,11 +289,12 @@ def split_entries(text: str, file: str, warn: Callable[[str], None] | None = Non
     dated = {i: d for i, (_, t) in headings.items() if (d := date_heading(clean_title(t)))}
     if len(dated) < 2:
         dated = {}
-    items = _item_headings(headings, set(dated))
+    described = heading_properties(lines, headings)
+    items = item_headings(headings, set(dated), set(described))
     first_structure = min(items | set(dated), default=None)
     head_end = first_structure if first_structure is not None else min(len(lines), body_start + 10)
     note_date, year = _file_dates(lines, lines[body_start:head_end], meta)
-    one_thing = _one_thing_title(meta, headings)
+    one_thing = one_thing_title(meta, headings)
     top_heading = next((clean_title(t) for i, (level, t) in sorted(headings.items()) if level == 1), None)
     note_title = meta.title or top_heading
     body = [i for i in range(body_start, len(lines)) if lines[i].strip()]
@@ -352,6 +305,9 @@ def split_entries(text: str, file: str, warn: Callable[[str], None] | None = Non
         spans = [Span(body[0], "item", title, note_date, "", meta)]
     elif headings:
         spans = _heading_spans(lines, body_start, fenced, headings, dated, items, note_date, year, note_title)
+        for span in spans:
+            if span.kind == "item" and span.start in described:
+                span.meta = described[span.start]
         spans = _listed_things(spans, lines, fenced, headings)
         if len(spans) == 1 and spans[0].start in headings:
             spans[0].kind = "item"  # one heading over prose: the note is about that
@@ -362,21 +318,22 @@ def split_entries(text: str, file: str, warn: Callable[[str], None] | None = Non
                  or outline_spans(lines, body_start, fenced, note_date, note_title)
                  or paragraph_spans(lines, body_start, fenced, note_date, note_title)
                  or [Span(body[0], "section", clean_title(lines[body[0]])[:80], note_date)])
-    return _entries(spans, lines, file, meta if one_thing is None else NoteMeta(), headings)
+    return _entries(spans, lines, written, file, meta if one_thing is None else NoteMeta(), headings)
 
 
-def _entries(spans: list[Span], lines: list[str], file: str, note: NoteMeta,
+def _entries(spans: list[Span], lines: list[str], written: list[str], file: str, note: NoteMeta,
              headings: dict[int, tuple[int, str]]) -> list[Entry]:
     """Spans → entries: each runs to the next one's start, trailing blank lines dropped; an
-    entry's tags are the note's (front matter, page properties), its own and its ``#tags``."""
+    entry's text is the note's lines as ``written`` (an Org note's own, not its Markdown reading);
+    its tags are the note's (front matter, page properties), its own and its ``#tags``."""
     entries = []
     items = [title_names(s.title) for s in spans if s.kind == "item"]
     for n, span in enumerate(spans):
         stop = spans[n + 1].start if n + 1 < len(spans) else len(lines)
         end = stop - 1
-        while end > span.start and not lines[end].strip():
+        while end > span.start and not written[end].strip():
             end -= 1
-        if not lines[span.start].strip() and end == span.start:
+        if not written[span.start].strip() and end == span.start:
             continue
         body = "\n".join(lines[span.start:end + 1])
         meta = span.meta
@@ -386,6 +343,7 @@ def _entries(spans: list[Span], lines: list[str], file: str, note: NoteMeta,
         tags = tuple(dict.fromkeys((*note.tags, *meta.tags, *inline_tags(body))))
         entries.append(Entry(
             file=file, title=span.title or note.title or Path(file).stem, line_start=span.start + 1,
-            line_end=end + 1, url=meta.url or first_url(body), date=span.date, text=body, kind=span.kind,
+            line_end=end + 1, url=meta.url or first_url(body), date=span.date,
+            text="\n".join(written[span.start:end + 1]), kind=span.kind,
             tags=tags, aliases=meta.aliases, authors=meta.authors, links=wikilinks(body), context=span.context))
     return entries
