@@ -119,8 +119,8 @@ def test_an_e5_chunk_vouches_when_it_stands_out_from_the_rest_of_the_notes() -> 
     assert 0.15 <= stands_out.coverage < ANSWER.min_coverage  # the stand-out decides, not the terms
     termless = make_hit(1, "T", ["unrelated text"], [{"e5-onnx": 0.9}])  # none of the question's terms
     chance = gather_evidence(make_result("hospitals federated learning", [termless], standout={"e5-onnx": 3.1}), 3)
-    assert judge(chance, ANSWER) == Gate(False, "term coverage 0.00 under its bar 0.36, and no embedder vouches: "
-                                         "e5-onnx stand-out z 3.10 (bar 2.25), by chance: term coverage 0.00 is under 0.15")
+    assert judge(chance, ANSWER).reason == ("term coverage 0.00 under its bar 0.36, and no embedder vouches: e5-onnx "
+                                            "stand-out z 3.10 (bar 2.25), by chance: term coverage 0.00 is under 0.15")
     assert is_covered(chance, ANSWER.model_copy(update={"min_standout_coverage": 0.0}))
 
 

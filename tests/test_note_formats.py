@@ -198,7 +198,46 @@ def test_a_chat_export_or_a_diary_is_titled_by_what_follows_its_date() -> None:
     the weekday alone says nothing."""
     chat = "\n\n".join(f"[2023-10-0{d} 10:0{d}] kevin: paper {d} is out https://arxiv.org/abs/2205.1413{d}\n"
                        f"[2023-10-0{d} 10:1{d}] lin: read it, nice" for d in (1, 2, 3))
-    assert [e.title for e in split_entries(chat, "slack.txt")][0] == "kevin: paper 1 is out https://arxiv.org/abs/2205.14131"
-    diary = "\n\n".join(f"2024年3月{d}日 星期{w}\n今天读 DDPM，前向过程逐步加噪。" for d, w in ((4, "一"), (5, "二"), (7, "四")))
+    assert split_entries(chat, "slack.txt")[0].title == "kevin: paper 1 is out https://arxiv.org/abs/2205.14131"
+    days = ((4, "一"), (5, "二"), (7, "四"))
+    diary = "\n\n".join(f"2024年3月{d}日 星期{w}\n今天读 DDPM，前向过程逐步加噪。" for d, w in days)
     assert [e.title for e in split_entries(diary, "diary.txt")] == ["2024年3月4日 星期一", "2024年3月5日 星期二",
                                                                     "2024年3月7日 星期四"]
+
+
+THREAD = """Saved thread — "RAG reading list" (posted 2024-04-02)
+copied here because I keep linking it
+
+1/ Everyone is building RAG now. Here are the papers I'd read. 🧵
+
+2/ DPR — Dense Passage Retrieval for Open-Domain QA (Karpukhin et al., EMNLP 2020). Two BERT encoders.
+
+3/ Headline: beats BM25 by 9–19% on top-20 accuracy.
+
+4/ ColBERT (Khattab & Zaharia, SIGIR 2020). "Late interaction": one embedding per token.
+
+5/ Why it matters: close to cross-encoder quality.
+
+6/ HyDE (Gao et al., ACL 2023): embed a hypothetical answer document.
+"""
+
+
+def test_a_thread_gives_an_item_per_paper_with_the_posts_that_go_on_about_it() -> None:
+    """A post that opens with a paper's name and citation starts the paper's entry; the posts
+    after it that cite nothing ("3/ Headline: …") are more about it. The note's opening paragraph
+    introduces the list: a section."""
+    es = split_entries(THREAD, "thread.md")
+    assert [(e.line_start, e.line_end, e.kind, e.title) for e in es] == [
+        (1, 2, "section", 'Saved thread — "RAG reading list" (posted 2024-04-02)'),
+        (4, 4, "section", "1/ Everyone is building RAG now. Here are the papers I'd read. 🧵"),
+        (6, 8, "item", "DPR — Dense Passage Retrieval for Open-Domain QA (Karpukhin et al., EMNLP 2020)"),
+        (10, 12, "item", "ColBERT (Khattab & Zaharia, SIGIR 2020)"),
+        (14, 14, "item", "HyDE (Gao et al., ACL 2023)")]
+    assert_every_line_once(THREAD, es)
+    one = THREAD.split("\n\n4/")[0]  # one cited post is no list of papers
+    assert all(e.kind == "section" for e in split_entries(one, "thread.md")[1:])
+
+
+def test_a_title_drawn_between_rules_or_numbered_keeps_only_its_words() -> None:
+    assert clean_title("--- wav2vec 2.0 ---") == "wav2vec 2.0" and clean_title("2. Whisper (ICML)") == "Whisper (ICML)"
+    assert clean_title("StreamingLLM #paper #long-context") == "StreamingLLM"

@@ -53,6 +53,7 @@ _CJK_LABEL = re.compile(r"^\s*【([^】\n]{1,20})】")
 _ORDINAL = re.compile(r"[一二三四五六七八九十\d]{1,3}")
 
 
+_RULE_EDGES = re.compile(r"^[-=~*_]{3,}\s*|\s*[-=~*_]{3,}$")
 _TRAILING_TAGS = re.compile(r"(?:\s+#[A-Za-z\u4e00-\u9fff][\w\u4e00-\u9fff/-]*)+\s*$")
 
 
@@ -64,6 +65,7 @@ def clean_title(raw: str) -> str:
         rest = plain[label.end():].strip()
         plain = rest if rest and _ORDINAL.fullmatch(label.group(1)) else f"{label.group(1)} {rest}".strip()
     plain = _TRAILING_TAGS.sub("", plain) or plain  # "StreamingLLM #paper": the tag is the entry's, not its name
+    plain = _RULE_EDGES.sub("", plain) or plain  # "--- wav2vec 2.0 ---"
     return _NUMBERED.sub("", _LEAD_SYMBOLS.sub("", plain)).strip() or plain
 
 
