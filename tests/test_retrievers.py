@@ -84,3 +84,18 @@ def test_exact_retriever_does_not_rank_a_notes_intro_for_the_reports_name() -> N
     only_items = ExactRetriever(RecordingBM25(chunks), Lexicon.of(Terms.of(chunks)), max_share=0.05, eligible=items)
     assert only_items.rank(query, 5).ids.tolist() == [1]
     assert only_items.rank(query, 5, allowed=np.array([True, False] + [True] * 40)).ids.tolist() == []
+
+
+def test_an_acronym_finds_the_entry_whose_title_spells_it_out() -> None:
+    """"our DPO runs" is about the entry titled "Direct Preference Optimization: …" that never writes
+    DPO, as much as about a poster that mentions DPO; a subtitle's words name no paper (VLM)."""
+    chunks = [["direct", "preference", "optimization", "β", "0.1"], ["poster", "dpo", "watermark"],
+              ["flamingo", "visual", "language", "model"]] + [["x"]] * 40
+    titles = ["Direct Preference Optimization: Your Language Model is Secretly a Reward Model", "Poster #388",
+              "Flamingo: a Visual Language Model for Few-Shot Learning"] + ["x"] * 40
+    retriever = ExactRetriever(RecordingBM25(chunks), Lexicon.of(Terms.of(chunks)), max_share=0.05,
+                               titles=titles, chunk_entry=np.arange(len(chunks)))
+    assert sorted(retriever.rank(make_query("What β did we use for our DPO runs?"), 5).ids.tolist()) == [0, 1]
+    assert retriever.rank(make_query("Which VLM froze its LLM?"), 5).ids.tolist() == []
+    plain = ExactRetriever(RecordingBM25(chunks), Lexicon.of(Terms.of(chunks)), max_share=0.05)
+    assert plain.rank(make_query("What β did we use for our DPO runs?"), 5).ids.tolist() == [1]

@@ -8,11 +8,13 @@ objects with a ``name`` and a ``rank`` method, fused by :func:`rag.retrieve.fusi
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
+from rag.ingest.markup import title_head
 from rag.store import Lexicon
 from rag.store.bm25 import Bm25
 from rag.store.dense import DenseIndex
@@ -20,12 +22,14 @@ from rag.text import lexical
 from rag.text.dictionary import Dictionary
 
 from .glossary import Glossary
+from .names import spells_out
 from .query import Query
 
 BM25 = "bm25"
 EXACT = "exact"
 TRANSLATED = "translated"
 _COMPOUND = re.compile(r"[-/]")
+_ACRONYM = re.compile(r"(?<![\w-])[A-Z]{2,6}(?![\w-])")
 
 
 @dataclass(frozen=True)
@@ -96,12 +100,15 @@ class ExactRetriever(BM25Retriever):
     name = EXACT
 
     def __init__(self, bm25: Bm25 | None, lexicon: Lexicon, max_share: float = 1.0,
-                 dictionary: Dictionary | None = None, eligible: np.ndarray | None = None) -> None:
+                 dictionary: Dictionary | None = None, eligible: np.ndarray | None = None,
+                 titles: Sequence[str] = (), chunk_entry: np.ndarray | None = None) -> None:
         super().__init__(bm25)
         self.lexicon = lexicon
         self.max_share = max_share
         self.dictionary = dictionary
         self.eligible = eligible  # chunks it may rank (bool per chunk); None: all
+        self.titles = titles  # each entry's title, and each chunk's entry: a title that spells out "DPO"
+        self.chunk_entry = chunk_entry
 
     def _terms(self, query: Query) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The exact terms rare enough to single an entry out, and the common ones: "RL" or
@@ -146,7 +153,26 @@ class ExactRetriever(BM25Retriever):
                 scores += np.where(together, self._bm25(scored), 0.0).astype(np.float32)
         if common:  # "DeepSeek" with "Transformer": the chunk that names both comes first
             scores += np.where(scores > 0, self._bm25(common), 0.0).astype(np.float32)
-        return scores
+        return scores + self._spelled_out(query)
+
+    def _spelled_out(self, query: Query) -> np.ndarray:
+        """For each acronym asked (DPO), the best score a chunk writing it earns, given to every
+        chunk of an entry whose title's head spells it out ("Direct Preference Optimization: …")
+        and never writes it: the paper the acronym names is that entry. Not a subtitle's words
+        ("Flamingo: a Visual Language Model …" is no paper called VLM)."""
+        extra = np.zeros(self.lexicon.n_chunks, np.float32)
+        if self.chunk_entry is None:
+            return extra
+        for name in dict.fromkeys(_ACRONYM.findall(query.text)):
+            token = name.lower()
+            entries = [i for i, title in enumerate(self.titles) if spells_out(name, title_head(title))]
+            if not entries:
+                continue
+            written = self._bm25((token,))
+            spelled = np.isin(self.chunk_entry, entries) & (written <= 0)
+            extra += np.where(spelled, float(written.max()) if written.max() > 0 else self.lexicon.weight(token), 0.0
+                              ).astype(np.float32)
+        return extra
 
 
 class TranslatedRetriever(BM25Retriever):

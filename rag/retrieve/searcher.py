@@ -177,7 +177,8 @@ class Searcher:
         if settings.exact_weight > 0:
             not_section = np.array([e.kind != "section" for e in index.entries], dtype=bool)
             self.retrievers[EXACT] = ExactRetriever(index.bm25, index.lexicon, settings.exact_max_share,
-                                                    self.dictionary, not_section[index.chunk_entry])
+                                                    self.dictionary, not_section[index.chunk_entry],
+                                                    [e.title for e in index.entries], index.chunk_entry)
         if settings.translate_weight > 0 and self.dictionary is not None:
             self.retrievers[TRANSLATED] = TranslatedRetriever(index.bm25, index.lexicon, self.dictionary)
         for retriever in extra:
