@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from rag.ingest.markup import clean_inline, title_head, untagged
 from rag.ingest.notes import Entry
 from rag.ingest.sections import is_part_heading
+from rag.retrieve.names import spells_out
 from rag.store import Lexicon
 from rag.text import lexical
 
@@ -159,9 +160,19 @@ def short_name(entry: Entry, question: str, lexicon: Lexicon | None, lines: Sequ
         return lexicon.weight(token) if lexicon is not None else 1.0
 
     names = [(count * rarity(w), w) for w, count in counts.items() if count >= 2 and fresh(w)]
+    if _paper_title(entry.title):  # "Attention Is All You Need" names its paper, a word it repeats (BLEU)
+        head = title_head(entry.title)  # does not; the initials of its words (GEA) do
+        return next((w for _, w in sorted(names, reverse=True) if spells_out(w, head)), None)
     if names:
         return max(names)[1]
     return next((w for w in _url_names(entry) if fresh(w)), None)
+
+
+def _paper_title(title: str) -> bool:
+    """A paper's own title, in Latin script, four words or more: "Training language models to
+    follow instructions with human feedback", not a topic ("开源模型 IOI金牌") or a name."""
+    words = re.findall(r"[A-Za-z][\w'-]*", untagged(clean_inline(title)))
+    return len(words) >= 4 and not re.search(r"[\u4e00-\u9fff]", title)
 
 
 def presented_name(entry: Entry, line: int) -> str | None:
