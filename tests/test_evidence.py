@@ -220,6 +220,15 @@ def test_a_versioned_name_counts_whole_unless_its_parts_are_names() -> None:
     assert evidence.names == ["Mamba-2", "GRPO-style"] and evidence.missing_names == ["Mamba-2"]
 
 
+def test_an_acronym_a_retrieved_entry_spells_out_in_any_case_is_mentioned() -> None:
+    """CFG is "classifier-free guidance" in running text, or "Classifier-Free Diffusion Guidance"
+    as the paper's title has it; FFG is neither."""
+    for text in ("条件控制：classifier-free guidance、ControlNet", "Classifier-Free Diffusion Guidance（Ho, 2021）"):
+        hit = make_hit(1, "Day", [text])
+        assert gather_evidence(make_result("CFG 训练时怎么做？", [hit]), 3).missing_names == []
+        assert gather_evidence(make_result("FFG 训练时怎么做？", [hit]), 3).missing_names == ["FFG"]
+
+
 def test_a_capitalised_word_beside_a_name_makes_a_name_of_its_own() -> None:
     """Self-RAG is not RAG: notes on RAG do not cover it, notes writing "Self RAG" do."""
     rag = make_hit(1, "RAG", ["RAG retrieves passages for a seq2seq generator."])

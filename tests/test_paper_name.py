@@ -169,11 +169,14 @@ def test_a_name_quoted_as_the_papers_names_it() -> None:
 
 
 def test_a_papers_own_title_is_named_by_its_initials_or_not_at_all() -> None:
-    """Under a paper's full title, a word the entry repeats (BLEU, RM) is no name for it; the
-    initials of the title's words (GEA of "Group-Evolving Agents") are."""
+    """Under a paper's full title, a term the entry repeats (BLEU, RM) is no name for it; a coined
+    name (ProGRPO under "Back to Basics: …") and the initials of the title's words (GEA of
+    "Group-Evolving Agents") are."""
     attention = entry("Attention Is All You Need", "BLEU 28.4 on WMT14 En-De.\nBLEU 41.8 on En-Fr.")
     assert short_name(attention, "Which paper dispensed with recurrence?", None) is None
     gea = entry("Group-Evolving Agents: Open-Ended Self-Improvement", "GEA 让 agent 共享经验。\nGEA 71%。")
     assert short_name(gea, "哪篇让 agent 组共享经验？", None) == "GEA"
+    tot = entry("Tree of Thoughts: Deliberate Problem Solving", "CoT only 4% on Game of 24.\nCoT-SC 9%.")
+    assert short_name(tot, "Which paper searched over thoughts?", None) is None  # CoT is a term here
     topic = entry("开源模型 IOI金牌", "GenCluster 让开源模型拿到金牌。\nGenCluster 用 gpt-oss。")
     assert short_name(topic, "哪个方法让开源模型拿到 IOI 金牌？", None) == "GenCluster"

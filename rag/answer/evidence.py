@@ -108,8 +108,9 @@ def _written_apart(name: str, result: RetrievalResult) -> bool:
 
 
 def _spelled_out(name: str, result: RetrievalResult) -> bool:
-    """An acronym the notes never write but a retrieved entry spells out (DPO: Direct Preference …)."""
-    return any(spells_out(name, _hit_text(hit)) for hit in result.hits)
+    """An acronym the notes never write but a retrieved entry spells out (DPO: Direct Preference …,
+    CFG: classifier-free guidance)."""
+    return any(spells_out(name, _hit_text(hit), any_case=True) for hit in result.hits)
 
 
 def _hit_text(hit: Hit) -> str:

@@ -160,9 +160,9 @@ def short_name(entry: Entry, question: str, lexicon: Lexicon | None, lines: Sequ
         return lexicon.weight(token) if lexicon is not None else 1.0
 
     names = [(count * rarity(w), w) for w, count in counts.items() if count >= 2 and fresh(w)]
-    if _paper_title(entry.title):  # "Attention Is All You Need" names its paper, a word it repeats (BLEU)
-        head = title_head(entry.title)  # does not; the initials of its words (GEA) do
-        return next((w for _, w in sorted(names, reverse=True) if spells_out(w, head)), None)
+    if _paper_title(entry.title):  # "Attention Is All You Need" names its paper, a term it repeats (BLEU)
+        head = title_head(entry.title)  # does not; a coined name (ProGRPO) or the title's initials (GEA) do
+        return next((w for _, w in sorted(names, reverse=True) if _coined(w) or spells_out(w, head)), None)
     if names:
         return max(names)[1]
     return next((w for w in _url_names(entry) if fresh(w)), None)
@@ -173,6 +173,11 @@ def _paper_title(title: str) -> bool:
     follow instructions with human feedback", not a topic ("开源模型 IOI金牌") or a name."""
     words = re.findall(r"[A-Za-z][\w'-]*", untagged(clean_inline(title)))
     return len(words) >= 4 and not re.search(r"[\u4e00-\u9fff]", title)
+
+
+def _coined(word: str) -> bool:
+    """A made-up name, capitals inside a word (ProGRPO, LoRA), not a term (BLEU, CoT, GPT-4, Low-Probability)."""
+    return len(word) >= 4 and word.isalpha() and any(c.islower() for c in word) and sum(c.isupper() for c in word) >= 2
 
 
 def presented_name(entry: Entry, line: int) -> str | None:
