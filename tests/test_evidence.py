@@ -429,3 +429,13 @@ def test_a_csv_row_is_quoted_by_its_cells() -> None:
     result = make_result("What MMLU score did GPT-3 175B get?", [hit])
     text, _ = extractive_answer(result.hits, gather_evidence(result, 3), "en") or ("", [])
     assert text.endswith("Understanding: GPT-3 175B only 43.9% [1]") and '"' not in text
+
+
+def test_a_sentence_writing_an_acronym_carries_the_words_the_question_spells_out() -> None:
+    """"How large was the reward model?" is answered by "RM is only 6B", which shares no word with it."""
+    hit = make_hit(1, "InstructGPT", ["Labelers prefer the 1.3B model over GPT-3 models.",
+                                     "RM is only 6B, not 175B.",
+                                     "PPO fine-tunes the policy with a KL penalty."])
+    result = make_result("How large was the reward model used in InstructGPT?", [hit])
+    best = extractive._scored(result.hits, gather_evidence(result, 3), 1)[0]
+    assert best[3].text == "RM is only 6B, not 175B."

@@ -241,3 +241,9 @@ def test_a_thread_gives_an_item_per_paper_with_the_posts_that_go_on_about_it() -
 def test_a_title_drawn_between_rules_or_numbered_keeps_only_its_words() -> None:
     assert clean_title("--- wav2vec 2.0 ---") == "wav2vec 2.0" and clean_title("2. Whisper (ICML)") == "Whisper (ICML)"
     assert clean_title("StreamingLLM #paper #long-context") == "StreamingLLM"
+
+
+def test_a_paper_headings_nickname_is_its_alias_and_leads_its_title() -> None:
+    note = ORG.replace("  :ARXIV: 1707.06347\n", "  :NICKNAME: PPO\n")
+    ppo = split_entries(note, "alignment.txt")[1]
+    assert ppo.aliases == ("PPO",) and ppo.title == "PPO: Proximal Policy Optimization Algorithms"

@@ -18,6 +18,7 @@ from itertools import pairwise
 from rag.ingest.markup import clean_inline, normalized_title, parse_heading
 from rag.ingest.notes import Entry
 from rag.ingest.tables import delimited_cells
+from rag.retrieve.names import spelled_phrase
 from rag.retrieve.searcher import Hit
 from rag.text import lexical
 
@@ -56,6 +57,7 @@ _LABEL_ONLY = re.compile(r"^[^：:]{1,16}[：:]$")
 _URL = re.compile(r"https?://\S+")
 _LABEL_END = re.compile(r"\s+[—–]\s|[。.;；]\s*")
 _LEAD_IN = re.compile(r"[:：]$")
+_ACRONYM = re.compile(r"(?<![\w-])[A-Z]{2,6}(?![\w-])")
 _ARXIV_ID = re.compile(r"(?<![\d.])\d{4}\.\d{4,5}(?:v\d+)?(?![\d.])")
 #: What stands between two names asked about together: "X 和 Y", "X and Y", "X/Y", "X vs Y".
 _JOINED = re.compile(r"\s*(?:和|与|及|以及|跟|同|对比|and|&|vs\.?|versus|or|或|、|/|,|，)\s*")
@@ -117,6 +119,7 @@ def _scored(hits: Sequence[Hit], evidence: Evidence, read: int,
     """
     weights, line_similarity = evidence.weights, evidence.line_similarity
     quantity = asks_quantity(evidence.question)
+    spelled: dict[str, set[str]] = {}  # "RM" in a sentence → the question's "reward model"
     scored: list[tuple[float, int, int, Sentence]] = []
     for n, hit in enumerate(hits[:read], start=1):
         entry = hit.entry
@@ -128,6 +131,11 @@ def _scored(hits: Sequence[Hit], evidence: Evidence, read: int,
         for order, (line, text) in enumerate(sentences):
             own = set(lexical.tokenize(text))
             own |= {term for term, forms in evidence.translations.items() if not forms.isdisjoint(own)}
+            for acronym in _ACRONYM.findall(text):
+                if acronym not in spelled:
+                    phrase = spelled_phrase(acronym, evidence.question, any_case=True)
+                    spelled[acronym] = set(lexical.tokenize(phrase)) if phrase else set()
+                own |= spelled[acronym]
             # the title says which paper; the sentence itself must carry the answer to win a tie
             lexical_score = (1 - OWN_WEIGHT) * term_overlap(own | title_tokens, weights) \
                 + OWN_WEIGHT * term_overlap(own, weights)

@@ -35,6 +35,7 @@ _DOI = re.compile(r"\b(10\.\d{4,9}/[^\s\"'<>]+)")
 _KEYS = {
     "title": "title", "name": "title",
     "aliases": "aliases", "alias": "aliases", "aka": "aliases", "short": "aliases", "shortname": "aliases",
+    "nickname": "aliases",
     "tags": "tags", "tag": "tags", "keywords": "tags", "topics": "tags",
     "authors": "authors", "author": "authors", "by": "authors",
     "date": "date", "created": "date", "published": "date", "period": "date", "month": "date",

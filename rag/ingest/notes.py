@@ -308,6 +308,7 @@ def split_entries(text: str, file: str, warn: Callable[[str], None] | None = Non
         for span in spans:
             if span.kind == "item" and span.start in described:
                 span.meta = described[span.start]
+                span.title = _display_title(span.title, span.meta.aliases)  # "InstructGPT: Training language …"
         spans = _listed_things(spans, lines, fenced, headings)
         if len(spans) == 1 and spans[0].start in headings:
             spans[0].kind = "item"  # one heading over prose: the note is about that

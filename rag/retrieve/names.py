@@ -48,15 +48,21 @@ def _names_something(word: str) -> bool:
     return len(parts) == 1 or any(len(p) > 1 and (lexical.is_name(p) or p[:1].isupper()) for p in parts)
 
 
+def spelled_phrase(acronym: str, text: str, any_case: bool = False) -> str | None:
+    """The words of ``text`` that an acronym stands for (:func:`spells_out`), or None."""
+    if not (2 <= len(acronym) <= 6 and acronym.isalpha() and acronym.isupper()):
+        return None
+    words = (r"(?:[\s-]+\w+)?[\s-]+" if any_case else r"[\s-]+").join(rf"{c}[\w]*" for c in acronym)
+    m = re.search(rf"(?<![\w]){words}", text, re.I if any_case else 0)
+    return m.group(0) if m else None
+
+
 def spells_out(acronym: str, text: str, any_case: bool = False) -> bool:
     """Whether ``text`` writes the words an acronym stands for: DPO in "Direct Preference
     Optimization", so a question asking for DPO is about a note that only spells it out. With
     ``any_case``, loosely: in running text too, one word allowed between two of its words
     ("classifier-free guidance" and "Classifier-Free Diffusion Guidance" for CFG)."""
-    if not (2 <= len(acronym) <= 6 and acronym.isalpha() and acronym.isupper()):
-        return False
-    words = (r"(?:[\s-]+\w+)?[\s-]+" if any_case else r"[\s-]+").join(rf"{c}[\w]*" for c in acronym)
-    return re.search(rf"(?<![\w]){words}", text, re.I if any_case else 0) is not None
+    return spelled_phrase(acronym, text, any_case) is not None
 
 
 def capitalised_names(question: str) -> list[str]:
