@@ -3,6 +3,7 @@ list, a post drawn apart by rules, a wiki table of methods (fast)."""
 
 from __future__ import annotations
 
+from rag.answer.extractive import split_sentences
 from rag.ingest.dates import leading_date
 from rag.ingest.markup import clean_title, split_lines
 from rag.ingest.notes import split_entries
@@ -247,3 +248,12 @@ def test_a_paper_headings_nickname_is_its_alias_and_leads_its_title() -> None:
     note = ORG.replace("  :ARXIV: 1707.06347\n", "  :NICKNAME: PPO\n")
     ppo = split_entries(note, "alignment.txt")[1]
     assert ppo.aliases == ("PPO",) and ppo.title == "PPO: Proximal Policy Optimization Algorithms"
+
+
+def test_an_org_entrys_headings_and_drawer_edges_are_not_quoted() -> None:
+    ppo = split_entries(ORG, "alignment.txt")[1]
+    quoted = [text for _, text in split_sentences(ppo.text, ppo.line_start)]
+    assert "John Schulman, Filip Wolski" in quoted and "Core idea" not in quoted
+    assert not any(q.startswith(("DONE", ":PROPERTIES:", ":END:")) for q in quoted)
+    assert split_sentences("* a Markdown bullet here\n* and another one", 1) == [
+        (1, "a Markdown bullet here"), (2, "and another one")]

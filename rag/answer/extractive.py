@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
+from rag.ingest import org
 from rag.ingest.markup import clean_inline, normalized_title, parse_heading
 from rag.ingest.notes import Entry
 from rag.ingest.tables import delimited_cells
@@ -76,7 +77,7 @@ def split_sentences(text: str, first_line: int = 1) -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
     for offset, raw in enumerate(text.split("\n")):
         line = raw.strip()
-        if not line or parse_heading(line) or _RULE.match(line):
+        if not line or parse_heading(line) or _RULE.match(line) or org.is_structure(raw):
             continue
         cells = [c for c in line.strip("|").split("|")] if line.startswith("|") else delimited_cells(line) or [line]
         for cell in cells:

@@ -32,6 +32,16 @@ _PAGE_KEYS = {"title": "title", "filetags": "tags", "date": "date", "author": "w
 _TODO_HEADING = re.compile(r"^\*+\s+(?:TODO|DONE)\s")
 
 
+def is_structure(line: str) -> bool:
+    """An Org heading (``** Core idea``, ``* DONE Title``) or a drawer's edge: a line that
+    arranges a note, not one that says something to quote. One star without a TODO keyword may be
+    a Markdown bullet, so it is not taken for a heading here."""
+    if _DRAWER_EDGE.match(line) or line.startswith("** "):
+        return True
+    m = _HEADING.match(line)
+    return bool(m) and m.group(2).partition(" ")[0] in DEFAULT_KEYWORDS
+
+
 def is_org(lines: list[str]) -> bool:
     """Org keywords (``#+TITLE:``), a property drawer, or two TODO/DONE headings: Org, not Markdown."""
     if any(_KEYWORD.match(line) for line in lines[:40]):
