@@ -250,6 +250,12 @@ def test_a_paper_headings_nickname_is_its_alias_and_leads_its_title() -> None:
     assert ppo.aliases == ("PPO",) and ppo.title == "PPO: Proximal Policy Optimization Algorithms"
 
 
+def test_an_org_drawer_left_open_ends_at_the_next_heading() -> None:
+    note = ("#+TITLE: x\n* DONE A\n  :PROPERTIES:\n  :AUTHORS: Bob\n"
+            "* DONE B\n  :PROPERTIES:\n  :AUTHORS: Al\n  :END:\ntext")
+    assert [(e.title, e.authors) for e in split_entries(note, "x.txt")] == [("A", ("Bob",)), ("B", ("Al",))]
+
+
 def test_an_org_entrys_headings_and_drawer_edges_are_not_quoted() -> None:
     ppo = split_entries(ORG, "alignment.txt")[1]
     quoted = [text for _, text in split_sentences(ppo.text, ppo.line_start)]

@@ -64,7 +64,7 @@ def as_markdown(lines: list[str]) -> list[str]:
         if _DRAWER_EDGE.match(line):
             in_drawer = line.strip().upper() != ":END:"
             out.append("")
-        elif in_drawer:
+        elif in_drawer and not _HEADING.match(line):  # a heading ends a drawer left open
             field = _DRAWER_FIELD.match(line)
             out.append(f"  {field.group(1).lower()}:: {field.group(2)}" if field else line)
         elif block := _BLOCK.match(line):
@@ -73,6 +73,7 @@ def as_markdown(lines: list[str]) -> list[str]:
         elif keyword := _KEYWORD.match(line):
             out.append(_page_property(keyword.group(1).lower(), keyword.group(2)))
         elif heading := _HEADING.match(line):
+            in_drawer = False
             out.append("#" * len(heading.group(1)) + " " + _title(heading.group(2), keywords))
         elif _COMMENT.match(line):
             out.append("")
