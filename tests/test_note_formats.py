@@ -3,6 +3,8 @@ list, a post drawn apart by rules, a wiki table of methods (fast)."""
 
 from __future__ import annotations
 
+import time
+
 from rag.answer.extractive import split_sentences
 from rag.ingest.dates import leading_date
 from rag.ingest.markup import clean_title, split_lines
@@ -263,3 +265,17 @@ def test_an_org_entrys_headings_and_drawer_edges_are_not_quoted() -> None:
     assert not any(q.startswith(("DONE", ":PROPERTIES:", ":END:")) for q in quoted)
     assert split_sentences("* a Markdown bullet here\n* and another one", 1) == [
         (1, "a Markdown bullet here"), (2, "and another one")]
+
+
+def test_lines_padded_without_end_are_read_in_linear_time() -> None:
+    """A heading padded with 20 000 spaces took minutes (a lazy group before two optional runs);
+    Org headings, tags, rule-drawn titles and cited paragraphs are read in code or bounded."""
+    n = 20_000
+    notes = ["# x" + " " * n + "y\n\ntext\n",
+             "#+TITLE: x\n* DONE x" + " " * n + "y\n* DONE z" + " :" * n + " y\n",
+             "# " + "-" * n + "x\n\ntext\n", "# x" + " #a" * n + " y\n\ntext\n",
+             "\n\n".join(["2/ X (" + "a" * n, "3/ Y (Li et al.) b", "4/ Z"])]
+    start = time.perf_counter()
+    for note in notes:
+        assert split_entries(note, "x.txt")
+    assert time.perf_counter() - start < 2.0

@@ -24,9 +24,9 @@ CARD_A = re.compile(r"^(?:A|答|Answer)\s*[:：]", re.IGNORECASE)
 _SENTENCE_END = ("。", ".", "！", "!", "？", "?", "；", ";", "：", ":", "，", ",")
 #: A paragraph that opens with a paper's name and its citation, a thread's "2/" before it:
 #: "2/ DPR — Dense Passage Retrieval … (Karpukhin et al., EMNLP 2020). Two BERT encoders …".
+_CITED_OPEN = re.compile(r"^(?:\d{1,3}/\d{0,3}\s+)?([^\s.:;?!(（][^.:;?!(（]{0,100}?\s*[(（]([^)）\n]{1,300}+)[)）])")
 #: The bracket cites: authors ("et al", "&") or a year, not a date ("(posted 2024-04-02)").
-_CITED_OPEN = re.compile(r"^(?:\d{1,3}/\d{0,3}\s+)?([^\s.:;?!(（][^.:;?!(（]{0,100}?\s*[(（]"
-                         r"[^)）]*(?:et al|&|(?<![\d./-])(?:19|20)\d{2}(?![\d./年-]))[^)）]*[)）])")
+_CITATION = re.compile(r"et al|&|(?<![\d./-])(?:19|20)\d{2}(?![\d./年-])")
 
 
 @dataclass
@@ -174,7 +174,7 @@ def paragraph_spans(lines: list[str], start: int, fenced: list[bool], note_date:
     if len(blocks) < MIN_PARAGRAPHS or listish * 3 > sum(map(len, blocks)):
         return None
     cited = {block[0]: m for block in blocks if not leading_date(first := lines[block[0]].strip())
-             and (m := _CITED_OPEN.match(clean_inline(first)))}
+             and (m := _CITED_OPEN.match(clean_inline(first))) and _CITATION.search(m.group(2))}
     spans: list[Span] = []
     for block in blocks:
         first = lines[block[0]].strip()

@@ -13,8 +13,8 @@ YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)")
 DATE_LEAD = re.compile(r"^\W*((?:19|20)\d{2})[-./年](\d{1,2})[-./月](\d{1,2})日?(?!\d)"
                        r"(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?[\])）】]?\s*(?:[—–\-:：|·,，]\s*)?")
 #: What may follow a date on its line and say no more than the date: "星期一", "周三", "(Tue)", "10:02".
-WEEKDAY_ONLY = re.compile(r"^\W*(?:(?:星期|周|礼拜)[一二三四五六日天]|(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?"
-                          r"|\d{1,2}:\d{2})?\W*$", re.I)
+WEEKDAY_ONLY = re.compile(r"^\W*+(?:(?:星期|周|礼拜)[一二三四五六日天]|(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*+\.?"
+                          r"|\d{1,2}:\d{2})?\W*+$", re.I)
 
 
 _MONTHS = {m: n for n, names in enumerate((

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import re
 
-_HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?)|([^#\s].*?))[ \t]*#*[ \t]*$")
+#: The closing "##" and spaces are cut in code (:func:`parse_heading`): a lazy group before two
+#: optional runs backtracks without end on a heading padded with thousands of spaces.
+_HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*)|([^#\s].*))$")
 _FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
 #: Link text and target are bounded and possessive, so a line of "[[[[…" costs linear time, not quadratic.
 _MD_LINK = re.compile(r"(!?)\[([^\]\n]{0,500}+)\]\((\S{1,500}?)(?:\s+\"[^\"\n]{0,500}+\")?\)")
@@ -53,8 +55,27 @@ _CJK_LABEL = re.compile(r"^\s*【([^】\n]{1,20})】")
 _ORDINAL = re.compile(r"[一二三四五六七八九十\d]{1,3}")
 
 
-_RULE_EDGES = re.compile(r"^[-=~*_]{3,}\s*|\s*[-=~*_]{3,}$")
-_TRAILING_TAGS = re.compile(r"(?:\s+#[A-Za-z\u4e00-\u9fff][\w\u4e00-\u9fff/-]*)+\s*$")
+_RULE_CHARS = "-=~*_"
+_TAG_WORD = re.compile(r"#[A-Za-z\u4e00-\u9fff][\w\u4e00-\u9fff/-]*+")
+
+
+def _without_tags(title: str) -> str:
+    """The title without the ``#tags`` it ends with (in code, not a regex searched from every space)."""
+    words = title.split()
+    while words and _TAG_WORD.fullmatch(words[-1]):
+        words.pop()
+    return " ".join(words) if len(words) < len(title.split()) else title
+
+
+def _without_rules(title: str) -> str:
+    """The title without runs of three or more rule characters at either end."""
+    for strip in (str.lstrip, str.rstrip):
+        bare = strip(title, _RULE_CHARS)
+        if len(title) - len(bare) >= 3:
+            title = bare.strip()
+    return title
+
+
 
 
 def clean_title(raw: str) -> str:
@@ -64,8 +85,8 @@ def clean_title(raw: str) -> str:
     if label := _CJK_LABEL.match(plain):
         rest = plain[label.end():].strip()
         plain = rest if rest and _ORDINAL.fullmatch(label.group(1)) else f"{label.group(1)} {rest}".strip()
-    plain = _TRAILING_TAGS.sub("", plain) or plain  # "StreamingLLM #paper": the tag is the entry's, not its name
-    plain = _RULE_EDGES.sub("", plain) or plain  # "--- wav2vec 2.0 ---"
+    plain = _without_tags(plain) or plain  # "StreamingLLM #paper": the tag is the entry's, not its name
+    plain = _without_rules(plain) or plain  # "--- wav2vec 2.0 ---"
     return _NUMBERED.sub("", _LEAD_SYMBOLS.sub("", plain)).strip() or plain
 
 
@@ -141,7 +162,10 @@ def parse_heading(line: str) -> tuple[int, str] | None:
     if not m:
         return None
     level = len(m.group(1))
-    text = m.group(2) if m.group(2) is not None else m.group(3)
+    text = (m.group(2) if m.group(2) is not None else m.group(3)).rstrip(" \t")
     if m.group(3) is not None and level == 1:  # "#tag" is not a heading
         return None
-    return level, text or ""
+    bare = text.rstrip("#")
+    if bare != text and (not bare or bare[-1] in " \t"):  # "## Title ##": a closing sequence
+        text = bare.rstrip(" \t")
+    return level, text

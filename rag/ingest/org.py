@@ -18,13 +18,14 @@ import re
 _KEYWORD = re.compile(r"^#\+([A-Za-z_]+):\s*(.*)$")
 _DRAWER_EDGE = re.compile(r"^\s*:(?:PROPERTIES|END|LOGBOOK):\s*$", re.I)
 _DRAWER_FIELD = re.compile(r"^\s*:([A-Za-z][\w-]*):\s*(.*)$")
-_HEADING = re.compile(r"^(\*+)\s+(.*?)\s*$")
+_HEADING = re.compile(r"^(\*+)[ \t]+(.*)$")
 _PRIORITY = re.compile(r"^\[#[A-Z]\]\s*")
-_HEADING_TAGS = re.compile(r"\s+:([\w@#%:]+):$")
+_TAGS_WORD = re.compile(r":(?:[\w@#%]++:)++")
 _BLOCK = re.compile(r"^\s*#\+(BEGIN|END)_(\w+)", re.I)
 _COMMENT = re.compile(r"^#(?:\s|$)")
-_LINK = re.compile(r"\[\[([^\]]+)\]\[([^\]]+)\]\]")
-_BARE_LINK = re.compile(r"\[\[((?:https?|file|doi):[^\]]+)\]\]")
+#: Bounded and possessive, as in :mod:`.markup`: a line of "[[[[…" costs linear time.
+_LINK = re.compile(r"\[\[([^\]\n]{1,500}+)\]\[([^\]\n]{1,500}+)\]\]")
+_BARE_LINK = re.compile(r"\[\[((?:https?|file|doi):[^\]\n]{1,500}+)\]\]")
 #: TODO keywords every Org setup knows; a note declares its own with ``#+TODO:`` / ``#+SEQ_TODO:``.
 DEFAULT_KEYWORDS = frozenset({"TODO", "DONE", "NEXT", "WAITING", "HOLD", "CANCELLED", "CANCELED", "STARTED"})
 #: File keywords that are a note's page properties, under the names the segmenter reads.
@@ -93,14 +94,16 @@ def _page_property(key: str, value: str) -> str:
 
 def _title(text: str, keywords: set[str]) -> str:
     """A heading's text without its TODO keyword and priority; its ``:a:b:`` tags as ``#a #b``."""
+    text = text.rstrip()
     first, _, rest = text.partition(" ")
     if first in keywords:
         text = rest
     text = _PRIORITY.sub("", text)
     tags = ""
-    if m := _HEADING_TAGS.search(text):
-        tags = " " + " ".join(f"#{t}" for t in m.group(1).split(":") if t)
-        text = text[:m.start()]
+    head, _, last = text.rpartition(" ")  # the tags are the heading's last word, read in code: a regex
+    if head and _TAGS_WORD.fullmatch(last):  # searched from every space costs a padded heading dearly
+        tags = " " + " ".join(f"#{t}" for t in last.split(":") if t)
+        text = head
     return _links(text.strip()) + tags
 
 
