@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from rag.answer.intent import Intent, asks_quantity, intent_of
@@ -180,3 +182,18 @@ def test_a_papers_own_title_is_named_by_its_initials_or_not_at_all() -> None:
     assert short_name(tot, "Which paper searched over thoughts?", None) is None  # CoT is a term here
     topic = entry("开源模型 IOI金牌", "GenCluster 让开源模型拿到金牌。\nGenCluster 用 gpt-oss。")
     assert short_name(topic, "哪个方法让开源模型拿到 IOI 金牌？", None) == "GenCluster"
+
+
+
+def test_titles_and_follow_ups_of_long_runs_are_read_in_linear_time() -> None:
+    """A title of 20 000 spaces or brackets, a follow-up of one long word: patterns tried from a
+    run's start only, or bounded (seconds each before)."""
+    from rag.answer.rewrite import _key_terms
+    from rag.ingest.sections import title_names
+
+    n = 20_000
+    start = time.perf_counter()
+    called(entry("a" + " " * n + "b & c", "x"))
+    title_names("(" * n + "x")
+    _key_terms("a" * n + "x", 5)
+    assert time.perf_counter() - start < 1.0

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 CITATION = re.compile(r"\[(\d+(?:\s*[,，、]\s*\d+)*)\]")
 _OPEN_TAIL = re.compile(r"[\d,，、\s]*")
 _NUMBER = re.compile(r"\d+")
-_REMOVED = re.compile(r"[ \t]*\0")
+_REMOVED = re.compile(r"(?<![ \t])[ \t]*+\0")  # a run of spaces tried from its start only
 _TAIL_CHARS = " \t\n\r\f\v\xa0\u3000。．.！!？?；;:："  # a sentence's final stops and spaces
 #: Longest unfinished ``[1, 2, …`` a stream holds back; anything longer is not a citation.
 MAX_OPEN_CHARS = 40

@@ -53,7 +53,7 @@ _QUANTITY = re.compile(r"\d+(?:\.\d+)?\s*(?:%|％|×|x(?![A-Za-z])|倍|[BMKk](?!
 
 _SPLIT = re.compile(r"(?<=[。！？；!?;])|(?<=[.:：])\s+(?=[A-Z0-9\u4e00-\u9fff*])")
 _BULLET = re.compile(r"^(?:[-*+•]|\d{1,3}[.)、])\s+")
-_RULE = re.compile(r"^\s*(?:[-=*_]{3,}|\|?\s*:?-{3,}.*|`{3,}.*|~{3,}.*)$")
+_RULE = re.compile(r"^\s*+(?:[-=*_]{3,}|\|?\s*:?-{3,}.*|`{3,}.*|~{3,}.*)$")
 _LABEL_ONLY = re.compile(r"^[^：:]{1,16}[：:]$")
 _URL = re.compile(r"https?://\S+")
 _LABEL_END = re.compile(r"\s+[—–]\s|[。.;；]\s*")

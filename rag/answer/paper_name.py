@@ -45,7 +45,7 @@ _QUOTED_PAPER = re.compile(r"[“\"「『]([A-Z][\w+-]*[\w+])[”\"」』]\s*(?:
 _INTRODUCING = re.compile(rf"{_CALLING}|{_PROPOSING}", re.I)
 INTRO_REACH = 30
 #: A note line that is only a key:: value property says nothing about the name.
-_PROPERTY = re.compile(r"^\s*[-*]?\s*[\w-]+::")
+_PROPERTY = re.compile(r"^\s*+(?:[-*]\s*+)?[\w-]+::")
 #: An opening sentence that only names the thing: "CLIP." or "OpenAI 的 CLIP。" / "OpenAI's CLIP."
 _NAMING_LINE = re.compile(r"^(?:[\w-]+\s*(?:的|'s)\s*)?([A-Za-z][\w+-]*[\w+])\s*[。.!！]?$")
 #: A title that is a short name then its citation: "DPO（Rafailov et al., 2023）", "Constitutional AI
@@ -211,8 +211,10 @@ def _url_names(entry: Entry) -> list[str]:
             if lexical.is_name(w) and w.lower() not in _URL_WORDS]
 
 
-_HEAD_END = re.compile(r"\s*(?:[:：(（—–|]|\s-\s)")
-_AND = re.compile(r"\s*(?:[&/]|\s与\s|\s和\s|\sand\s)\s*")
+#: A run of spaces is tried from its start only (``(?<!\s)``): tried from each space, a long run costs
+#: its length squared.
+_HEAD_END = re.compile(r"(?<!\s)\s*+[:：(（—–|]|\s-\s")
+_AND = re.compile(r"(?<!\s)\s*+[&/]\s*+|(?<!\s)\s++(?:与|和|and)\s++")
 #: "(LLaVA)" names the paper; "(Kwon et al., SOSP 2023)" and "(ICML 2023)" cite it.
 _BRACKETED = re.compile(r"[(（]([A-Za-z][^)）,，]{1,30})[)）]")
 _CITATION = re.compile(r"\bet al\b|\b(?:19|20)\d{2}\b")

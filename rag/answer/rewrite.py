@@ -23,7 +23,7 @@ SHORT_FOLLOW_UP = 4
 REWRITE_MAX_TOKENS = 100
 _PRONOUNS = re.compile(r"\b(it|its|this|that|these|those|they|their|them|the paper|the method)\b"
                        r"|它|它们|这个|那个|该|此|这篇|那篇|这种|上述|前者|后者", re.I)
-_NAMES = re.compile(r"[A-Za-z][\w.+-]*[A-Z0-9][\w.+-]*")
+_NAMES = re.compile(r"(?<![\w.+-])[A-Za-z][\w.+-]*[A-Z0-9][\w.+-]*")  # tried at word starts only
 
 
 def _turns(history: Sequence[dict] | None) -> list[dict]:

@@ -46,7 +46,7 @@ def is_part_heading(title: str) -> bool:
     return plain in PART_NAMES or plain.replace(" ", "") in PART_NAMES
 
 
-_BRACKETED = re.compile(r"[(（][^)）]*[)）]")
+_BRACKETED = re.compile(r"[(（][^()（）]*+[)）]")  # no bracket inside: "((((…" costs linear time
 _LATIN_WORD = re.compile(r"[A-Za-z][\w.+-]*")
 
 

@@ -17,16 +17,17 @@ from rag.text import CJK_CLASS, lexical
 
 #: Chinese words before the parenthesis that make the term ("本文首次将稀疏自动编码器" → 稀疏自动编码器).
 ZH_WORDS = 2
+TAIL_CHARS = 24  # of the run, segmented to find those words
 #: Up to four Latin words, each starting at a word boundary and of bounded length: a search that may
 #: start inside a 30 kB run of letters must fail at once there, not rescan the run (quadratic).
 _LATIN = r"(?<![A-Za-z0-9.'+-])[A-Za-z][A-Za-z0-9.'+-]{0,40}(?: [A-Za-z0-9][A-Za-z0-9.'+-]{0,40}){0,3}"
-_ZH_EN = re.compile(rf"([{CJK_CLASS}]{{2,}})\s*[（(]\s*({_LATIN})\s*[)）]")
+_ZH_EN = re.compile(rf"(?<![{CJK_CLASS}])([{CJK_CLASS}]{{2,}}+)\s*[（(]\s*({_LATIN})\s*[)）]")
 _EN_ZH = re.compile(rf"({_LATIN})\s*[（(]\s*([{CJK_CLASS}]{{2,8}})\s*[)）]")
 
 
 def _zh_term(run: str, words: int) -> str:
     """The last ``words`` words of a Chinese run: the term a parenthesis glosses."""
-    return "".join(lexical.segment(run)[-words:])
+    return "".join(lexical.segment(run[-TAIL_CHARS:])[-words:])  # the tail: a 20 000-character run costs jieba a second
 
 
 def _tokens(text: str) -> tuple[str, ...]:
