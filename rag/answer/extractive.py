@@ -19,7 +19,7 @@ from rag.ingest import org
 from rag.ingest.markup import clean_inline, normalized_title, parse_heading
 from rag.ingest.notes import Entry
 from rag.ingest.tables import delimited_cells
-from rag.retrieve.names import spelled_phrase
+from rag.retrieve.names import ACRONYM, spelled_phrase
 from rag.retrieve.searcher import Hit
 from rag.text import lexical
 
@@ -58,7 +58,6 @@ _LABEL_ONLY = re.compile(r"^[^：:]{1,16}[：:]$")
 _URL = re.compile(r"https?://\S+")
 _LABEL_END = re.compile(r"\s+[—–]\s|[。.;；]\s*")
 _LEAD_IN = re.compile(r"[:：]$")
-_ACRONYM = re.compile(r"(?<![\w-])[A-Z]{2,6}(?![\w-])")
 _ARXIV_ID = re.compile(r"(?<![\d.])\d{4}\.\d{4,5}(?:v\d+)?(?![\d.])")
 #: What stands between two names asked about together: "X 和 Y", "X and Y", "X/Y", "X vs Y".
 _JOINED = re.compile(r"\s*(?:和|与|及|以及|跟|同|对比|and|&|vs\.?|versus|or|或|、|/|,|，)\s*")
@@ -132,7 +131,7 @@ def _scored(hits: Sequence[Hit], evidence: Evidence, read: int,
         for order, (line, text) in enumerate(sentences):
             own = set(lexical.tokenize(text))
             own |= {term for term, forms in evidence.translations.items() if not forms.isdisjoint(own)}
-            for acronym in _ACRONYM.findall(text):
+            for acronym in ACRONYM.findall(text):
                 if acronym not in spelled:
                     phrase = spelled_phrase(acronym, evidence.question, any_case=True)
                     spelled[acronym] = set(lexical.tokenize(phrase)) if phrase else set()

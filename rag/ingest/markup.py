@@ -76,8 +76,6 @@ def _without_rules(title: str) -> str:
     return title
 
 
-
-
 def clean_title(raw: str) -> str:
     """A heading's text as a title: leading emoji, symbols and list numbering go; a leading
     "【一】" numbers it and goes too, and a "【写在最后】" label keeps its words."""

@@ -48,6 +48,10 @@ def _names_something(word: str) -> bool:
     return len(parts) == 1 or any(len(p) > 1 and (lexical.is_name(p) or p[:1].isupper()) for p in parts)
 
 
+#: An acronym as a question or a sentence writes it: DPO, RLHF (not ViT, not a word's capitals).
+ACRONYM = re.compile(r"(?<![\w-])[A-Z]{2,6}(?![\w-])")
+
+
 def spelled_phrase(acronym: str, text: str, any_case: bool = False) -> str | None:
     """The words of ``text`` that an acronym stands for (:func:`spells_out`), or None."""
     if not (2 <= len(acronym) <= 6 and acronym.isalpha() and acronym.isupper()):

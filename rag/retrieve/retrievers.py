@@ -22,14 +22,13 @@ from rag.text import lexical
 from rag.text.dictionary import Dictionary
 
 from .glossary import Glossary
-from .names import spells_out
+from .names import ACRONYM, spells_out
 from .query import Query
 
 BM25 = "bm25"
 EXACT = "exact"
 TRANSLATED = "translated"
 _COMPOUND = re.compile(r"[-/]")
-_ACRONYM = re.compile(r"(?<![\w-])[A-Z]{2,6}(?![\w-])")
 
 
 @dataclass(frozen=True)
@@ -107,8 +106,8 @@ class ExactRetriever(BM25Retriever):
         self.max_share = max_share
         self.dictionary = dictionary
         self.eligible = eligible  # chunks it may rank (bool per chunk); None: all
-        self.titles = titles  # each entry's title, and each chunk's entry: a title that spells out "DPO"
-        self.chunk_entry = chunk_entry
+        self.heads = [title_head(t) for t in titles]  # each entry's, and each chunk's entry: a title
+        self.chunk_entry = chunk_entry  # whose head spells out "DPO"
 
     def _terms(self, query: Query) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The exact terms rare enough to single an entry out, and the common ones: "RL" or
@@ -163,9 +162,9 @@ class ExactRetriever(BM25Retriever):
         extra = np.zeros(self.lexicon.n_chunks, np.float32)
         if self.chunk_entry is None:
             return extra
-        for name in dict.fromkeys(_ACRONYM.findall(query.text)):
+        for name in dict.fromkeys(ACRONYM.findall(query.text)):
             token = name.lower()
-            entries = [i for i, title in enumerate(self.titles) if spells_out(name, title_head(title))]
+            entries = [i for i, head in enumerate(self.heads) if spells_out(name, head)]
             if not entries:
                 continue
             written = self._bm25((token,))
