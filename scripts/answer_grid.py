@@ -1,10 +1,11 @@
 """The offline answer's quoting budgets, reproducible: keywords and citation precision on ``tune``
-of the three canned collections for each variant of :data:`rag.answer.intent.BUDGETS`.
+of the canned collections for each variant of :data:`rag.answer.intent.BUDGETS`.
 
 Each variant is a JSON object of intent → [sentences, per_entry, other_entry_ratio, keep_ratio,
-rank_decay]; unnamed intents keep their committed budget. Run ``rag index`` first (and ``rag eval
---collection eval/other --collection eval/third`` once, which builds their .index folders). The budgets
-in intent.py were chosen with this grid (eval/README.md, "Issue 23: offline answers").
+rank_decay]; unnamed intents keep their committed budget. Run ``rag eval --split tune --collection
+eval/other --collection eval/third --collection eval/fifth --collection eval/sixth`` once first: it
+builds their indexes. The budgets in intent.py were chosen with this grid on the first three
+(eval/README.md, "Issue 23: offline answers").
 
 Usage: python scripts/answer_grid.py '[{}, {"list": [5, 2, 0.7, 0.6, 0.0]}]' [--split tune]
 """
@@ -13,18 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from rag.answer import intent
 from rag.answer.answer import answer_question
+from rag.eval.collections import canned_sets
 from rag.eval.metrics import citation_precision, keyword_coverage
-from rag.eval.qa import Span, load_split
+from rag.eval.qa import Span
 from rag.service import Notes
 from rag.settings import Settings
-
-COLLECTIONS = (("bundled", "corpus", "index", "eval/qa.jsonl"),
-               ("other", "eval/other/notes", "eval/other/.index", "eval/other/qa.jsonl"),
-               ("third", "eval/third/notes", "eval/third/.index", "eval/third/qa.jsonl"))
 
 
 def main() -> None:
@@ -34,10 +31,8 @@ def main() -> None:
     args = parser.parse_args()
     committed = dict(intent.BUDGETS)
     sets = []
-    for label, corpus, index, qa in COLLECTIONS:
-        settings = Settings().updated({"index.path": Path(index), "index.corpus": Path(corpus)})
-        questions = [q for q in load_split(Path(qa), args.split).questions if q.covered]
-        sets.append((label, settings, Notes(settings).searcher(), questions))
+    for label, settings, questions in canned_sets(Settings(), args.split):
+        sets.append((label, settings, Notes(settings).searcher(), [q for q in questions if q.covered]))
     for variant in json.loads(args.variants):
         intent.BUDGETS.clear()
         intent.BUDGETS.update(committed)

@@ -16,20 +16,14 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from rag.answer.evidence import Evidence, gather_evidence
 from rag.answer.gate import judge, similarity_thresholds, standout_thresholds, unrelated_thresholds
 from rag.embed.models import Models
-from rag.eval.qa import load_split
+from rag.eval.collections import canned_sets
 from rag.service import Notes
 from rag.settings import AnswerSettings, Settings
 
-COLLECTIONS = (("bundled", "corpus", "index", "eval/qa.jsonl"),
-               ("other", "eval/other/notes", "eval/other/.index", "eval/other/qa.jsonl"),
-               ("third", "eval/third/notes", "eval/third/.index", "eval/third/qa.jsonl"),
-               ("fifth", "eval/fifth/notes", "eval/fifth/.index", "eval/fifth/qa.jsonl"),
-               ("sixth", "eval/sixth/notes", "eval/sixth/.index", "eval/sixth/qa.jsonl"))
 E5, USE = "e5-onnx", "use-m3"
 #: Each knob and the levels it is tried at, the others staying committed.
 KNOBS = {
@@ -77,10 +71,8 @@ def main() -> None:
     args = parser.parse_args()
     models = Models()
     seen: dict[str, list[tuple[bool, Evidence]]] = {}
-    for label, corpus, index, qa in COLLECTIONS:
-        settings = Settings().updated({"index.path": Path(index), "index.corpus": Path(corpus)})
+    for label, settings, questions in canned_sets(Settings(), args.split):
         searcher = Notes(settings, models).searcher()
-        questions = load_split(Path(qa), args.split).questions
         seen[label] = [(q.covered, gather_evidence(searcher.search(q.question, k=settings.answer.k),
                                                    settings.answer.evidence_entries)) for q in questions]
     committed = Levels(Settings().answer, similarity_thresholds([E5, USE]), standout_thresholds([E5, USE]),

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from rag.eval.collections import canned_sets
 from rag.eval.qa import SPLITS, load_qa
 from rag.ingest.corpus import read_corpus
 from rag.ingest.notes import split_entries
+from rag.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 QA = ROOT / "eval" / "qa.jsonl"
@@ -59,3 +61,12 @@ def test_the_blind_set_is_one_unsplit_set_beside_the_canned_one(questions: list)
     assert not any(q.split for q in blind)
     assert not {q.id for q in blind} & {q.id for q in questions}
     assert {q.lang for q in blind} == {"zh", "en", "mixed"}
+
+
+def test_the_calibration_grids_read_every_canned_collection_of_a_split() -> None:
+    """scripts/gate_grid.py and answer_grid.py choose on `tune` of all of them, the new ones too."""
+    tune = canned_sets(Settings(), "tune")
+    assert [label for label, _, _ in tune] == ["bundled", "other", "third", "fifth", "sixth"]
+    assert all(q.split == "tune" for _, _, questions in tune for q in questions)
+    assert tune[-1][1].index.corpus.as_posix() == "eval/sixth/notes"
+    assert [label for label, _, _ in canned_sets(Settings(), "report")] == ["bundled", "other", "fourth"]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rag.settings import Settings
 
-from .qa import EvalError, load_qa
+from .qa import EvalError, Question, load_qa, load_split
 from .tables import fmt, markdown_table
 
 #: Retrieval metrics pooled over the covered questions, answer counts summed.
@@ -24,6 +24,10 @@ COUNTS = ("uncovered_refused", "n_uncovered", "answerable_refused", "n_covered")
 RATES = ("keyword_coverage", "citation_precision", "citation_recall")
 
 RunEval = Callable[[Settings, Path, Path], dict]
+#: The bundled notes' canned set, and the canned collections beside it in the order they were
+#: written (eval/README.md): what the calibration grids in scripts/ read.
+MAIN_QA = Path("eval/qa.jsonl")
+CANNED = tuple(Path(f"eval/{name}") for name in ("other", "third", "fourth", "fifth", "sixth"))
 
 
 def collection_settings(settings: Settings, folder: Path) -> Settings:
@@ -33,6 +37,17 @@ def collection_settings(settings: Settings, folder: Path) -> Settings:
         raise EvalError(f"{folder} is not a collection: it needs notes/ and qa.jsonl")
     index = settings.index.model_copy(update={"corpus": notes, "path": folder / ".index", "store": None})
     return settings.model_copy(update={"index": index})
+
+
+def canned_sets(settings: Settings, split: str) -> list[tuple[str, Settings, list[Question]]]:
+    """(label, settings, questions of ``split``) for the bundled notes and each canned collection
+    that has questions there (fourth is all ``report``): one list for every calibration grid."""
+    sets = [("bundled", settings, load_split(MAIN_QA, split).questions)]
+    for folder in CANNED:
+        questions = [q for q in load_qa(folder / "qa.jsonl") if split == "all" or q.split in (None, split)]
+        if questions:
+            sets.append((folder.name, collection_settings(settings, folder), questions))
+    return sets
 
 
 def run_collections(settings: Settings, qa_path: Path, out_dir: Path, folders: Sequence[Path], run: RunEval,
