@@ -122,15 +122,16 @@ def _translations(word: str, result: RetrievalResult) -> tuple[str, ...]:
 
 
 def _line_similarity(result: RetrievalResult) -> dict[tuple[str, int], float]:
-    """Each line of each hit's chunks → its best chunk's similarity, min-max normalised over all
-    the hits' chunks per embedder and averaged over embedders (0..1)."""
+    """Each line of each hit's chunks → its best chunk's similarity (language-neutral where the
+    notes mix languages), min-max normalised over all the hits' chunks per embedder and averaged
+    over embedders (0..1)."""
     matches = [m for hit in result.hits for m in hit.chunks]
     if not matches:
         return {}
     embedders = list(dict.fromkeys(name for m in matches for name in m.similarity))
     chunk_sim = np.zeros(len(matches), dtype=np.float32)
     for name in embedders:
-        cos = np.array([m.similarity.get(name, 0.0) for m in matches], dtype=np.float32)
+        cos = np.array([m.neutral.get(name, m.similarity.get(name, 0.0)) for m in matches], dtype=np.float32)
         spread = float(cos.max() - cos.min())
         chunk_sim += (cos - cos.min()) / spread if spread > 0 else np.ones_like(cos)
     if embedders:

@@ -23,11 +23,12 @@ from rag.ingest.chunking import Chunk
 from rag.ingest.notes import Entry
 from rag.settings import RetrievalSettings
 from rag.store import Lexicon, LoadedIndex
-from rag.text import markdown_to_plain
+from rag.text import language, markdown_to_plain, written_language
 from rag.text.dictionary import Dictionary
 
 from .fusion import SourceScore, rrf
 from .glossary import Glossary
+from .neutral import LanguageMeans
 from .query import Query, make_query
 from .retrievers import (
     BM25,
@@ -49,10 +50,12 @@ BACKGROUND_SAMPLE = 2048
 
 @dataclass(frozen=True)
 class ChunkMatch:
-    """One chunk of a hit's entry, with its raw similarity to the question per dense embedder."""
+    """One chunk of a hit's entry, with its raw similarity to the question per dense embedder, and
+    the same with the language half taken out where the notes mix languages (:mod:`.neutral`)."""
 
     chunk: Chunk
     similarity: Mapping[str, float]
+    neutral: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,9 @@ class Searcher:
         n = len(index.chunks)
         sample = np.sort(np.random.default_rng(0).choice(n, min(n, BACKGROUND_SAMPLE), replace=False))
         self._background = {name: dense.vectors(sample) for name, dense in index.dense.items() if n}
+        languages = [written_language(index.chunks[i].text) for i in sample.tolist()]
+        self._language_means = {name: means for name, vectors in self._background.items()
+                                if (means := LanguageMeans.of(vectors, languages)) is not None}
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -258,9 +264,20 @@ class Searcher:
         for all the hits (a database store answers it in one round trip, not one per hit)."""
         per_entry = [self.index.entry_chunks.get(e.id, []) for e in entries]
         ids = np.array([ci for chunk_ids in per_entry for ci in chunk_ids], dtype=np.int64)
-        sims = {name: dict(zip(ids.tolist(), (self.index.dense[name].vectors(ids) @ vec).tolist(), strict=True))
-                for name, vec in query.vectors.items() if name in self.index.dense and len(ids)}
-        return [tuple(ChunkMatch(self.index.chunks[ci], {name: s[ci] for name, s in sims.items()}) for ci in chunk_ids)
+        languages = [written_language(self.index.chunks[ci].text) for ci in ids.tolist()]
+        asked = language(query.text)
+        sims: dict[str, dict[int, float]] = {}
+        neutral: dict[str, dict[int, float]] = {}
+        for name, vec in query.vectors.items():
+            if name not in self.index.dense or not len(ids):
+                continue
+            vectors = self.index.dense[name].vectors(ids)
+            sims[name] = dict(zip(ids.tolist(), (vectors @ vec).tolist(), strict=True))
+            if means := self._language_means.get(name):
+                centred = means.similarity(vectors, languages, vec, asked)
+                neutral[name] = dict(zip(ids.tolist(), centred.tolist(), strict=True))
+        return [tuple(ChunkMatch(self.index.chunks[ci], {name: s[ci] for name, s in sims.items()},
+                                 {name: s[ci] for name, s in neutral.items()}) for ci in chunk_ids)
                 for chunk_ids in per_entry]
 
     def note_path(self, rel: str) -> str:

@@ -16,6 +16,7 @@ _IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
 _LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 _MARKUP = re.compile(r"<br\s*/?>|[#*`>|]+")
 _SPACE = re.compile(r"\s+")
+_LATIN_LETTER = re.compile(r"[A-Za-z]")
 
 
 def is_cjk(ch: str) -> bool:
@@ -25,6 +26,14 @@ def is_cjk(ch: str) -> bool:
 def language(text: str) -> str:
     """``zh`` when the text has Chinese in it (mixed questions are answered in Chinese), else ``en``."""
     return "zh" if len(CJK.findall(text)) >= 2 else "en"
+
+
+def written_language(text: str) -> str:
+    """``zh`` when Chinese makes up a fair share of what a text says (a character counts as a word,
+    four Latin letters as one), else ``en``: an English note quoting one Chinese term is English,
+    where :func:`language` would call a question with two Chinese characters Chinese."""
+    zh = len(CJK.findall(text))
+    return "zh" if zh and zh >= 0.3 * (zh + len(_LATIN_LETTER.findall(text)) / 4) else "en"
 
 
 def markdown_to_plain(text: str) -> str:
