@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Protocol
 
 import numpy as np
@@ -22,13 +23,15 @@ from rag.text import lexical
 from rag.text.dictionary import Dictionary
 
 from .glossary import Glossary
-from .names import ACRONYM, spells_out
+from .names import ACRONYM
 from .query import Query
 
 BM25 = "bm25"
 EXACT = "exact"
 TRANSLATED = "translated"
 _COMPOUND = re.compile(r"[-/]")
+_WORDS = re.compile(r"[\s-]+")
+MAX_ACRONYM = 6  # letters of the longest acronym a title's words are read for
 
 
 @dataclass(frozen=True)
@@ -106,8 +109,8 @@ class ExactRetriever(BM25Retriever):
         self.max_share = max_share
         self.dictionary = dictionary
         self.eligible = eligible  # chunks it may rank (bool per chunk); None: all
-        self.heads = [title_head(t) for t in titles]  # each entry's, and each chunk's entry: a title
-        self.chunk_entry = chunk_entry  # whose head spells out "DPO"
+        self.titles = titles  # each entry's, and each chunk's entry: a title whose head spells out "DPO"
+        self.chunk_entry = chunk_entry
 
     def _terms(self, query: Query) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The exact terms rare enough to single an entry out, and the common ones: "RL" or
@@ -154,6 +157,24 @@ class ExactRetriever(BM25Retriever):
             scores += np.where(scores > 0, self._bm25(common), 0.0).astype(np.float32)
         return scores + self._spelled_out(query)
 
+    @cached_property
+    def _initials(self) -> dict[str, list[int]]:
+        """The initials of every run of two to six capitalised words in each title's head ("DPO" of
+        "Direct Preference Optimization") → the entries: built on the first acronym asked, so a
+        question costs a lookup, not a pattern per entry."""
+        found: dict[str, list[int]] = {}
+        for i, title in enumerate(self.titles):
+            words = [w for w in _WORDS.split(title_head(title)) if w]
+            for start in range(len(words)):
+                for end in range(start + 2, min(start + MAX_ACRONYM, len(words)) + 1):
+                    run = words[start:end]
+                    if not all(w[0].isupper() for w in run):
+                        break
+                    key = "".join(w[0] for w in run)
+                    if not found.get(key) or found[key][-1] != i:
+                        found.setdefault(key, []).append(i)
+        return found
+
     def _spelled_out(self, query: Query) -> np.ndarray:
         """For each acronym asked (DPO), the best score a chunk writing it earns, given to every
         chunk of an entry whose title's head spells it out ("Direct Preference Optimization: …")
@@ -164,7 +185,7 @@ class ExactRetriever(BM25Retriever):
             return extra
         for name in dict.fromkeys(ACRONYM.findall(query.text)):
             token = name.lower()
-            entries = [i for i, head in enumerate(self.heads) if spells_out(name, head)]
+            entries = self._initials.get(name, [])
             if not entries:
                 continue
             written = self._bm25((token,))
