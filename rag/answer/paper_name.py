@@ -24,7 +24,7 @@ from rag.ingest.notes import Entry
 from rag.ingest.sections import is_part_heading
 from rag.retrieve.names import spells_out
 from rag.store import Lexicon
-from rag.text import lexical
+from rag.text import CJK, lexical
 
 MAX_NAME_CHARS = 40
 
@@ -56,6 +56,7 @@ _BOLD_LEAD = re.compile(r"^\s*(?:[-*+]\s+)?\*\*([A-Za-z][\w+-]*[\w+])\*\*")
 #: "**Let's Verify Step by Step**（Lightman et al. · OpenAI · 2023）": a line that introduces a
 #: paper, its bold title then its citation, as a group-meeting note does for each paper presented.
 _CITED_LEAD = re.compile(r"^\s*(?:[-*+]\s+)?\*\*([A-Za-z][^*\n]{1,80})\*\*\s*[(（][^)）]*(?:et al|\b(?:19|20)\d{2}\b)")
+_LATIN_WORD = re.compile(r"[A-Za-z][\w'-]*")
 _SUBTITLE = re.compile(r"\s*(?:[:：]|\s[—–-]\s)")
 
 
@@ -171,8 +172,7 @@ def short_name(entry: Entry, question: str, lexicon: Lexicon | None, lines: Sequ
 def _paper_title(title: str) -> bool:
     """A paper's own title, in Latin script, four words or more: "Training language models to
     follow instructions with human feedback", not a topic ("开源模型 IOI金牌") or a name."""
-    words = re.findall(r"[A-Za-z][\w'-]*", untagged(clean_inline(title)))
-    return len(words) >= 4 and not re.search(r"[\u4e00-\u9fff]", title)
+    return len(_LATIN_WORD.findall(untagged(clean_inline(title)))) >= 4 and not CJK.search(title)
 
 
 def _coined(word: str) -> bool:

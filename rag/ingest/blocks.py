@@ -173,11 +173,12 @@ def paragraph_spans(lines: list[str], start: int, fenced: list[bool], note_date:
     listish = sum(1 for b in blocks for i in b if BULLET.match(lines[i].strip()) or TABLE_ROW.match(lines[i]))
     if len(blocks) < MIN_PARAGRAPHS or listish * 3 > sum(map(len, blocks)):
         return None
-    cited = {block[0]: m for block in blocks if not leading_date(first := lines[block[0]].strip())
+    firsts = {block[0]: lines[block[0]].strip() for block in blocks}
+    cited = {start: m for start, first in firsts.items() if not leading_date(first)
              and (m := _CITED_OPEN.match(clean_inline(first))) and _CITATION.search(m.group(2))}
     spans: list[Span] = []
     for block in blocks:
-        first = lines[block[0]].strip()
+        first = firsts[block[0]]
         when = leading_date(first)
         titled = when or (len(block) > 1 and len(first) <= 120 and not first.endswith(_SENTENCE_END))
         if len(cited) >= 2 and (m := cited.get(block[0])):
@@ -190,7 +191,7 @@ def paragraph_spans(lines: list[str], start: int, fenced: list[bool], note_date:
             continue  # "3/ Headline: beats BM25 by 9–19%" goes on about the paper "2/" opened
         else:
             spans.append(Span(block[0], "section", clean_inline(first)[:80], note_date, note_title or ""))
-    papers = [b for b in blocks if b[0] in cited or leading_date(lines[b[0]].strip())]
+    papers = [b for b in blocks if b[0] in cited or leading_date(firsts[b[0]])]
     if len(papers) >= 2 and blocks[0] not in papers:
         spans[0].kind = "section"  # "读论文日记 · 扩散模型专题" above its days introduces the note
     return spans

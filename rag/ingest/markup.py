@@ -62,9 +62,10 @@ _TAG_WORD = re.compile(r"#[A-Za-z\u4e00-\u9fff][\w\u4e00-\u9fff/-]*+")
 def _without_tags(title: str) -> str:
     """The title without the ``#tags`` it ends with (in code, not a regex searched from every space)."""
     words = title.split()
-    while words and _TAG_WORD.fullmatch(words[-1]):
-        words.pop()
-    return " ".join(words) if len(words) < len(title.split()) else title
+    kept = len(words)
+    while kept and _TAG_WORD.fullmatch(words[kept - 1]):
+        kept -= 1
+    return " ".join(words[:kept]) if kept < len(words) else title
 
 
 def _without_rules(title: str) -> str:
