@@ -189,7 +189,7 @@ class Searcher:
         n = len(index.chunks)
         sample = np.sort(np.random.default_rng(0).choice(n, min(n, BACKGROUND_SAMPLE), replace=False))
         self._background = {name: dense.vectors(sample) for name, dense in index.dense.items() if n}
-        languages = [written_language(index.chunks[i].text) for i in sample.tolist()]
+        languages = [written_language(index.chunks[i].text) for i in sample.tolist()] if self._background else []
         self._language_means = {name: means for name, vectors in self._background.items()
                                 if (means := LanguageMeans.of(vectors, languages)) is not None}
 
