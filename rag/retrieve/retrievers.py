@@ -161,7 +161,8 @@ class ExactRetriever(BM25Retriever):
     def _initials(self) -> dict[str, list[int]]:
         """The initials of every run of two to six capitalised words in each title's head ("DPO" of
         "Direct Preference Optimization") → the entries: built on the first acronym asked, so a
-        question costs a lookup, not a pattern per entry."""
+        question costs a lookup, not a pattern per entry (:func:`rag.retrieve.names.spells_out`'s
+        strict reading, as a table)."""
         found: dict[str, list[int]] = {}
         for i, title in enumerate(self.titles):
             words = [w for w in _WORDS.split(title_head(title)) if w]
