@@ -84,6 +84,10 @@ def test_a_name_with_its_citation_is_the_papers_name_but_a_full_title_with_its_v
     ("What's the agent that plays a block-building sandbox game?", Intent.NAME),
     ("那篇 ASR 的 paper，用几十万小时弱监督音频的，叫啥？", Intent.NAME),
     ("Which RL training systems in the notes speed up rollouts?", Intent.LIST),
+    # a measured thing named in a "how does" question is its subject; asked for outright, its answer
+    ("How does FlashAttention get its speedup without approximating attention?", Intent.EXPLAIN),
+    ("What speedup does FlashAttention get on GPT-2?", Intent.QUANTITY),
+    ("FlashAttention 快了多少，又是怎么做到的？", Intent.QUANTITY),
 ])
 def test_what_a_question_asks_for(question: str, intent: Intent) -> None:
     assert intent_of(question) is intent
@@ -92,6 +96,8 @@ def test_what_a_question_asks_for(question: str, intent: Intent) -> None:
 def test_a_number_is_asked_for_whatever_else_is() -> None:
     assert asks_quantity("Which paper cut KV-cache memory, and by how much?")
     assert not asks_quantity("Which paper cut KV-cache memory?")
+    assert asks_quantity("Which paper reports the best MMLU accuracy?")
+    assert not asks_quantity("Why does the accuracy drop when the window slides?")
 
 
 @pytest.mark.parametrize(("title", "names"), [

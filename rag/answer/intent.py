@@ -31,9 +31,13 @@ _NAME = re.compile(r"哪(?:篇|个|项|款|一篇|一条|一项)|叫什么|叫�
                    r"note|entry|technique|benchmark)\b|^\W*(?:is there|there's|there is|i remember) an? |"
                    r"\bwhat(?:'s| is| was) the (?:[\w-]+ ){0,2}(?:paper|work|agent|model|method|system|approach|"
                    r"benchmark)\b|\bwhat(?:'s| is) (?:it|the \w+) called\b|\bname of\b", re.I)
-_QUANTITY = re.compile(r"多少|几[个倍成次位层步篇%]|多大|多快|多长|比例|占比|百分|提升了?|倍|"
+#: Asking for a number outright ("多少", "how many") …
+_QUANTITY = re.compile(r"多少|几[个倍成次位层步篇%]|多大|多快|多长|比例|占比|百分|"
                        r"\bhow (?:many|much|large|big|fast|long)\b|\bwhat (?:share|fraction|percentage|ratio|number)\b|"
-                       r"\bby how\b|\bscore|\baccuracy\b|\bperplexity\b|\bspeed-?ups?\b|\bthroughput\b", re.I)
+                       r"\bby how\b", re.I)
+#: … or naming a measured thing, which a "how does …" question names as its subject, not its answer
+#: ("how does FlashAttention get its speedup" asks for the mechanism).
+_MEASURE = re.compile(r"提升了?|倍|\bscore|\baccuracy\b|\bperplexity\b|\bspeed-?ups?\b|\bthroughput\b", re.I)
 _EXPLAIN = re.compile(r"为什么|为何|怎么|如何|怎样|原理|机制|思路|\bhow (?:does|do|did|is|are|can|could)\b|\bwhy\b|"
                       r"\bwhat exactly\b|\bexplain", re.I)
 
@@ -48,14 +52,14 @@ def asks_reference(question: str) -> bool:
 
 def asks_quantity(question: str) -> bool:
     """Does the question ask for a number, whatever else it asks ("which paper … by how much")?"""
-    return bool(_QUANTITY.search(question))
+    return bool(_QUANTITY.search(question)) or (bool(_MEASURE.search(question)) and not _EXPLAIN.search(question))
 
 
 def intent_of(question: str) -> Intent:
     """The first intent whose pattern the question matches, most specific first: a list question
     often also says "which paper" and "how"."""
     for intent, pattern in ((Intent.LIST, _LIST), (Intent.NAME, _NAME), (Intent.QUANTITY, _QUANTITY),
-                            (Intent.EXPLAIN, _EXPLAIN)):
+                            (Intent.EXPLAIN, _EXPLAIN), (Intent.QUANTITY, _MEASURE)):
         if pattern.search(question):
             return intent
     return Intent.OTHER
