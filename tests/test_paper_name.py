@@ -29,6 +29,12 @@ def entry(title: str, body: str, aliases: tuple[str, ...] = ()) -> Entry:
      "OpenAI 的 CLIP。从网上收集 4 亿对 (image, text)。", "CLIP"),
     ("2025-04-22 赵六：DeepSeek-R1 与 GRPO", "**DeepSeekMath**（Shao et al. · 2024）\n- 先讲 GRPO 的出处",
      "DeepSeekMath"),
+    # words written right after Chinese
+    ("Virtual Width Networks", "本文提出了Virtual Width Networks (VWN)框架。", "VWN"),
+    # a chat thread titled by its first post, its handle first; the paper is the one a reply cites
+    ("kevin.zhang: serving q: why is vLLM so much faster than HF generate?",
+     "lin.yu: read the PagedAttention paper (Kwon et al., SOSP 2023). KV cache lives in blocks. vLLM wins",
+     "PagedAttention"),
 ])
 def test_the_name_a_note_introduces_is_the_papers(title: str, body: str, name: str) -> None:
     assert short_name(entry(title, body), "which paper is it?", None) == name
@@ -42,6 +48,8 @@ def test_the_name_a_note_introduces_is_the_papers(title: str, body: str, name: s
     ("Generative Agents: Interactive Simulacra", "Stanford + Google。沙盒小镇 Smallville"),
     # "called" must be followed by a capitalised word
     ("A study of decoding", "this is what is called paper review. Nothing else."),
+    # a dataset the paper introduces is not the paper
+    ("Locating and Editing Factual Associations in GPT", "rank-one editing; introduces the CounterFact dataset"),
 ])
 def test_what_is_not_an_introduction(title: str, body: str) -> None:
     assert introduced_name(entry(title, body)) is None

@@ -56,6 +56,12 @@ _BOLD_LEAD = re.compile(r"^\s*(?:[-*+]\s+)?\*\*([A-Za-z][\w+-]*[\w+])\*\*")
 #: "**Let's Verify Step by Step**（Lightman et al. · OpenAI · 2023）": a line that introduces a
 #: paper, its bold title then its citation, as a group-meeting note does for each paper presented.
 _CITED_LEAD = re.compile(r"^\s*(?:[-*+]\s+)?\*\*([A-Za-z][^*\n]{1,80})\*\*\s*[(（][^)）]*(?:et al|\b(?:19|20)\d{2}\b)")
+#: A name cited where it is mentioned: "the PagedAttention paper (Kwon et al., SOSP 2023)",
+#: "QLoRA (Dettmers et al. 2023)"; the paper an entry reads, when nothing says so more plainly.
+_CITED_NAME = re.compile(r"(?<![\w-])([A-Z][\w+-]*[\w+])(?:\s+paper)?\s*[(（][^()（）]{0,60}?"
+                         r"(?:et al|\b(?:19|20)\d{2}\b)")
+#: What a paper introduces besides itself: "introduces the CounterFact dataset" names no paper.
+_BY_PRODUCT = re.compile(r"\s*(?:dataset|benchmark|数据集|基准)", re.I)
 _LATIN_WORD = re.compile(r"[A-Za-z][\w'-]*")
 _SUBTITLE = re.compile(r"\s*(?:[:：]|\s[—–-]\s)")
 
@@ -105,10 +111,12 @@ def introduced_name(entry: Entry) -> str | None:
     found += [(m.start(1), m.group(1)) for m in _CALLED.finditer(text) if m.group(1)[0].isupper()]
     found += [(m.start(1), m.group(1)) for m in _QUOTED_PAPER.finditer(text)]
     for m in _PROPOSED.finditer(text):
-        if lexical.is_name(m.group(1)):
+        if lexical.is_name(m.group(1)) and not _BY_PRODUCT.match(text, m.end(1)):
             found.append((m.start(1), m.group(1)))
     if found:
         return min(found)[1]
+    if cited := next((m.group(1) for m in _CITED_NAME.finditer(text) if lexical.is_name(m.group(1))), None):
+        return cited
     return _opening_name(entry)
 
 
@@ -118,8 +126,8 @@ def _leads_with_name(title: str) -> bool:
     ("Constitutional AI（Bai et al., Anthropic, 2022）") does, whatever the name's words."""
     if _CITED.match(clean_inline(title)):
         return True
-    head = title_head(title)
-    return " " not in head or any(_names_itself(w) for w in head.split())
+    head = title_head(title)  # one word, unless a chat handle ("kevin.zhang: serving q: …")
+    return (" " not in head and not head.islower()) or any(_names_itself(w) for w in head.split())
 
 
 def _names_itself(word: str) -> bool:
