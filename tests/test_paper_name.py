@@ -210,4 +210,5 @@ def test_titles_and_follow_ups_of_long_runs_are_read_in_linear_time() -> None:
     called(entry("a" + " " * n + "b & c", "x"))
     title_names("(" * n + "x")
     _key_terms("a" * n + "x", 5)
+    introduced_name(entry("t", "A" * n + " (" + "a" * n))
     assert time.perf_counter() - start < 1.0

@@ -30,7 +30,9 @@ MAX_NAME_CHARS = 40
 
 _NAME = re.compile(r"(?<![\w-])[A-Za-z][\w+-]*[\w+]")
 #: "Integrated Training (TRIT)" and "(Consequence-Based Utility, CBU)": an acronym after its words.
-_WORDS = r"([A-Za-z][\w-]*(?:[\s-]+[A-Za-z][\w-]*){1,8})"
+#: Words are tried from a word's start, and hyphens only part them: a long word is read once, not
+#: split every way (seconds for 20 000 letters before).
+_WORDS = r"(?<![A-Za-z0-9_-])([A-Za-z]\w*+(?:[\s-]+[A-Za-z]\w*+){1,8})"
 _ACR = r"([A-Z][A-Za-z0-9-]*[A-Z0-9])"
 _ACRONYMS = (re.compile(_WORDS + r"\s*[(（]\s*" + _ACR + r"\s*[)）]"),
              re.compile(r"[(（]\s*" + _WORDS + r"\s*[,，]\s*" + _ACR + r"\s*[)）]"))
