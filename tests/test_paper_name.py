@@ -212,3 +212,21 @@ def test_titles_and_follow_ups_of_long_runs_are_read_in_linear_time() -> None:
     _key_terms("a" * n + "x", 5)
     introduced_name(entry("t", "A" * n + " (" + "a" * n))
     assert time.perf_counter() - start < 1.0
+
+
+def test_quotes_labels_and_snippets_of_long_runs_are_read_in_linear_time() -> None:
+    """A run of digits, spaces or brackets 20 000 long: each pattern that reads a quote, a label or
+    a snippet tries a run from its start only (0.3 s at 3 000 characters, quadratic, before)."""
+    from rag.answer.extractive import _JOINED, _LABEL_END, _QUANTITY
+    from rag.answer.paper_name import _SUBTITLE
+    from rag.text import markdown_to_plain
+
+    n = 20_000
+    start = time.perf_counter()
+    assert not _QUANTITY.search("1" * n + "\n")
+    assert len(_SUBTITLE.split("a" + " " * n + "x")) == 1
+    assert not _JOINED.fullmatch(" " * n + "(")
+    assert not list(_LABEL_END.finditer(" " * n + "x"))
+    assert markdown_to_plain("[" * n) == "[" * n
+    assert time.perf_counter() - start < 1.0
+    assert _QUANTITY.search("1.5B 参数") and _SUBTITLE.split("AWQ : Activation-aware")[0] == "AWQ"

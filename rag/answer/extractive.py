@@ -48,19 +48,20 @@ FOLLOWERS = 3
 QUANTITY_BONUS = 0.25
 
 #: A number with its unit; the unit may run on into Chinese ("906M规模"), where ``\b`` sees no edge.
-_QUANTITY = re.compile(r"\d+(?:\.\d+)?\s*(?:%|％|×|x(?![A-Za-z])|倍|[BMKk](?![A-Za-z])|万|亿|小时|hours?|tokens?"
-                       r"|个|层|步|bit|pp|分)")
+#: A run of digits is read from its start only.
+_QUANTITY = re.compile(r"(?<![\d.])\d++(?:\.\d+)?+\s*+"
+                       r"(?:%|％|×|x(?![A-Za-z])|倍|[BMKk](?![A-Za-z])|万|亿|小时|hours?|tokens?|个|层|步|bit|pp|分)")
 
 _SPLIT = re.compile(r"(?<=[。！？；!?;])|(?<=[.:：])\s+(?=[A-Z0-9\u4e00-\u9fff*])")
 _BULLET = re.compile(r"^(?:[-*+•]|\d{1,3}[.)、])\s+")
 _RULE = re.compile(r"^\s*+(?:[-=*_]{3,}|\|?\s*:?-{3,}.*|`{3,}.*|~{3,}.*)$")
 _LABEL_ONLY = re.compile(r"^[^：:]{1,16}[：:]$")
 _URL = re.compile(r"https?://\S+")
-_LABEL_END = re.compile(r"\s+[—–]\s|[。.;；]\s*")
+_LABEL_END = re.compile(r"(?<!\s)\s++[—–]\s|[。.;；]\s*+")
 _LEAD_IN = re.compile(r"[:：]$")
 _ARXIV_ID = re.compile(r"(?<![\d.])\d{4}\.\d{4,5}(?:v\d+)?(?![\d.])")
 #: What stands between two names asked about together: "X 和 Y", "X and Y", "X/Y", "X vs Y".
-_JOINED = re.compile(r"\s*(?:和|与|及|以及|跟|同|对比|and|&|vs\.?|versus|or|或|、|/|,|，)\s*")
+_JOINED = re.compile(r"\s*+(?:和|与|及|以及|跟|同|对比|and|&|vs\.?|versus|or|或|、|/|,|，)\s*+")
 
 
 @dataclass(frozen=True)

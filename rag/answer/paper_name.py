@@ -63,9 +63,9 @@ _CITED_LEAD = re.compile(r"^\s*(?:[-*+]\s+)?\*\*([A-Za-z][^*\n]{1,80})\*\*\s*[(�
 _CITED_NAME = re.compile(r"(?<![\w-])([A-Z][\w+-]*[\w+])(?:\s+paper)?\s*[(（][^()（）]{0,60}?"
                          r"(?:et al|\b(?:19|20)\d{2}\b)")
 #: What a paper introduces besides itself: "introduces the CounterFact dataset" names no paper.
-_BY_PRODUCT = re.compile(r"\s*(?:dataset|benchmark|数据集|基准)", re.I)
+_BY_PRODUCT = re.compile(r"\s*+(?:dataset|benchmark|数据集|基准)", re.I)
 _LATIN_WORD = re.compile(r"[A-Za-z][\w'-]*")
-_SUBTITLE = re.compile(r"\s*(?:[:：]|\s[—–-]\s)")
+_SUBTITLE = re.compile(r"(?<!\s)\s*+[:：]|\s[—–-]\s")
 
 
 #: A paper's own title as a line: a name, a colon, then words ("TiDAR: Think in Diffusion, …").

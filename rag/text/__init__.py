@@ -12,8 +12,9 @@ import re
 CJK_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 CJK = re.compile(f"[{CJK_CLASS}]")
 
-_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
-_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+#: Link text holds no bracket, so a run of "[" is read once, not from each one to the end.
+_IMAGE = re.compile(r"!\[[^\[\]]*\]\([^)]*\)")
+_LINK = re.compile(r"\[([^\[\]]*)\]\([^)]*\)")
 _MARKUP = re.compile(r"<br\s*/?>|[#*`>|]+")
 _SPACE = re.compile(r"\s+")
 _LATIN_LETTER = re.compile(r"[A-Za-z]")
