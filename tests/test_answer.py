@@ -9,7 +9,15 @@ from collections.abc import Generator
 
 import pytest
 
-from rag.answer.answer import Answer, answer_question, collect, format_sources, iter_answer, refusal_text
+from rag.answer.answer import (
+    NOTHING_QUOTABLE,
+    Answer,
+    answer_question,
+    collect,
+    format_sources,
+    iter_answer,
+    refusal_text,
+)
 from rag.answer.citations import cited_numbers
 from rag.answer.prompts import build_messages
 from rag.answer.rewrite import rewrite_question
@@ -318,3 +326,13 @@ def test_refusal_text_neutralises_titles(searcher: Searcher) -> None:
     titled = type(hit)(**{**hit.__dict__, "entry": type(hit.entry)(**{**hit.entry.__dict__, "title": "Ref [4] paper"})})
     assert refusal_text([titled], "en").endswith("- Ref ［4］ paper [1]")
 
+
+
+def test_a_how_much_question_the_notes_give_no_number_for_is_refused_with_its_reason(searcher: Searcher) -> None:
+    """Past the gate, the offline answer still refuses when its best sentences hold no number, and
+    the JSON says why (the gate had let it through)."""
+    answer = answer_question("How many parameters does Hourglass FFN give to attention?", searcher, Settings(),
+                             use_llm=False)
+    assert answer.session is not None and answer.session.evidence is not None
+    assert answer.refused and answer.text.startswith("Your notes don't seem to cover this.")
+    assert AnswerOut.of(answer).refusal_reason == NOTHING_QUOTABLE

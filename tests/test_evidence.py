@@ -215,6 +215,21 @@ def test_extractive_is_deterministic_and_empty_without_sentences() -> None:
     assert extractive_answer([bare], gather_evidence(make_result("x", [bare]), 3), "en") is None
 
 
+def test_a_how_much_question_is_not_answered_by_sentences_without_a_number() -> None:
+    """The notes name the paper but never say its LoRA rank: quoting them would look like an answer."""
+    hit = make_hit(1, "Evaluating PEFT for RLVR", ["An analysis of LoRA, DoRA and AdaLoRA under RLVR.",
+                                                   "We recommend a larger learning rate for LoRA."])
+    result = make_result("What LoRA rank and learning rate does the RLVR analysis recommend, how large?", [hit])
+    assert extractive_answer(result.hits, gather_evidence(result, 3), "en") is None
+    rank = "What LoRA rank does the analysis recommend, how large?"
+    for stated, asked in (("Rank 16 works best for LoRA.", rank), ("A LoRA rank of sixteen works best.", rank),
+                          ("推荐的 LoRA 秩是基线的两倍。", "RLVR 分析推荐的 LoRA 秩有多大？")):
+        told = make_hit(1, "Evaluating PEFT for RLVR", [*hit.entry.text.split("\n")[1:], stated])
+        result = make_result(asked, [told])
+        text, _ = extractive_answer(result.hits, gather_evidence(result, 3), "en") or ("", [])
+        assert text, stated
+
+
 def test_a_versioned_name_counts_whole_unless_its_parts_are_names() -> None:
     """Mamba-2 is not Mamba (the notes may cover one and not the other); GRPO-style is GRPO."""
     hit = make_hit(1, "GRPO and Mamba", ["GRPO trains Mamba models."])

@@ -29,7 +29,7 @@ from .citations import cited_numbers, neutralise
 from .claims import response_format
 from .evidence import Evidence, gather_evidence
 from .extractive import best_sentences, extractive_answer
-from .gate import judge
+from .gate import Gate, judge
 from .generate import Pieces, Reply, ReplyStream, claims_reply, text_reply
 from .mode import AnswerMode
 from .rewrite import rewrite_question
@@ -37,6 +37,9 @@ from .session import Session, settings_digest
 
 #: A refusal lists this many of the closest entries.
 REFUSAL_ENTRIES = 3
+#: Why an offline answer is refused past the gate: no sentence to quote, or a how-much question
+#: whose best sentences hold no number (rag.answer.extractive).
+NOTHING_QUOTABLE = "no sentence of the top entries says what is asked"
 _SPACE = re.compile(r"\s+")
 
 
@@ -155,6 +158,8 @@ def iter_answer(question: str, searcher: Searcher, settings: Settings, *, k: int
                 yield "\n\n"
     with session.timed("extractive"):
         quoted = extractive_answer(result.hits, evidence, turn.lang)
+    if quoted is None:  # refused after the gate: the JSON's refusal_reason says why
+        session.gate = Gate(False, NOTHING_QUOTABLE)
     text, cited = quoted or (refusal_text(result.hits, turn.lang), [])
     yield text
     return turn.answer(text, cited, refused=not cited, mode="extractive", notice=notice)

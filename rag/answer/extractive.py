@@ -52,6 +52,12 @@ QUANTITY_BONUS = 0.25
 _QUANTITY = re.compile(r"(?<![\d.])\d++(?:\.\d+)?+\s*+"
                        r"(?:%|％|×|x(?![A-Za-z])|倍|[BMKk](?![A-Za-z])|万|亿|小时|hours?|tokens?|个|层|步|bit|pp|分)")
 
+#: Any number at all, in figures, Chinese numerals or English words: what a how-much answer must hold.
+_NUMBER = re.compile(r"\d|[一二两三四五六七八九十百千半]+(?:倍|成|万|亿|分之)|百分之|"
+                     r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
+                     r"(?:thir|four|fif|six|seven|eigh|nine)teen|(?:twen|thir|for|fif|six|seven|eigh|nine)ty|"
+                     r"hundred|thousand|million|billion|trillion|half|twice|double|triple)\b", re.I)
+
 _SPLIT = re.compile(r"(?<=[。！？；!?;])|(?<=[.:：])\s+(?=[A-Z0-9\u4e00-\u9fff*])")
 _BULLET = re.compile(r"^(?:[-*+•]|\d{1,3}[.)、])\s+")
 _RULE = re.compile(r"^\s*+(?:[-=*_]{3,}|\|?\s*:?-{3,}.*|`{3,}.*|~{3,}.*)$")
@@ -252,8 +258,12 @@ def _reference(entry: Entry) -> str | None:
 
 
 def extractive_answer(hits: Sequence[Hit], evidence: Evidence, lang: str) -> tuple[str, list[int]] | None:
-    """The quoted answer and the source numbers it cites; None when no entry has a usable sentence."""
+    """The quoted answer and the source numbers it cites; None when no entry has a usable sentence,
+    or when a question asking how much finds no number in any sentence worth quoting: the notes
+    name the thing but do not say it, and quoting them would look like an answer."""
     sentences = pick_sentences(hits, evidence)
     if not sentences:
+        return None
+    if intent_of(evidence.question) is Intent.QUANTITY and not any(_NUMBER.search(s.text) for s in sentences):
         return None
     return write_answer(sentences, hits, evidence, lang), sorted({s.n for s in sentences})
