@@ -228,6 +228,9 @@ def test_a_how_much_question_is_not_answered_by_sentences_without_a_number() -> 
         result = make_result(asked, [told])
         text, _ = extractive_answer(result.hits, gather_evidence(result, 3), "en") or ("", [])
         assert text, stated
+    titled = make_hit(1, "PEFT for RLVR: rank 16 beats full fine-tuning", hit.entry.text.split("\n")[1:])
+    result = make_result("What LoRA rank does the analysis recommend, how large?", [titled])
+    assert extractive_answer(result.hits, gather_evidence(result, 3), "en")  # the label says it
 
 
 def test_a_versioned_name_counts_whole_unless_its_parts_are_names() -> None:

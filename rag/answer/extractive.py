@@ -259,11 +259,13 @@ def _reference(entry: Entry) -> str | None:
 
 def extractive_answer(hits: Sequence[Hit], evidence: Evidence, lang: str) -> tuple[str, list[int]] | None:
     """The quoted answer and the source numbers it cites; None when no entry has a usable sentence,
-    or when a question asking how much finds no number in any sentence worth quoting: the notes
-    name the thing but do not say it, and quoting them would look like an answer."""
+    or when a question asking how much finds no number in any sentence worth quoting nor in the
+    titles that label them: the notes name the thing but do not say it, and quoting them would
+    look like an answer."""
     sentences = pick_sentences(hits, evidence)
     if not sentences:
         return None
-    if intent_of(evidence.question) is Intent.QUANTITY and not any(_NUMBER.search(s.text) for s in sentences):
+    shown = [s.text for s in sentences] + [hits[n - 1].entry.title for n in {s.n for s in sentences}]  # titles label
+    if intent_of(evidence.question) is Intent.QUANTITY and not any(_NUMBER.search(text) for text in shown):
         return None
     return write_answer(sentences, hits, evidence, lang), sorted({s.n for s in sentences})
