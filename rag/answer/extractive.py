@@ -265,7 +265,8 @@ def extractive_answer(hits: Sequence[Hit], evidence: Evidence, lang: str) -> tup
     sentences = pick_sentences(hits, evidence)
     if not sentences:
         return None
-    shown = [s.text for s in sentences] + [hits[n - 1].entry.title for n in {s.n for s in sentences}]  # titles label
+    labels = [hits[n - 1].entry.title for n in {s.n for s in sentences}]  # each group's label shows its title
+    shown = [s.text for s in sentences] + labels
     if intent_of(evidence.question) is Intent.QUANTITY and not any(_NUMBER.search(text) for text in shown):
         return None
     return write_answer(sentences, hits, evidence, lang), sorted({s.n for s in sentences})
