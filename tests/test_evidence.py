@@ -16,7 +16,7 @@ from rag.answer.intent import BUDGETS
 from rag.ingest.chunking import Chunk
 from rag.ingest.markup import clean_title
 from rag.ingest.notes import Entry
-from rag.retrieve.names import capitalised_names, question_names
+from rag.retrieve.names import capitalised_names, negated, question_names
 from rag.retrieve.query import make_query
 from rag.retrieve.searcher import ChunkMatch, Hit, RetrievalResult
 from rag.settings import AnswerSettings
@@ -457,3 +457,18 @@ def test_a_sentence_writing_an_acronym_carries_the_words_the_question_spells_out
     result = make_result("How large was the reward model used in InstructGPT?", [hit])
     best = extractive._scored(result.hits, gather_evidence(result, 3), 1)[0]
     assert best[3].text == "RM is only 6B, not 175B."
+
+
+@pytest.mark.parametrize(("question", "ruled_out", "asked"), [
+    ("有篇论文变成 preference pair 上的一个分类 loss，完全不用 RL，叫什么？", {"rl"}, set()),
+    ("Which paper tuned LLaMA on a thousand examples, with no RLHF at all?", {"rlhf"}, {"llama"}),
+    ("人形机器人预训练不用 PPO、改用 SAC 的那篇工作？", {"ppo"}, {"sac"}),  # "、" ends what the cue reaches
+    ("有没有讲 VLA 模型（比如 OpenVLA）在真机上微调的笔记？", set(), {"vla", "openvla"}),  # 有没有 asks
+    ("Does RLHF need PPO? Without a critic it is cheaper.", set(), {"rlhf", "ppo"}),
+])
+def test_a_name_the_question_rules_out_singles_out_no_entry(question: str, ruled_out: set[str],
+                                                            asked: set[str]) -> None:
+    """"完全不用 RL" says what the answer is not: the exact ranking would push every entry about RL."""
+    exact = set(make_query(question).exact)
+    assert asked <= exact and not ruled_out & exact
+    assert all(negated(question, term) for term in ruled_out)

@@ -33,6 +33,12 @@ NOTE_PLACES = frozenset(
     github gitlab readme wiki csv tsv json jsonl yaml toml markdown md txt pdf html docx xlsx excel""".split()
 )
 _NOT_ASKED = NOT_NAMES | NOTE_PLACES
+#: A negation cue earlier in the same clause: "完全不用 RL", "with no SFT step", "without PPO".
+#: "有没有" asks whether there is one; "、" and the clause's stops end what a cue reaches ("不用 PPO、改用 SAC").
+_NEGATED = re.compile(r"(?:不用|不需要|无需|无须|(?<!有)没有|不做|不走|不依赖|不靠|"
+                      r"\bwithout\b|\bno\b|\bnot\b|\bnever\b|\binstead of\b)[^，。、,.;；？?!！]{0,12}$", re.I)
+#: How far before a term its negation cue may stand (the cue and the words between).
+NEGATION_REACH = 30
 
 
 def question_names(question: str) -> list[str]:
@@ -41,6 +47,13 @@ def question_names(question: str) -> list[str]:
     words = (m.group(0).rstrip(".-") for m in _WORD.finditer(question))
     return list(dict.fromkeys(w for w in words if lexical.is_name(w) and _names_something(w)
                               and w.lower() not in NOTE_PLACES))
+
+
+def negated(question: str, term: str) -> bool:
+    """Whether the question writes ``term`` only where it says it is not used ("完全不用 RL",
+    "without a reward model"): such a name says what the answer is not, so it singles out no entry."""
+    places = [m.start() for m in re.finditer(re.escape(term), question, re.I)]
+    return bool(places) and all(_NEGATED.search(question[max(0, p - NEGATION_REACH):p]) for p in places)
 
 
 def _names_something(word: str) -> bool:

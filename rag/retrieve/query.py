@@ -15,7 +15,7 @@ import numpy as np
 from rag.embed.models import Models
 from rag.text import language, lexical
 
-from .names import capitalised_names
+from .names import capitalised_names, negated
 
 
 @dataclass(frozen=True)
@@ -24,9 +24,10 @@ class Query:
     lang: str
     tokens: tuple[str, ...]
     vectors: Mapping[str, np.ndarray] = field(default_factory=dict)
-    #: What the question names exactly (numbers with units, names, ids), as index tokens.
+    #: What the question names exactly (numbers with units, names, ids), as index tokens; not what
+    #: it names only to rule out ("完全不用 RL": rag.retrieve.names.negated).
     exact: tuple[str, ...] = ()
-    #: Its capitalised names as written (Sora, Constitutional AI): rag.retrieve.names.
+    #: Its capitalised names as written (Sora, Constitutional AI): rag.retrieve.names; the same.
     names: tuple[str, ...] = ()
 
     @property
@@ -38,5 +39,7 @@ class Query:
 def make_query(text: str, models: Models | None = None, embedders: Iterable[str] = ()) -> Query:
     """Tokens always; a vector for each named embedder (loaded through ``models``)."""
     vectors = {name: models.embedder(name).embed_query(text) for name in embedders} if models else {}
+    exact = tuple(t for t in lexical.exact_terms(text) if not negated(text, t))
+    names = tuple(n for n in capitalised_names(text) if not negated(text, n))
     return Query(text=text, lang=language(text), tokens=tuple(lexical.tokenize(text)), vectors=vectors,
-                 exact=tuple(lexical.exact_terms(text)), names=tuple(capitalised_names(text)))
+                 exact=exact, names=names)
