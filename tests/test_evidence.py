@@ -472,3 +472,11 @@ def test_a_name_the_question_rules_out_singles_out_no_entry(question: str, ruled
     exact = set(make_query(question).exact)
     assert asked <= exact and not ruled_out & exact
     assert all(negated(question, term) for term in ruled_out)
+
+
+def test_a_name_ruled_out_is_no_name_the_notes_must_mention() -> None:
+    """"without TabPFN": the gate does not refuse because the notes never write TabPFN."""
+    asked = gather_evidence(make_result("Which paper makes MoE inference faster, with no TabPFN?", [OMNI]), 3)
+    assert "TabPFN" not in asked.names and "TabPFN" not in asked.missing_names
+    named = gather_evidence(make_result("Which paper makes MoE inference faster than TabPFN?", [OMNI]), 3)
+    assert "TabPFN" in named.missing_names
