@@ -480,3 +480,22 @@ def test_a_name_ruled_out_is_no_name_the_notes_must_mention() -> None:
     assert "TabPFN" not in asked.names and "TabPFN" not in asked.missing_names
     named = gather_evidence(make_result("Which paper makes MoE inference faster than TabPFN?", [OMNI]), 3)
     assert "TabPFN" in named.missing_names
+
+
+def test_a_quote_does_not_open_by_repeating_its_label() -> None:
+    """A digest bullet that is its own title is quoted without saying its title twice; a label cut
+    short ("…") leaves the quote whole, or it would start mid-word."""
+    title = "Speculative decoding (Leviathan, Kalman, Matias; ICML 2023)"
+    hit = make_hit(1, title, [f"{title} a small draft model proposes tokens, the large model verifies them."])
+    result = make_result("How does speculative decoding use a draft model?", [hit])
+    text, _ = extractive_answer(result.hits, gather_evidence(result, 3), "en") or ("", [])
+    assert text.count("Leviathan") == 1 and f"{title}: a small draft model proposes tokens" in text
+    limo = make_hit(1, "LIMO: Less is More for Reasoning", ["Less is More for Reasoning — only 817 curated samples."])
+    result = make_result("How many samples did LIMO fine-tune on?", [limo])
+    text, _ = extractive_answer(result.hits, gather_evidence(result, 3), "en") or ("", [])
+    assert text.startswith("From your notes:\n- LIMO: Less is More for Reasoning: only 817 curated samples.")
+    long_title = "Render of CoT " + "w" * 120
+    cut = make_hit(1, long_title, [long_title + " trains a VLM on rendered chains of thought."])
+    result = make_result("How is Render of CoT trained?", [cut])
+    text, _ = extractive_answer(result.hits, gather_evidence(result, 3), "en") or ("", [])
+    assert "…: Render of CoT" in text

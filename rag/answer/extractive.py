@@ -232,13 +232,28 @@ def write_answer(sentences: Sequence[Sentence], hits: Sequence[Hit], evidence: E
     for n in dict.fromkeys(s.n for s in sentences):
         entry = hits[n - 1].entry
         name = short_name(entry, evidence.question, evidence.lexicon, [s.line for s in sentences if s.n == n])
-        label = f"{name} — {_label(entry.title)}" if name else _label(entry.title)
-        quoted = " ".join(s.text for s in sentences if s.n == n)
+        title = _label(entry.title)
+        label = f"{name} — {title}" if name else title
+        quoted = _after_label(" ".join(s.text for s in sentences if s.n == n), title)
         reference = _reference(entry) if asks_reference(evidence.question) else None
         if reference and reference.split()[-1] not in quoted:
             quoted += f" ({reference})"
         lines.append(f"- {neutralise(label + sep + quoted)} [{n}]")
     return "\n".join(lines)
+
+
+def _after_label(quoted: str, title: str) -> str:
+    """A quote that opens by repeating its label without the repeat: a digest bullet that is its own
+    title ("🟡 Speculative decoding (Leviathan …): 🟡 Speculative decoding (Leviathan …) a small
+    draft model …"), or the part after the paper's name ("LIMO: Less is More …: Less is More … — only 817")."""
+    if title.endswith("…"):  # a cut label: the quote is what the reader has of the rest
+        return quoted
+    for head in (title, *title.split(": ", 1)[1:]):
+        if len(head) >= MIN_SENTENCE_CHARS and quoted.startswith(head):
+            rest = quoted[len(head):].lstrip(" —–-:：,;|")
+            if len(rest) >= MIN_SENTENCE_CHARS:
+                return rest
+    return quoted
 
 
 def _label(title: str) -> str:
