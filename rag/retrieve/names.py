@@ -52,7 +52,7 @@ def question_names(question: str) -> list[str]:
 def negated(question: str, term: str) -> bool:
     """Whether the question writes ``term`` only where it says it is not used ("完全不用 RL",
     "without a reward model"): such a name says what the answer is not, so it singles out no entry."""
-    places = [m.start() for m in re.finditer(re.escape(term), question, re.I)]
+    places = [m.start() for m in re.finditer(rf"(?<![A-Za-z0-9]){re.escape(term)}(?![A-Za-z0-9])", question, re.I)]
     return bool(places) and all(_NEGATED.search(question[max(0, p - NEGATION_REACH):p]) for p in places)
 
 
