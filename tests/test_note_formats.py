@@ -241,6 +241,30 @@ def test_a_thread_gives_an_item_per_paper_with_the_posts_that_go_on_about_it() -
     assert all(e.kind == "section" for e in split_entries(one, "thread.md")[1:])
 
 
+def test_a_rule_starts_a_part_of_its_own_and_titles_nothing() -> None:
+    """The author's notes below the thread, under a "---": their own entry, titled by their first
+    words, not "---" and not more posts about HyDE; a rule alone between paragraphs is no entry."""
+    note = THREAD + "\n---\nmy own notes after posting:\n- replies pushed back on 3/\n"
+    es = split_entries(note, "thread.md")
+    assert [(e.line_start, e.line_end, e.title) for e in es[-2:]] == [
+        (14, 14, "HyDE (Gao et al., ACL 2023)"), (16, 18, "my own notes after posting")]
+    assert_every_line_once(note, es)
+    trailing = THREAD + "\n---\n"
+    es = split_entries(trailing, "thread.md")
+    assert es[-1].title == "HyDE (Gao et al., ACL 2023)" and "---" not in {e.title for e in es}
+    assert_every_line_once(trailing, es)
+
+
+def test_a_post_drawn_apart_by_rules_without_a_heading_keeps_its_opening() -> None:
+    """The text before a plain-text post's first rule is a section: it was in no entry at all."""
+    post = ("小红书：RAG 必读论文\n先说结论：读这两篇\n\n━━━━━━\n\n1️⃣ DPR｜稠密检索\n双塔\n\n"
+            "━━━━━━\n\n2️⃣ HyDE｜假文档\n先编答案\n")
+    es = split_entries(post, "xhs.txt")
+    assert [(e.line_start, e.kind, e.title) for e in es] == [
+        (1, "section", "小红书：RAG 必读论文"), (6, "item", "DPR｜稠密检索"), (11, "item", "HyDE｜假文档")]
+    assert_every_line_once(post, es)
+
+
 def test_a_title_drawn_between_rules_or_numbered_keeps_only_its_words() -> None:
     assert clean_title("--- wav2vec 2.0 ---") == "wav2vec 2.0" and clean_title("2. Whisper (ICML)") == "Whisper (ICML)"
     assert clean_title("StreamingLLM #paper #long-context") == "StreamingLLM"

@@ -115,8 +115,9 @@ _ITEM_NUMBER = re.compile(r"^\s*(?:\d\ufe0f?\u20e3\s*|[\u2460-\u2473]\s*|\d{1,2}
 def ruled_spans(lines: list[str], start: int, stop: int, fenced: list[bool], date: str | None,
                 context: str) -> list[Span] | None:
     """Blocks drawn apart by rule lines (a 小红书 or WeChat post's "━━━━" between its papers): an
-    entry per block after the first rule, titled by its first line; None when there are fewer than
-    two. A rule right under a line of text is that line's heading underline, not a rule."""
+    entry per block after the first rule, titled by its first line, and what comes before the
+    first rule a section; None when there are fewer than two blocks. A rule right under a line of
+    text is that line's heading underline, not a rule."""
     rules = [i for i in range(start, stop) if not fenced[i] and RULE_LINE.match(lines[i])
              and (i == start or not lines[i - 1].strip())]
     spans = []
@@ -126,7 +127,11 @@ def ruled_spans(lines: list[str], start: int, stop: int, fenced: list[bool], dat
         if first is not None:
             title = clean_title(_ITEM_NUMBER.sub("", lines[first]))[:120]
             spans.append(Span(first, "item", title, leading_date(title) or date, context))
-    return spans if len(spans) >= 2 else None
+    if len(spans) < 2:
+        return None
+    if (lead := next((i for i in range(start, rules[0]) if lines[i].strip()), None)) is not None:
+        spans.insert(0, Span(lead, "section", clean_title(lines[lead])[:80], date, context))  # the post's opening
+    return spans
 
 
 def outline_spans(lines: list[str], start: int, fenced: list[bool], note_date: str | None,
@@ -157,6 +162,12 @@ def outline_spans(lines: list[str], start: int, fenced: list[bool], note_date: s
     return spans
 
 
+def _opening(lines: list[str], block: list[int]) -> str:
+    """A paragraph's first line that says something: a rule above "my own notes after posting:"
+    draws the block apart and titles nothing."""
+    return next((lines[i].strip() for i in block if not RULE_LINE.match(lines[i])), lines[block[0]].strip())
+
+
 def paragraph_spans(lines: list[str], start: int, fenced: list[bool], note_date: str | None,
                      note_title: str | None) -> list[Span] | None:
     """Plain text's entries: a paragraph each; None when the text is not paragraphs of prose."""
@@ -169,22 +180,23 @@ def paragraph_spans(lines: list[str], start: int, fenced: list[bool], note_date:
         if not blocks:
             blocks.append([])
         blocks[-1].append(i)
-    blocks = [b for b in blocks if b]
+    blocks = [b for b in blocks if b and not all(RULE_LINE.match(lines[i]) for i in b)]  # a lone rule holds nothing
     listish = sum(1 for b in blocks for i in b if BULLET.match(lines[i].strip()) or TABLE_ROW.match(lines[i]))
     if len(blocks) < MIN_PARAGRAPHS or listish * 3 > sum(map(len, blocks)):
         return None
-    firsts = {block[0]: lines[block[0]].strip() for block in blocks}
+    firsts = {block[0]: _opening(lines, block) for block in blocks}
     cited = {start: m for start, first in firsts.items() if not leading_date(first)
              and (m := _CITED_OPEN.match(clean_inline(first))) and _CITATION.search(m.group(2))}
     spans: list[Span] = []
     for block in blocks:
         first = firsts[block[0]]
         when = leading_date(first)
-        titled = when or (len(block) > 1 and len(first) <= 120 and not first.endswith(_SENTENCE_END))
+        ruled = bool(RULE_LINE.match(lines[block[0]]))  # a rule above it starts a part of its own
+        titled = when or ruled or (len(block) > 1 and len(first) <= 120 and not first.endswith(_SENTENCE_END))
         if len(cited) >= 2 and (m := cited.get(block[0])):
             spans.append(Span(block[0], "item", m.group(1), note_date, note_title or ""))
         elif titled:
-            rest = clean_title(DATE_LEAD.sub("", first))
+            rest = clean_title(DATE_LEAD.sub("", first)).rstrip(":：").strip()
             title = first if WEEKDAY_ONLY.match(rest) else rest  # "2024年3月4日 星期一" says more than "星期一"
             spans.append(Span(block[0], "item", title, when or note_date, note_title or ""))
         elif len(cited) >= 2 and spans and spans[-1].start in cited:
