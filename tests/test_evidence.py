@@ -466,6 +466,7 @@ def test_a_sentence_writing_an_acronym_carries_the_words_the_question_spells_out
     ("有没有讲 VLA 模型（比如 OpenVLA）在真机上微调的笔记？", set(), {"vla", "openvla"}),  # 有没有 asks
     ("Does RLHF need PPO? Without a critic it is cheaper.", set(), {"rlhf", "ppo"}),
     ("Which world model was trained without RL?", {"rl"}, set()),  # the "rl" of "world" is no place of RL
+    ("Which paper beats not only GPT-4 but also PaLM?", set(), {"gpt-4", "palm"}),
 ])
 def test_a_name_the_question_rules_out_singles_out_no_entry(question: str, ruled_out: set[str],
                                                             asked: set[str]) -> None:

@@ -34,9 +34,11 @@ NOTE_PLACES = frozenset(
 )
 _NOT_ASKED = NOT_NAMES | NOTE_PLACES
 #: A negation cue earlier in the same clause: "完全不用 RL", "with no SFT step", "without PPO".
-#: "有没有" asks whether there is one; "、" and the clause's stops end what a cue reaches ("不用 PPO、改用 SAC").
+#: "有没有" asks whether there is one, "not only X" asks about X too; "、" and the clause's stops end
+#: what a cue reaches ("不用 PPO、改用 SAC").
 _NEGATED = re.compile(r"(?:不用|不需要|无需|无须|(?<!有)没有|不做|不走|不依赖|不靠|"
-                      r"\bwithout\b|\bno\b|\bnot\b|\bnever\b|\binstead of\b)[^，。、,.;；？?!！]{0,12}$", re.I)
+                      r"\bwithout\b|\bno\b|\bnot\b(?!\s+(?:only|just)\b)|\bnever\b|\binstead of\b)"
+                      r"[^，。、,.;；？?!！]{0,12}$", re.I)
 #: How far before a term its negation cue may stand (the cue and the words between).
 NEGATION_REACH = 30
 
