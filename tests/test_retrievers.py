@@ -19,6 +19,14 @@ def test_exact_terms_keep_units_and_do_not_swallow_chinese() -> None:
     assert lexical.exact_terms("cut KV-cache memory by 80 %") == ["kv-cache", "kv", "cache", "80%"]
 
 
+def test_a_name_and_its_version_written_apart_meet_the_name_written_together() -> None:
+    """A question's GPT-2 finds a note's GPT2 and the other way round; Mamba-2 is also mamba2."""
+    assert "gpt2" in lexical.tokenize("GPT-2 small") and lexical.tokenize("GPT2 small") == ["gpt2", "small"]
+    assert "gpt2" in lexical.exact_terms("Which paper trains GPT-2 with a fifth of the compute?")
+    assert "mamba2" in lexical.tokenize("Mamba-2") and "llama2" in lexical.tokenize("Llama-2-7B")
+    assert lexical.tokenize("KV-cache") == ["kv-cache", "kv", "cache"]  # no version, nothing more
+
+
 def test_exact_retriever_leaves_out_terms_too_common_to_single_an_entry_out() -> None:
     chunks = [["rl", "hysparse", "80%"]] + [["rl", f"w{i}"] for i in range(19)]
     bm25 = RecordingBM25(chunks)

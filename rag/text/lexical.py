@@ -13,10 +13,11 @@ import logging
 import re
 import unicodedata
 from functools import cache
+from itertools import pairwise
 
 from rag.text import CJK_CLASS
 
-TOKENIZER_ID = "cjk-jieba-search/v3"
+TOKENIZER_ID = "cjk-jieba-search/v4"
 
 _TOKEN = re.compile(
     r"(?P<latin>[A-Za-z0-9](?:[A-Za-z0-9]|[-._+/](?=[A-Za-z0-9]))*[%×]?)"
@@ -78,9 +79,16 @@ def tokenize(text: str) -> list[str]:
             parts = [p for p in _PARTS.split(word) if p]
             if len(parts) > 1:
                 out.extend(p for p in parts if p not in STOPWORDS)
+                out.extend(_versioned(parts))
         else:
             out.extend(w for w in _jieba().lcut_for_search(m.group("cjk")) if w not in STOPWORDS)
     return out
+
+
+def _versioned(parts: list[str]) -> list[str]:
+    """A name and its version written apart, as one word too: "gpt2" of GPT-2, "mamba2" of Mamba-2,
+    so that notes writing GPT2 and questions writing GPT-2 (or the other way round) meet."""
+    return [a + b for a, b in pairwise(parts) if a.isalpha() and b[:1].isdigit()]
 
 
 def is_name(word: str) -> bool:
@@ -105,5 +113,7 @@ def exact_terms(text: str) -> list[str]:
         whole = word.lower()
         terms.append(whole)
         if not unit and re.search(r"[-/]", word):
-            terms.extend(p for p in _PARTS.split(whole) if len(p) > 1 and not p.isdigit() and p not in STOPWORDS)
+            parts = [p for p in _PARTS.split(whole) if p]
+            terms.extend(p for p in parts if len(p) > 1 and not p.isdigit() and p not in STOPWORDS)
+            terms.extend(_versioned(parts))
     return list(dict.fromkeys(terms))
