@@ -11,6 +11,7 @@ from pathlib import Path
 from rag.app.mcp_server import NotesTools
 from rag.app.render import example_questions
 from rag.embed.models import Models
+from rag.ingest.notes import Entry
 from rag.service import Notes
 from rag.settings import Settings
 
@@ -146,6 +147,18 @@ def test_example_questions_come_from_the_users_notes(make_corpus, rag_main, mode
     assert questions[0] == "What do my notes say about HyDE?"
     assert any("ColBERT" in q for q in questions) and len(questions) <= 4
     assert example_questions([e for e in entries if e.kind != "item"]) == []
+
+
+def test_an_example_question_names_its_subject_or_is_not_asked() -> None:
+    """A title's head before its colon, or the whole title when short; never its first three words
+    ("What do my notes say about flexibility trap in?" was on the bundled notes' page)."""
+    def item(title: str, file: str) -> Entry:
+        return Entry(file, title, 1, 2, None, "2026-02-0" + file[0], f"{title}\nx", kind="item")
+
+    entries = [item("flexibility trap in diffusion llm", "9.md"), item("[小米] HySparse：混合稀疏注意力", "8.md"),
+               item("Metis-HOME", "7.md")]
+    assert example_questions(entries) == ["What do my notes say about HySparse?",
+                                          "What do my notes say about Metis-HOME?"]
 
 
 def test_eval_reports_each_collection_and_both(tmp_path: Path, make_corpus, rag_main) -> None:

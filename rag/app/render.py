@@ -16,7 +16,7 @@ from rag.answer.answer import Answer, Citation
 from rag.build.builder import BuildReport
 from rag.build.status import CorpusStatus
 from rag.ingest.corpus import display_name
-from rag.ingest.markup import title_head
+from rag.ingest.markup import title_head, untagged
 from rag.ingest.notes import Entry
 from rag.retrieve.related import Related
 from rag.retrieve.searcher import Filters
@@ -127,6 +127,13 @@ def related_list(related: Sequence[Related]) -> str:
     return f'<div class="rag-related">Related: {items}</div>'
 
 
+def _subject(title: str) -> str:
+    """What a title is about: its head before a colon ("HyDE" of "HyDE: Precise …"), else all of it;
+    never its first words cut mid-phrase ("flexibility trap in" of "flexibility trap in diffusion llm")."""
+    head = title_head(title)
+    return head if re.search(r"[:：]", title) else untagged(title)
+
+
 def example_questions(entries: Sequence[Entry], n: int = 4) -> list[str]:
     """Questions about the user's own notes for the page's examples: the newest items of
     different notes, asked by their short name, in the language of the title. None: no items."""
@@ -134,7 +141,7 @@ def example_questions(entries: Sequence[Entry], n: int = 4) -> list[str]:
     questions: list[str] = []
     files: set[str] = set()
     for e in items:
-        name = next((a for a in e.aliases if len(a) <= 40), None) or title_head(e.title)
+        name = next((a for a in e.aliases if len(a) <= 40), None) or _subject(e.title)
         if e.file in files or not 2 <= len(name) <= MAX_EXAMPLE_NAME:
             continue  # a title that is a whole sentence makes no question
         files.add(e.file)
