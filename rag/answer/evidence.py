@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rag.retrieve.names import negated, question_names, spells_out
+from rag.retrieve.names import question_names, spells_out
 from rag.retrieve.retrievers import BM25
 from rag.retrieve.searcher import Hit, RetrievalResult
 from rag.store import Lexicon
@@ -154,7 +154,7 @@ def gather_evidence(result: RetrievalResult, top_entries: int) -> Evidence:
     for m in (m for hit in top for m in hit.chunks):
         for name, sim in m.similarity.items():
             similarity[name] = max(similarity.get(name, sim), sim)
-    names = [n for n in question_names(result.query.text) if not negated(result.query.text, n)]  # not "without X"
+    names = question_names(result.query.text)
     missing = [n for n in names if not mentioned(n, result.lexicon) and not _spelled_out(n, result)
                and not _written_apart(n, result)]
     for name in result.query.names:

@@ -50,18 +50,19 @@ INTRO_REACH = 30
 _PROPERTY = re.compile(r"^\s*+(?:[-*]\s*+)?[\w-]+::")
 #: An opening sentence that only names the thing: "CLIP." or "OpenAI 的 CLIP。" / "OpenAI's CLIP."
 _NAMING_LINE = re.compile(r"^(?:[\w-]+\s*(?:的|'s)\s*)?([A-Za-z][\w+-]*[\w+])\s*[。.!！]?$")
+#: What in a bracket cites a paper: its authors ("et al") or a year.
+_CITES = r"(?:et al|\b(?:19|20)\d{2}\b)"
 #: A title that is a short name then its citation: "DPO（Rafailov et al., 2023）", "Constitutional AI
 #: (Bai et al.)"; not a paper's full title with its venue ("Robust Speech Recognition via … (ICML 2023)").
-_CITED = re.compile(r"^[^\s:：(（]+(?:\s+[^\s:：(（]+){0,2}\s*[(（][^)）]*(?:et al|\b(?:19|20)\d{2}\b)")
+_CITED = re.compile(r"^[^\s:：(（]+(?:\s+[^\s:：(（]+){0,2}\s*[(（][^)）]*" + _CITES)
 #: "**DeepSeekMath**（Shao et al. …）": a line that opens with a bold name.
 _BOLD_LEAD = re.compile(r"^\s*(?:[-*+]\s+)?\*\*([A-Za-z][\w+-]*[\w+])\*\*")
 #: "**Let's Verify Step by Step**（Lightman et al. · OpenAI · 2023）": a line that introduces a
 #: paper, its bold title then its citation, as a group-meeting note does for each paper presented.
-_CITED_LEAD = re.compile(r"^\s*(?:[-*+]\s+)?\*\*([A-Za-z][^*\n]{1,80})\*\*\s*[(（][^)）]*(?:et al|\b(?:19|20)\d{2}\b)")
+_CITED_LEAD = re.compile(r"^\s*(?:[-*+]\s+)?\*\*([A-Za-z][^*\n]{1,80})\*\*\s*[(（][^)）]*" + _CITES)
 #: A name cited where it is mentioned: "the PagedAttention paper (Kwon et al., SOSP 2023)",
 #: "QLoRA (Dettmers et al. 2023)"; the paper an entry reads, when nothing says so more plainly.
-_CITED_NAME = re.compile(r"(?<![\w-])([A-Z][\w+-]*[\w+])(?:\s+paper)?\s*[(（][^()（）]{0,60}?"
-                         r"(?:et al|\b(?:19|20)\d{2}\b)")
+_CITED_NAME = re.compile(r"(?<![\w-])([A-Z][\w+-]*[\w+])(?:\s+paper)?\s*[(（][^()（）]{0,60}?" + _CITES)
 #: What a paper introduces besides itself: "introduces the CounterFact dataset" names no paper.
 _BY_PRODUCT = re.compile(r"\s*+(?:dataset|benchmark|数据集|基准)", re.I)
 _LATIN_WORD = re.compile(r"[A-Za-z][\w'-]*")

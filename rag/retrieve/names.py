@@ -45,10 +45,11 @@ NEGATION_REACH = 30
 
 def question_names(question: str) -> list[str]:
     """The words of a question that are names by their shape (:func:`rag.text.lexical.is_name`),
-    once each; "N-by-N" has the shape but no part that names anything, so it is no name."""
+    once each; "N-by-N" has the shape but no part that names anything, so it is no name, and a name
+    the question rules out ("without TabPFN", :func:`negated`) is none it asks about."""
     words = (m.group(0).rstrip(".-") for m in _WORD.finditer(question))
     return list(dict.fromkeys(w for w in words if lexical.is_name(w) and _names_something(w)
-                              and w.lower() not in NOTE_PLACES))
+                              and w.lower() not in NOTE_PLACES and not negated(question, w)))
 
 
 def negated(question: str, term: str) -> bool:
@@ -89,6 +90,7 @@ def capitalised_names(question: str) -> list[str]:
     Constitutional AI), except a sentence's first word in an English question and dates/languages.
 
     A Chinese question has no sentence-initial capitals: there every capitalised word is a name.
+    A name the question rules out (:func:`negated`) is none it asks about.
     """
     english = language(question) == "en"
     names = []
@@ -99,6 +101,6 @@ def capitalised_names(question: str) -> list[str]:
         while words and words[0].lower() in _NOT_ASKED:
             words = words[1:]
         words = [w for w in words if w.lower() not in _NOT_ASKED or w == "of"]
-        if words:
-            names.append(" ".join(words))
+        if words and not negated(question, name := " ".join(words)):
+            names.append(name)
     return names

@@ -27,7 +27,7 @@ class Query:
     #: What the question names exactly (numbers with units, names, ids), as index tokens; not what
     #: it names only to rule out ("完全不用 RL": rag.retrieve.names.negated).
     exact: tuple[str, ...] = ()
-    #: Its capitalised names as written (Sora, Constitutional AI): rag.retrieve.names; the same.
+    #: Its capitalised names as written (Sora, Constitutional AI), the same way: rag.retrieve.names.
     names: tuple[str, ...] = ()
 
     @property
@@ -40,6 +40,5 @@ def make_query(text: str, models: Models | None = None, embedders: Iterable[str]
     """Tokens always; a vector for each named embedder (loaded through ``models``)."""
     vectors = {name: models.embedder(name).embed_query(text) for name in embedders} if models else {}
     exact = tuple(t for t in lexical.exact_terms(text) if not negated(text, t))
-    names = tuple(n for n in capitalised_names(text) if not negated(text, n))
     return Query(text=text, lang=language(text), tokens=tuple(lexical.tokenize(text)), vectors=vectors,
-                 exact=exact, names=names)
+                 exact=exact, names=tuple(capitalised_names(text)))
