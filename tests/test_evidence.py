@@ -403,6 +403,19 @@ def test_a_sentence_is_not_cut_inside_brackets() -> None:
     assert len(extractive.split_sentences("（未闭合 " + "这是一句话。" * 60)) > 10
 
 
+def test_an_initial_an_abbreviation_or_a_property_does_not_end_a_sentence() -> None:
+    """"Carlos E. Jimenez" cut at "E." left "Jimenez, …" to quote without the line's key; "year:: 2022"
+    cut at "::" left "2022", too short to quote, so a year asked for was never quoted."""
+    def sentences(text: str) -> list[str]:
+        return [s for _, s in extractive.split_sentences(text)]
+    assert sentences("authors:: John Yang, Carlos E. Jimenez, Ofir Press") == [
+        "authors:: John Yang, Carlos E. Jimenez, Ofir Press"]
+    assert sentences("year:: 2022") == ["year:: 2022"]
+    assert sentences("As Dettmers et al. 2023 show, e.g. NF4 works. Then the rest.") == [
+        "As Dettmers et al. 2023 show, e.g. NF4 works.", "Then the rest."]
+    assert sentences("方法: Draft first. Verify later.") == ["Draft first.", "Verify later."]
+
+
 def test_a_term_the_top_entries_write_in_the_other_language_is_covered() -> None:
     """"experts … accurate" over an entry that says 专家 … 准确: the question is covered, not refused for
     want of its English words."""

@@ -58,7 +58,11 @@ _NUMBER = re.compile(r"\d|[一二两三四五六七八九十百千半]+(?:倍|�
                      r"(?:thir|four|fif|six|seven|eigh|nine)teen|(?:twen|thir|for|fif|six|seven|eigh|nine)ty|"
                      r"hundred|thousand|million|billion|trillion|half|twice|double|triple)\b", re.I)
 
-_SPLIT = re.compile(r"(?<=[。！？；!?;])|(?<=[.:：])\s+(?=[A-Z0-9\u4e00-\u9fff*])")
+#: Sentence ends: after 。！？； always, after "." or ":" before a capital, a digit or Chinese. Not
+#: after an initial ("Carlos E. Jimenez"), a usual abbreviation ("et al. 2023", "e.g. BERT") or a
+#: property's "::" ("year:: 2022"), which would leave a fragment too short to quote.
+_SPLIT = re.compile(r"(?<=[。！？；!?;])|(?<=[.:：])(?<!::)(?<!\b[A-Z]\.)(?<!\bal\.)(?<!\bvs\.)(?<!\be\.g\.)"
+                    r"(?<!\bi\.e\.)(?<!\bcf\.)(?<!\bFig\.)(?<!\bEq\.)(?<!\bNo\.)\s+(?=[A-Z0-9\u4e00-\u9fff*])")
 _BULLET = re.compile(r"^(?:[-*+•]|\d{1,3}[.)、])\s+")
 _RULE = re.compile(r"^\s*+(?:[-=*_]{3,}|\|?\s*:?-{3,}.*|`{3,}.*|~{3,}.*)$")
 _LABEL_ONLY = re.compile(r"^[^：:]{1,16}[：:]$")
