@@ -108,6 +108,7 @@ class _FrontMatter(BaseModel):
     aliases: list[str] = Field(default_factory=list)
     authors: list[str] = Field(default_factory=list)
     context: str = ""  # where the entry sits: "Note title › Section", a table row's header
+    properties: dict[str, str] = Field(default_factory=dict)  # its fields as written: status, venue, created…
 
 
 def entry_fields(entry: Entry, path: str) -> dict:
@@ -115,7 +116,8 @@ def entry_fields(entry: Entry, path: str) -> dict:
     user named the corpus), for any model made of them."""
     return {"file": entry.file, "path": path, "title": entry.title, "line_start": entry.line_start,
             "line_end": entry.line_end, "url": entry.url, "date": entry.date, "tags": list(entry.tags),
-            "aliases": list(entry.aliases), "authors": list(entry.authors), "context": entry.context}
+            "aliases": list(entry.aliases), "authors": list(entry.authors), "context": entry.context,
+            "properties": dict(entry.properties)}
 
 
 # A model's fields come in the reverse order of its bases, then its own: each group above is

@@ -215,6 +215,22 @@ def test_extractive_is_deterministic_and_empty_without_sentences() -> None:
     assert extractive_answer([bare], gather_evidence(make_result("x", [bare]), 3), "en") is None
 
 
+def test_an_answer_shows_the_note_fields_the_question_asks_for() -> None:
+    """"What status did I give LoRA" is answered from the note's front matter, which no sentence of
+    the entry holds; a question about the paper itself ("参数更新", "偏好标签") shows no field."""
+    lora = make_hit(1, "LoRA: low-rank adaptation", ["LoRA learns a low-rank update of frozen weights."])
+    lora = replace(lora, entry=replace(lora.entry, properties=(("status", "re-read"), ("venue", "ICLR 2022"),
+                                                               ("updated", "2025-03-21"))))
+
+    def answer(question: str) -> str:
+        result = make_result(question, [lora])
+        return (extractive_answer(result.hits, gather_evidence(result, 3), "en") or ("", []))[0]
+    assert answer("What status did I give LoRA, and where was it published?").endswith(
+        "(status: re-read; venue: ICLR 2022) [1]")
+    assert answer("LoRA 最后更新时间是？").endswith("(updated: 2025-03-21) [1]")
+    assert "(" not in answer("LoRA 的参数更新和偏好标签是怎么做的？")
+
+
 def test_a_how_much_question_is_not_answered_by_sentences_without_a_number() -> None:
     """The notes name the paper but never say its LoRA rank: quoting them would look like an answer."""
     hit = make_hit(1, "Evaluating PEFT for RLVR", ["An analysis of LoRA, DoRA and AdaLoRA under RLVR.",

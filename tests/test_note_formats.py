@@ -303,3 +303,37 @@ def test_lines_padded_without_end_are_read_in_linear_time() -> None:
     for note in notes:
         assert split_entries(note, "x.txt")
     assert time.perf_counter() - start < 2.0
+
+
+PAPER_NOTE = """---
+title: "LoRA: Low-Rank Adaptation of Large Language Models"
+aliases: [LoRA, low-rank adapters]
+authors: [Edward J. Hu, Yelong Shen]
+year: 2021
+venue: ICLR 2022
+status: re-read
+created: 2024-11-02
+extra: {nested: ignored}
+---
+## Summary
+Freeze the weights; learn a low-rank update B·A.
+
+## Log
+- reading group
+  rating:: 4
+  tagged::
+"""
+
+
+def test_every_field_a_note_writes_is_kept_on_its_entries() -> None:
+    """Status, venue, created, a rating: fields no typed attribute keeps are kept as written (key
+    lower-cased, lists joined), the entry's own ``key:: value`` lines first; a nested mapping or a
+    key with no value says nothing."""
+    (entry,) = split_entries(PAPER_NOTE, "vault/LoRA.md")
+    assert dict(entry.properties) == {
+        "rating": "4", "title": "LoRA: Low-Rank Adaptation of Large Language Models",
+        "aliases": "LoRA, low-rank adapters", "authors": "Edward J. Hu, Yelong Shen", "year": "2021",
+        "venue": "ICLR 2022", "status": "re-read", "created": "2024-11-02"}
+    assert entry.properties[0] == ("rating", "4")
+    journal = split_entries(DAY_PAGE, "Daily/2024-03-14.md")
+    assert {dict(e.properties).get("date") for e in journal} == {"2024-03-14"}

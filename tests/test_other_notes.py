@@ -87,6 +87,9 @@ def test_hits_carry_front_matter_and_hidden_or_ignored_notes_are_not_indexed(mak
     assert (top["file"], top["line_start"], top["line_end"]) == ("vault/Papers/HyDE.md", 11, 15)
     assert top["tags"] == ["retrieval", "zero-shot", "dense"] and top["aliases"] == ["HyDE"]
     assert top["authors"] == ["Luyu Gao", "Jamie Callan"] and top["date"] == "2024-11-02"
+    assert top["properties"] == {"title": "Precise Zero-Shot Dense Retrieval without Relevance Labels",
+                                 "aliases": "HyDE", "authors": "Luyu Gao, Jamie Callan", "year": "2022",
+                                 "date": "2024-11-02", "tags": "retrieval, zero-shot", "arxiv": "2212.10496"}
     files = {h["file"] for h in hits}
     assert not any(f.startswith(("vault/.", "templates/")) for f in files)
     assert "GhostRetriever" not in run.out

@@ -22,7 +22,7 @@ from tests.conftest import CORPUS, RunRag
 
 #: The contract's fields (../shared/docs/cli.md) in order, then the ones added since (front matter, why).
 HIT_KEYS = ["rank", "score", "file", "path", "title", "line_start", "line_end", "url", "date", "snippet",
-            "tags", "aliases", "authors", "context", "why"]
+            "tags", "aliases", "authors", "context", "properties", "why"]
 
 
 def test_tokenizer_keeps_technical_terms_and_cuts_chinese() -> None:

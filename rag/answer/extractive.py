@@ -26,7 +26,7 @@ from rag.text import lexical
 from . import prompts
 from .citations import neutralise
 from .evidence import Evidence, term_overlap
-from .intent import BUDGETS, Intent, asks_quantity, asks_reference, intent_of
+from .intent import BUDGETS, Intent, asked_fields, asks_quantity, asks_reference, intent_of
 from .paper_name import name_spans, short_name
 
 MAX_SENTENCE_CHARS = 240
@@ -230,8 +230,11 @@ def best_sentences(hits: Sequence[Hit], evidence: Evidence, per_entry: int) -> d
 
 def write_answer(sentences: Sequence[Sentence], hits: Sequence[Hit], evidence: Evidence, lang: str) -> str:
     """The quoted sentences under their entries' names, each entry's group ending with its [n]:
-    the paper's short name first when its title does not say it, so "which paper" is answered."""
+    the paper's short name first when its title does not say it, so "which paper" is answered; the
+    note fields the question asks for after the quote ("(status: re-read)"), so "what did I mark
+    it" is too."""
     sep = "：" if lang == "zh" else ": "
+    asked = asked_fields(evidence.question)
     lines = [prompts.EXTRACTIVE_LEAD[lang]]
     for n in dict.fromkeys(s.n for s in sentences):
         entry = hits[n - 1].entry
@@ -242,6 +245,8 @@ def write_answer(sentences: Sequence[Sentence], hits: Sequence[Hit], evidence: E
         reference = _reference(entry) if asks_reference(evidence.question) else None
         if reference and reference.split()[-1] not in quoted:
             quoted += f" ({reference})"
+        if fields := [f"{k}: {v}" for k, v in entry.properties if k in asked and v not in quoted]:
+            quoted += f" ({'; '.join(fields)})"
         lines.append(f"- {neutralise(label + sep + quoted)} [{n}]")
     return "\n".join(lines)
 

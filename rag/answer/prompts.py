@@ -48,7 +48,9 @@ CLAIM_RULES = """- Reply with one JSON object:
 """
 
 #: One numbered source inside the data fence.
-SOURCE = '<source n="{n}" title="{title}" location="{location}" url="{url}">\n{text}\n</source>'
+SOURCE = '<source n="{n}" title="{title}" location="{location}" url="{url}"{fields}>\n{text}\n</source>'
+#: The note's own fields, when it has any (front matter: status, venue, created …), for "what did I mark it".
+FIELDS = ' fields="{fields}"'
 #: The same for excerpts read by a small local model: every token of prompt costs it time to read.
 SHORT_SOURCE = '<source n="{n}" title="{title}">\n{text}\n</source>'
 
@@ -184,7 +186,9 @@ def build_messages(question: str, hits: Sequence[Hit], lang: str, budget: int, m
         used += count_tokens(text)
         parts.append((SOURCE if excerpts is None else SHORT_SOURCE).format(
             n=n, title=fence_attribute(e.title), location=fence_attribute(f"{hit.path}:{e.line_start}-{e.line_end}"),
-            url=fence_attribute(e.url or ""), text=text))
+            url=fence_attribute(e.url or ""), text=text,
+            fields=FIELDS.format(fields=fence_attribute("; ".join(f"{k}: {v}" for k, v in e.properties)))
+            if e.properties else ""))
     language = LANGUAGE_NAMES[lang]
     user = USER.format(sources="\n\n".join(parts), language=language, question=question)
     # the schema shows a model the reply's shape and bounds its citations: no worked example needed
@@ -201,7 +205,7 @@ def system_prompt(lang: str, structured: bool = False) -> str:
 
 def example_turns(lang: str) -> list[dict]:
     """The worked exchange (:data:`EXAMPLE_SOURCES`) as a user and an assistant message."""
-    sources = "\n\n".join(SOURCE.format(n=n, title=fence_attribute(title), location=location, url="",
+    sources = "\n\n".join(SOURCE.format(n=n, title=fence_attribute(title), location=location, url="", fields="",
                                          text=fence_text(texts[lang]))
                            for n, (title, location, texts) in enumerate(EXAMPLE_SOURCES, start=1))
     user = USER.format(sources=sources, language=LANGUAGE_NAMES[lang], question=EXAMPLE_QUESTION[lang])

@@ -19,6 +19,8 @@ from .dates import YEAR, first_date
 
 MAX_FRONT_MATTER = 64 * 1024  # bytes of a front-matter block
 MAX_FRONT_LINES = 400
+MAX_FIELDS = 40  # fields an entry keeps as written
+MAX_FIELD_CHARS = 300  # of one field's value
 
 _PROPERTY = re.compile(r"^\s*(?:[-*+]\s+)?([A-Za-z][\w-]*)::(.*)$")
 #: ``#tag`` and ``#nested/tag``: not a heading (``# Title``), not ``C#``, not a URL fragment or colour.
@@ -61,6 +63,9 @@ class NoteMeta:
     ids: tuple[str, ...] = ()  # arXiv ids and DOIs
     kind: str | None = None  # ``type:: paper`` and the like
     problem: str | None = None  # why a front matter was read as text
+    #: Every field as the note writes it (lower-cased key, value as text): what the typed fields do
+    #: not keep (status, venue, created, a rating) is still there to answer "what did I mark it".
+    fields: tuple[tuple[str, str], ...] = ()
 
     @property
     def about_a_paper(self) -> bool:
@@ -73,7 +78,19 @@ class NoteMeta:
             self, title=self.title or other.title, aliases=self.aliases or other.aliases,
             tags=tuple(dict.fromkeys((*self.tags, *other.tags))), authors=self.authors or other.authors,
             date=self.date or other.date, year=self.year or other.year, url=self.url or other.url,
-            ids=self.ids or other.ids, kind=self.kind or other.kind, problem=self.problem or other.problem)
+            ids=self.ids or other.ids, kind=self.kind or other.kind, problem=self.problem or other.problem,
+            fields=merge_fields(self.fields, other.fields))
+
+
+def merge_fields(*groups: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """The fields of all ``groups``, a key's first value winning, at most :data:`MAX_FIELDS`."""
+    found: dict[str, str] = {}
+    for group in groups:
+        for key, value in group:
+            if len(found) >= MAX_FIELDS:
+                break
+            found.setdefault(key, value)
+    return tuple(found.items())
 
 
 def front_matter(lines: list[str]) -> tuple[int, NoteMeta]:
@@ -132,6 +149,11 @@ def properties(lines: Iterable[str]) -> dict[str, str]:
     return found
 
 
+def property_fields(lines: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """The ``key:: value`` lines among ``lines`` as fields; a key written with no value says nothing."""
+    return merge_fields((k, v[:MAX_FIELD_CHARS]) for k, v in properties(lines).items() if v)
+
+
 def key_value_block(lines: list[str], title: int) -> NoteMeta:
     """Tags and a date from a property block under a note's title line, as a Notion export writes
     it ("Status: Read", "Tags: rl, agents", "Created: 2024-03-12"): two or more ``Key: value``
@@ -162,8 +184,11 @@ def inline_tags(text: str) -> tuple[str, ...]:
 def meta_from_mapping(data: Mapping) -> NoteMeta:
     """A parsed front matter or property set → NoteMeta; unknown keys are ignored, odd values skipped."""
     fields: dict[str, list[str]] = {}
+    written: list[tuple[str, str]] = []
     kind = None
     for key, value in data.items():
+        if (text := ", ".join(_strings(value))) and str(key).strip():
+            written.append((str(key).strip().lower(), text[:MAX_FIELD_CHARS]))
         name = _KEYS.get(str(key).strip().lower().replace("_", ""))
         if str(key).strip().lower() == "type":
             kind = _strings(value)[0] if _strings(value) else None
@@ -178,7 +203,8 @@ def meta_from_mapping(data: Mapping) -> NoteMeta:
         aliases=_unique(fields.get("aliases", [])),
         tags=_unique(t.lstrip("#") for t in fields.get("tags", [])),
         authors=_unique(fields.get("authors", [])),
-        date=date, year=year, url=urls[0] if urls else None, ids=_unique(ids), kind=kind)
+        date=date, year=year, url=urls[0] if urls else None, ids=_unique(ids), kind=kind,
+        fields=merge_fields(written))
 
 
 def _strings(value: object, split: bool = False) -> list[str]:

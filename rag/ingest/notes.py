@@ -56,7 +56,17 @@ from .markup import (
     strip_urls,
     wikilinks,
 )
-from .meta import NoteMeta, front_matter, inline_tags, is_property, key_value_block, meta_from_mapping, properties
+from .meta import (
+    NoteMeta,
+    front_matter,
+    inline_tags,
+    is_property,
+    key_value_block,
+    merge_fields,
+    meta_from_mapping,
+    properties,
+    property_fields,
+)
 from .sections import is_overview, is_part_heading, title_names
 from .tables import TABLE_RULE, delimited_spans, is_row, row_title, table_header, table_spans
 
@@ -84,12 +94,16 @@ class Entry:
     authors: tuple[str, ...] = ()
     links: tuple[str, ...] = ()  # [[wikilink]] targets
     context: str = ""  # where it sits ("Digest › 2025-02-03"), a table row's header
+    #: Its fields as written (key, value): its own ``key:: value`` lines, then its note's front matter.
+    properties: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:  # stores hand back lists; the entry stays hashable
         for name in ("tags", "aliases", "authors", "links"):
             value = getattr(self, name)
             if not isinstance(value, tuple):
                 object.__setattr__(self, name, tuple(value or ()))
+        if not isinstance(self.properties, tuple) or any(not isinstance(p, tuple) for p in self.properties):
+            object.__setattr__(self, "properties", tuple((str(k), str(v)) for k, v in self.properties or ()))
 
     @property
     def id(self) -> str:
@@ -346,5 +360,6 @@ def _entries(spans: list[Span], lines: list[str], written: list[str], file: str,
             file=file, title=span.title or note.title or Path(file).stem, line_start=span.start + 1,
             line_end=end + 1, url=meta.url or first_url(body), date=span.date,
             text="\n".join(written[span.start:end + 1]), kind=span.kind,
-            tags=tags, aliases=meta.aliases, authors=meta.authors, links=wikilinks(body), context=span.context))
+            tags=tags, aliases=meta.aliases, authors=meta.authors, links=wikilinks(body), context=span.context,
+            properties=merge_fields(property_fields(lines[span.start:end + 1]), meta.fields, note.fields)))
     return entries

@@ -22,7 +22,7 @@ from rag.store.base import IndexDamaged, IndexUnavailable
 
 #: Bump when the tables change: an older store is laid anew by a build, a newer one refused (see
 #: :func:`check_version`).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: pg_advisory_lock keys: one builder per database; commits and garbage collection serialised.
 BUILD_LOCK = 0x7261_6762_7569_6C64  # "ragbuild"
 COMMIT_LOCK = 0x7261_6763_6F6D_6D74  # "ragcommt"
@@ -44,7 +44,7 @@ CREATE TABLE rag_entries (
     key text PRIMARY KEY, file text NOT NULL, title text NOT NULL, line_start integer NOT NULL,
     line_end integer NOT NULL, url text, date text, text text NOT NULL, kind text NOT NULL,
     tags text[] NOT NULL, aliases text[] NOT NULL, authors text[] NOT NULL, links text[] NOT NULL,
-    context text NOT NULL);
+    context text NOT NULL, properties text[] NOT NULL);
 CREATE TABLE rag_chunks (
     key text PRIMARY KEY, vkey text NOT NULL, entry_id text NOT NULL, file text NOT NULL,
     line_start integer NOT NULL, line_end integer NOT NULL, text text NOT NULL, context text NOT NULL,

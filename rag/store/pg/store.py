@@ -62,8 +62,10 @@ QUICK_WAIT = 1.0
 
 
 def _sql_row(entry: Entry) -> tuple:
-    """An entry's fields as COPY takes them: tag and link tuples as lists (Postgres arrays)."""
-    return tuple(list(v) if isinstance(v, tuple) else v for v in astuple(entry))
+    """An entry's fields as COPY takes them: tag and link tuples as lists (Postgres arrays), its
+    (key, value) properties as a two-column array."""
+    return tuple([list(p) if isinstance(p, tuple) else p for p in v] if isinstance(v, tuple) else v
+                 for v in astuple(entry))
 
 
 class PgStore(IndexStore):
