@@ -3,9 +3,9 @@ of the canned collections for each variant of :data:`rag.answer.intent.BUDGETS`.
 
 Each variant is a JSON object of intent → [sentences, per_entry, other_entry_ratio, keep_ratio,
 rank_decay]; unnamed intents keep their committed budget. Run ``rag eval --split tune --collection
-eval/other --collection eval/third --collection eval/fifth --collection eval/sixth`` once first: it
-builds their indexes. The budgets in intent.py were chosen with this grid on the first three
-(eval/README.md, "Issue 23: offline answers").
+eval/other --collection eval/third --collection eval/fifth --collection eval/sixth --collection
+eval/seventh`` once first: it builds their indexes. The budgets in intent.py were chosen with this
+grid on the first three (eval/README.md, "Issue 23: offline answers").
 
 Usage: python scripts/answer_grid.py '[{}, {"list": [5, 2, 0.7, 0.6, 0.0]}]' [--split tune]
 """

@@ -7,7 +7,7 @@ at 0.42, e5 at a stand-out of 2.25, term coverage 0.36, consensus with term cove
 coverage under 0.15 voiding a stand-out, a USE cosine under 0.23 refusing outright) were chosen with
 it on ``tune`` (eval/README.md, "The ninth session" and "The tenth session").
 Run ``rag eval --split tune --collection eval/other --collection eval/third --collection eval/fifth
---collection eval/sixth`` first: it builds the collections' indexes.
+--collection eval/sixth --collection eval/seventh`` first: it builds the collections' indexes.
 
 Usage: python scripts/gate_grid.py [--split tune|report|all]
 """

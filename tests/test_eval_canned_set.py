@@ -66,7 +66,7 @@ def test_the_blind_set_is_one_unsplit_set_beside_the_canned_one(questions: list)
 def test_the_calibration_grids_read_every_canned_collection_of_a_split() -> None:
     """scripts/gate_grid.py and answer_grid.py choose on `tune` of all of them, the new ones too."""
     tune = canned_sets(Settings(), "tune")
-    assert [label for label, _, _ in tune] == ["bundled", "other", "third", "fifth", "sixth"]
+    assert [label for label, _, _ in tune] == ["bundled", "other", "third", "fifth", "sixth", "seventh"]
     assert all(q.split == "tune" for _, _, questions in tune for q in questions)
-    assert tune[-1][1].index.corpus.as_posix() == "eval/sixth/notes"
+    assert tune[-1][1].index.corpus.as_posix() == "eval/seventh/notes"
     assert [label for label, _, _ in canned_sets(Settings(), "report")] == ["bundled", "other", "fourth"]

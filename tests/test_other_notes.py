@@ -59,7 +59,9 @@ NOTES = {"vault/Papers/HyDE.md": HYDE, "vault/MOCs/检索增强.md": MOC, "vault
          "vault/.obsidian/workspace.md": "# Workspace\nHyDE HyDE HyDE\n", "vault/.trash/old.md": "# GhostRetriever\n",
          "templates/paper.md": "# {{title}}\n## Summary\n", "log.txt": "2024-10-14 — Toolformer (NeurIPS 2023)\n"
          "Meta 的模型自己学会调 API。\n\n2024-10-20 — ReAct (ICLR 2023)\nThought / Action / Observation 交替。\n\n"
-         "2024-10-21 — Reflexion (NeurIPS 2023)\n失败后写一段反思放进下一轮。\n"}
+         "2024-10-21 — Reflexion (NeurIPS 2023)\n失败后写一段反思放进下一轮。\n",
+         "rl.org": "#+TITLE: RL\n* DONE Soft Actor-Critic\n:PROPERTIES:\n:VENUE: ICML 2018\n:END:\n"
+         "WombatEntropy bonus.\n"}
 
 
 def indexed(make_corpus: Callable[..., Settings], rag_main: Callable, **more: object) -> Settings:
@@ -93,6 +95,13 @@ def test_hits_carry_front_matter_and_hidden_or_ignored_notes_are_not_indexed(mak
     files = {h["file"] for h in hits}
     assert not any(f.startswith(("vault/.", "templates/")) for f in files)
     assert "GhostRetriever" not in run.out
+
+
+def test_an_org_file_is_a_note_with_its_drawer_as_fields(make_corpus, rag_main) -> None:
+    """Org-mode notes are read whether saved as ``.org`` or ``.txt``; a drawer's fields come with the hit."""
+    settings = indexed(make_corpus, rag_main)
+    hits = json.loads(rag_main("search", "WombatEntropy", "--json", env=env_of(settings)).out)["hits"]
+    assert hits[0]["file"] == "rl.org" and hits[0]["properties"]["venue"] == "ICML 2018"
 
 
 def test_tag_filter_in_the_cli_and_mcp(make_corpus, rag_main, models: Models) -> None:

@@ -58,7 +58,7 @@ def test_add_files_takes_the_good_and_explains_the_rest(app_corpus: Settings, mo
     added, problems = app.add_files([uploads / n for n in ("good.md", "quokka.md", "photo.png", "huge.txt")])
     assert added == ["good.md"] and (app_corpus.index.corpus / "good.md").is_file()
     assert len(problems) == 3 and all(p.startswith("- ⚠️ ") for p in problems)
-    assert "already in the corpus" in problems[0] and ".md and .txt" in problems[1] and "cap" in problems[2]
+    assert "already in the corpus" in problems[0] and ".md, .txt and .org" in problems[1] and "cap" in problems[2]
     assert (app_corpus.index.corpus / "quokka.md").read_text(encoding="utf-8") == QUOKKA
 
 

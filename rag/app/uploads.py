@@ -29,7 +29,7 @@ def safe_note_name(name: str) -> str:
         stem, dot, suffix = base.rpartition(".")
         base = stem[: 119 - len(suffix)] + dot + suffix
     if not base.lower().endswith((".md", ".txt")):
-        raise UploadError(f"{name}: only .md and .txt notes can be added")
+        raise UploadError(f"{name}: only .md, .txt and .org notes can be added")
     if base.lower() in NOTE_SUFFIXES or not base.rpartition(".")[0].strip("._- "):
         raise UploadError(f"{name}: the file name has no usable characters")
     return base

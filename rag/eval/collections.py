@@ -27,7 +27,7 @@ RunEval = Callable[[Settings, Path, Path], dict]
 #: The bundled notes' canned set, and the canned collections beside it in the order they were
 #: written (eval/README.md): what the calibration grids in scripts/ read.
 MAIN_QA = Path("eval/qa.jsonl")
-CANNED = tuple(Path(f"eval/{name}") for name in ("other", "third", "fourth", "fifth", "sixth"))
+CANNED = tuple(Path(f"eval/{name}") for name in ("other", "third", "fourth", "fifth", "sixth", "seventh"))
 
 
 def collection_settings(settings: Settings, folder: Path) -> Settings:

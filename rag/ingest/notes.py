@@ -70,7 +70,7 @@ from .meta import (
 from .sections import is_overview, is_part_heading, title_names
 from .tables import TABLE_RULE, delimited_spans, is_row, row_title, table_header, table_spans
 
-NOTE_SUFFIXES = (".md", ".markdown", ".txt")
+NOTE_SUFFIXES = (".md", ".markdown", ".txt", ".org")
 MIN_LISTBULLETS = 4  # a heading's text that is this many bullets of names or links is a list
 MAX_NAME_CHARS = 60  # a bullet that names a paper, with a word or two on it
 
