@@ -337,3 +337,47 @@ def test_every_field_a_note_writes_is_kept_on_its_entries() -> None:
     assert entry.properties[0] == ("rating", "4")
     journal = split_entries(DAY_PAGE, "Daily/2024-03-14.md")
     assert {dict(e.properties).get("date") for e in journal} == {"2024-03-14"}
+
+
+BIBTEX = """% Zotero export, collection "Efficient LLM"
+% my comments under each record
+
+@inproceedings{hu2022lora,
+  title     = {{LoRA}: Low-Rank Adaptation of Large Language Models},
+  author    = {Hu, Edward J. and Shen, Yelong and Wallis, Phillip},
+  booktitle = {International Conference on Learning Representations (ICLR)},
+  year      = {2022},
+  url       = {https://arxiv.org/abs/2106.09685}
+}
+% [done] added 2025-01-08
+% Freeze W0, learn the update as BA.
+
+@article{dettmers2023qlora, title = "QLoRA: Efficient Finetuning of Quantized LLMs",
+  author = {Tim Dettmers and Artidoro Pagnoni}, journal = {NeurIPS}, year = 2023}
+% Finetune a 65B model on a single 48GB GPU.
+"""
+
+
+def test_a_bibtex_export_gives_an_item_per_record_titled_by_its_title_field() -> None:
+    """A record and the comments after it are one item, titled by its ``title`` (braces dropped),
+    with its authors first-name first, its year and link; its comments quote without their "%"."""
+    es = split_entries(BIBTEX, "zotero/export.bib.txt")
+    assert [(e.line_start, e.line_end, e.kind, e.title) for e in es] == [
+        (1, 2, "section", "Zotero export, collection \"Efficient LLM\""),
+        (4, 12, "item", "LoRA: Low-Rank Adaptation of Large Language Models"),
+        (14, 16, "item", "QLoRA: Efficient Finetuning of Quantized LLMs")]
+    lora, qlora = es[1], es[2]
+    assert lora.authors == ("Edward J. Hu", "Yelong Shen", "Phillip Wallis") and lora.url == "https://arxiv.org/abs/2106.09685"
+    assert dict(lora.properties)["booktitle"] == "International Conference on Learning Representations (ICLR)"
+    assert qlora.authors == ("Tim Dettmers", "Artidoro Pagnoni") and dict(qlora.properties)["year"] == "2023"
+    assert ("16", "Finetune a 65B model on a single 48GB GPU.") in [
+        (str(line), text) for line, text in split_sentences(qlora.text, qlora.line_start)]
+    assert_every_line_once(BIBTEX, es)
+
+
+def test_a_bibtex_record_left_open_is_read_in_linear_time() -> None:
+    """A brace never closed, or nested deeper than one level, ends at the record's line cap."""
+    open_record = "@misc{x,\n  title = {" + "a{b " * 20_000 + "\n" + "  note = {" + "x" * 50_000 + "\n"
+    started = time.perf_counter()
+    (entry,) = split_entries(open_record, "open.txt")
+    assert entry.title == "x" and time.perf_counter() - started < 1.0

@@ -63,7 +63,7 @@ _NUMBER = re.compile(r"\d|[一二两三四五六七八九十百千半]+(?:倍|�
 #: property's "::" ("year:: 2022"), which would leave a fragment too short to quote.
 _SPLIT = re.compile(r"(?<=[。！？；!?;])|(?<=[.:：])(?<!::)(?<!\b[A-Z]\.)(?<!\bal\.)(?<!\bvs\.)(?<!\be\.g\.)"
                     r"(?<!\bi\.e\.)(?<!\bcf\.)(?<!\bFig\.)(?<!\bEq\.)(?<!\bNo\.)\s+(?=[A-Z0-9\u4e00-\u9fff*])")
-_BULLET = re.compile(r"^(?:[-*+•]|\d{1,3}[.)、])\s+")
+_BULLET = re.compile(r"^(?:[-*+•%]|\d{1,3}[.)、])\s+")  # "%": a comment under a BibTeX record
 _RULE = re.compile(r"^\s*+(?:[-=*_]{3,}|\|?\s*:?-{3,}.*|`{3,}.*|~{3,}.*)$")
 _LABEL_ONLY = re.compile(r"^[^：:]{1,16}[：:]$")
 _URL = re.compile(r"https?://\S+")

@@ -30,6 +30,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from . import org
+from .bibtex import bibtex_spans
 from .blocks import (
     BULLET,
     PATH_SEP,
@@ -327,7 +328,8 @@ def split_entries(text: str, file: str, warn: Callable[[str], None] | None = Non
         if len(spans) == 1 and spans[0].start in headings:
             spans[0].kind = "item"  # one heading over prose: the note is about that
     else:
-        spans = (delimited_spans(lines, body_start, note_date)
+        spans = (bibtex_spans(lines, body_start, note_date)
+                 or delimited_spans(lines, body_start, note_date)
                  or card_spans(lines, body_start, len(lines), fenced, note_date, note_title or "")
                  or ruled_spans(lines, body_start, len(lines), fenced, note_date, note_title or "")
                  or outline_spans(lines, body_start, fenced, note_date, note_title)

@@ -15,7 +15,7 @@ import orjson
 from rag.errors import RagError
 from rag.text import lexical
 
-PIPELINE_VERSION = 14
+PIPELINE_VERSION = 17
 SCHEMA = 6
 
 
