@@ -381,3 +381,26 @@ def test_a_bibtex_record_left_open_is_read_in_linear_time() -> None:
     started = time.perf_counter()
     (entry,) = split_entries(open_record, "open.txt")
     assert entry.title == "x" and time.perf_counter() - started < 1.0
+
+
+NOTION_DB = """# Vision papers (Notion DB export)
+
+| Name | Authors | Year | Status |
+|---|---|---|---|
+| ViT | Dosovitskiy et al. | 2021 | Done |
+| CLIP | Radford et al. | 2021 | Reading |
+
+## 简短笔记（每篇一两句）
+**ViT**: patches as tokens.
+
+## 待办
+- [ ] read CLIP again
+"""
+
+
+def test_a_title_over_a_table_of_things_is_no_one_paper_note() -> None:
+    """A database export's title with part-like headings under it ("简短笔记") is not a deep dive
+    of one paper: its table's rows are the things."""
+    es = split_entries(NOTION_DB, "notion/db.md")
+    assert [(e.line_start, e.kind, e.title) for e in es][:3] == [
+        (1, "section", "Vision papers (Notion DB export)"), (5, "row", "ViT"), (6, "row", "CLIP")]

@@ -310,6 +310,10 @@ def split_entries(text: str, file: str, warn: Callable[[str], None] | None = Non
     head_end = first_structure if first_structure is not None else min(len(lines), body_start + 10)
     note_date, year = _file_dates(lines, lines[body_start:head_end], meta)
     one_thing = one_thing_title(meta, headings)
+    if one_thing is not None and not meta.about_a_paper and first_heading is not None:
+        own_end = min((i for i in headings if i > first_heading), default=len(lines))
+        if table_spans(lines, first_heading, own_end, fenced, None, ""):
+            one_thing = None  # a title over a table of things (a Notion database): the rows are the things
     top_heading = next((clean_title(t) for i, (level, t) in sorted(headings.items()) if level == 1), None)
     note_title = meta.title or top_heading
     body = [i for i in range(body_start, len(lines)) if lines[i].strip()]
