@@ -404,3 +404,31 @@ def test_a_title_over_a_table_of_things_is_no_one_paper_note() -> None:
     es = split_entries(NOTION_DB, "notion/db.md")
     assert [(e.line_start, e.kind, e.title) for e in es][:3] == [
         (1, "section", "Vision papers (Notion DB export)"), (5, "row", "ViT"), (6, "row", "CLIP")]
+
+
+TOPIC = """# Topic: RAG
+
+## Foundations
+
+- **REALM: Retrieval-Augmented Language Model Pre-Training** (Guu et al.)
+  venue:: ICML 2020
+  rating:: 4
+  - retriever trained through the masked LM loss
+- **Dense Passage Retrieval** (Karpukhin et al.) — DPR
+  venue:: EMNLP 2020
+  - two BERT encoders
+"""
+
+
+def test_a_database_row_and_a_described_bullet_carry_their_fields() -> None:
+    """A table row's cells under their column names are its fields (Status, Added; Authors and Tags
+    typed too); a heading's bullets that carry ``key:: value`` fields are things of their own."""
+    rows = split_entries(NOTION_DB, "notion/db.md")[1:3]
+    assert dict(rows[1].properties) == {"name": "CLIP", "authors": "Radford et al.", "year": "2021",
+                                        "status": "Reading"}
+    assert rows[1].authors == ("Radford et al.",)
+    es = split_entries(TOPIC, "topics/rag.md")
+    assert [(e.line_start, e.kind, e.title.split(":")[0].split(" (")[0]) for e in es] == [
+        (1, "section", "Topic"), (3, "section", "Foundations"), (5, "item", "REALM"),
+        (9, "item", "Dense Passage Retrieval")]
+    assert dict(es[2].properties) == {"venue": "ICML 2020", "rating": "4"}

@@ -69,7 +69,7 @@ from .meta import (
     property_fields,
 )
 from .sections import is_overview, is_part_heading, title_names
-from .tables import TABLE_RULE, delimited_spans, is_row, row_title, table_header, table_spans
+from .tables import TABLE_RULE, cells, delimited_spans, is_row, row_meta, row_title, table_header, table_spans
 
 NOTE_SUFFIXES = (".md", ".markdown", ".txt", ".org")
 MIN_LISTBULLETS = 4  # a heading's text that is this many bullets of names or links is a list
@@ -191,6 +191,7 @@ def _heading_spans(lines: list[str], start: int, fenced: list[bool], headings: d
     stack: list[tuple[int, str]] = [(0, note_title)] if note_title and note_title != first_title else []
     header = ""  # the header row of the table being read
     named = False  # whether its first column names the rows
+    columns: list[str] = []  # its cells, which name each row's fields
     first_item = min(items, default=None)
     for i in range(start, len(lines)):
         line = lines[i]
@@ -228,11 +229,13 @@ def _heading_spans(lines: list[str], start: int, fenced: list[bool], headings: d
             day = PATH_SEP.join(t for _, t in stack)
             span = Span(i, "item", bullet_title(lines, i), current_date, day)
         elif section is not None and not fenced[i] and is_row(line, named):
-            span = Span(i, "row", row_title(line), section[1], PATH_SEP.join(filter(None, (section[0], header))))
+            span = Span(i, "row", row_title(line), section[1], PATH_SEP.join(filter(None, (section[0], header))),
+                        row_meta(columns, cells(line)))
         elif after_row and section is not None:
             span = Span(i, "section", section[0], section[1])
         elif not fenced[i] and TABLE_RULE.match(line) and i > start and TABLE_ROW.match(lines[i - 1]):
             header, named = table_header(lines[i - 1])
+            columns = cells(lines[i - 1])
         if span is not None:
             spans.append(span)
             after_row = span.kind == "row"
@@ -272,6 +275,9 @@ def _listed_things(spans: list[Span], lines: list[str], fenced: list[bool], head
             if rows := table_spans(lines, span.start, own_end, fenced, span.date, context):
                 span.kind = "section"  # a heading over a table of things: its rows are the things
                 out += rows
+            elif described := _described_bullets(lines, span.start + 1, own_end, fenced, span.date, context):
+                span.kind = "section"  # "## Foundations" over "- **REALM** …" with "venue:: ICML 2020"
+                out += described
             continue
         inner = (card_spans(lines, span.start + 1, stop, fenced, span.date, context)
                  or outline_spans(lines, span.start + 1, fenced, span.date, context, stop)
@@ -280,6 +286,15 @@ def _listed_things(spans: list[Span], lines: list[str], fenced: list[bool], head
         if len(things) >= 2 and sum(is_part_heading(s.title) for s in things) * 2 < len(things):
             out += inner[inner.index(things[0]):]  # text before the first thing stays with the heading
     return out
+
+
+def _described_bullets(lines: list[str], start: int, stop: int, fenced: list[bool], date: str | None,
+                       context: str) -> list[Span] | None:
+    """A heading's outline whose bullets mostly carry ``key:: value`` fields (a Dataview topic note:
+    "- **REALM** …" with "venue:: ICML 2020", "rating:: 4"): each described bullet is a thing."""
+    bullets = outline_spans(lines, start, fenced, date, context, stop)
+    items = [s for s in bullets or () if s.kind == "item"]
+    return bullets if items and sum(bool(s.meta.fields) for s in items) * 2 >= len(items) else None
 
 
 def split_entries(text: str, file: str, warn: Callable[[str], None] | None = None) -> list[Entry]:

@@ -1,6 +1,7 @@
 """Tables in notes: a markdown table that lists things (a link in a row, or a first column that
 names them), or a CSV or TSV reading list saved as text, gives an entry per row, its header as the
-row's context."""
+row's context, and each cell under its column's name as the row's fields (a Notion database's
+Status, Authors, Added)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import re
 
 from .blocks import PATH_SEP, TABLE_ROW, Span
 from .markup import clean_inline, first_url, has_link
+from .meta import NoteMeta, meta_from_mapping
 
 #: A table's |---|:---:| rule; no two optional runs of blanks touch, so a long line cannot backtrack.
 TABLE_RULE = re.compile(r"^[ \t]*(?:\|[ \t]*)?:?-{3,}:?[ \t]*(?:\|[ \t]*:?-{3,}:?[ \t]*)*(?:\|[ \t]*)?$")
@@ -46,15 +48,25 @@ def table_spans(lines: list[str], start: int, stop: int, fenced: list[bool], dat
     """The rows of the markdown tables in lines ``start`` to ``stop`` that list things (a heading's
     "Methods at a glance" table), each with its table's header; None when fewer than two."""
     spans: list[Span] = []
-    header, named = "", False
+    header, named, columns = "", False, []
     for i in range(start + 1, stop):
         if fenced[i]:
             continue
         if TABLE_RULE.match(lines[i]) and TABLE_ROW.match(lines[i - 1]):
             header, named = table_header(lines[i - 1])
+            columns = cells(lines[i - 1])
         elif header and is_row(lines[i], named):
-            spans.append(Span(i, "row", row_title(lines[i]), date, PATH_SEP.join(filter(None, (context, header)))))
+            spans.append(Span(i, "row", row_title(lines[i]), date, PATH_SEP.join(filter(None, (context, header))),
+                              row_meta(columns, cells(lines[i]))))
     return spans if len(spans) >= 2 else None
+
+
+def row_meta(columns: list[str], row: list[str]) -> NoteMeta:
+    """A row's cells under their columns' names, read as a note's fields: "Authors" gives its
+    authors, "Tags" its tags, "Status" and "Added" are kept as written."""
+    named = {name: value for c, v in zip(columns, row, strict=False)
+             if (name := clean_inline(c)) and (value := clean_inline(v))}
+    return meta_from_mapping(named)
 
 
 #: Rows (after the header) of the same width that make delimited text a table.
@@ -81,7 +93,7 @@ def delimited_spans(lines: list[str], start: int, note_date: str | None) -> list
         context = " | ".join(h.strip() for h in header)
         return [Span(body[0], "section", context[:80], note_date)] + [
             Span(i, "row", clean_inline(row[column]) if column < len(row) else clean_inline(lines[i])[:80],
-                 note_date, context) for i, row in rows]
+                 note_date, context, row_meta(header, row)) for i, row in rows]
     return None
 
 
