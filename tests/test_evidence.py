@@ -195,6 +195,17 @@ def test_the_gate_says_which_signal_decided() -> None:
     assert judge(stands_out, ANSWER) == Gate(True, "e5-onnx stand-out z 3.10 (bar 2.25)")
 
 
+def test_a_question_asking_a_field_of_the_entry_it_names_is_covered() -> None:
+    """"DPO 那篇 note 打了哪些 tags": its words are not the note's, its answer is a field the named
+    entry holds. The same question of an entry that holds no such field is judged as any other."""
+    dpo = make_hit(1, "DPO: Direct Preference Optimization", ["一句话：把 RLHF 两步合成一步。"])
+    tagged = replace(dpo, entry=replace(dpo.entry, properties=(("tags", "paper, 必读"),)))
+    question = "DPO 那篇 note 打了哪些 tags？"
+    assert judge(gather_evidence(make_result(question, [tagged]), 3), ANSWER) == Gate(
+        True, "the question asks for the tags of the entry it names")
+    assert not judge(gather_evidence(make_result(question, [dpo]), 3), ANSWER).covered
+
+
 def test_extractive_scores_sentences_and_neutralises_note_brackets() -> None:
     result = make_result("How much lower is OmniMoE latency than PEER?", [OMNI, SAE, HOURGLASS])
     evidence = gather_evidence(result, 3)
@@ -229,6 +240,10 @@ def test_an_answer_shows_the_note_fields_the_question_asks_for() -> None:
         "(status: re-read; venue: ICLR 2022) [1]")
     assert answer("LoRA 最后更新时间是？").endswith("(updated: 2025-03-21) [1]")
     assert "(" not in answer("LoRA 的参数更新和偏好标签是怎么做的？")
+    rated = replace(lora, entry=replace(lora.entry, text="## LoRA\nRank 4 to 57% of the cost.",
+                                        properties=(("rating", "5"),)))  # "57%" does not say the rating 5
+    result = make_result("What rating did I give LoRA?", [rated])
+    assert (extractive_answer(result.hits, gather_evidence(result, 3), "en") or ("",))[0].endswith("(rating: 5) [1]")
 
 
 def test_a_how_much_question_is_not_answered_by_sentences_without_a_number() -> None:

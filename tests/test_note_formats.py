@@ -432,3 +432,11 @@ def test_a_database_row_and_a_described_bullet_carry_their_fields() -> None:
         (1, "section", "Topic"), (3, "section", "Foundations"), (5, "item", "REALM"),
         (9, "item", "Dense Passage Retrieval")]
     assert dict(es[2].properties) == {"venue": "ICML 2020", "rating": "4"}
+
+
+def test_an_org_headings_todo_keyword_is_its_status() -> None:
+    """``#+TODO: TODO READING | DONE``: "** READING Soft Actor-Critic" is marked READING."""
+    org_note = "#+TITLE: RL\n#+TODO: TODO READING | DONE\n* Classic\n** READING Soft Actor-Critic\nmax entropy\n" \
+               "** DONE PPO\nclipped objective\n"
+    states = {e.title: dict(e.properties).get("status") for e in split_entries(org_note, "rl.org")}
+    assert states["Soft Actor-Critic"] == "READING" and states["PPO"] == "DONE"

@@ -23,6 +23,8 @@ from rag.retrieve.searcher import Hit, RetrievalResult
 from rag.store import Lexicon
 from rag.text import lexical
 
+from .intent import asked_fields
+
 _NAME_PARTS = re.compile(r"[-./+]")
 #: How high the top entry must stand in each of BM25 and the dense rankings for them to agree
 #: (chosen on ``tune`` of both canned collections: it saved 2 of 58 answerable questions of
@@ -51,6 +53,9 @@ class Evidence:
     #: question term → its dictionary translations (学科 → subject, subjects): how a sentence in
     #: the other language says it
     translations: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: The note field the question asks for ("who wrote", "status") that the top entry, which the
+    #: question names, holds: its answer is that field, whatever words the notes share with it.
+    field_held: str | None = None
 
 
 def term_overlap(tokens: set[str], weights: Mapping[str, float]) -> float:
@@ -166,7 +171,18 @@ def gather_evidence(result: RetrievalResult, top_entries: int) -> Evidence:
     tokens |= {term for term, forms in translations.items() if not forms.isdisjoint(tokens)}
     return Evidence(term_overlap(tokens, weights), similarity, dict(result.standout), _line_similarity(result),
                     weights, names, missing, _consensus(result), result.query.text, result.lexicon,
-                    translations)
+                    translations, _field_held(result, names))
+
+
+def _field_held(result: RetrievalResult, names: list[str]) -> str | None:
+    """The asked field the top entry holds, when the question names that entry (its title or an alias)."""
+    if not result.hits or not (asked := asked_fields(result.query.text)):
+        return None
+    entry = result.hits[0].entry
+    called = " ".join((entry.title, *entry.aliases)).lower()
+    if not any(name.lower() in called for name in names):
+        return None
+    return next((key for key, _ in entry.properties if key in asked), None)
 
 
 def _translations_of(weights: Mapping[str, float], result: RetrievalResult) -> dict[str, frozenset[str]]:

@@ -245,10 +245,15 @@ def write_answer(sentences: Sequence[Sentence], hits: Sequence[Hit], evidence: E
         reference = _reference(entry) if asks_reference(evidence.question) else None
         if reference and reference.split()[-1] not in quoted:
             quoted += f" ({reference})"
-        if fields := [f"{k}: {v}" for k, v in entry.properties if k in asked and v not in quoted]:
+        if fields := [f"{k}: {v}" for k, v in entry.properties if k in asked and not _says(quoted, v)]:
             quoted += f" ({'; '.join(fields)})"
         lines.append(f"- {neutralise(label + sep + quoted)} [{n}]")
     return "\n".join(lines)
+
+
+def _says(text: str, value: str) -> bool:
+    """Does ``text`` already hold ``value`` as a whole ("5" is not said by "57%")?"""
+    return re.search(rf"(?<![\w.]){re.escape(value)}(?![\w.])", text, re.I) is not None
 
 
 def _after_label(quoted: str, title: str) -> str:

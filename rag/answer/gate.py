@@ -43,7 +43,8 @@ def judge(evidence: Evidence, settings: AnswerSettings, thresholds: Mapping[str,
     """Do the top entries plausibly answer the question?
 
     The sharpest signals first: a question about named things (TabPFN, MEMIT) most of which the
-    notes never mention anywhere is not covered, however close some chunk looks; nor is one that
+    notes never mention anywhere is not covered, however close some chunk looks; one asking for a
+    field (its authors, its status) of the entry it names is; nor is one that
     an embedder finds unrelated to every chunk (``unrelated``: "how long should I boil eggs"
     shares "long" with the notes), unless it names something they mention. Otherwise a question
     is refused only when its distinctive terms are mostly absent from the top entries (coverage
@@ -58,6 +59,8 @@ def judge(evidence: Evidence, settings: AnswerSettings, thresholds: Mapping[str,
     missing = evidence.missing_names
     if evidence.names and 2 * len(missing) >= len(evidence.names):
         return Gate(False, f"the notes never mention {', '.join(missing)}")
+    if evidence.field_held and not missing:
+        return Gate(True, f"the question asks for the {evidence.field_held} of the entry it names")
     if thresholds is None:
         thresholds = similarity_thresholds(evidence.similarity)
     if standouts is None:

@@ -354,14 +354,16 @@ def split_entries(text: str, file: str, warn: Callable[[str], None] | None = Non
                  or outline_spans(lines, body_start, fenced, note_date, note_title)
                  or paragraph_spans(lines, body_start, fenced, note_date, note_title)
                  or [Span(body[0], "section", clean_title(lines[body[0]])[:80], note_date)])
-    return _entries(spans, lines, written, file, meta if one_thing is None else NoteMeta(), headings)
+    states = org.todo_states(written) if lines is not written else {}
+    return _entries(spans, lines, written, file, meta if one_thing is None else NoteMeta(), headings, states)
 
 
 def _entries(spans: list[Span], lines: list[str], written: list[str], file: str, note: NoteMeta,
-             headings: dict[int, tuple[int, str]]) -> list[Entry]:
+             headings: dict[int, tuple[int, str]], states: dict[int, str]) -> list[Entry]:
     """Spans → entries: each runs to the next one's start, trailing blank lines dropped; an
     entry's text is the note's lines as ``written`` (an Org note's own, not its Markdown reading);
-    its tags are the note's (front matter, page properties), its own and its ``#tags``."""
+    its tags are the note's (front matter, page properties), its own and its ``#tags``; an Org
+    heading's TODO keyword (``states``) is its status."""
     entries = []
     items = [title_names(s.title) for s in spans if s.kind == "item"]
     for n, span in enumerate(spans):
@@ -382,5 +384,7 @@ def _entries(spans: list[Span], lines: list[str], written: list[str], file: str,
             line_end=end + 1, url=meta.url or first_url(body), date=span.date,
             text="\n".join(written[span.start:end + 1]), kind=span.kind,
             tags=tags, aliases=meta.aliases, authors=meta.authors, links=wikilinks(body), context=span.context,
-            properties=merge_fields(property_fields(lines[span.start:end + 1]), meta.fields, note.fields)))
+            properties=merge_fields(property_fields(lines[span.start:end + 1]),
+                                    [("status", states[span.start])] if span.start in states else [],
+                                    meta.fields, note.fields)))
     return entries

@@ -53,12 +53,25 @@ def is_org(lines: list[str]) -> bool:
     return sum(bool(_TODO_HEADING.match(line)) for line in lines) >= 2
 
 
-def as_markdown(lines: list[str]) -> list[str]:
-    """The note's lines in Markdown, as many as it has."""
+def _todo_keywords(lines: list[str]) -> set[str]:
     keywords = set(DEFAULT_KEYWORDS)
     for line in lines:
         if (m := _KEYWORD.match(line)) and m.group(1).lower() in ("todo", "seq_todo", "typ_todo"):
             keywords |= {w for w in m.group(2).split() if w != "|"}
+    return keywords
+
+
+def todo_states(lines: list[str]) -> dict[int, str]:
+    """Each heading's TODO keyword by line (``** READING Soft Actor-Critic`` → READING): where a
+    reader keeps a paper's status."""
+    keywords = _todo_keywords(lines)
+    return {i: first for i, line in enumerate(lines)
+            if (h := _HEADING.match(line)) and (first := h.group(2).split(" ", 1)[0]) in keywords}
+
+
+def as_markdown(lines: list[str]) -> list[str]:
+    """The note's lines in Markdown, as many as it has."""
+    keywords = _todo_keywords(lines)
     out: list[str] = []
     in_drawer = False
     for line in lines:

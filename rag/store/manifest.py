@@ -15,7 +15,7 @@ import orjson
 from rag.errors import RagError
 from rag.text import lexical
 
-PIPELINE_VERSION = 18
+PIPELINE_VERSION = 19
 SCHEMA = 6
 
 
