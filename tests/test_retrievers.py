@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rag.retrieve.fields import FieldValues
 from rag.retrieve.glossary import Glossary
 from rag.retrieve.query import make_query
 from rag.retrieve.retrievers import BM25Retriever, ExactRetriever
@@ -107,3 +108,21 @@ def test_an_acronym_finds_the_entry_whose_title_spells_it_out() -> None:
     assert retriever.rank(make_query("Which VLM froze its LLM?"), 5).ids.tolist() == []
     plain = ExactRetriever(RecordingBM25(chunks), Lexicon.of(Terms.of(chunks)), max_share=0.05)
     assert plain.rank(make_query("What β did we use for our DPO runs?"), 5).ids.tolist() == [1]
+
+
+def test_entries_whose_fields_hold_a_value_the_question_writes_whole_rank_first() -> None:
+    """"Which papers are NeurIPS 2023" finds the entries whose venue says so, though their text never
+    does; a tag, a value most entries share, "reading list" for the state READING, or "2023" inside
+    "20231" find nothing."""
+    properties = [(("venue", "NeurIPS 2023"), ("tags", "agents")), (("venue", "ICLR 2023"), ("status", "READING")),
+                  (("venue", "NeurIPS 2023"), ("tags", "agents"), ("status", "DONE"))] + [(("status", "DONE"),)] * 5
+    fields = FieldValues(properties)
+    assert fields.matches("Which papers are NeurIPS 2023?", lexical.tokenize("Which papers are NeurIPS 2023?")) == {
+        0: ["neurips 2023"], 2: ["neurips 2023"]}
+    for question in ("Which agents papers?", "Which are DONE?", "my reading list", "NeurIPS 20231", "状态是 reading"):
+        assert not fields.matches(question, lexical.tokenize(question)), question
+    assert fields.matches("状态是 READING 的", lexical.tokenize("状态是 READING 的")) == {1: ["READING"]}
+    chunks = [["toolformer", "api"], ["react", "thought"], ["reflexion", "memory"]] + [[f"w{i}"] for i in range(5)]
+    exact = ExactRetriever(RecordingBM25(chunks), Lexicon.of(Terms.of(chunks)), chunk_entry=np.arange(8),
+                           fields=fields)
+    assert exact.rank(make_query("Which papers are NeurIPS 2023?"), 5).ids.tolist() == [0, 2]

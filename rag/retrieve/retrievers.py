@@ -22,6 +22,7 @@ from rag.store.dense import DenseIndex
 from rag.text import lexical
 from rag.text.dictionary import Dictionary
 
+from .fields import FieldValues
 from .glossary import Glossary
 from .names import ACRONYM
 from .query import Query
@@ -103,8 +104,10 @@ class ExactRetriever(BM25Retriever):
 
     def __init__(self, bm25: Bm25 | None, lexicon: Lexicon, max_share: float = 1.0,
                  dictionary: Dictionary | None = None, eligible: np.ndarray | None = None,
-                 titles: Sequence[str] = (), chunk_entry: np.ndarray | None = None) -> None:
+                 titles: Sequence[str] = (), chunk_entry: np.ndarray | None = None,
+                 fields: FieldValues | None = None) -> None:
         super().__init__(bm25)
+        self.fields = fields  # the entries' field values: "NeurIPS 2023" asked, the venue:: that says it
         self.lexicon = lexicon
         self.max_share = max_share
         self.dictionary = dictionary
@@ -141,7 +144,8 @@ class ExactRetriever(BM25Retriever):
         them all: "KV Cache" matches "KV-cache", but "Self-Improving" does not match "Self-Forcing"
         by its "self"."""
         tokens, common = self._terms(query)
-        if self.bm25 is None or not tokens:
+        fielded = self._field_scores(query)
+        if self.bm25 is None or not (tokens or fielded.any()):
             return None
         groups = [[p for p in _COMPOUND.split(t) if p in query.exact] for t in query.exact if _COMPOUND.search(t)]
         groups = [g for g in groups if len(g) > 1]
@@ -155,7 +159,18 @@ class ExactRetriever(BM25Retriever):
                 scores += np.where(together, self._bm25(scored), 0.0).astype(np.float32)
         if common:  # "DeepSeek" with "Transformer": the chunk that names both comes first
             scores += np.where(scores > 0, self._bm25(common), 0.0).astype(np.float32)
-        return scores + self._spelled_out(query)
+        return scores + self._spelled_out(query) + fielded
+
+    def _field_scores(self, query: Query) -> np.ndarray:
+        """For each entry holding field values the question writes whole, their tokens' rarity,
+        given to every chunk of it (:mod:`.fields`)."""
+        extra = np.zeros(self.lexicon.n_chunks, np.float32)
+        if self.fields is None or self.chunk_entry is None:
+            return extra
+        for entry, values in self.fields.matches(query.text, query.tokens).items():
+            weight = sum(self.lexicon.weight(t) for v in values for t in lexical.tokenize(v))
+            extra[self.chunk_entry == entry] += weight
+        return extra
 
     @cached_property
     def _initials(self) -> dict[str, list[int]]:

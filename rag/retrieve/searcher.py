@@ -26,6 +26,7 @@ from rag.store import Lexicon, LoadedIndex
 from rag.text import language, markdown_to_plain, written_language
 from rag.text.dictionary import Dictionary
 
+from .fields import FieldValues
 from .fusion import SourceScore, rrf
 from .glossary import Glossary
 from .neutral import LanguageMeans
@@ -181,7 +182,8 @@ class Searcher:
             not_section = np.array([e.kind != "section" for e in index.entries], dtype=bool)
             self.retrievers[EXACT] = ExactRetriever(index.bm25, index.lexicon, settings.exact_max_share,
                                                     self.dictionary, not_section[index.chunk_entry],
-                                                    [e.title for e in index.entries], index.chunk_entry)
+                                                    [e.title for e in index.entries], index.chunk_entry,
+                                                    FieldValues([e.properties for e in index.entries]))
         if settings.translate_weight > 0 and self.dictionary is not None:
             self.retrievers[TRANSLATED] = TranslatedRetriever(index.bm25, index.lexicon, self.dictionary)
         for retriever in extra:
