@@ -440,3 +440,15 @@ def test_an_org_headings_todo_keyword_is_its_status() -> None:
                "** DONE PPO\nclipped objective\n"
     states = {e.title: dict(e.properties).get("status") for e in split_entries(org_note, "rl.org")}
     assert states["Soft Actor-Critic"] == "READING" and states["PPO"] == "DONE"
+
+
+def test_paragraphs_led_by_names_in_bold_are_things_with_their_rows_fields() -> None:
+    """"**ViT**: …" paragraphs under "## 简短笔记" are a thing each, even under a part's name; the one
+    the table's row names ("An Image is Worth 16x16 Words (ViT)") carries that row's fields."""
+    note = NOTION_DB.replace("**ViT**: patches as tokens.\n", "**ViT**: patches as tokens.\n\n**CLIP**: 400M pairs.\n")
+    es = split_entries(note, "notion/db.md")
+    short = {e.title: e for e in es if e.kind == "item"}
+    assert set(short) == {"ViT", "CLIP"}
+    assert dict(short["CLIP"].properties)["status"] == "Reading" and short["CLIP"].authors == ("Radford et al.",)
+    parts = "## Summary\n**Method**: a draft model.\n\n**Results**: 2x faster.\n"
+    assert [e.kind for e in split_entries("# Speculative decoding\n" + parts, "spec.md")] == ["item"]

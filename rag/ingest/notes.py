@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -317,7 +317,7 @@ def _entries(spans: list[Span], lines: list[str], written: list[str], file: str,
     entry's text is the note's lines as ``written`` (an Org note's own, not its Markdown reading);
     its tags are the note's (front matter, page properties), its own and its ``#tags``; an Org
     heading's TODO keyword (``states``) is its status."""
-    entries = []
+    entries, described = [], []
     items = [title_names(s.title) for s in spans if s.kind == "item"]
     for n, span in enumerate(spans):
         stop = spans[n + 1].start if n + 1 < len(spans) else len(lines)
@@ -332,12 +332,29 @@ def _entries(spans: list[Span], lines: list[str], written: list[str], file: str,
                 _is_name_list(lines[span.start:end + 1]) or is_overview(span.title, body, items)):
             span.kind = "section"
         tags = tuple(dict.fromkeys((*note.tags, *meta.tags, *inline_tags(body))))
+        own = merge_fields(property_fields(lines[span.start:end + 1]),
+                           [("status", states[span.start])] if span.start in states else [], meta.fields)
         entries.append(Entry(
             file=file, title=span.title or note.title or Path(file).stem, line_start=span.start + 1,
             line_end=end + 1, url=meta.url or first_url(body), date=span.date,
             text="\n".join(written[span.start:end + 1]), kind=span.kind,
             tags=tags, aliases=meta.aliases, authors=meta.authors, links=wikilinks(body), context=span.context,
-            properties=merge_fields(property_fields(lines[span.start:end + 1]),
-                                    [("status", states[span.start])] if span.start in states else [],
-                                    meta.fields, note.fields)))
-    return entries
+            properties=merge_fields(own, note.fields)))
+        described.append(bool(own))
+    return _share_fields(entries, described)
+
+
+def _share_fields(entries: list[Entry], described: list[bool]) -> list[Entry]:
+    """One paper written about twice in a note, as a table row with its fields ("Masked Autoencoders
+    … (MAE)" with Authors, Status) and as an item in short ("**MAE**: …"): the item carries the
+    row's fields, when exactly one described entry's title names it."""
+    holders = [e for e, has in zip(entries, described, strict=True) if has]
+    out = []
+    for entry, has in zip(entries, described, strict=True):
+        if not has and entry.kind == "item" and holders and len(entry.title) <= MAX_NAME_CHARS:
+            named = re.compile(rf"(?<![\w-]){re.escape(entry.title)}(?![\w-])")
+            if len(same := [h for h in holders if h is not entry and named.search(h.title)]) == 1:
+                entry = replace(entry, properties=merge_fields(same[0].properties, entry.properties),
+                                authors=entry.authors or same[0].authors)
+        out.append(entry)
+    return out
