@@ -157,12 +157,12 @@ def test_an_uncalibrated_embedder_never_vouches_unless_given_a_threshold() -> No
 
 def test_the_coverage_settings_decide() -> None:
     lexical_only = make_hit(1, OMNI.entry.title, [m.chunk.text for m in OMNI.chunks])
-    evidence = gather_evidence(make_result("OmniMoE hospitals federated learning", [lexical_only]), 3)
+    evidence = gather_evidence(make_result("atomic experts hospitals federated learning", [lexical_only]), 3)
     assert 0 < evidence.coverage < 0.5 and evidence.similarity == {} and evidence.standout == {}
     lexical = ANSWER.model_copy(update={"min_coverage": 1.0})  # no embedder can vouch: the lexical bar
     assert is_covered(evidence, lexical.model_copy(update={"min_coverage_lexical": evidence.coverage}))
     assert not is_covered(evidence, lexical.model_copy(update={"min_coverage_lexical": evidence.coverage + 0.01}))
-    declined = gather_evidence(make_result("OmniMoE hospitals federated learning", [lexical_only],
+    declined = gather_evidence(make_result("atomic experts hospitals federated learning", [lexical_only],
                                            standout={"e5-onnx": 1.0}), 3)  # e5 can vouch, and does not
     strict = ANSWER.model_copy(update={"min_coverage_lexical": 0.0})
     assert is_covered(declined, strict.model_copy(update={"min_coverage": declined.coverage}))
@@ -197,13 +197,26 @@ def test_the_gate_says_which_signal_decided() -> None:
 
 def test_a_question_asking_a_field_of_the_entry_it_names_is_covered() -> None:
     """"DPO 那篇 note 打了哪些 tags": its words are not the note's, its answer is a field the named
-    entry holds. The same question of an entry that holds no such field is judged as any other."""
+    entry holds. The same question of an entry that holds no such field is judged otherwise."""
     dpo = make_hit(1, "DPO: Direct Preference Optimization", ["一句话：把 RLHF 两步合成一步。"])
     tagged = replace(dpo, entry=replace(dpo.entry, properties=(("tags", "paper, 必读"),)))
     question = "DPO 那篇 note 打了哪些 tags？"
     assert judge(gather_evidence(make_result(question, [tagged]), 3), ANSWER) == Gate(
         True, "the question asks for the tags of the entry it names")
-    assert not judge(gather_evidence(make_result(question, [dpo]), 3), ANSWER).covered
+    assert judge(gather_evidence(make_result(question, [dpo]), 3), ANSWER).reason != (
+        "the question asks for the tags of the entry it names")
+
+
+def test_a_question_calling_the_top_entry_by_its_rare_name_is_covered() -> None:
+    """"QLoRA 说 65B 的模型可以在多大显存的单卡上微调": its Chinese words are not the English note's, its
+    name is the top entry's own; a name most of the notes use ("LLM") singles nothing out."""
+    qlora = make_hit(1, "QLoRA: Efficient Finetuning of Quantized LLMs", ["Finetune a 65B model on a single 48GB GPU."])
+    question = "QLoRA 说 65B 的模型可以在多大显存的单卡上微调？"
+    assert judge(gather_evidence(make_result(question, [qlora]), 3), ANSWER) == Gate(
+        True, "the question names the top entry: QLoRA")
+    common = make_hit(1, "LLM: notes", ["Finetune a 65B model on a single 48GB GPU."] * 4)
+    assert not judge(gather_evidence(make_result("LLM 说 65B 的模型可以在多大显存的单卡上微调？", [common], 0), 3),
+                     ANSWER).covered
 
 
 def test_extractive_scores_sentences_and_neutralises_note_brackets() -> None:

@@ -30,6 +30,8 @@ _NAME_PARTS = re.compile(r"[-./+]")
 #: (chosen on ``tune`` of both canned collections: it saved 2 of 58 answerable questions of
 #: the second one from refusal and let no uncovered question through, eval/README.md).
 AGREE_RANK = 3
+#: Chunks a name may appear in and still single out the entry named by it (or a twentieth of them).
+RARE_NAME_CHUNKS = 3
 #: How close the words of a multi-word name must stand in an entry for it to write that name.
 NEAR_CHARS = 40
 
@@ -53,8 +55,11 @@ class Evidence:
     #: question term → its dictionary translations (学科 → subject, subjects): how a sentence in
     #: the other language says it
     translations: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: The rare name by which the question calls the top entry (its title or an alias: "QLoRA 说 65B
+    #: …", "DPO 那篇 note 打了哪些 tags"): the question is about that entry, whatever words it shares.
+    names_top: str | None = None
     #: The note field the question asks for ("who wrote", "status") that the top entry, which the
-    #: question names, holds: its answer is that field, whatever words the notes share with it.
+    #: question names (a common name too: "DPO"), holds: its answer is that field.
     field_held: str | None = None
 
 
@@ -171,7 +176,7 @@ def gather_evidence(result: RetrievalResult, top_entries: int) -> Evidence:
     tokens |= {term for term, forms in translations.items() if not forms.isdisjoint(tokens)}
     return Evidence(term_overlap(tokens, weights), similarity, dict(result.standout), _line_similarity(result),
                     weights, names, missing, _consensus(result), result.query.text, result.lexicon,
-                    translations, _field_held(result, names))
+                    translations, _names_top(result, names), _field_held(result, names))
 
 
 def _field_held(result: RetrievalResult, names: list[str]) -> str | None:
@@ -183,6 +188,18 @@ def _field_held(result: RetrievalResult, names: list[str]) -> str | None:
     if not any(name.lower() in called for name in names):
         return None
     return next((key for key, _ in entry.properties if key in asked), None)
+
+
+def _names_top(result: RetrievalResult, names: list[str]) -> str | None:
+    """The question's name that the top entry's title or aliases write and few chunks use
+    (:data:`RARE_NAME_CHUNKS`, or a twentieth of them): "LLMs" in a title names nothing in particular."""
+    if not result.hits:
+        return None
+    entry = result.hits[0].entry
+    called = " ".join((entry.title, *entry.aliases)).lower()
+    limit = max(RARE_NAME_CHUNKS, result.lexicon.n_chunks / 20)
+    return next((name for name in names if name.lower() in called and (tokens := lexical.tokenize(name))
+                 and all(result.lexicon.doc_freq.get(t, 0) <= limit for t in tokens)), None)
 
 
 def _translations_of(weights: Mapping[str, float], result: RetrievalResult) -> dict[str, frozenset[str]]:

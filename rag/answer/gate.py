@@ -44,7 +44,8 @@ def judge(evidence: Evidence, settings: AnswerSettings, thresholds: Mapping[str,
 
     The sharpest signals first: a question about named things (TabPFN, MEMIT) most of which the
     notes never mention anywhere is not covered, however close some chunk looks; one asking for a
-    field (its authors, its status) of the entry it names is; nor is one that
+    field (its authors, its status) of the entry it names is, and one that calls the top entry by
+    its own rare name (QLoRA), whatever else it shares; nor is one that
     an embedder finds unrelated to every chunk (``unrelated``: "how long should I boil eggs"
     shares "long" with the notes), unless it names something they mention. Otherwise a question
     is refused only when its distinctive terms are mostly absent from the top entries (coverage
@@ -61,6 +62,8 @@ def judge(evidence: Evidence, settings: AnswerSettings, thresholds: Mapping[str,
         return Gate(False, f"the notes never mention {', '.join(missing)}")
     if evidence.field_held and not missing:
         return Gate(True, f"the question asks for the {evidence.field_held} of the entry it names")
+    if evidence.names_top and not missing:
+        return Gate(True, f"the question names the top entry: {evidence.names_top}")
     if thresholds is None:
         thresholds = similarity_thresholds(evidence.similarity)
     if standouts is None:
