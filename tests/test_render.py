@@ -158,3 +158,14 @@ def test_a_sentence_its_source_does_not_back_is_marked_in_the_chat_and_not_sent_
     assert message.count("⚠️") == 1
     history = chat_history([{"role": "assistant", "content": message}])
     assert history[0]["content"] == answer.text  # the mark is for the reader, not for a follow-up rewrite
+
+
+def test_source_card_shows_who_wrote_it_and_the_fields_its_note_gives() -> None:
+    """"Edward J. Hu et al. · status: re-read · venue: ICLR 2022": what the note says of the paper,
+    not what the card shows already (its title, tags, link) or a field too long for one line."""
+    hit = make_hit(authors=("Edward J. Hu", "Yelong Shen", "Phillip Wallis"),
+                   properties=(("title", "LoRA"), ("status", "re-read"), ("venue", "ICLR 2022"),
+                               ("tags", "peft"), ("abstract", "x" * 200)))
+    html = render_sources([Citation(1, hit)], "LoRA")
+    assert "Edward J. Hu et al. · status: re-read · venue: ICLR 2022</div>" in html and "abstract" not in html
+    assert "status:" not in render_sources([Citation(1, make_hit())], "MoE")

@@ -31,6 +31,10 @@ ALL_TAGS = "All tags"
 MAX_EXAMPLE_NAME = 24
 #: Longer entries are cut in the preview; the card still names file and lines of the whole entry.
 PREVIEW_CHARS = 12_000
+#: A card lists at most this many of an entry's fields, none longer than MAX_FIELD_CHARS, none it shows already.
+MAX_CARD_FIELDS = 4
+MAX_FIELD_CHARS = 40
+_CARD_SHOWN = frozenset("title name aliases alias aka authors author tags tag url link date type arxiv".split())
 #: Separates an answer from its compact source list in the chat, so history can drop the list.
 SOURCES_MARK = "\n\n<small>📎 Sources:"
 #: The Index tab lists at most this many files of each state.
@@ -110,12 +114,22 @@ def source_card(citation: Citation, terms: Sequence[str], related: Sequence[Rela
     body = highlight(text[:PREVIEW_CHARS], terms) + ("\n… (cut here; the whole entry is in the file)" if cut else "")
     lines = entry.line_end - entry.line_start + 1
     why = f'<div class="rag-why" title="why it was found">{html.escape(line)}</div>' if (line := hit.why.line()) else ""
+    fields = f'<div class="rag-meta">{html.escape(line)}</div>' if (line := fields_line(entry)) else ""
     return (f'<div class="rag-card" id="rag-src-{citation.n}">'
             f'<div class="rag-card-head"><span class="rag-n">[{citation.n}]</span>{head}</div>'
-            f'<div class="rag-meta">{" · ".join(meta)}</div>{why}'
+            f'<div class="rag-meta">{" · ".join(meta)}</div>{fields}{why}'
             f'<p class="rag-snippet">{highlight(hit.snippet, terms)}</p>'
             f'<details class="rag-preview"><summary>Show the whole entry ({lines} lines)</summary>'
             f"<pre>{body}</pre></details>{related_list(related)}</div>")
+
+
+def fields_line(entry: Entry) -> str:
+    """The entry's own fields in one line, "Edward J. Hu et al. · status: re-read · venue: ICLR
+    2022": who wrote it and what its note says of it, beside what the card shows already."""
+    authors = f"{entry.authors[0]} et al." if len(entry.authors) > 2 else ", ".join(entry.authors)
+    fields = [f"{k}: {v}" for k, v in entry.properties
+              if k not in _CARD_SHOWN and len(v) <= MAX_FIELD_CHARS][:MAX_CARD_FIELDS]
+    return " · ".join(p for p in (authors, *fields) if p)
 
 
 def related_list(related: Sequence[Related]) -> str:
