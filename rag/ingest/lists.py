@@ -31,26 +31,19 @@ def listed_things(spans: list[Span], lines: list[str], fenced: list[bool], headi
         stop = spans[n + 1].start if n + 1 < len(spans) else len(lines)
         context = PATH_SEP.join(filter(None, (span.context, span.title)))
         own_end = min((i for i in headings if span.start < i < stop), default=stop)  # a part heading's text is no list
-        if labelled := labelled_paragraphs(lines, span.start + 1, own_end, fenced, span.date, context):
-            span.kind = "section"  # "## 简短笔记" over "**ViT**: …", "**CLIP**: …", even under a part's name
-            out += labelled
-            continue
-        if is_part_heading(span.title):
-            continue
-        linked = link_list_spans(lines, span.start + 1, own_end, fenced, span.date, context)
-        if linked:  # "### Tool Use" over "- ⭐ [Toolformer: …](…) - Schick et al. …": the papers it lists
-            span.kind = "section"
-            out += linked
-            if own_end < stop:  # a heading after the list ("## Contributing") is not the last paper's
+        part = is_part_heading(span.title)
+        listed = (labelled_paragraphs(lines, span.start + 1, own_end, fenced, span.date, context)
+                  or (None if part else link_list_spans(lines, span.start + 1, own_end, fenced, span.date, context))
+                  or (None if part or span.kind == "section" else
+                      table_spans(lines, span.start, own_end, fenced, span.date, context)
+                      or described_bullets(lines, span.start + 1, own_end, fenced, span.date, context)))
+        if listed:  # "## 简短笔记" over "**ViT**: …" (even under a part's name), "### Tool Use" over
+            span.kind = "section"  # "- ⭐ [Toolformer: …](…)", a table of things, "- **REALM** …" with
+            out += listed  # "venue:: ICML 2020": the things it lists
+            if own_end < stop:  # a heading after the list ("## 待办", "## Contributing") is not the last thing's
                 out.append(Span(own_end, "section", clean_title(headings[own_end][1]), span.date, context))
             continue
-        if span.kind != "section":
-            if rows := table_spans(lines, span.start, own_end, fenced, span.date, context):
-                span.kind = "section"  # a heading over a table of things: its rows are the things
-                out += rows
-            elif described := described_bullets(lines, span.start + 1, own_end, fenced, span.date, context):
-                span.kind = "section"  # "## Foundations" over "- **REALM** …" with "venue:: ICML 2020"
-                out += described
+        if part or span.kind != "section":
             continue
         inner = (card_spans(lines, span.start + 1, stop, fenced, span.date, context)
                  or outline_spans(lines, span.start + 1, fenced, span.date, context, stop)
