@@ -219,6 +219,17 @@ def test_a_question_calling_the_top_entry_by_its_rare_name_is_covered() -> None:
                      ANSWER).covered
 
 
+def test_a_rare_date_the_top_entries_hold_is_no_unrelated_question() -> None:
+    """"Which papers did I read on 2025-05-02?" is unlike any chunk to USE, but the entries that say
+    "read-on:: 2025-05-02" answer it; "how long should I boil eggs" stays unrelated."""
+    colbert = make_hit(1, "ColBERT", ["late interaction", "read-on:: 2025-05-02"], [{"use-m3": 0.1}] * 2)
+    dated = gather_evidence(make_result("Which papers did I read on 2025-05-02?", [colbert]), 3)
+    assert dated.exact_held == ("2025-05-02",)
+    assert not judge(dated, ANSWER).reason.startswith("nothing in the notes is near")
+    eggs = gather_evidence(make_result("how long should I boil eggs for 2025", [colbert]), 3)
+    assert eggs.exact_held == () and judge(eggs, ANSWER).reason.startswith("nothing in the notes is near")
+
+
 def test_extractive_scores_sentences_and_neutralises_note_brackets() -> None:
     result = make_result("How much lower is OmniMoE latency than PEER?", [OMNI, SAE, HOURGLASS])
     evidence = gather_evidence(result, 3)

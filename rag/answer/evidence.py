@@ -32,6 +32,7 @@ _NAME_PARTS = re.compile(r"[-./+]")
 AGREE_RANK = 3
 #: Chunks a name may appear in and still single out the entry named by it (or a twentieth of them).
 RARE_NAME_CHUNKS = 3
+MIN_CODE_CHARS = 6  # "2025-05-02", "v1.2.3": a code, not "90" or a year
 #: How close the words of a multi-word name must stand in an entry for it to write that name.
 NEAR_CHARS = 40
 
@@ -61,6 +62,10 @@ class Evidence:
     #: The note field the question asks for ("who wrote", "status") that the top entry, which the
     #: question names (a common name too: "DPO"), holds: its answer is that field.
     field_held: str | None = None
+    #: The question's exact terms (a date, an id, a number with its unit) that the top entries hold
+    #: and few chunks do: "read on 2025-05-02" is about the entries that say so, however unlike
+    #: any chunk its wording is.
+    exact_held: tuple[str, ...] = ()
 
 
 def term_overlap(tokens: set[str], weights: Mapping[str, float]) -> float:
@@ -176,7 +181,9 @@ def gather_evidence(result: RetrievalResult, top_entries: int) -> Evidence:
     tokens |= {term for term, forms in translations.items() if not forms.isdisjoint(tokens)}
     return Evidence(term_overlap(tokens, weights), similarity, dict(result.standout), _line_similarity(result),
                     weights, names, missing, _consensus(result), result.query.text, result.lexicon,
-                    translations, _names_top(result, names), _field_held(result, names))
+                    translations, _names_top(result, names), _field_held(result, names),
+                    tuple(t for t in dict.fromkeys((*result.query.exact, *_dated(result.query.tokens)))
+                          if t in tokens and _rare(t, result.lexicon)))
 
 
 def _field_held(result: RetrievalResult, names: list[str]) -> str | None:
@@ -197,9 +204,18 @@ def _names_top(result: RetrievalResult, names: list[str]) -> str | None:
         return None
     entry = result.hits[0].entry
     called = " ".join((entry.title, *entry.aliases)).lower()
-    limit = max(RARE_NAME_CHUNKS, result.lexicon.n_chunks / 20)
     return next((name for name in names if name.lower() in called and (tokens := lexical.tokenize(name))
-                 and all(result.lexicon.doc_freq.get(t, 0) <= limit for t in tokens)), None)
+                 and all(_rare(t, result.lexicon) for t in tokens)), None)
+
+
+def _dated(tokens: tuple[str, ...]) -> list[str]:
+    """Tokens that are a date or a code (2025-05-02, 2305.14314): exact, though no name or unit."""
+    return [t for t in tokens if len(t) >= MIN_CODE_CHARS and any(c.isdigit() for c in t) and not t.isdigit()]
+
+
+def _rare(token: str, lexicon: Lexicon) -> bool:
+    """In at most :data:`RARE_NAME_CHUNKS` chunks, or a twentieth of them: it singles entries out."""
+    return lexicon.doc_freq.get(token, 0) <= max(RARE_NAME_CHUNKS, lexicon.n_chunks / 20)
 
 
 def _translations_of(weights: Mapping[str, float], result: RetrievalResult) -> dict[str, frozenset[str]]:

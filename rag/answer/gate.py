@@ -89,9 +89,10 @@ def judge(evidence: Evidence, settings: AnswerSettings, thresholds: Mapping[str,
 
 def _unrelated(evidence: Evidence, unrelated: Mapping[str, float | None]) -> str | None:
     """An embedder that finds no chunk near the question at all, unless the question names
-    something the notes mention: then its words, its terms and any chunk standing out are chance
-    ("how long should I boil eggs" shares "long" with the notes, and something always stands out)."""
-    if len(evidence.names) > len(evidence.missing_names):
+    something the notes mention, or a rare exact term the top entries hold ("read on 2025-05-02"):
+    then its words, its terms and any chunk standing out are chance ("how long should I boil eggs"
+    shares "long" with the notes, and something always stands out)."""
+    if len(evidence.names) > len(evidence.missing_names) or evidence.exact_held:
         return None
     return next((f"{name} similarity {sim:.2f} is under {limit:.2f}" for name, sim in evidence.similarity.items()
                  if (limit := unrelated.get(name)) is not None and sim < limit), None)
