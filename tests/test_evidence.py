@@ -230,6 +230,17 @@ def test_a_rare_date_the_top_entries_hold_is_no_unrelated_question() -> None:
     assert eggs.exact_held == () and judge(eggs, ANSWER).reason.startswith("nothing in the notes is near")
 
 
+def test_an_asked_field_of_the_top_entry_is_shown_though_another_entry_quotes_better() -> None:
+    """"DINOv2 现在是什么状态": a to-do naming DINOv2 holds the question's words, the top entry holds
+    its status; the answer shows both, the status with the top entry."""
+    dino = make_hit(1, "DINOv2", ["自监督，重点在数据。"])
+    dino = replace(dino, entry=replace(dino.entry, properties=(("status", "Reading"),)))
+    todo = make_hit(2, "待办", ["[ ] DINOv2 现在还没读完，状态待定"])
+    result = make_result("DINOv2 现在是什么状态？", [dino, todo])
+    text = (extractive_answer(result.hits, gather_evidence(result, 3), "zh") or ("",))[0]
+    assert "(status: Reading) [1]" in text and "[2]" in text
+
+
 def test_extractive_scores_sentences_and_neutralises_note_brackets() -> None:
     result = make_result("How much lower is OmniMoE latency than PEER?", [OMNI, SAE, HOURGLASS])
     evidence = gather_evidence(result, 3)

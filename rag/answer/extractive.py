@@ -198,6 +198,9 @@ def pick_sentences(hits: Sequence[Hit], evidence: Evidence) -> list[Sentence]:
     for n in named:  # "Flamingo and BLIP-2 …": each one the question names says its part
         if n not in per_entry:
             chosen += [sentence for _, m, _, sentence in scored if m == n][:1]
+    asked = asked_fields(evidence.question)  # "DINOv2 现在是什么状态": the top entry's status is the answer,
+    if any(k in asked for k, _ in hits[0].entry.properties) and all(s.n != 1 for s in chosen):  # whatever
+        chosen += [sentence for _, m, _, sentence in scored if m == 1][:1]  # sentence scores best
     for lead in [s for s in chosen if _LEAD_IN.search(s.text)]:  # "设计了三层奖励结构：" says what follows
         chosen += [s for _, m, _, s in scored if m == lead.n and lead.order < s.order <= lead.order + FOLLOWERS
                    and s not in chosen]
