@@ -169,3 +169,8 @@ def test_source_card_shows_who_wrote_it_and_the_fields_its_note_gives() -> None:
     html = render_sources([Citation(1, hit)], "LoRA")
     assert "Edward J. Hu et al. · status: re-read · venue: ICLR 2022</div>" in html and "abstract" not in html
     assert "status:" not in render_sources([Citation(1, make_hit())], "MoE")
+
+
+def test_source_card_counts_the_lines_of_the_whole_entry_in_good_english() -> None:
+    assert "(1 line)" in render_sources([Citation(1, make_hit(line_start=28, line_end=28))], "MoE")
+    assert "(27 lines)" in render_sources([Citation(1, make_hit())], "MoE")

@@ -113,13 +113,14 @@ def source_card(citation: Citation, terms: Sequence[str], related: Sequence[Rela
     cut = len(text) > PREVIEW_CHARS
     body = highlight(text[:PREVIEW_CHARS], terms) + ("\n… (cut here; the whole entry is in the file)" if cut else "")
     lines = entry.line_end - entry.line_start + 1
+    plural = "" if lines == 1 else "s"
     why = f'<div class="rag-why" title="why it was found">{html.escape(line)}</div>' if (line := hit.why.line()) else ""
     fields = f'<div class="rag-meta">{html.escape(line)}</div>' if (line := fields_line(entry)) else ""
     return (f'<div class="rag-card" id="rag-src-{citation.n}">'
             f'<div class="rag-card-head"><span class="rag-n">[{citation.n}]</span>{head}</div>'
             f'<div class="rag-meta">{" · ".join(meta)}</div>{fields}{why}'
             f'<p class="rag-snippet">{highlight(hit.snippet, terms)}</p>'
-            f'<details class="rag-preview"><summary>Show the whole entry ({lines} lines)</summary>'
+            f'<details class="rag-preview"><summary>Show the whole entry ({lines} line{plural})</summary>'
             f"<pre>{body}</pre></details>{related_list(related)}</div>")
 
 
