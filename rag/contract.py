@@ -78,10 +78,12 @@ class AskRequest(SearchRequest):
 
 
 class WhyOut(BaseModel):
-    """Why an entry was found: its rank in each retriever, and the question's exact terms it holds."""
+    """Why an entry was found: its rank in each retriever, the question's exact terms it holds, and
+    its fields whose value the question writes."""
 
     ranks: dict[str, int] = Field(default_factory=dict)
     matched: list[str] = Field(default_factory=list)
+    fields: dict[str, str] = Field(default_factory=dict)  # its fields holding a value the question writes
 
 
 class _Ranked(BaseModel):
@@ -132,7 +134,7 @@ class HitOut(_FrontMatter, _Snippet, _Where, _Ranked):
     @classmethod
     def of(cls, hit: Hit) -> HitOut:
         return cls(rank=hit.rank, score=round(hit.score, 4), snippet=hit.snippet, **entry_fields(hit.entry, hit.path),
-                   why=WhyOut(ranks=dict(hit.why.ranks), matched=list(hit.why.matched)))
+                   why=WhyOut(ranks=dict(hit.why.ranks), matched=list(hit.why.matched), fields=dict(hit.why.fields)))
 
 
 class SearchOut(BaseModel):

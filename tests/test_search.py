@@ -10,11 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rag.answer.answer import collect
 from rag.build.builder import build_index
-from rag.contract import HitOut
+from rag.contract import AskRequest, HitOut
 from rag.embed.models import Models
 from rag.retrieve.searcher import Filters, Searcher
 from rag.retrieve.why import holds
+from rag.service import Notes
 from rag.store import open_store
 from rag.text.lexical import tokenize
 from tests.battery import RagMain
@@ -217,3 +219,20 @@ def test_the_app_rebuilds_an_index_that_no_longer_fits_before_serving(make_corpu
     monkeypatch.setattr(web, "Notes", lambda s: Notes(s, models))
     web.serve(changed)
     assert Notes(changed, models).stale() is None and open_store(changed).manifest().fingerprint["chunk_tokens"] == 64
+
+
+def test_entries_whose_fields_hold_the_asked_value_are_found_said_and_listed(make_corpus, models: Models) -> None:
+    """"Which papers are NeurIPS 2023?": the entries whose venue says so rank first, say why
+    ("exact: venue: NeurIPS 2023"), and each is listed in the offline answer with that field."""
+    settings = make_corpus({"j.md": "- Toolformer\n  venue:: NeurIPS 2023\n  - API calls\n"
+                                    "- ReAct\n  venue:: ICLR 2023\n  - reason and act\n"
+                                    "- Reflexion\n  venue:: NeurIPS 2023\n  - verbal feedback\n"
+                            + "".join(f"- Filler {c}\n  venue:: Venue {c}\n  - 无关 内容 {c}\n" for c in "abcdefgh")})
+    build_index(settings.index, open_store(settings), models)
+    notes = Notes(settings, models)
+    hits = notes.searcher().search("Which papers are NeurIPS 2023?", k=6).hits
+    assert {h.entry.title for h in hits[:2]} == {"Toolformer", "Reflexion"}
+    assert hits[0].why.fields == {"venue": "NeurIPS 2023"} and hits[0].why.line().endswith("exact: venue: NeurIPS 2023")
+    assert HitOut.of(hits[0]).model_dump()["why"]["fields"] == {"venue": "NeurIPS 2023"}
+    answer = collect(notes.ask(AskRequest(question="Which papers are NeurIPS 2023?", k=6)))
+    assert "Toolformer" in answer.text and "Reflexion" in answer.text and "ReAct" not in answer.text

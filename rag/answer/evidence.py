@@ -17,13 +17,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rag.retrieve.fields import asked_fields
 from rag.retrieve.names import question_names, spells_out
 from rag.retrieve.retrievers import BM25
 from rag.retrieve.searcher import Hit, RetrievalResult
 from rag.store import Lexicon
 from rag.text import lexical
-
-from .intent import asked_fields
 
 _NAME_PARTS = re.compile(r"[-./+]")
 #: How high the top entry must stand in each of BM25 and the dense rankings for them to agree

@@ -19,6 +19,7 @@ from rag.ingest import org
 from rag.ingest.markup import clean_inline, normalized_title, parse_heading
 from rag.ingest.notes import Entry
 from rag.ingest.tables import delimited_cells
+from rag.retrieve.fields import asked_fields
 from rag.retrieve.names import ACRONYM, spelled_phrase
 from rag.retrieve.searcher import Hit
 from rag.text import lexical
@@ -26,7 +27,7 @@ from rag.text import lexical
 from . import prompts
 from .citations import neutralise
 from .evidence import Evidence, term_overlap
-from .intent import BUDGETS, Intent, asked_fields, asks_quantity, asks_reference, intent_of
+from .intent import BUDGETS, Intent, asks_quantity, asks_reference, intent_of
 from .paper_name import name_spans, short_name
 
 MAX_SENTENCE_CHARS = 240
@@ -176,7 +177,9 @@ def pick_sentences(hits: Sequence[Hit], evidence: Evidence) -> list[Sentence]:
     intent = intent_of(evidence.question)
     budget = BUDGETS[intent]
     named = _named(hits, evidence.question) if intent is not Intent.NAME else []
-    scored = _scored(hits, evidence, max([READ_ENTRIES, *named]), budget.rank_decay)
+    fielded = [n for n, hit in enumerate(hits, start=1)  # "which papers are NeurIPS 2023", not "the
+               if hit.why.fields and intent is Intent.LIST]  # Microsoft model that …" (org: Microsoft)
+    scored = _scored(hits, evidence, max([READ_ENTRIES, *named, *fielded]), budget.rank_decay)
     if named:  # "InstructGPT 和 DeepSeek-R1 分别…" asks about those two, and no other entry
         scored = [s for s in scored if s[1] in named]
     if not scored:
@@ -195,9 +198,10 @@ def pick_sentences(hits: Sequence[Hit], evidence: Evidence) -> list[Sentence]:
         chosen.append(sentence)
         per_entry[n] = per_entry.get(n, 0) + 1
         seen.add(sentence.text)
-    for n in named:  # "Flamingo and BLIP-2 …": each one the question names says its part
-        if n not in per_entry:
+    for n in [*named, *fielded]:  # "Flamingo and BLIP-2 …": each one the question names says its part;
+        if n not in per_entry:  # so does each whose fields hold the value it asks for
             chosen += [sentence for _, m, _, sentence in scored if m == n][:1]
+            per_entry[n] = 1
     asked = asked_fields(evidence.question)  # "DINOv2 现在是什么状态": the top entry's status is the answer,
     if any(k in asked for k, _ in hits[0].entry.properties) and all(s.n != 1 for s in chosen):  # whatever
         chosen += [sentence for _, m, _, sentence in scored if m == 1][:1]  # sentence scores best
@@ -248,7 +252,8 @@ def write_answer(sentences: Sequence[Sentence], hits: Sequence[Hit], evidence: E
         reference = _reference(entry) if asks_reference(evidence.question) else None
         if reference and reference.split()[-1] not in quoted:
             quoted += f" ({reference})"
-        if fields := [f"{k}: {v}" for k, v in entry.properties if k in asked and not _says(quoted, v)]:
+        shown = asked | (set(hits[n - 1].why.fields) if intent_of(evidence.question) is Intent.LIST else set())
+        if fields := [f"{k}: {v}" for k, v in entry.properties if k in shown and not _says(quoted, v)]:
             quoted += f" ({'; '.join(fields)})"
         lines.append(f"- {neutralise(label + sep + quoted)} [{n}]")
     return "\n".join(lines)

@@ -50,32 +50,6 @@ def asks_reference(question: str) -> bool:
     return bool(_REFERENCE.search(question))
 
 
-#: A note field a question asks for: the keys notes write it under, and the question's wording. A
-#: content question's "作者是怎么解释", "参数更新" or "偏好标签" asks about the paper, not the note's fields.
-_FIELDS: tuple[tuple[frozenset[str], re.Pattern[str]], ...] = tuple(
-    (frozenset(keys.split()), re.compile(pattern, re.I)) for keys, pattern in (
-        ("authors author by", r"\bauthors? (?:of|are|is|list)\b|\bwho (?:wrote|are the authors)\b|\bwritten by\b|"
-                              r"作者(?:是谁|有谁|有哪些|列表|名单|里|中|都有)|谁写"),
-        ("year", r"\b(?:which|what) year\b|\bwhen was (?:it|the \w+) (?:published|released)\b|哪一?年|年份"),
-        ("venue booktitle journal conference published publication",
-         r"\bvenue\b|\bpublished\b|\bconference\b|\bjournal\b|会议|期刊|发在|发表在|发表于|发表的|哪个会"),
-        ("status state progress", r"\bstatus\b|状态|读完了?吗|\bfinished reading\b"),
-        ("aliases alias aka nickname short", r"\balias(?:es|ed)?\b|别名|简称"),
-        ("tags tag keywords topics", r"\btag(?:s|ged)?\b|打了?(?:哪些|什么|几个)?标签|(?:哪些|什么)标签"),
-        ("created added date-added date", r"\bcreated\b|\badded\b|哪天建|什么时候建|建的|创建|加进来|添加的"),
-        ("updated modified last-modified", r"\blast updated\b|\bupdated (?:on|at)\b|\bwhen was \w+ updated\b|"
-                                           r"\bmodified\b|最近一次更新|最后更新|更新(?:于|时间|日期)|什么时候更新"),
-        ("rating rated stars score", r"\brating\b|\brated\b|评分|打了?几分|几[星颗]"),
-        ("read read-on date-read date", r"哪天读|什么时候读|\bwhen did i read\b|\bread (?:it )?on\b"),
-    ))
-
-
-def asked_fields(question: str) -> frozenset[str]:
-    """The keys of the note fields the question asks for ("who wrote …" → authors, "我标的状态" →
-    status): an answer shows those fields of the entries it quotes."""
-    return frozenset(key for keys, pattern in _FIELDS if pattern.search(question) for key in keys)
-
-
 def asks_quantity(question: str) -> bool:
     """Does the question ask for a number, whatever else it asks ("which paper … by how much")?"""
     return bool(_QUANTITY.search(question)) or (bool(_MEASURE.search(question)) and not _EXPLAIN.search(question))

@@ -178,12 +178,13 @@ class Searcher:
         for name, dense in index.dense.items():
             self.retrievers[name] = DenseRetriever(name, dense)
         self.dictionary = models.dictionary() if models is not None else None
+        self.fields = FieldValues([e.properties for e in index.entries])
         if settings.exact_weight > 0:
             not_section = np.array([e.kind != "section" for e in index.entries], dtype=bool)
             self.retrievers[EXACT] = ExactRetriever(index.bm25, index.lexicon, settings.exact_max_share,
                                                     self.dictionary, not_section[index.chunk_entry],
                                                     [e.title for e in index.entries], index.chunk_entry,
-                                                    FieldValues([e.properties for e in index.entries]))
+                                                    self.fields)
         if settings.translate_weight > 0 and self.dictionary is not None:
             self.retrievers[TRANSLATED] = TranslatedRetriever(index.bm25, index.lexicon, self.dictionary)
         for retriever in extra:
@@ -233,13 +234,14 @@ class Searcher:
         entries = [self.index.entries[item.entry] for item in fused]
         matches = self._chunk_matches(entries, query)
         terms = question_terms(query)
+        values = self.fields.matches(query.text, query.tokens)
         hits = []
         for rank, (item, entry, chunks) in enumerate(zip(fused, entries, matches, strict=True), start=1):
             best = self.index.chunks[item.best_chunk]
             hits.append(Hit(rank=rank, score=item.score, entry=entry,
                             snippet=make_snippet(best.text, query.terms), path=self.note_path(entry.file),
                             chunk_lines=(best.line_start, best.line_end), sources=item.sources, chunks=chunks,
-                            why=explain(item.sources, entry, terms)))
+                            why=explain(item.sources, entry, terms, values.get(item.entry, ()))))
         return RetrievalResult(query, hits, self.index.lexicon, self.dictionary, standout, self.partial)
 
     def _standout(self, rankings: Sequence[Ranking], query: Query) -> dict[str, float]:

@@ -9,7 +9,7 @@ wrote them ("KV-cache", "80%"), not as index tokens.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rag.ingest.notes import Entry
@@ -26,12 +26,17 @@ LABELS = {"bm25": "BM25", "e5-onnx": "e5", "e5": "e5", "use-m3": "USE", "transla
 class Why:
     ranks: Mapping[str, int] = field(default_factory=dict)  # retriever → the entry's rank there (1 = best)
     matched: tuple[str, ...] = ()  # the question's exact terms and names the entry holds, as written
+    #: The entry's fields whose value the question writes whole ("which are NeurIPS 2023" → venue):
+    #: found by what the note says of the paper, not by its text.
+    fields: Mapping[str, str] = field(default_factory=dict)
 
     def line(self) -> str:
         """One line for a source card: "BM25 #1 · e5 #3 · exact: 80%, KV cache"."""
         parts = [f"{LABELS.get(name, name)} #{rank}" for name, rank in self.ranks.items() if name != "exact"]
-        if "exact" in self.ranks or self.matched:
-            parts.append("exact: " + (", ".join(self.matched) or f"#{self.ranks['exact']}"))
+        said = " ".join(self.fields.values()).lower()  # "NeurIPS" is in "venue: NeurIPS 2023"
+        held = [*(m for m in self.matched if m.lower() not in said), *(f"{k}: {v}" for k, v in self.fields.items())]
+        if "exact" in self.ranks or held:
+            parts.append("exact: " + (", ".join(held) or f"#{self.ranks['exact']}"))
         return " · ".join(parts)
 
 
@@ -69,8 +74,9 @@ def holds(text: str, token: str) -> bool:
     return re.search(rf"(?<![a-z0-9]){re.escape(token)}(?![a-z0-9])", text) is not None
 
 
-def explain(sources: Mapping[str, SourceScore], entry: Entry, terms: list[Term]) -> Why:
-    """The retrievers' ranks of an entry (best first) and which of ``terms`` its title or text holds."""
+def explain(sources: Mapping[str, SourceScore], entry: Entry, terms: list[Term], values: Sequence[str] = ()) -> Why:
+    """The retrievers' ranks of an entry (best first), which of ``terms`` its title or text holds,
+    and its fields holding one of ``values`` (field values the question writes, :mod:`.fields`)."""
     ranks = dict(sorted(((name, s.rank) for name, s in sources.items()), key=lambda r: r[1]))
     text = lexical.normalize(f"{entry.title}\n{entry.text}").lower() if terms else ""
     matched: list[Term] = []
@@ -78,4 +84,6 @@ def explain(sources: Mapping[str, SourceScore], entry: Entry, terms: list[Term])
         if all(holds(text, t) for t in term.tokens) and not any(term.written.lower() in m.written.lower()
                                                                 for m in matched):
             matched.append(term)
-    return Why(ranks, tuple(t.written for t in sorted(matched, key=lambda t: t.at)))
+    wanted = {v.lower() for v in values}
+    fields = {k: v for k, v in entry.properties if any(p.strip().lower() in wanted for p in v.split(", "))}
+    return Why(ranks, tuple(t.written for t in sorted(matched, key=lambda t: t.at)), fields)
