@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rag.retrieve.fields import FieldValues
+from rag.retrieve.fields import FieldValues, asked_fields
 from rag.retrieve.glossary import Glossary
 from rag.retrieve.query import make_query
 from rag.retrieve.retrievers import BM25Retriever, ExactRetriever
@@ -131,3 +131,15 @@ def test_entries_whose_fields_hold_a_value_the_question_writes_whole_rank_first(
     exact = ExactRetriever(RecordingBM25(chunks), Lexicon.of(Terms.of(chunks)), chunk_entry=np.arange(8),
                            fields=fields)
     assert exact.rank(make_query("Which papers are NeurIPS 2023?"), 5).ids.tolist() == [0, 2]
+
+
+def test_a_question_asks_for_a_field_by_the_words_people_use() -> None:
+    """"who are its authors", "我标的状态", "发在哪个会议" ask for fields; "作者是怎么解释", "参数更新"
+    and "偏好标签" ask about the paper."""
+    asked = {"The RL paper with the clipped objective: who are its authors?": "authors",
+             "我给 LoRA 那篇笔记设的 status 标的是什么？": "status", "KTO 最后发在哪个会议？": "venue",
+             "那篇是哪一年的？": "year", "MOC 页是哪天建的？": "created", "最近一次更新是什么时候？": "updated"}
+    for question, key in asked.items():
+        assert key in asked_fields(question), question
+    for question in ("作者是怎么解释这个现象的？", "PPO 怎么限制参数更新的幅度？", "偏好标签是谁给的？"):
+        assert not asked_fields(question), question

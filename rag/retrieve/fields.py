@@ -31,7 +31,8 @@ SKIPPED = frozenset("""title name aliases alias aka url link pdf source arxiv do
 #: content question's "作者是怎么解释", "参数更新" or "偏好标签" asks about the paper, not the note's fields.
 _FIELDS: tuple[tuple[frozenset[str], re.Pattern[str]], ...] = tuple(
     (frozenset(keys.split()), re.compile(pattern, re.I)) for keys, pattern in (
-        ("authors author by", r"\bauthors? (?:of|are|is|list)\b|\bwho (?:wrote|are the authors)\b|\bwritten by\b|"
+        ("authors author by", r"\bauthors? (?:of|are|is|list)\b|\bwho (?:wrote|are (?:the|its|their) authors)\b|"
+                              r"\bits authors\b|\bwritten by\b|"
                               r"作者(?:是谁|有谁|有哪些|列表|名单|里|中|都有)|谁写"),
         ("year", r"\b(?:which|what) year\b|\bwhen was (?:it|the \w+) (?:published|released)\b|哪一?年|年份"),
         ("venue booktitle journal conference published publication",
