@@ -175,7 +175,7 @@ class AnswerSettings(_Section):
     min_coverage_lexical: float = Field(0.2, ge=0, le=1)
     #: BM25 and every embedder agreeing on the top entry covers a question from this share on; a chunk
     #: that stands out from the notes vouches from the next one (under it, it stands out by chance).
-    min_consensus_coverage: float = Field(0.23, ge=0, le=1)
+    min_consensus_coverage: float = Field(0.25, ge=0, le=1)
     min_standout_coverage: float = Field(0.15, ge=0, le=1)
     #: Longer questions are refused with one line: a pasted document is not a question.
     max_question_chars: int = Field(2000, ge=10, le=1_000_000)
