@@ -314,6 +314,9 @@ venue: ICLR 2022
 status: re-read
 created: 2024-11-02
 extra: {nested: ignored}
+abstract: |
+  Freeze the weights.
+  Learn a low-rank update.
 ---
 ## Summary
 Freeze the weights; learn a low-rank update B·A.
@@ -333,7 +336,8 @@ def test_every_field_a_note_writes_is_kept_on_its_entries() -> None:
     assert dict(entry.properties) == {
         "rating": "4", "title": "LoRA: Low-Rank Adaptation of Large Language Models",
         "aliases": "LoRA, low-rank adapters", "authors": "Edward J. Hu, Yelong Shen", "year": "2021",
-        "venue": "ICLR 2022", "status": "re-read", "created": "2024-11-02"}
+        "venue": "ICLR 2022", "status": "re-read", "created": "2024-11-02",
+        "abstract": "Freeze the weights. Learn a low-rank update."}  # a block of lines is one line
     assert entry.properties[0] == ("rating", "4")
     journal = split_entries(DAY_PAGE, "Daily/2024-03-14.md")
     assert {dict(e.properties).get("date") for e in journal} == {"2024-03-14"}

@@ -187,7 +187,7 @@ def meta_from_mapping(data: Mapping) -> NoteMeta:
     written: list[tuple[str, str]] = []
     kind = None
     for key, value in data.items():
-        if (text := ", ".join(_strings(value))) and str(key).strip():
+        if (text := " ".join(", ".join(_strings(value)).split())) and str(key).strip():  # one line
             written.append((str(key).strip().lower(), text[:MAX_FIELD_CHARS]))
         name = _KEYS.get(str(key).strip().lower().replace("_", ""))
         if str(key).strip().lower() == "type":

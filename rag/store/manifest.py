@@ -15,7 +15,7 @@ import orjson
 from rag.errors import RagError
 from rag.text import lexical
 
-PIPELINE_VERSION = 21
+PIPELINE_VERSION = 22
 SCHEMA = 6
 
 
