@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from rag.retrieve.fields import FieldValues, asked_fields
@@ -143,3 +145,16 @@ def test_a_question_asks_for_a_field_by_the_words_people_use() -> None:
         assert key in asked_fields(question), question
     for question in ("作者是怎么解释这个现象的？", "PPO 怎么限制参数更新的幅度？", "偏好标签是谁给的？"):
         assert not asked_fields(question), question
+
+
+def test_field_values_of_many_entries_are_matched_in_a_few_milliseconds() -> None:
+    """A venue shared by hundreds of entries ("Conf 12 …") costs a set test per value, not a pattern
+    (a pattern per value took 108 ms a question on 100 000 entries)."""
+    properties = [(("venue", f"Conf {i % 300} {2015 + i % 11}"), ("authors", f"Author{i} X, Author{i + 1} Y"))
+                  for i in range(20_000)]
+    fields = FieldValues(properties)
+    question = "Which papers are Conf 12 2023 by Author123 X?"
+    started = time.perf_counter()
+    for _ in range(10):
+        found = fields.matches(question, lexical.tokenize(question))
+    assert (time.perf_counter() - started) / 10 < 0.02 and 123 in found

@@ -55,7 +55,9 @@ def asked_fields(question: str) -> frozenset[str]:
 
 
 class FieldValues:
-    """Each short field value of the entries, found from its first token."""
+    """Each short field value of the entries, found from its first token; a question is checked only
+    against the values all of whose words it has, so a value shared by many (a venue's name) costs
+    a set test, not a pattern."""
 
     def __init__(self, properties: Sequence[Sequence[tuple[str, str]]]) -> None:
         holders: dict[str, dict[int, str]] = {}  # value → entry → the key it is held under
@@ -68,21 +70,21 @@ class FieldValues:
                     if MIN_CHARS <= len(item) <= MAX_VALUE_CHARS:
                         holders.setdefault(item, {}).setdefault(entry, key)
         limit = max(1, int(MAX_SHARE * len(properties)))
-        self._by_token: dict[str, list[tuple[str, dict[int, str]]]] = {}
+        self._by_token: dict[str, list[tuple[str, frozenset[str], dict[int, str]]]] = {}
         for item, entries in holders.items():
             tokens = lexical.tokenize(item.lower())
             if tokens and len(entries) <= limit:
-                self._by_token.setdefault(tokens[0], []).append((item, entries))
+                self._by_token.setdefault(tokens[0], []).append((item, frozenset(tokens), entries))
 
     def matches(self, question: str, tokens: Sequence[str]) -> dict[int, list[str]]:
         """Entry → the values of its fields that ``question`` writes whole."""
-        lowered, asked = question.lower(), asked_fields(question)
+        lowered, asked, held = question.lower(), asked_fields(question), set(tokens)
         found: dict[int, list[str]] = {}
-        for token in dict.fromkeys(tokens):
-            for item, entries in self._by_token.get(token, ()):
+        for token in held:
+            for item, words, entries in self._by_token.get(token, ()):
                 written = question if item.isupper() else lowered  # READING the state, not "reading list"
-                if not re.search(rf"(?<![\w.-]){re.escape(item)}(?![\w-])", written):
-                    continue
+                if not words <= held or not re.search(rf"(?<![\w.-]){re.escape(item)}(?![\w-])", written):
+                    continue  # every word of it first (a set test), then the whole of it, in order
                 plain = item.isalpha() and not item.isupper()  # a word, not "NeurIPS 2023", "2025-05-02"
                 for entry, key in entries.items():
                     if not plain or key in asked:
