@@ -164,13 +164,12 @@ class ExactRetriever(BM25Retriever):
     def _field_scores(self, query: Query) -> np.ndarray:
         """For each entry holding field values the question writes whole, their tokens' rarity,
         given to every chunk of it (:mod:`.fields`)."""
-        extra = np.zeros(self.lexicon.n_chunks, np.float32)
-        if self.fields is None or self.chunk_entry is None:
-            return extra
+        if self.fields is None or self.chunk_entry is None or not len(self.chunk_entry):
+            return np.zeros(self.lexicon.n_chunks, np.float32)
+        per_entry = np.zeros(int(self.chunk_entry.max()) + 1, np.float32)
         for entry, values in self.fields.matches(query.text, query.tokens).items():
-            weight = sum(self.lexicon.weight(t) for v in values for t in lexical.tokenize(v))
-            extra[self.chunk_entry == entry] += weight
-        return extra
+            per_entry[entry] = sum(self.lexicon.weight(t) for v in values for t in lexical.tokenize(v))
+        return per_entry[self.chunk_entry]  # one gather, however many entries hold the value
 
     @cached_property
     def _initials(self) -> dict[str, list[int]]:
