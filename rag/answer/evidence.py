@@ -187,24 +187,25 @@ def gather_evidence(result: RetrievalResult, top_entries: int) -> Evidence:
 
 def _field_held(result: RetrievalResult, names: list[str]) -> str | None:
     """The asked field the top entry holds, when the question names that entry (its title or an alias)."""
-    if not result.hits or not (asked := asked_fields(result.query.text)):
+    if not (asked := asked_fields(result.query.text)) or not _calling_top(result, names):
         return None
-    entry = result.hits[0].entry
-    called = " ".join((entry.title, *entry.aliases)).lower()
-    if not any(name.lower() in called for name in names):
-        return None
-    return next((key for key, _ in entry.properties if key in asked), None)
+    return next((key for key, _ in result.hits[0].entry.properties if key in asked), None)
 
 
 def _names_top(result: RetrievalResult, names: list[str]) -> str | None:
     """The question's name that the top entry's title or aliases write and few chunks use
     (:data:`RARE_NAME_CHUNKS`, or a twentieth of them): "LLMs" in a title names nothing in particular."""
+    return next((name for name in _calling_top(result, names) if (tokens := lexical.tokenize(name))
+                 and all(_rare(t, result.lexicon) for t in tokens)), None)
+
+
+def _calling_top(result: RetrievalResult, names: list[str]) -> list[str]:
+    """The question's names that the top entry's title or aliases write."""
     if not result.hits:
-        return None
+        return []
     entry = result.hits[0].entry
     called = " ".join((entry.title, *entry.aliases)).lower()
-    return next((name for name in names if name.lower() in called and (tokens := lexical.tokenize(name))
-                 and all(_rare(t, result.lexicon) for t in tokens)), None)
+    return [name for name in names if name.lower() in called]
 
 
 def _dated(tokens: tuple[str, ...]) -> list[str]:

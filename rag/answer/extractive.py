@@ -242,6 +242,7 @@ def write_answer(sentences: Sequence[Sentence], hits: Sequence[Hit], evidence: E
     it" is too."""
     sep = "：" if lang == "zh" else ": "
     asked = asked_fields(evidence.question)
+    listing = intent_of(evidence.question) is Intent.LIST  # a list by a field value shows that field
     lines = [prompts.EXTRACTIVE_LEAD[lang]]
     for n in dict.fromkeys(s.n for s in sentences):
         entry = hits[n - 1].entry
@@ -252,7 +253,7 @@ def write_answer(sentences: Sequence[Sentence], hits: Sequence[Hit], evidence: E
         reference = _reference(entry) if asks_reference(evidence.question) else None
         if reference and reference.split()[-1] not in quoted:
             quoted += f" ({reference})"
-        shown = asked | (set(hits[n - 1].why.fields) if intent_of(evidence.question) is Intent.LIST else set())
+        shown = asked | (set(hits[n - 1].why.fields) if listing else set())
         if fields := [f"{k}: {v}" for k, v in entry.properties if k in shown and not _says(quoted, v)]:
             quoted += f" ({'; '.join(fields)})"
         lines.append(f"- {neutralise(label + sep + quoted)} [{n}]")

@@ -44,10 +44,11 @@ def judge(evidence: Evidence, settings: AnswerSettings, thresholds: Mapping[str,
 
     The sharpest signals first: a question about named things (TabPFN, MEMIT) most of which the
     notes never mention anywhere is not covered, however close some chunk looks; one asking for a
-    field (its authors, its status) of the entry it names is, and one that calls the top entry by
-    its own rare name (QLoRA), whatever else it shares; nor is one that
+    field (its authors, its status) of the entry it names is covered, and so is one that calls the
+    top entry by its own rare name (QLoRA), whatever else it shares. Nor is one covered that
     an embedder finds unrelated to every chunk (``unrelated``: "how long should I boil eggs"
-    shares "long" with the notes), unless it names something they mention. Otherwise a question
+    shares "long" with the notes), unless it names something they mention or a rare code the top
+    entries hold ("read on 2025-05-02"). Otherwise a question
     is refused only when its distinctive terms are mostly absent from the top entries (coverage
     below ``settings.min_coverage``) *and* no embedder vouches for a chunk, by its raw similarity
     (``thresholds``) or by how far the best chunk stands out from the rest of the notes
