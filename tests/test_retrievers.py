@@ -120,15 +120,15 @@ def test_entries_whose_fields_hold_a_value_the_question_writes_whole_rank_first(
                   (("venue", "NeurIPS 2023"), ("tags", "agents"), ("status", "DONE"))] + [(("status", "DONE"),)] * 5
     fields = FieldValues(properties)
     assert fields.matches("Which papers are NeurIPS 2023?", lexical.tokenize("Which papers are NeurIPS 2023?")) == {
-        0: ["neurips 2023"], 2: ["neurips 2023"]}
+        0: {"venue": "neurips 2023"}, 2: {"venue": "neurips 2023"}}
     for question in ("Which agents papers?", "Which are DONE?", "my reading list", "NeurIPS 20231", "状态是 reading"):
         assert not fields.matches(question, lexical.tokenize(question)), question
-    assert fields.matches("状态是 READING 的", lexical.tokenize("状态是 READING 的")) == {1: ["READING"]}
+    assert fields.matches("状态是 READING 的", lexical.tokenize("状态是 READING 的")) == {1: {"status": "READING"}}
     orgs = FieldValues([(("org", "Microsoft"),), (("status", "reading"),)] + [(("status", "done"),)] * 6)
     for question in ("the Microsoft model that clones a voice", "in my reading list"):  # a plain word alone
         assert not orgs.matches(question, lexical.tokenize(question)), question
     status = "which papers is my status reading?"
-    assert orgs.matches(status, lexical.tokenize(status)) == {1: ["reading"]}  # asked for by its field
+    assert orgs.matches(status, lexical.tokenize(status)) == {1: {"status": "reading"}}  # asked for by its field
     chunks = [["toolformer", "api"], ["react", "thought"], ["reflexion", "memory"]] + [[f"w{i}"] for i in range(5)]
     exact = ExactRetriever(RecordingBM25(chunks), Lexicon.of(Terms.of(chunks)), chunk_entry=np.arange(8),
                            fields=fields)

@@ -19,10 +19,13 @@ _BOLD_LABEL = re.compile(r"^\*\*([^*\n]{1,60})\*\*\s*[:：—–-]")
 
 def listed_things(spans: list[Span], lines: list[str], fenced: list[bool], headings: dict[int, tuple[int, str]]
                    ) -> list[Span]:
-    """A heading's section whose body is a flashcard deck, or an outline of things (top-level
-    bullets with children that are not one thing's Summary / Method parts), is those things: an
-    entry each under the heading, as if the note held only that body. A reading log kept as
-    "* **MMLU**: …" blocks under one title is then an entry per paper, not one."""
+    """Each heading whose own text lists things becomes a section over them, an entry each: paragraphs
+    led by a name in bold (under any heading), and, under a heading that is no paper's part, a list
+    of described links, a table of things or bullets carrying ``key:: value`` fields; a heading after
+    the list is no part of its last thing. A section heading's body that is a flashcard deck, or an
+    outline of things (top-level bullets with children that are not one thing's Summary / Method
+    parts), is those things too: a reading log kept as "* **MMLU**: …" blocks under one title is then
+    an entry per paper, not one."""
     out: list[Span] = []
     for n, span in enumerate(spans):
         out.append(span)

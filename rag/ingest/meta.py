@@ -14,6 +14,7 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from itertools import chain
 
 from .dates import YEAR, first_date
 
@@ -85,11 +86,10 @@ class NoteMeta:
 def merge_fields(*groups: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
     """The fields of all ``groups``, a key's first value winning, at most :data:`MAX_FIELDS`."""
     found: dict[str, str] = {}
-    for group in groups:
-        for key, value in group:
-            if len(found) >= MAX_FIELDS:
-                break
-            found.setdefault(key, value)
+    for key, value in chain.from_iterable(groups):
+        if len(found) >= MAX_FIELDS:
+            break
+        found.setdefault(key, value)
     return tuple(found.items())
 
 

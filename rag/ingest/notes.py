@@ -69,7 +69,7 @@ from .meta import (
     property_fields,
 )
 from .sections import is_overview, is_part_heading, title_names
-from .tables import TABLE_RULE, cells, delimited_spans, is_row, row_meta, row_title, table_header, table_spans
+from .tables import TABLE_RULE, TableHeader, delimited_spans, table_spans
 
 NOTE_SUFFIXES = (".md", ".markdown", ".txt", ".org")
 MIN_LISTBULLETS = 4  # a heading's text that is this many bullets of names or links is a list
@@ -189,9 +189,7 @@ def _heading_spans(lines: list[str], start: int, fenced: list[bool], headings: d
     first_title = clean_title(headings[min(headings)][1])
     # the headings above the current line, under the note's front-matter title when it has its own
     stack: list[tuple[int, str]] = [(0, note_title)] if note_title and note_title != first_title else []
-    header = ""  # the header row of the table being read
-    named = False  # whether its first column names the rows
-    columns: list[str] = []  # its cells, which name each row's fields
+    header = TableHeader()  # the header row of the table being read
     first_item = min(items, default=None)
     for i in range(start, len(lines)):
         line = lines[i]
@@ -228,14 +226,12 @@ def _heading_spans(lines: list[str], start: int, fenced: list[bool], headings: d
         elif in_log and not fenced[i] and _is_log_item(lines, i, fenced):
             day = PATH_SEP.join(t for _, t in stack)
             span = Span(i, "item", bullet_title(lines, i), current_date, day)
-        elif section is not None and not fenced[i] and is_row(line, named):
-            span = Span(i, "row", row_title(line), section[1], PATH_SEP.join(filter(None, (section[0], header))),
-                        row_meta(columns, cells(line)))
+        elif section is not None and not fenced[i] and header.is_row(line):
+            span = header.row(i, line, section[1], section[0])
         elif after_row and section is not None:
             span = Span(i, "section", section[0], section[1])
         elif not fenced[i] and TABLE_RULE.match(line) and i > start and TABLE_ROW.match(lines[i - 1]):
-            header, named = table_header(lines[i - 1])
-            columns = cells(lines[i - 1])
+            header = TableHeader.of(lines[i - 1])
         if span is not None:
             spans.append(span)
             after_row = span.kind == "row"
@@ -254,7 +250,8 @@ def split_entries(text: str, file: str, warn: Callable[[str], None] | None = Non
     """Split one note's text into entries; ``file`` is its path relative to the corpus. ``warn``
     hears what the reading says about the note (a front matter read as text, and why)."""
     written = split_lines(text)
-    lines = org.as_markdown(written) if org.is_org(written) else written  # structure read from Markdown
+    is_org = org.is_org(written)
+    lines = org.as_markdown(written) if is_org else written  # structure read from Markdown
     body_start, meta = front_matter(lines)
     if meta.problem and warn is not None:
         warn(meta.problem)
@@ -307,7 +304,7 @@ def split_entries(text: str, file: str, warn: Callable[[str], None] | None = Non
                  or outline_spans(lines, body_start, fenced, note_date, note_title)
                  or paragraph_spans(lines, body_start, fenced, note_date, note_title)
                  or [Span(body[0], "section", clean_title(lines[body[0]])[:80], note_date)])
-    states = org.todo_states(written) if lines is not written else {}
+    states = org.todo_states(written) if is_org else {}
     return _entries(spans, lines, written, file, meta if one_thing is None else NoteMeta(), headings, states)
 
 
@@ -353,7 +350,7 @@ def _share_fields(entries: list[Entry], described: list[bool]) -> list[Entry]:
     for entry, has in zip(entries, described, strict=True):
         if not has and entry.kind == "item" and holders and len(entry.title) <= MAX_NAME_CHARS:
             named = re.compile(rf"(?<![\w-]){re.escape(entry.title)}(?![\w-])")
-            if len(same := [h for h in holders if h is not entry and named.search(h.title)]) == 1:
+            if len(same := [h for h in holders if named.search(h.title)]) == 1:
                 entry = replace(entry, properties=merge_fields(same[0].properties, entry.properties),
                                 authors=entry.authors or same[0].authors)
         out.append(entry)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from .blocks import PATH_SEP, TABLE_ROW, Span
 from .markup import clean_inline, first_url, has_link
@@ -23,11 +25,34 @@ def cells(line: str) -> list[str]:
     return TABLE_ROW.match(line).group(1).split("|")  # type: ignore[union-attr]
 
 
-def table_header(line: str) -> tuple[str, bool]:
-    """A header row as a row's context ("Method | Bits | Key idea"), and whether its first column
-    names the rows, so that every row is a thing of its own."""
-    row = cells(line)
-    return " | ".join(clean_inline(c) for c in row if c.strip()), clean_inline(row[0]).strip().lower() in NAME_COLUMNS
+@dataclass(frozen=True)
+class TableHeader:
+    """A markdown table's header row: its columns name each row's fields, and its text is each row's
+    context ("Method | Bits | Key idea")."""
+
+    columns: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, line: str) -> TableHeader:
+        return cls(tuple(cells(line)))
+
+    @property
+    def text(self) -> str:
+        return " | ".join(clean_inline(c) for c in self.columns if c.strip())
+
+    @property
+    def named(self) -> bool:
+        """Whether its first column names the rows, so that every row is a thing of its own."""
+        return bool(self.columns) and clean_inline(self.columns[0]).strip().lower() in NAME_COLUMNS
+
+    def is_row(self, line: str) -> bool:
+        return is_row(line, self.named)
+
+    def row(self, i: int, line: str, date: str | None, context: str) -> Span:
+        """Line ``i``, a row of this table, as its entry's span: titled by its first cell, under the
+        table's ``context`` and this header, its cells as fields."""
+        return Span(i, "row", row_title(line), date, PATH_SEP.join(filter(None, (context, self.text))),
+                    row_meta(self.columns, cells(line)))
 
 
 def is_row(line: str, named: bool) -> bool:
@@ -48,20 +73,18 @@ def table_spans(lines: list[str], start: int, stop: int, fenced: list[bool], dat
     """The rows of the markdown tables in lines ``start`` to ``stop`` that list things (a heading's
     "Methods at a glance" table), each with its table's header; None when fewer than two."""
     spans: list[Span] = []
-    header, named, columns = "", False, []
+    header = TableHeader()
     for i in range(start + 1, stop):
         if fenced[i]:
             continue
         if TABLE_RULE.match(lines[i]) and TABLE_ROW.match(lines[i - 1]):
-            header, named = table_header(lines[i - 1])
-            columns = cells(lines[i - 1])
-        elif header and is_row(lines[i], named):
-            spans.append(Span(i, "row", row_title(lines[i]), date, PATH_SEP.join(filter(None, (context, header))),
-                              row_meta(columns, cells(lines[i]))))
+            header = TableHeader.of(lines[i - 1])
+        elif header.text and header.is_row(lines[i]):
+            spans.append(header.row(i, lines[i], date, context))
     return spans if len(spans) >= 2 else None
 
 
-def row_meta(columns: list[str], row: list[str]) -> NoteMeta:
+def row_meta(columns: Sequence[str], row: Sequence[str]) -> NoteMeta:
     """A row's cells under their columns' names, read as a note's fields: "Authors" gives its
     authors, "Tags" its tags, "Status" and "Added" are kept as written."""
     named = {name: value for c, v in zip(columns, row, strict=False)

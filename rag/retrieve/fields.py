@@ -76,10 +76,10 @@ class FieldValues:
             if tokens and len(entries) <= limit:
                 self._by_token.setdefault(tokens[0], []).append((item, frozenset(tokens), entries))
 
-    def matches(self, question: str, tokens: Sequence[str]) -> dict[int, list[str]]:
-        """Entry → the values of its fields that ``question`` writes whole."""
+    def matches(self, question: str, tokens: Sequence[str]) -> dict[int, dict[str, str]]:
+        """Entry → its fields whose value ``question`` writes whole: key → the value written."""
         lowered, asked, held = question.lower(), asked_fields(question), set(tokens)
-        found: dict[int, list[str]] = {}
+        found: dict[int, dict[str, str]] = {}
         for token in held:
             for item, words, entries in self._by_token.get(token, ()):
                 written = question if item.isupper() else lowered  # READING the state, not "reading list"
@@ -88,5 +88,5 @@ class FieldValues:
                 plain = item.isalpha() and not item.isupper()  # a word, not "NeurIPS 2023", "2025-05-02"
                 for entry, key in entries.items():
                     if not plain or key in asked:
-                        found.setdefault(entry, []).append(item)
+                        found.setdefault(entry, {})[key] = item
         return found

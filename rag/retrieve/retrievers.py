@@ -167,8 +167,8 @@ class ExactRetriever(BM25Retriever):
         if self.fields is None or self.chunk_entry is None or not len(self.chunk_entry):
             return np.zeros(self.lexicon.n_chunks, np.float32)
         per_entry = np.zeros(int(self.chunk_entry.max()) + 1, np.float32)
-        for entry, values in self.fields.matches(query.text, query.tokens).items():
-            per_entry[entry] = sum(self.lexicon.weight(t) for v in values for t in lexical.tokenize(v))
+        for entry, held in self.fields.matches(query.text, query.tokens).items():
+            per_entry[entry] = sum(self.lexicon.weight(t) for v in held.values() for t in lexical.tokenize(v))
         return per_entry[self.chunk_entry]  # one gather, however many entries hold the value
 
     @cached_property

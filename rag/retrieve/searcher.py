@@ -241,7 +241,7 @@ class Searcher:
             hits.append(Hit(rank=rank, score=item.score, entry=entry,
                             snippet=make_snippet(best.text, query.terms), path=self.note_path(entry.file),
                             chunk_lines=(best.line_start, best.line_end), sources=item.sources, chunks=chunks,
-                            why=explain(item.sources, entry, terms, values.get(item.entry, ()))))
+                            why=explain(item.sources, entry, terms, values.get(item.entry, {}))))
         return RetrievalResult(query, hits, self.index.lexicon, self.dictionary, standout, self.partial)
 
     def _standout(self, rankings: Sequence[Ranking], query: Query) -> dict[str, float]:

@@ -9,7 +9,7 @@ wrote them ("KV-cache", "80%"), not as index tokens.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from rag.ingest.notes import Entry
@@ -74,9 +74,10 @@ def holds(text: str, token: str) -> bool:
     return re.search(rf"(?<![a-z0-9]){re.escape(token)}(?![a-z0-9])", text) is not None
 
 
-def explain(sources: Mapping[str, SourceScore], entry: Entry, terms: list[Term], values: Sequence[str] = ()) -> Why:
+def explain(sources: Mapping[str, SourceScore], entry: Entry, terms: list[Term],
+            held: Collection[str] = ()) -> Why:
     """The retrievers' ranks of an entry (best first), which of ``terms`` its title or text holds,
-    and its fields holding one of ``values`` (field values the question writes, :mod:`.fields`)."""
+    and the fields whose value the question writes (``held``: their keys, :mod:`.fields`)."""
     ranks = dict(sorted(((name, s.rank) for name, s in sources.items()), key=lambda r: r[1]))
     text = lexical.normalize(f"{entry.title}\n{entry.text}").lower() if terms else ""
     matched: list[Term] = []
@@ -84,6 +85,5 @@ def explain(sources: Mapping[str, SourceScore], entry: Entry, terms: list[Term],
         if all(holds(text, t) for t in term.tokens) and not any(term.written.lower() in m.written.lower()
                                                                 for m in matched):
             matched.append(term)
-    wanted = {v.lower() for v in values}
-    fields = {k: v for k, v in entry.properties if any(p.strip().lower() in wanted for p in v.split(", "))}
+    fields = {k: v for k, v in entry.properties if k in held}
     return Why(ranks, tuple(t.written for t in sorted(matched, key=lambda t: t.at)), fields)
